@@ -1,0 +1,73 @@
+//! `romkit fixture -o DIR`: generate the synthetic sample package.
+
+use std::path::PathBuf;
+
+use super::{Ctx, emit, emit_json};
+use crate::error::{Error, Result};
+use crate::fixture::{FixtureOptions, generate};
+use crate::format::payload::hex;
+
+/// Arguments of `fixture`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Output folder.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Total size of the partition images: bytes, or with K/M/G suffix (binary).
+    #[arg(long, default_value = "6M", value_parser = parse_size)]
+    pub size: u64,
+    /// xz preset (0-9) for the payload.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub xz_level: u32,
+    /// Overwrite an existing package.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Parses `123`, `64K`, `6M`, `1.5G`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("unknown size suffix {c:?} (use K, M or G)")),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    if !(v.is_finite() && v > 0.0 && v * mult as f64 <= (1u64 << 44) as f64) {
+        return Err(format!("size {s:?} must be positive and at most 16T"));
+    }
+    Ok((v * mult as f64) as u64)
+}
+
+/// Runs `fixture`.
+pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    if args.size < 1 << 20 {
+        return Err(Error::Usage("--size must be at least 1M".into()));
+    }
+    let (path, summary) = generate(
+        &args.output,
+        &FixtureOptions {
+            size: args.size,
+            xz_level: args.xz_level,
+            jobs: ctx.jobs,
+            force: args.force,
+        },
+    )?;
+    if ctx.json {
+        emit_json(&serde_json::json!({
+            "path": path,
+            "payload_size": summary.file_size,
+            "payload_sha256": hex(&summary.file_hash),
+        }))?;
+    } else {
+        emit(&format!("{}\n", path.display()))?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,146 @@
+//! The command line: argument structs, dispatch and output rendering.
+//!
+//! stdout carries the result (a table, or one JSON document with `--json`);
+//! logs, warnings and progress go to stderr.
+
+mod fixture;
+mod inspect;
+mod progress;
+mod unpack;
+mod verify;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{EXIT_CHECK, Error, Result};
+
+/// Read, verify, unpack and rebuild Android firmware packages.
+#[derive(Parser, Debug)]
+#[command(name = "romkit", version, about, long_about = None)]
+pub struct Cli {
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only errors on stderr; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Worker threads (default: all cores).
+    #[arg(short = 'j', long, global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show what a package is: kind, version, device, partitions, operations.
+    Inspect(inspect::Args),
+    /// Check every hash and signature a package carries, without writing images.
+    Verify(verify::Args),
+    /// Extract partition images in parallel, checking every hash.
+    Unpack(unpack::Args),
+    /// Generate a synthetic HyperOS-like package (deterministic).
+    Fixture(fixture::Args),
+}
+
+/// Global settings passed to every command.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    /// JSON output.
+    pub json: bool,
+    /// Quiet.
+    pub quiet: bool,
+    /// Worker count.
+    pub jobs: usize,
+    /// Whether to draw progress bars.
+    pub progress: bool,
+}
+
+/// Parses the command line, runs it and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROMKIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
+        .without_time()
+        .with_target(false)
+        .try_init();
+    let jobs = cli
+        .jobs
+        .filter(|&j| j > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let ctx = Ctx {
+        json: cli.json,
+        quiet: cli.quiet,
+        jobs,
+        progress: !cli.quiet && std::io::stderr().is_terminal(),
+    };
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run(&ctx, a),
+        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Unpack(a) => unpack::run(&ctx, a),
+        Command::Fixture(a) => fixture::run(&ctx, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "romkit: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe is not an error worth reporting.
+pub(crate) fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("<stdout>", e)),
+    }
+}
+
+/// Writes a JSON document to stdout.
+pub(crate) fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::io("<stdout>", std::io::Error::other(e)))?;
+    s.push('\n');
+    emit(&s)
+}
+
+/// Sizes for people: `1.5 GiB`.
+pub(crate) fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Exit code for a run whose checks found failures.
+pub(crate) fn check_code(failed: bool) -> u8 {
+    if failed { EXIT_CHECK } else { 0 }
+}

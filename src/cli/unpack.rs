@@ -1,0 +1,161 @@
+//! `romkit unpack ROM -o DIR`: partition images, in parallel, checked.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::progress::Bars;
+use super::{Ctx, emit, emit_json, human_size};
+use crate::error::{Error, Result};
+use crate::format::payload::extract::{self, Job};
+use crate::format::payload::{PayloadError, hex};
+use crate::output::{AtomicFile, check_overwrite};
+use crate::rom::Rom;
+
+/// Arguments of `unpack`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The package (OTA zip or payload.bin).
+    pub rom: PathBuf,
+    /// Output folder (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Only these partitions (comma-separated names).
+    #[arg(short, long, value_delimiter = ',', value_name = "A,B")]
+    pub partitions: Vec<String>,
+    /// Skip the per-operation and per-partition hash checks.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Overwrite existing images.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Serialize)]
+struct Written {
+    partition: String,
+    path: PathBuf,
+    size: u64,
+    sha256: Option<String>,
+    verified: bool,
+}
+
+/// Runs `unpack`.
+pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    let rom = Rom::open(&args.rom)?;
+    let p = &rom.payload;
+    let selected: Vec<usize> = if args.partitions.is_empty() {
+        (0..p.partitions.len()).collect()
+    } else {
+        let mut v = Vec::new();
+        for name in &args.partitions {
+            let idx = p.partitions.iter().position(|x| &x.name == name).ok_or_else(|| {
+                Error::Usage(format!(
+                    "partition {name:?} is not in {} (it has: {})",
+                    rom.path.display(),
+                    p.partitions
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            if !v.contains(&idx) {
+                v.push(idx);
+            }
+        }
+        v
+    };
+    // Refuse incremental payloads before creating anything.
+    for &i in &selected {
+        if let Some(op) = p.partitions[i].first_incremental_op() {
+            return Err(Error::Payload {
+                file: rom.path.clone(),
+                source: PayloadError::Incremental {
+                    partition: p.partitions[i].name.clone(),
+                    index: op.index,
+                    kind: op.kind_name(),
+                },
+            });
+        }
+    }
+    let dests: Vec<PathBuf> = selected
+        .iter()
+        .map(|&i| args.output.join(format!("{}.img", p.partitions[i].name)))
+        .collect();
+    for d in &dests {
+        check_overwrite(d, args.force)?;
+    }
+    std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
+    let mut files = Vec::with_capacity(dests.len());
+    for (d, &i) in dests.iter().zip(&selected) {
+        let f = AtomicFile::create(d, args.force)?;
+        f.file()
+            .set_len(p.partitions[i].size)
+            .map_err(|e| Error::io(f.tmp_path(), e))?;
+        files.push(f);
+    }
+    let outputs = files
+        .iter()
+        .map(|f| {
+            f.file()
+                .try_clone()
+                .map(|c| (c, f.tmp_path().to_path_buf()))
+                .map_err(|e| Error::io(f.tmp_path(), e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bars = Bars::new(
+        ctx.progress,
+        &selected
+            .iter()
+            .map(|&i| (p.partitions[i].name.clone(), p.partitions[i].size))
+            .collect::<Vec<_>>(),
+    );
+    let verify = !args.no_verify;
+    let outcome = extract::run(
+        &Job {
+            payload: p,
+            partitions: selected.clone(),
+            outputs: Some(outputs),
+            verify,
+            fail_fast: true,
+            jobs: ctx.jobs,
+        },
+        &bars,
+    );
+    bars.finish();
+    if let Some(e) = outcome.failures.into_iter().next() {
+        // `files` drop here: every temporary image is removed.
+        return Err(e);
+    }
+    let mut written = Vec::with_capacity(files.len());
+    for (f, po) in files.into_iter().zip(&outcome.partitions) {
+        let path = f.commit()?;
+        written.push(Written {
+            partition: po.name.clone(),
+            path,
+            size: po.size,
+            sha256: po.actual_hash.map(|h| hex(&h)),
+            verified: verify && po.expected_hash.is_some() && po.actual_hash == po.expected_hash,
+        });
+    }
+    if ctx.json {
+        emit_json(&written)?;
+    } else {
+        let mut s = String::new();
+        let w = written.iter().map(|x| x.partition.len()).max().unwrap_or(4).max(9);
+        for x in &written {
+            let _ = writeln!(
+                s,
+                "{:<w$}  {:>10}  {}  {}",
+                x.partition,
+                human_size(x.size),
+                if x.verified { "verified" } else if verify { "no hash " } else { "unchecked" },
+                x.path.display()
+            );
+        }
+        emit(&s)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,541 @@
+//! Parallel application of a full payload's operations.
+//!
+//! Work is one operation at a time, across all selected partitions, pulled in
+//! order from one shared counter by `jobs` rayon workers: every core stays busy
+//! until the last operation, with no per-partition barrier.
+//!
+//! Each partition's SHA-256 must be computed over its bytes in order, while
+//! operations finish out of order. Finished outputs wait in a small per-partition
+//! buffer until every byte before them is hashed; whichever worker completes
+//! the missing piece hashes everything that became contiguous. The buffer is
+//! bounded: a worker about to start an operation far ahead of the hashing
+//! position waits while the buffer is full. This never deadlocks, because the
+//! operation the hasher needs is always either already taken (and will finish)
+//! or the next one to take (and is never made to wait).
+//!
+//! With verification off, outputs are written and dropped at once.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::decode::decode_into;
+use super::{OpType, Partition, Payload, PayloadError, hex};
+use crate::error::Error;
+
+/// Bytes of finished-but-unhashed output a partition may hold before workers
+/// that are ahead of the hashing position wait.
+pub const REORDER_LIMIT: u64 = 48 << 20;
+
+/// Callbacks for progress display. Called from worker threads.
+pub trait Progress: Sync {
+    /// `bytes` more destination bytes of selected partition `part` are done.
+    fn advance(&self, part: usize, bytes: u64);
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn advance(&self, _: usize, _: u64) {}
+}
+
+/// What to do with the decoded operations.
+pub struct Job<'a> {
+    /// The payload.
+    pub payload: &'a Payload,
+    /// Indices into `payload.partitions` to process.
+    pub partitions: Vec<usize>,
+    /// One preallocated output file per selected partition, or `None` to only verify.
+    pub outputs: Option<Vec<(File, PathBuf)>>,
+    /// Check `data_sha256_hash` of every operation and the partition hashes.
+    pub verify: bool,
+    /// Stop at the first failure (unpack) or record failures and go on (verify).
+    pub fail_fast: bool,
+    /// Worker count.
+    pub jobs: usize,
+}
+
+/// Outcome for one partition.
+#[derive(Clone, Debug)]
+pub struct PartitionOutcome {
+    /// Partition name.
+    pub name: String,
+    /// Image size.
+    pub size: u64,
+    /// Operations whose data hash was checked and matched.
+    pub ops_verified: usize,
+    /// Data-carrying operations without a `data_sha256_hash`.
+    pub ops_unhashed: usize,
+    /// Operations that failed (hash mismatch or undecodable data).
+    pub ops_failed: usize,
+    /// Hash in the manifest.
+    pub expected_hash: Option<[u8; 32]>,
+    /// Hash of the produced image (when verifying and every operation succeeded).
+    pub actual_hash: Option<[u8; 32]>,
+}
+
+impl PartitionOutcome {
+    /// Whether the partition image is known good: every operation decoded and
+    /// the image hash, when the manifest has one, matched.
+    pub fn ok(&self) -> bool {
+        self.ops_failed == 0
+            && match (self.expected_hash, self.actual_hash) {
+                (Some(e), Some(a)) => e == a,
+                // Expected a hash but none was computed: not verified.
+                (Some(_), None) => false,
+                (None, _) => true,
+            }
+    }
+}
+
+/// Outcome of a job.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Per selected partition, in selection order.
+    pub partitions: Vec<PartitionOutcome>,
+    /// Every failure found (only the first when failing fast).
+    pub failures: Vec<Error>,
+}
+
+/// A contiguous piece of a partition image, in image order.
+#[derive(Clone, Copy, Debug)]
+enum Seg {
+    /// Bytes no data operation writes: zeros.
+    Zero { len: u64 },
+    /// `len` bytes of the output of the data operation at position `pos` of
+    /// the partition's work order, starting `within` bytes into that output.
+    Op { pos: usize, within: u64, len: u64 },
+}
+
+/// The static plan of one partition.
+struct PartPlan<'a> {
+    part: &'a Partition,
+    /// Indices into `part.ops` of data-carrying operations, sorted by first destination byte.
+    order: Vec<usize>,
+    /// The image as segments, in byte order.
+    segs: Vec<Seg>,
+    /// Number of segments each position in `order` contributes.
+    seg_count: Vec<usize>,
+}
+
+impl<'a> PartPlan<'a> {
+    fn new(part: &'a Partition) -> Self {
+        let mut order: Vec<usize> = part
+            .ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !matches!(o.kind, Ok(OpType::Zero) | Ok(OpType::Discard)))
+            .map(|(i, _)| i)
+            .collect();
+        order.sort_by_key(|&i| (part.ops[i].dst.first().map_or(0, |r| r.offset), i));
+        // (offset, len, pos, within) for every destination range; validation has
+        // already proven they do not overlap.
+        let mut pieces = Vec::new();
+        let mut seg_count = vec![0usize; order.len()];
+        for (pos, &oi) in order.iter().enumerate() {
+            let mut within = 0;
+            for r in &part.ops[oi].dst {
+                pieces.push((r.offset, r.len, pos, within));
+                within += r.len;
+                seg_count[pos] += 1;
+            }
+        }
+        pieces.sort_unstable_by_key(|p| p.0);
+        let mut segs = Vec::with_capacity(pieces.len() * 2 + 1);
+        let mut at = 0u64;
+        for (offset, len, pos, within) in pieces {
+            if offset > at {
+                segs.push(Seg::Zero { len: offset - at });
+            }
+            segs.push(Seg::Op { pos, within, len });
+            at = offset + len;
+        }
+        if part.size > at {
+            segs.push(Seg::Zero {
+                len: part.size - at,
+            });
+        }
+        PartPlan {
+            part,
+            order,
+            segs,
+            seg_count,
+        }
+    }
+}
+
+/// Mutable per-partition state for in-order hashing.
+struct HashInner {
+    /// Finished outputs not fully hashed yet: position -> (bytes, segments left).
+    ready: HashMap<usize, (Arc<Vec<u8>>, usize)>,
+    /// Next segment to hash.
+    seg_pos: usize,
+    hasher: Option<Sha256>,
+    /// Whether some worker is hashing right now.
+    hashing: bool,
+    buffered: u64,
+    result: Option<[u8; 32]>,
+    /// Whether this job hashes at all.
+    enabled: bool,
+}
+
+struct PartState {
+    inner: Mutex<HashInner>,
+    cond: Condvar,
+    ops_verified: AtomicUsize,
+    ops_unhashed: AtomicUsize,
+    ops_failed: AtomicUsize,
+}
+
+enum Piece {
+    Zero(u64),
+    Data(Arc<Vec<u8>>, u64, u64),
+}
+
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+impl PartState {
+    fn new(hashing: bool) -> Self {
+        PartState {
+            inner: Mutex::new(HashInner {
+                ready: HashMap::new(),
+                seg_pos: 0,
+                hasher: hashing.then(Sha256::new),
+                hashing: false,
+                buffered: 0,
+                result: None,
+                enabled: hashing,
+            }),
+            cond: Condvar::new(),
+            ops_verified: AtomicUsize::new(0),
+            ops_unhashed: AtomicUsize::new(0),
+            ops_failed: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashInner> {
+        // A worker that panicked while holding the lock is a bug that rayon
+        // re-raises anyway; the state itself stays consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks while the reorder buffer is full and `pos` is ahead of the
+    /// operation the hasher needs.
+    fn wait_for_room(&self, plan: &PartPlan, pos: usize, cancel: &AtomicBool) {
+        let mut g = self.lock();
+        loop {
+            if cancel.load(Ordering::Relaxed) || g.buffered <= REORDER_LIMIT {
+                return;
+            }
+            let needed = plan.segs[g.seg_pos..].iter().find_map(|s| match s {
+                Seg::Op { pos, .. } => Some(*pos),
+                Seg::Zero { .. } => None,
+            });
+            if needed.is_none_or(|n| pos <= n) {
+                return;
+            }
+            g = self
+                .cond
+                .wait_timeout(g, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Hands over a finished output (or `None` for a partition without data
+    /// operations) and hashes whatever became contiguous.
+    fn submit(&self, plan: &PartPlan, item: Option<(usize, Arc<Vec<u8>>)>) {
+        let mut g = self.lock();
+        if !g.enabled || g.result.is_some() {
+            return;
+        }
+        if let Some((pos, buf)) = item {
+            g.buffered += buf.len() as u64;
+            g.ready.insert(pos, (buf, plan.seg_count[pos]));
+        }
+        if g.hashing {
+            return;
+        }
+        g.hashing = true;
+        loop {
+            let mut batch = Vec::new();
+            let mut sp = g.seg_pos;
+            while sp < plan.segs.len() && batch.len() < 64 {
+                match plan.segs[sp] {
+                    Seg::Zero { len } => batch.push(Piece::Zero(len)),
+                    Seg::Op { pos, within, len } => match g.ready.get(&pos) {
+                        Some((b, _)) => batch.push(Piece::Data(b.clone(), within, len)),
+                        None => break,
+                    },
+                }
+                sp += 1;
+            }
+            if batch.is_empty() {
+                g.hashing = false;
+                return;
+            }
+            let mut hasher = g.hasher.take().expect("hasher present while hashing");
+            drop(g);
+            for piece in &batch {
+                match piece {
+                    Piece::Zero(len) => {
+                        let mut len = *len;
+                        while len > 0 {
+                            let n = len.min(ZEROS.len() as u64);
+                            hasher.update(&ZEROS[..n as usize]);
+                            len -= n;
+                        }
+                    }
+                    Piece::Data(b, within, len) => {
+                        hasher.update(&b[*within as usize..(*within + *len) as usize]);
+                    }
+                }
+            }
+            drop(batch);
+            g = self.lock();
+            for seg in &plan.segs[g.seg_pos..sp] {
+                if let Seg::Op { pos, .. } = seg {
+                    let left = {
+                        let e = g.ready.get_mut(pos).expect("hashed output present");
+                        e.1 -= 1;
+                        e.1
+                    };
+                    if left == 0
+                        && let Some((b, _)) = g.ready.remove(pos)
+                    {
+                        g.buffered -= b.len() as u64;
+                    }
+                }
+            }
+            g.seg_pos = sp;
+            self.cond.notify_all();
+            if sp == plan.segs.len() {
+                g.result = Some(hasher.finalize().into());
+                g.hasher = None;
+                g.hashing = false;
+                return;
+            }
+            g.hasher = Some(hasher);
+        }
+    }
+}
+
+/// One unit of work.
+#[derive(Clone, Copy)]
+enum Work {
+    /// Decode the operation at position `pos` of selected partition `part`.
+    Op { part: usize, pos: usize },
+    /// Hash a partition that has no data operations.
+    HashOnly { part: usize },
+}
+
+/// Runs a job. Returns per-partition outcomes and the failures found; the
+/// caller decides what failures mean (exit code, removing outputs).
+pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
+    let payload = job.payload;
+    let file = payload.source.path().to_path_buf();
+    let plans: Vec<PartPlan> = job
+        .partitions
+        .iter()
+        .map(|&i| PartPlan::new(&payload.partitions[i]))
+        .collect();
+    let states: Vec<PartState> = plans.iter().map(|_| PartState::new(job.verify)).collect();
+    let mut work = Vec::new();
+    for (pi, plan) in plans.iter().enumerate() {
+        if plan.order.is_empty() {
+            work.push(Work::HashOnly { part: pi });
+        }
+        for pos in 0..plan.order.len() {
+            work.push(Work::Op { part: pi, pos });
+        }
+        // Zero-only ranges count as done from the start.
+        let zero_bytes = plan.part.size
+            - plan
+                .order
+                .iter()
+                .map(|&i| plan.part.ops[i].dst_len)
+                .sum::<u64>();
+        progress.advance(pi, zero_bytes);
+    }
+    let next = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let failures: Mutex<Vec<Error>> = Mutex::new(Vec::new());
+    let fail = |e: Error| {
+        if job.fail_fast {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let mut f = failures.lock().unwrap_or_else(|e| e.into_inner());
+        if f.len() < 1000 && !(job.fail_fast && !f.is_empty()) {
+            f.push(e);
+        }
+    };
+
+    let worker = || {
+        let mut data = Vec::new();
+        let mut scratch = Vec::new();
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let w = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&item) = work.get(w) else { return };
+            let (pi, pos) = match item {
+                Work::HashOnly { part } => {
+                    states[part].submit(&plans[part], None);
+                    continue;
+                }
+                Work::Op { part, pos } => (part, pos),
+            };
+            let plan = &plans[pi];
+            let state = &states[pi];
+            let op = &plan.part.ops[plan.order[pos]];
+            if job.verify {
+                state.wait_for_room(plan, pos, &cancel);
+            }
+            let perr = |source: PayloadError| Error::Payload {
+                file: file.clone(),
+                source,
+            };
+            let op_err = |why: String| {
+                perr(PayloadError::Decode {
+                    partition: plan.part.name.clone(),
+                    index: op.index,
+                    kind: op.kind_name(),
+                    why,
+                })
+            };
+            let result: Result<Vec<u8>, Error> = (|| {
+                let kind = match op.kind {
+                    Ok(k) if !k.needs_source() => k,
+                    _ => {
+                        return Err(perr(PayloadError::Incremental {
+                            partition: plan.part.name.clone(),
+                            index: op.index,
+                            kind: op.kind_name(),
+                        }));
+                    }
+                };
+                data.resize(op.data_len as usize, 0);
+                payload
+                    .source
+                    .read_exact_at(&mut data, op.data_offset)
+                    .map_err(|e| {
+                        perr(PayloadError::Read {
+                            offset: op.data_offset,
+                            source: e,
+                        })
+                    })?;
+                if job.verify {
+                    match op.data_hash {
+                        Some(expected) => {
+                            let actual: [u8; 32] = Sha256::digest(&data).into();
+                            if actual != expected {
+                                return Err(perr(PayloadError::OpHash {
+                                    partition: plan.part.name.clone(),
+                                    index: op.index,
+                                    kind: op.kind_name(),
+                                    offset: op.data_offset,
+                                    len: op.data_len,
+                                    expected: hex(&expected),
+                                    actual: hex(&actual),
+                                }));
+                            }
+                            state.ops_verified.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => {
+                            state.ops_unhashed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                let mut out = if job.verify {
+                    vec![0u8; op.dst_len as usize]
+                } else {
+                    std::mem::take(&mut scratch)
+                };
+                out.resize(op.dst_len as usize, 0);
+                decode_into(kind, &data, &mut out).map_err(op_err)?;
+                if let Some(outputs) = &job.outputs {
+                    let (f, path) = &outputs[pi];
+                    let mut at = 0usize;
+                    for r in &op.dst {
+                        f.write_all_at(&out[at..at + r.len as usize], r.offset)
+                            .map_err(|e| Error::io(path, e))?;
+                        at += r.len as usize;
+                    }
+                }
+                Ok(out)
+            })();
+            match result {
+                Ok(out) => {
+                    progress.advance(pi, op.dst_len);
+                    if job.verify {
+                        state.submit(plan, Some((pos, Arc::new(out))));
+                    } else {
+                        scratch = out;
+                    }
+                }
+                Err(e) => {
+                    state.ops_failed.fetch_add(1, Ordering::Relaxed);
+                    fail(e);
+                    if job.verify && !job.fail_fast {
+                        // Keep the partition's hashing moving; its result is
+                        // discarded because an operation failed.
+                        state.submit(plan, Some((pos, Arc::new(vec![0u8; op.dst_len as usize]))));
+                    }
+                }
+            }
+        }
+    };
+
+    let jobs = job.jobs.max(1);
+    match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+        Ok(pool) => pool.broadcast(|_| worker()),
+        Err(_) => {
+            worker();
+            Vec::new()
+        }
+    };
+
+    let mut outcomes = Vec::with_capacity(plans.len());
+    for (plan, state) in plans.iter().zip(&states) {
+        let result = state.lock().result;
+        let o = PartitionOutcome {
+            name: plan.part.name.clone(),
+            size: plan.part.size,
+            ops_verified: state.ops_verified.load(Ordering::Relaxed),
+            ops_unhashed: state.ops_unhashed.load(Ordering::Relaxed),
+            ops_failed: state.ops_failed.load(Ordering::Relaxed),
+            expected_hash: plan.part.hash,
+            actual_hash: if state.ops_failed.load(Ordering::Relaxed) == 0 {
+                result
+            } else {
+                None
+            },
+        };
+        if job.verify
+            && !cancel.load(Ordering::Relaxed)
+            && let (Some(e), Some(a)) = (o.expected_hash, o.actual_hash)
+            && e != a
+        {
+            fail(Error::Payload {
+                file: file.clone(),
+                source: PayloadError::PartitionHash {
+                    partition: o.name.clone(),
+                    expected: hex(&e),
+                    actual: hex(&a),
+                },
+            });
+        }
+        outcomes.push(o);
+    }
+    Outcome {
+        partitions: outcomes,
+        failures: failures.into_inner().unwrap_or_else(|e| e.into_inner()),
+    }
+}

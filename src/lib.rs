@@ -1,0 +1,14 @@
+//! romkit: read, verify, unpack and write Android firmware packages.
+//!
+//! The command-line tool is a thin shell over this library. Data flows one
+//! way: [`rom`] opens a package and yields partitions, [`format`] decodes and
+//! encodes the on-disk formats, and [`output`] writes results atomically.
+
+pub mod cli;
+pub mod error;
+pub mod fixture;
+pub mod format;
+pub mod output;
+pub mod rom;
+
+pub use error::{Error, Result};

@@ -1,0 +1,7 @@
+//! The `romkit` binary: parse arguments, run, map errors to exit codes.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    romkit::cli::main()
+}

@@ -1,0 +1,282 @@
+//! Recovery OTA zips: `payload.bin` read in place plus the zip's metadata files.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use zip::CompressionMethod;
+
+use crate::error::{Error, Result};
+use crate::format::source::FileSlice;
+
+/// Small text entries larger than this are refused (real ones are < 4 KiB).
+const MAX_TEXT_ENTRY: u64 = 1 << 20;
+
+/// One entry of the zip's central directory.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ZipEntry {
+    /// Entry name as stored.
+    pub name: String,
+    /// Uncompressed size.
+    pub size: u64,
+    /// Compressed size.
+    pub compressed_size: u64,
+    /// Compression method name.
+    pub method: String,
+    /// CRC-32 from the central directory.
+    pub crc32: u32,
+}
+
+/// `payload_properties.txt`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PayloadProperties {
+    /// Base64 SHA-256 of payload.bin.
+    pub file_hash: Option<String>,
+    /// Size of payload.bin.
+    pub file_size: Option<u64>,
+    /// Base64 SHA-256 of header + manifest.
+    pub metadata_hash: Option<String>,
+    /// Header + manifest size.
+    pub metadata_size: Option<u64>,
+}
+
+impl PayloadProperties {
+    /// Parses the `KEY=value` lines.
+    pub fn parse(text: &str) -> Self {
+        let kv = parse_key_values(text);
+        PayloadProperties {
+            file_hash: kv.get("FILE_HASH").cloned(),
+            file_size: kv.get("FILE_SIZE").and_then(|v| v.parse().ok()),
+            metadata_hash: kv.get("METADATA_HASH").cloned(),
+            metadata_size: kv.get("METADATA_SIZE").and_then(|v| v.parse().ok()),
+        }
+    }
+}
+
+/// `KEY=value` lines into a map; later keys win, blank and `#` lines skipped.
+pub fn parse_key_values(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// An opened OTA zip.
+#[derive(Debug)]
+pub struct OtaZip {
+    /// Central directory entries.
+    pub entries: Vec<ZipEntry>,
+    /// `META-INF/com/android/metadata` as key/value pairs.
+    pub metadata: BTreeMap<String, String>,
+    /// `payload_properties.txt`, if present.
+    pub properties: Option<PayloadProperties>,
+    /// Where payload.bin's data lies in the zip.
+    pub payload: FileSlice,
+    /// payload.bin's CRC-32 from the central directory.
+    pub payload_crc32: u32,
+}
+
+fn zip_err(path: &Path, e: zip::result::ZipError) -> Error {
+    match e {
+        zip::result::ZipError::Io(io) => Error::io(path, io),
+        other => Error::invalid(path, format!("not a readable zip: {other}")),
+    }
+}
+
+/// Reads a small entry as text, bounded.
+fn read_text(
+    archive: &mut zip::ZipArchive<File>,
+    path: &Path,
+    name: &str,
+) -> Result<Option<String>> {
+    let Some(idx) = archive.index_for_name(name) else {
+        return Ok(None);
+    };
+    let entry = archive.by_index(idx).map_err(|e| zip_err(path, e))?;
+    if entry.size() > MAX_TEXT_ENTRY {
+        return Err(Error::invalid(
+            path,
+            format!("entry {name} declares {} bytes; at most {MAX_TEXT_ENTRY} expected", entry.size()),
+        ));
+    }
+    let mut buf = Vec::new();
+    entry
+        .take(MAX_TEXT_ENTRY + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::invalid(path, format!("entry {name}: {e}")))?;
+    if buf.len() as u64 > MAX_TEXT_ENTRY {
+        return Err(Error::invalid(
+            path,
+            format!("entry {name} inflates past {MAX_TEXT_ENTRY} bytes"),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+impl OtaZip {
+    /// Opens `path` as an OTA zip and locates payload.bin.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let shared = Arc::new(file.try_clone().map_err(|e| Error::io(path, e))?);
+        let mut archive = zip::ZipArchive::new(file).map_err(|e| zip_err(path, e))?;
+        let mut entries = Vec::with_capacity(archive.len());
+        for i in 0..archive.len() {
+            let e = archive.by_index_raw(i).map_err(|e| zip_err(path, e))?;
+            entries.push(ZipEntry {
+                name: String::from_utf8_lossy(e.name_raw()).into_owned(),
+                size: e.size(),
+                compressed_size: e.compressed_size(),
+                method: e.compression().to_string(),
+                crc32: e.crc32(),
+            });
+        }
+        let idx = archive.index_for_name("payload.bin").ok_or_else(|| {
+            Error::invalid(
+                path,
+                "zip has no payload.bin: not a recovery (A/B) OTA package",
+            )
+        })?;
+        let (start, size, crc, method) = {
+            let e = archive.by_index_raw(idx).map_err(|e| zip_err(path, e))?;
+            (e.data_start(), e.size(), e.crc32(), e.compression())
+        };
+        if method != CompressionMethod::Stored {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "payload.bin is compressed ({method}); OTA packages store it uncompressed so that \
+                     it can be read in place, and romkit needs that (recompress the zip with \
+                     payload.bin stored, e.g. `zip -0`, or extract payload.bin and pass it directly)"
+                ),
+            ));
+        }
+        let start = start.ok_or_else(|| {
+            Error::invalid(path, "payload.bin: local header offset could not be resolved")
+        })?;
+        if start.checked_add(size).is_none_or(|e| e > file_len) {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "payload.bin data at offset {start} + {size} bytes runs past the end of the zip ({file_len} bytes)"
+                ),
+            ));
+        }
+        let metadata = read_text(&mut archive, path, "META-INF/com/android/metadata")?
+            .map(|t| parse_key_values(&t))
+            .unwrap_or_default();
+        let properties = read_text(&mut archive, path, "payload_properties.txt")?
+            .map(|t| PayloadProperties::parse(&t));
+        Ok(OtaZip {
+            entries,
+            metadata,
+            properties,
+            payload: FileSlice::new(shared, path, start, size),
+            payload_crc32: crc,
+        })
+    }
+
+    /// Reads every entry except payload.bin to its end, which makes the zip
+    /// reader check its CRC-32. Returns (entry, error) for each failure.
+    pub fn check_entry_crcs(path: &Path) -> Result<Vec<(String, String)>> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut archive = zip::ZipArchive::new(file).map_err(|e| zip_err(path, e))?;
+        let mut failures = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        for i in 0..archive.len() {
+            let mut e = match archive.by_index(i) {
+                Ok(e) => e,
+                Err(err) => {
+                    failures.push((format!("#{i}"), err.to_string()));
+                    continue;
+                }
+            };
+            if e.name_raw() == b"payload.bin" {
+                continue;
+            }
+            let name = String::from_utf8_lossy(e.name_raw()).into_owned();
+            let declared = e.size();
+            let mut total = 0u64;
+            loop {
+                match e.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        total += n as u64;
+                        if total > declared {
+                            failures.push((
+                                name.clone(),
+                                format!("inflates past its declared size of {declared} bytes"),
+                            ));
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        failures.push((name.clone(), err.to_string()));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(failures)
+    }
+}
+
+/// Writes an OTA zip at `dest` (atomically): `META-INF/com/android/metadata`,
+/// then `payload.bin` stored with its data 4096-aligned, then
+/// `payload_properties.txt`. Every entry gets `mtime`, so equal inputs give
+/// equal bytes.
+pub fn write_ota_zip(
+    dest: &Path,
+    payload: &mut crate::format::payload::writer::PreparedPayload,
+    metadata: &BTreeMap<String, String>,
+    mtime: zip::DateTime,
+    force: bool,
+) -> Result<crate::format::payload::writer::PayloadSummary> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+
+    let mut out = crate::output::AtomicFile::create(dest, force)?;
+    let tmp = out.tmp_path().to_path_buf();
+    let zerr = |e: zip::result::ZipError| match e {
+        zip::result::ZipError::Io(io) => Error::io(&tmp, io),
+        other => Error::io(&tmp, std::io::Error::other(other)),
+    };
+    let base = SimpleFileOptions::default()
+        .last_modified_time(mtime)
+        .unix_permissions(0o644);
+    let summary = {
+        let file = std::io::BufWriter::with_capacity(1 << 20, out.file_mut());
+        let mut zw = zip::ZipWriter::new(file);
+        let text: String = metadata.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        zw.start_file(
+            "META-INF/com/android/metadata",
+            base.compression_method(CompressionMethod::Stored),
+        )
+        .map_err(zerr)?;
+        zw.write_all(text.as_bytes()).map_err(|e| Error::io(&tmp, e))?;
+        zw.start_file(
+            "payload.bin",
+            base.compression_method(CompressionMethod::Stored)
+                .with_android_alignment(4096)
+                .large_file(payload.len() >= u32::MAX as u64),
+        )
+        .map_err(zerr)?;
+        let summary = payload.write_to(&mut zw).map_err(|e| Error::io(&tmp, e))?;
+        zw.start_file(
+            "payload_properties.txt",
+            base.compression_method(CompressionMethod::Stored),
+        )
+        .map_err(zerr)?;
+        zw.write_all(summary.properties().as_bytes())
+            .map_err(|e| Error::io(&tmp, e))?;
+        let mut file = zw.finish().map_err(zerr)?;
+        file.flush().map_err(|e| Error::io(&tmp, e))?;
+        summary
+    };
+    out.commit()?;
+    Ok(summary)
+}
