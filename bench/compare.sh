@@ -4,7 +4,7 @@
 # What it does
 #   1. Installs the peer tools (crates.io) into $PEERS_ROOT if they are missing:
 #        payload_dumper 0.8.4   binary `payload_dumper`   payload_dumper IN -o DIR -t N   (IN: payload.bin or OTA zip)
-#        otadump 0.1.2          binary `otadump`          otadump IN -o DIR -p N          (see OTADUMP_ARGS below)
+#        otadump 0.1.2          binary `otadump`          otadump PAYLOAD.BIN -o DIR -c N (bare payload.bin only)
 #      and the Debian packages they (and this script) need, when running as root.
 #   2. Builds romkit (`cargo build --release`) and generates a synthetic OTA package with
 #      `romkit fixture -o $BENCH_DIR/pkg --size $BENCH_SIZE` (last stdout line = the zip path), then
@@ -286,6 +286,7 @@ if [[ $BENCH_LIMITS != 0 ]]; then
     fi
 fi
 calc() { awk "BEGIN {printf \"%.3f\", $1}"; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 if [[ $LIM_ST == ok ]]; then
     ST[decode_limit]=ok ST[verify_limit]=ok
     MED[decode_limit]=$(calc "$LIM_X / $CORES")
@@ -323,8 +324,10 @@ if selected payload_dumper; then
     peer_done payload_dumper
 fi
 if selected otadump; then
+    # -c: rayon threads (one task per operation). Takes only a bare payload.bin (mmap). Checks each
+    # operation's data hash and each image's hash by default; REPLACE/REPLACE_BZ/REPLACE_XZ/ZERO only.
     # shellcheck disable=SC2086
-    run_tool otadump "$OUT/otadump" "$OTADUMP" "$PAYLOAD" -o "$OUT/otadump" -p "$CORES" $OTADUMP_ARGS
+    run_tool otadump "$OUT/otadump" "$OTADUMP" "$PAYLOAD" -o "$OUT/otadump" -c "$CORES" $OTADUMP_ARGS
     peer_done otadump
 fi
 [[ $BENCH_KEEP == 1 ]] || rm -rf "${OUT:?}"/*
@@ -341,7 +344,7 @@ check() {
         if [[ -n $den ]]; then
             value=$(calc "${MED[$num]} / ${MED[$den]}")
         else
-            value=$(calc "${RSS[$num]} / 1024")
+            value=$(mib "${RSS[$num]}")
         fi
         if awk -v v="$value" -v t="$target" 'BEGIN {exit !(v <= t)}'; then result=PASS; else result=FAIL; fi
     elif [[ $sn == failed || $sd == failed ]]; then
@@ -376,7 +379,7 @@ printf '%-16s %10s %10s %14s  %-8s %s\n' tool "median s" "cpu s" "peak RSS MiB" 
 for t in "${TOOLS[@]}"; do
     st=${ST[$t]:-skipped}
     med=${MED[$t]:--} cpu=${CPU[$t]:--} rss=- note=""
-    [[ -n ${RSS[$t]:-} ]] && rss=$(calc "${RSS[$t]} / 1024")
+    [[ -n ${RSS[$t]:-} ]] && rss=$(mib "${RSS[$t]}")
     case $t in
     decode_limit) note="= decode_seconds / $CORES" ;;
     verify_limit) note="= (decode_seconds + hash_seconds) / $CORES" ;;
@@ -431,7 +434,7 @@ jnum() { if [[ -n ${1-} ]]; then printf '%s' "$1"; else printf null; fi; }
             jdiffs+="]"
         fi
         rss_mib=""
-        [[ -n ${RSS[$t]:-} ]] && rss_mib=$(calc "${RSS[$t]} / 1024")
+        [[ -n ${RSS[$t]:-} ]] && rss_mib=$(mib "${RSS[$t]}")
         printf '%s    "%s": {"status": %s, "command": %s, "wall_seconds": [%s], "median_seconds": %s, "cpu_seconds": %s, "peak_rss_kib": %s, "peak_rss_mib": %s, "identical_to": %s, "identical": %s, "differences": %s}' \
             "$sep" "$t" "$(jstr "${ST[$t]:-skipped}")" "$(jstr "${CMD[$t]:-}")" "$jwalls" "$(jnum "${MED[$t]:-}")" \
             "$(jnum "${CPU[$t]:-}")" "$(jnum "${RSS[$t]:-}")" "$(jnum "$rss_mib")" \

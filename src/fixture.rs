@@ -179,6 +179,33 @@ pub fn metadata() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// Writes the fixture's partition images into `dir`. Returns the images and
+/// the names of the dynamic partitions. Tests use this to compare extracted
+/// images with what went into the package.
+pub fn write_images(dir: &Path, size: u64) -> Result<(Vec<ImageInput>, Vec<String>, u64)> {
+    let mut images = Vec::new();
+    let mut dynamic = Vec::new();
+    let mut dyn_total = 0;
+    for (name, share, is_dyn, magic) in PARTITIONS {
+        let img_size = if share == 0 {
+            8192
+        } else {
+            (size * share / 1000).max(64 << 10).div_ceil(4096) * 4096
+        };
+        let path = dir.join(format!("{name}.img"));
+        write_image(&path, name, img_size, magic).map_err(|e| Error::io(&path, e))?;
+        if is_dyn {
+            dynamic.push(name.to_string());
+            dyn_total += img_size;
+        }
+        images.push(ImageInput {
+            name: name.to_string(),
+            path,
+        });
+    }
+    Ok((images, dynamic, dyn_total))
+}
+
 /// Generates the package into `dir`; returns its path and payload summary.
 pub fn generate(dir: &Path, opts: &FixtureOptions) -> Result<(PathBuf, PayloadSummary)> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -186,26 +213,7 @@ pub fn generate(dir: &Path, opts: &FixtureOptions) -> Result<(PathBuf, PayloadSu
         .prefix(".romkit-fixture-")
         .tempdir_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    let mut images = Vec::new();
-    let mut dynamic = Vec::new();
-    let mut dyn_total = 0;
-    for (name, share, is_dyn, magic) in PARTITIONS {
-        let size = if share == 0 {
-            8192
-        } else {
-            (opts.size * share / 1000).max(64 << 10).div_ceil(4096) * 4096
-        };
-        let path = work.path().join(format!("{name}.img"));
-        write_image(&path, name, size, magic).map_err(|e| Error::io(&path, e))?;
-        if is_dyn {
-            dynamic.push(name.to_string());
-            dyn_total += size;
-        }
-        images.push(ImageInput {
-            name: name.to_string(),
-            path,
-        });
-    }
+    let (images, dynamic, dyn_total) = write_images(work.path(), opts.size)?;
     // Group size as on a device with room to spare: the dynamic images plus 25 %.
     let group_size = (dyn_total + dyn_total / 4).div_ceil(1 << 20) << 20;
     let wopts = WriteOptions {

@@ -1,0 +1,139 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use prost::Message;
+use romkit::format::payload::proto::DeltaArchiveManifest;
+
+/// The romkit binary under test.
+pub fn romkit() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("romkit").expect("romkit binary");
+    c.env_remove("ROMKIT_LOG");
+    c
+}
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether oracle tests must run (CI) rather than skip.
+pub fn oracles_required() -> bool {
+    std::env::var("ROMKIT_ORACLES").is_ok_and(|v| v == "require")
+}
+
+/// Skips (returns `None`, printing why) or fails when an oracle is missing.
+pub fn need<T>(what: &str, found: Option<T>) -> Option<T> {
+    if found.is_none() {
+        if oracles_required() {
+            panic!("oracle {what} is missing and ROMKIT_ORACLES=require");
+        }
+        eprintln!("SKIP: oracle {what} not available (set up with .ci/run)");
+    }
+    found
+}
+
+/// The Python of the oracle venv: `ROMKIT_PYTHON`, else `.venv/bin/python`,
+/// provided it has the given modules.
+pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
+    let py = std::env::var_os("ROMKIT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"));
+    let probe = format!("import {}", modules.join(", "));
+    let ok = Command::new(&py)
+        .args(["-c", &probe])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    need(&format!("python modules {modules:?}"), ok.then_some(py))
+}
+
+/// A program on PATH or in the venv's bin folder.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let venv_bin = std::env::var_os("ROMKIT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"))
+        .parent()
+        .map(|p| p.join(name));
+    let found = venv_bin.filter(|p| p.exists()).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.exists())
+        })
+    });
+    need(name, found)
+}
+
+/// Deterministic pseudo-random bytes (xorshift) for test images.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// An image mixing compressible text, noise and zero runs.
+pub fn mixed_image(seed: u64, blocks: usize) -> Vec<u8> {
+    let n = noise(seed, blocks * 4096);
+    let mut out = Vec::with_capacity(blocks * 4096);
+    for (i, block) in n.chunks(4096).enumerate() {
+        match (i as u64 + seed) % 5 {
+            0 | 1 => out.extend(block.iter().map(|b| b"romkit test data "[(*b % 17) as usize])),
+            2 => out.extend_from_slice(&[0u8; 4096]),
+            3 => out.extend_from_slice(block),
+            _ => out.extend(std::iter::repeat_n((i % 251) as u8, 4096)),
+        }
+    }
+    out
+}
+
+/// header + manifest + data as a payload.bin, unsigned.
+pub fn raw_payload(manifest: &DeltaArchiveManifest, data: &[u8]) -> Vec<u8> {
+    let m = manifest.encode_to_vec();
+    let mut out = b"CrAU".to_vec();
+    out.extend_from_slice(&2u64.to_be_bytes());
+    out.extend_from_slice(&(m.len() as u64).to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&m);
+    out.extend_from_slice(data);
+    out
+}
+
+/// Files (recursively) under `dir`, relative, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    fn walk(base: &Path, d: &Path, v: &mut Vec<String>) {
+        if let Ok(rd) = std::fs::read_dir(d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(base, &p, v);
+                } else {
+                    v.push(p.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    walk(dir, dir, &mut v);
+    v.sort();
+    v
+}
+
+/// The committed sample package.
+pub fn sample() -> PathBuf {
+    let dir = root().join("fixtures");
+    std::fs::read_dir(&dir)
+        .expect("fixtures/")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "zip"))
+        .expect("a committed sample zip in fixtures/")
+}
