@@ -225,7 +225,7 @@ pub fn generate(dir: &Path, opts: &FixtureOptions) -> Result<(PathBuf, PayloadSu
         snapshot_enabled: true,
         // Small packages use smaller operations so that they still exercise
         // many operations per partition and ZERO operations for free space.
-        chunk_size: if opts.size < 512 << 20 { 256 << 10 } else { 2 << 20 },
+        chunk_size: if opts.size < 64 << 20 { 256 << 10 } else { 2 << 20 },
         ..Default::default()
     };
     let mut prepared = writer::prepare_payload(&images, &wopts, work.path())?;
