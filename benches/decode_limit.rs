@@ -37,7 +37,9 @@ fn main() {
             }
             let t = Instant::now();
             data.resize(op.data_len as usize, 0);
-            p.source.read_exact_at(&mut data, op.data_offset).expect("read");
+            p.source
+                .read_exact_at(&mut data, op.data_offset)
+                .expect("read");
             out.resize(op.dst_len as usize, 0);
             decode_into(kind, &data, &mut out).expect("decode");
             decode += t.elapsed();

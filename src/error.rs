@@ -24,7 +24,7 @@ pub enum Error {
         /// The package or payload file.
         file: PathBuf,
         /// What is wrong with it.
-        source: PayloadError,
+        source: Box<PayloadError>,
     },
     /// The input is not a package romkit can read, or is malformed outside payload.bin.
     #[error("{}: {msg}", file.display())]
@@ -80,6 +80,14 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A payload error about `file`.
+    pub fn payload(file: impl Into<PathBuf>, source: PayloadError) -> Self {
+        Error::Payload {
+            file: file.into(),
+            source: Box::new(source),
         }
     }
 

@@ -16,8 +16,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::payload::writer::{self, ImageInput, PayloadSummary, WriteOptions};
 use crate::format::payload::hex;
+use crate::format::payload::writer::{self, ImageInput, PayloadSummary, WriteOptions};
 
 /// The build the fixture pretends to be.
 pub const VERSION: &str = "OS1.0.24.0.UMCCNXM";
@@ -68,13 +68,54 @@ impl Rng {
 }
 
 const WORDS: [&str; 48] = [
-    "android", "miui", "hyperos", "xiaomi", "system", "vendor", "product", "service", "permission",
-    "activity", "intent", "provider", "receiver", "library", "config", "property", "persist",
-    "ro.build", "ro.product", "selinux", "context", "u:object_r", "system_file", "vendor_file",
-    "<?xml", "version=\"1.0\"", "encoding=\"utf-8\"", "<permissions>", "</permissions>",
-    "<feature", "name=", "/system/bin", "/vendor/lib64", "libc.so", "libutils.so", "0x0000",
-    "true", "false", "enable", "disable", "camera", "audio", "display", "thermal", "battery",
-    "qcom", "sm8550", "fuxi",
+    "android",
+    "miui",
+    "hyperos",
+    "xiaomi",
+    "system",
+    "vendor",
+    "product",
+    "service",
+    "permission",
+    "activity",
+    "intent",
+    "provider",
+    "receiver",
+    "library",
+    "config",
+    "property",
+    "persist",
+    "ro.build",
+    "ro.product",
+    "selinux",
+    "context",
+    "u:object_r",
+    "system_file",
+    "vendor_file",
+    "<?xml",
+    "version=\"1.0\"",
+    "encoding=\"utf-8\"",
+    "<permissions>",
+    "</permissions>",
+    "<feature",
+    "name=",
+    "/system/bin",
+    "/vendor/lib64",
+    "libc.so",
+    "libutils.so",
+    "0x0000",
+    "true",
+    "false",
+    "enable",
+    "disable",
+    "camera",
+    "audio",
+    "display",
+    "thermal",
+    "battery",
+    "qcom",
+    "sm8550",
+    "fuxi",
 ];
 
 fn fill_region(rng: &mut Rng, kind: u64, out: &mut [u8]) {
@@ -127,9 +168,9 @@ fn fill_region(rng: &mut Rng, kind: u64, out: &mut [u8]) {
 
 /// Writes one image of `size` bytes for partition `name`.
 fn write_image(path: &Path, name: &str, size: u64, magic: &[u8]) -> std::io::Result<()> {
-    let seed = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     let mut rng = Rng(seed ^ size);
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     // The last fifth of a large image is free space; small images are all data.
@@ -225,7 +266,11 @@ pub fn generate(dir: &Path, opts: &FixtureOptions) -> Result<(PathBuf, PayloadSu
         snapshot_enabled: true,
         // Small packages use smaller operations so that they still exercise
         // many operations per partition and ZERO operations for free space.
-        chunk_size: if opts.size < 64 << 20 { 256 << 10 } else { 2 << 20 },
+        chunk_size: if opts.size < 64 << 20 {
+            256 << 10
+        } else {
+            2 << 20
+        },
         ..Default::default()
     };
     let mut prepared = writer::prepare_payload(&images, &wopts, work.path())?;
@@ -240,6 +285,7 @@ pub fn generate(dir: &Path, opts: &FixtureOptions) -> Result<(PathBuf, PayloadSu
     let dest = dir.join(name);
     let mtime = zip::DateTime::from_date_and_time(2024, 1, 15, 6, 40, 0)
         .map_err(|e| Error::invalid(dir, format!("fixture timestamp: {e}")))?;
-    let summary = crate::rom::ota::write_ota_zip(&dest, &mut prepared, &metadata(), mtime, opts.force)?;
+    let summary =
+        crate::rom::ota::write_ota_zip(&dest, &mut prepared, &metadata(), mtime, opts.force)?;
     Ok((dest, summary))
 }

@@ -35,7 +35,10 @@ impl AtomicFile {
     /// `dest` is an error.
     pub fn create(dest: &Path, force: bool) -> Result<Self> {
         check_overwrite(dest, force)?;
-        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -108,7 +111,10 @@ mod tests {
         assert!(!dest.exists());
         f.commit().unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
-        assert!(matches!(AtomicFile::create(&dest, false), Err(Error::Usage(_))));
+        assert!(matches!(
+            AtomicFile::create(&dest, false),
+            Err(Error::Usage(_))
+        ));
         let f = AtomicFile::create(&dest, true).unwrap();
         let tmp = f.tmp_path().to_path_buf();
         assert!(tmp.exists());

@@ -25,14 +25,25 @@ fn fixture_regenerates_byte_identical() {
         .clone();
     let path = String::from_utf8(out).unwrap();
     let path = Path::new(path.trim());
-    assert_eq!(path.file_name(), committed.file_name(), "same name (it embeds the payload hash)");
-    assert!(std::fs::read(path).unwrap() == std::fs::read(&committed).unwrap(), "identical bytes");
+    assert_eq!(
+        path.file_name(),
+        committed.file_name(),
+        "same name (it embeds the payload hash)"
+    );
+    assert!(
+        std::fs::read(path).unwrap() == std::fs::read(&committed).unwrap(),
+        "identical bytes"
+    );
     assert!(std::fs::metadata(&committed).unwrap().len() <= 5 << 20);
 }
 
 #[test]
 fn inspect_decodes_the_sample() {
-    let out = romkit().args(["inspect", "--json"]).arg(sample()).assert().success();
+    let out = romkit()
+        .args(["inspect", "--json"])
+        .arg(sample())
+        .assert()
+        .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["kind"], "recovery-ota");
     assert_eq!(v["build"]["version"], "OS1.0.24.0.UMCCNXM");
@@ -48,7 +59,18 @@ fn inspect_decodes_the_sample() {
         .collect();
     assert_eq!(
         names,
-        ["boot", "vendor_boot", "dtbo", "vbmeta", "system", "system_ext", "product", "vendor", "odm", "mi_ext"]
+        [
+            "boot",
+            "vendor_boot",
+            "dtbo",
+            "vbmeta",
+            "system",
+            "system_ext",
+            "product",
+            "vendor",
+            "odm",
+            "mi_ext"
+        ]
     );
     assert_eq!(v["groups"][0]["name"], "qti_dynamic_partitions");
     assert_eq!(v["partitions"][0]["content"], "android-boot");
@@ -70,10 +92,19 @@ fn unpack_matches_the_source_images() {
     let src = tempfile::tempdir().unwrap();
     let (images, _, _) = romkit::fixture::write_images(src.path(), 6 << 20).unwrap();
     let out = tempfile::tempdir().unwrap();
-    romkit().args(["unpack", "-o"]).arg(out.path()).arg(sample()).assert().success();
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(out.path())
+        .arg(sample())
+        .assert()
+        .success();
     for img in &images {
         let got = std::fs::read(out.path().join(format!("{}.img", img.name))).unwrap();
-        assert!(got == std::fs::read(&img.path).unwrap(), "{} differs from its source image", img.name);
+        assert!(
+            got == std::fs::read(&img.path).unwrap(),
+            "{} differs from its source image",
+            img.name
+        );
     }
     assert_eq!(listing(out.path()).len(), images.len(), "no stray files");
     // Refuses to overwrite without --force, and leaves the images alone.
@@ -87,7 +118,15 @@ fn unpack_matches_the_source_images() {
     // --partitions, -j 1, --force.
     let before = std::fs::read(out.path().join("boot.img")).unwrap();
     romkit()
-        .args(["-j", "1", "unpack", "--force", "--partitions", "vbmeta,boot", "-o"])
+        .args([
+            "-j",
+            "1",
+            "unpack",
+            "--force",
+            "--partitions",
+            "vbmeta,boot",
+            "-o",
+        ])
         .arg(out.path())
         .arg(sample())
         .assert()
@@ -105,7 +144,11 @@ fn unpack_matches_the_source_images() {
 
 #[test]
 fn verify_passes_on_the_sample() {
-    let out = romkit().args(["verify", "--json"]).arg(sample()).assert().success();
+    let out = romkit()
+        .args(["verify", "--json"])
+        .arg(sample())
+        .assert()
+        .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["ok"], true);
     let checks: Vec<String> = v["checks"]
@@ -163,7 +206,11 @@ fn flipped_byte_is_named_and_nothing_is_left_behind() {
     assert_eq!(listing(&out), Vec::<String>::new(), "no output left behind");
     // Without verification the bad byte decodes to garbage or fails to decode;
     // either way the run must not panic.
-    let r = romkit().args(["unpack", "--no-verify", "-o"]).arg(dir.path().join("nv")).arg(&bad).assert();
+    let r = romkit()
+        .args(["unpack", "--no-verify", "-o"])
+        .arg(dir.path().join("nv"))
+        .arg(&bad)
+        .assert();
     let code = r.get_output().status.code().unwrap();
     assert!(code == 0 || code == 3, "exit {code}");
 }
@@ -184,7 +231,10 @@ fn op(kind: OpType, data_offset: u64, data: &[u8], dst: &[(u64, u64)]) -> Instal
 fn part(name: &str, size: u64, ops: Vec<InstallOperation>) -> PartitionUpdate {
     PartitionUpdate {
         partition_name: Some(name.into()),
-        new_partition_info: Some(PartitionInfo { size: Some(size), hash: None }),
+        new_partition_info: Some(PartitionInfo {
+            size: Some(size),
+            hash: None,
+        }),
         operations: ops,
         ..Default::default()
     }
@@ -206,7 +256,12 @@ fn expect_rejected(bytes: &[u8], code: i32, msg: &str) {
     let p = dir.path().join("payload.bin");
     std::fs::write(&p, bytes).unwrap();
     for cmd in [&["verify"][..], &["inspect"][..]] {
-        romkit().args(cmd).arg(&p).assert().code(code).stderr(predicate::str::contains(msg));
+        romkit()
+            .args(cmd)
+            .arg(&p)
+            .assert()
+            .code(code)
+            .stderr(predicate::str::contains(msg));
     }
     let out = dir.path().join("out");
     romkit()
@@ -223,7 +278,14 @@ fn expect_rejected(bytes: &[u8], code: i32, msg: &str) {
 #[test]
 fn hostile_headers() {
     let block = vec![7u8; 4096];
-    let good = raw_payload(&manifest(vec![part("a", 4096, vec![op(OpType::Replace, 0, &block, &[(0, 1)])])]), &block);
+    let good = raw_payload(
+        &manifest(vec![part(
+            "a",
+            4096,
+            vec![op(OpType::Replace, 0, &block, &[(0, 1)])],
+        )]),
+        &block,
+    );
     expect_rejected(&good[..10], 3, "header");
     let mut magic = good.clone();
     magic[..4].copy_from_slice(b"CrAX");
@@ -233,11 +295,19 @@ fn hostile_headers() {
     let dir = tempfile::tempdir().unwrap();
     let z = dir.path().join("ota.zip");
     let mut w = zip::ZipWriter::new(std::fs::File::create(&z).unwrap());
-    w.start_file("payload.bin", zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored))
-        .unwrap();
+    w.start_file(
+        "payload.bin",
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
+    )
+    .unwrap();
     std::io::Write::write_all(&mut w, &magic).unwrap();
     w.finish().unwrap();
-    romkit().arg("verify").arg(&z).assert().code(3).stderr(predicate::str::contains("magic at offset 0"));
+    romkit()
+        .arg("verify")
+        .arg(&z)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("magic at offset 0"));
     let mut version = good.clone();
     version[11] = 3;
     expect_rejected(&version, 3, "major version 3");
@@ -255,29 +325,60 @@ fn hostile_headers() {
 fn hostile_operations() {
     let block = vec![7u8; 4096];
     // Data past the end of the file.
-    let m = manifest(vec![part("a", 8192, vec![op(OpType::Replace, 0, &block, &[(0, 1)]), op(OpType::Replace, 4096, &block, &[(1, 1)])])]);
-    expect_rejected(&raw_payload(&m, &block), 3, "past the end of the data section");
+    let m = manifest(vec![part(
+        "a",
+        8192,
+        vec![
+            op(OpType::Replace, 0, &block, &[(0, 1)]),
+            op(OpType::Replace, 4096, &block, &[(1, 1)]),
+        ],
+    )]);
+    expect_rejected(
+        &raw_payload(&m, &block),
+        3,
+        "past the end of the data section",
+    );
     // Destination past the partition.
-    let m = manifest(vec![part("a", 4096, vec![op(OpType::Replace, 0, &block, &[(1, 1)])])]);
+    let m = manifest(vec![part(
+        "a",
+        4096,
+        vec![op(OpType::Replace, 0, &block, &[(1, 1)])],
+    )]);
     expect_rejected(&raw_payload(&m, &block), 3, "past the end of the partition");
     // Overlapping destinations.
     let two = [block.clone(), block.clone()].concat();
     let mut o2 = op(OpType::Replace, 4096, &block, &[(0, 1)]);
     o2.data_offset = Some(4096);
-    let m = manifest(vec![part("a", 8192, vec![op(OpType::Replace, 0, &block, &[(0, 1)]), o2])]);
+    let m = manifest(vec![part(
+        "a",
+        8192,
+        vec![op(OpType::Replace, 0, &block, &[(0, 1)]), o2],
+    )]);
     expect_rejected(&raw_payload(&m, &two), 3, "overlapping");
     // A partition claiming 1 PiB, refused before allocating anything.
-    let m = manifest(vec![part("a", 1 << 50, vec![op(OpType::Zero, 0, &[], &[(0, 1)])])]);
+    let m = manifest(vec![part(
+        "a",
+        1 << 50,
+        vec![op(OpType::Zero, 0, &[], &[(0, 1)])],
+    )]);
     expect_rejected(&raw_payload(&m, &[]), 3, "1 TiB");
     // A partition name that would escape the output folder.
-    let m = manifest(vec![part("../../evil", 4096, vec![op(OpType::Replace, 0, &block, &[(0, 1)])])]);
+    let m = manifest(vec![part(
+        "../../evil",
+        4096,
+        vec![op(OpType::Replace, 0, &block, &[(0, 1)])],
+    )]);
     expect_rejected(&raw_payload(&m, &block), 3, "partition_name");
     // An xz stream that claims more output than its destination.
     let big = vec![0u8; 3 * 4096];
     let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
     std::io::Write::write_all(&mut enc, &big).unwrap();
     let xz = enc.finish().unwrap();
-    let m = manifest(vec![part("a", 4096, vec![op(OpType::ReplaceXz, 0, &xz, &[(0, 1)])])]);
+    let m = manifest(vec![part(
+        "a",
+        4096,
+        vec![op(OpType::ReplaceXz, 0, &xz, &[(0, 1)])],
+    )]);
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("payload.bin");
     std::fs::write(&p, raw_payload(&m, &xz)).unwrap();
@@ -287,8 +388,12 @@ fn hostile_operations() {
         .arg(&p)
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("partition a, operation 0 (REPLACE_XZ)"))
-        .stderr(predicate::str::contains("more than the 4096 destination bytes"));
+        .stderr(predicate::str::contains(
+            "partition a, operation 0 (REPLACE_XZ)",
+        ))
+        .stderr(predicate::str::contains(
+            "more than the 4096 destination bytes",
+        ));
     assert_eq!(listing(&dir.path().join("out")), Vec::<String>::new());
 }
 
@@ -297,7 +402,11 @@ fn incremental_payload_is_named_and_refused() {
     let block = vec![1u8; 4096];
     let mut copy = op(OpType::SourceCopy, 0, &[], &[(0, 1)]);
     copy.src_extents = vec![Extent::new(0, 1)];
-    let m = manifest(vec![part("system", 8192, vec![copy, op(OpType::Replace, 0, &block, &[(1, 1)])])]);
+    let m = manifest(vec![part(
+        "system",
+        8192,
+        vec![copy, op(OpType::Replace, 0, &block, &[(1, 1)])],
+    )]);
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("payload.bin");
     std::fs::write(&p, raw_payload(&m, &block)).unwrap();
@@ -318,7 +427,12 @@ fn incremental_payload_is_named_and_refused() {
         .stderr(predicate::str::contains("SOURCE_COPY"));
     assert!(!dir.path().join("out").exists());
     // verify still checks the data hashes it can.
-    romkit().arg("verify").arg(&p).assert().success().stdout(predicate::str::contains("1 data hashes checked"));
+    romkit()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 data hashes checked"));
 }
 
 #[test]
@@ -331,8 +445,12 @@ fn compressed_payload_in_zip_is_explained() {
     std::io::Read::read_to_end(&mut src.by_name("payload.bin").unwrap(), &mut inner).unwrap();
     let p = dir.path().join("deflated.zip");
     let mut w = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
-    w.start_file("payload.bin", zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated))
-        .unwrap();
+    w.start_file(
+        "payload.bin",
+        zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated),
+    )
+    .unwrap();
     std::io::Write::write_all(&mut w, &inner).unwrap();
     w.finish().unwrap();
     romkit()
@@ -349,10 +467,24 @@ fn not_a_package() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.bin");
     std::fs::write(&p, b"hello world").unwrap();
-    romkit().arg("inspect").arg(&p).assert().code(3).stderr(predicate::str::contains("not a package"));
-    romkit().arg("inspect").arg(dir.path().join("missing")).assert().code(4);
+    romkit()
+        .arg("inspect")
+        .arg(&p)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("not a package"));
+    romkit()
+        .arg("inspect")
+        .arg(dir.path().join("missing"))
+        .assert()
+        .code(4);
     let z = dir.path().join("empty.zip");
     let w = zip::ZipWriter::new(std::fs::File::create(&z).unwrap());
     w.finish().unwrap();
-    romkit().arg("verify").arg(&z).assert().code(3).stderr(predicate::str::contains("no payload.bin"));
+    romkit()
+        .arg("verify")
+        .arg(&z)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("no payload.bin"));
 }

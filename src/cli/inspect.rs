@@ -72,10 +72,7 @@ struct PayloadRow {
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let rom = Rom::open(&args.rom)?;
     let p = &rom.payload;
-    let perr = |source| crate::Error::Payload {
-        file: rom.path.clone(),
-        source,
-    };
+    let perr = |source| crate::Error::payload(rom.path.clone(), source);
     let dyn_meta = p.manifest.dynamic_partition_metadata.as_ref();
     let group_of = |name: &str| {
         dyn_meta.and_then(|d| {
@@ -170,7 +167,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
 fn sig_text(s: &SigStatus) -> String {
     match s {
         SigStatus::Unsigned => "unsigned".into(),
-        SigStatus::Present(n) => format!("signed ({n} signature{})", if *n == 1 { "" } else { "s" }),
+        SigStatus::Present(n) => {
+            format!("signed ({n} signature{})", if *n == 1 { "" } else { "s" })
+        }
         SigStatus::Verified => "verified".into(),
         SigStatus::Mismatch => "MISMATCH".into(),
     }
@@ -179,7 +178,12 @@ fn sig_text(s: &SigStatus) -> String {
 fn render(r: &Report) -> String {
     let mut s = String::new();
     let b = &r.build;
-    let _ = writeln!(s, "File:            {} ({})", r.file.display(), human_size(r.file_size));
+    let _ = writeln!(
+        s,
+        "File:            {} ({})",
+        r.file.display(),
+        human_size(r.file_size)
+    );
     let _ = writeln!(s, "Kind:            {}", r.kind.describe());
     if let Some(v) = &b.version {
         match &b.decoded {
@@ -255,7 +259,13 @@ fn render(r: &Report) -> String {
         );
     }
     let _ = writeln!(s, "\nPartitions ({}):", r.partitions.len());
-    let w = r.partitions.iter().map(|p| p.name.len()).max().unwrap_or(4).max(4);
+    let w = r
+        .partitions
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(
         s,
         "  {:<w$}  {:>10}  {:>10}  {:<14}  {:>5}  TYPES",

@@ -50,17 +50,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     } else {
         let mut v = Vec::new();
         for name in &args.partitions {
-            let idx = p.partitions.iter().position(|x| &x.name == name).ok_or_else(|| {
-                Error::Usage(format!(
-                    "partition {name:?} is not in {} (it has: {})",
-                    rom.path.display(),
-                    p.partitions
-                        .iter()
-                        .map(|x| x.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
+            let idx = p
+                .partitions
+                .iter()
+                .position(|x| &x.name == name)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "partition {name:?} is not in {} (it has: {})",
+                        rom.path.display(),
+                        p.partitions
+                            .iter()
+                            .map(|x| x.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
             if !v.contains(&idx) {
                 v.push(idx);
             }
@@ -70,14 +74,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     // Refuse incremental payloads before creating anything.
     for &i in &selected {
         if let Some(op) = p.partitions[i].first_incremental_op() {
-            return Err(Error::Payload {
-                file: rom.path.clone(),
-                source: PayloadError::Incremental {
+            return Err(Error::payload(
+                rom.path.clone(),
+                PayloadError::Incremental {
                     partition: p.partitions[i].name.clone(),
                     index: op.index,
                     kind: op.kind_name(),
                 },
-            });
+            ));
         }
     }
     let dests: Vec<PathBuf> = selected
@@ -144,14 +148,25 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         emit_json(&written)?;
     } else {
         let mut s = String::new();
-        let w = written.iter().map(|x| x.partition.len()).max().unwrap_or(4).max(9);
+        let w = written
+            .iter()
+            .map(|x| x.partition.len())
+            .max()
+            .unwrap_or(4)
+            .max(9);
         for x in &written {
             let _ = writeln!(
                 s,
                 "{:<w$}  {:>10}  {}  {}",
                 x.partition,
                 human_size(x.size),
-                if x.verified { "verified" } else if verify { "no hash " } else { "unchecked" },
+                if x.verified {
+                    "verified"
+                } else if verify {
+                    "no hash "
+                } else {
+                    "unchecked"
+                },
                 x.path.display()
             );
         }

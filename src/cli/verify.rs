@@ -74,7 +74,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         let failures = crate::rom::OtaZip::check_entry_crcs(&rom.path)?;
         let n = rom.zip.as_ref().map_or(0, |z| z.entries.len());
         if failures.is_empty() {
-            push("zip entries", Status::Ok, format!("CRC-32 of {} entries besides payload.bin", n.saturating_sub(1)));
+            push(
+                "zip entries",
+                Status::Ok,
+                format!(
+                    "CRC-32 of {} entries besides payload.bin",
+                    n.saturating_sub(1)
+                ),
+            );
         }
         for (name, why) in failures {
             push(&format!("zip entry {name}"), Status::Failed, why);
@@ -113,10 +120,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     });
     bars.finish();
     let whole = match whole {
-        Ok(r) => r.map_err(|source| Error::Payload {
-            file: rom.path.clone(),
-            source,
-        })?,
+        Ok(r) => r.map_err(|source| Error::payload(rom.path.clone(), source))?,
         Err(_) => return Err(Error::invalid(&rom.path, "internal error while hashing")),
     };
 
@@ -128,23 +132,35 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             if ok {
                 format!("CRC-32 {:08x}", whole.crc32)
             } else {
-                format!("CRC-32 mismatch: central directory {:08x}, data {:08x}", zip.payload_crc32, whole.crc32)
+                format!(
+                    "CRC-32 mismatch: central directory {:08x}, data {:08x}",
+                    zip.payload_crc32, whole.crc32
+                )
             },
         );
         match &zip.properties {
-            None => push("payload_properties.txt", Status::Skipped, "not in the package".into()),
+            None => push(
+                "payload_properties.txt",
+                Status::Skipped,
+                "not in the package".into(),
+            ),
             Some(props) => {
                 let file_hash = base64_encode(&whole.sha256);
-                let meta_hash = p.metadata_hash().map_err(|source| Error::Payload {
-                    file: rom.path.clone(),
-                    source,
-                })?;
+                let meta_hash = p
+                    .metadata_hash()
+                    .map_err(|source| Error::payload(rom.path.clone(), source))?;
                 let meta_hash = base64_encode(&meta_hash);
                 let meta_size = p.header.metadata_size();
                 let len = p.source.len();
                 let mut prop = |name: &str, want: Option<String>, have: String| match want {
-                    None => push(&format!("payload_properties {name}"), Status::Skipped, "absent".into()),
-                    Some(w) if w == have => push(&format!("payload_properties {name}"), Status::Ok, have),
+                    None => push(
+                        &format!("payload_properties {name}"),
+                        Status::Skipped,
+                        "absent".into(),
+                    ),
+                    Some(w) if w == have => {
+                        push(&format!("payload_properties {name}"), Status::Ok, have)
+                    }
                     Some(w) => push(
                         &format!("payload_properties {name}"),
                         Status::Failed,
@@ -152,26 +168,45 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
                     ),
                 };
                 prop("FILE_HASH", props.file_hash.clone(), file_hash);
-                prop("FILE_SIZE", props.file_size.map(|v| v.to_string()), len.to_string());
+                prop(
+                    "FILE_SIZE",
+                    props.file_size.map(|v| v.to_string()),
+                    len.to_string(),
+                );
                 prop("METADATA_HASH", props.metadata_hash.clone(), meta_hash);
-                prop("METADATA_SIZE", props.metadata_size.map(|v| v.to_string()), meta_size.to_string());
+                prop(
+                    "METADATA_SIZE",
+                    props.metadata_size.map(|v| v.to_string()),
+                    meta_size.to_string(),
+                );
             }
         }
     } else {
         push("payload sha256", Status::Ok, hex(&whole.sha256));
     }
 
-    let perr = |source: PayloadError| Error::Payload {
-        file: rom.path.clone(),
-        source,
-    };
+    let perr = |source: PayloadError| Error::payload(rom.path.clone(), source);
     let meta_blob = if p.has_metadata_signature() {
-        Some(p.read(p.header.metadata_size(), p.header.metadata_signature_size.into()).map_err(perr)?)
+        Some(
+            p.read(
+                p.header.metadata_size(),
+                p.header.metadata_signature_size.into(),
+            )
+            .map_err(perr)?,
+        )
     } else {
         None
     };
     let sig_checks = [
-        ("metadata signature", sign::check("metadata signature", meta_blob, || p.metadata_hash(), key.as_ref())),
+        (
+            "metadata signature",
+            sign::check(
+                "metadata signature",
+                meta_blob,
+                || p.metadata_hash(),
+                key.as_ref(),
+            ),
+        ),
         (
             "payload signature",
             sign::check(
@@ -186,12 +221,24 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         match st {
             Ok(SigStatus::Unsigned) => push(
                 name,
-                if key.is_some() { Status::Failed } else { Status::Skipped },
+                if key.is_some() {
+                    Status::Failed
+                } else {
+                    Status::Skipped
+                },
                 "unsigned".into(),
             ),
-            Ok(SigStatus::Present(n)) => push(name, Status::Skipped, format!("{n} signature(s) present; pass --key to check them")),
+            Ok(SigStatus::Present(n)) => push(
+                name,
+                Status::Skipped,
+                format!("{n} signature(s) present; pass --key to check them"),
+            ),
             Ok(SigStatus::Verified) => push(name, Status::Ok, "verified with the given key".into()),
-            Ok(SigStatus::Mismatch) => push(name, Status::Failed, "does not verify with the given key".into()),
+            Ok(SigStatus::Mismatch) => push(
+                name,
+                Status::Failed,
+                "does not verify with the given key".into(),
+            ),
             Err(e) => push(name, Status::Failed, e.to_string()),
         }
     }
@@ -216,11 +263,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
                 .collect();
             let bad: Vec<_> = results.iter().filter(|r| r.2 == Some(false)).collect();
             for (name, idx, _) in &bad {
-                push(&format!("partition {name}"), Status::Failed, format!("operation {idx}: data_sha256_hash mismatch"));
+                push(
+                    &format!("partition {name}"),
+                    Status::Failed,
+                    format!("operation {idx}: data_sha256_hash mismatch"),
+                );
             }
             push(
                 "operations",
-                if bad.is_empty() { Status::Ok } else { Status::Failed },
+                if bad.is_empty() {
+                    Status::Ok
+                } else {
+                    Status::Failed
+                },
                 format!(
                     "{} data hashes checked, {} mismatched; incremental payload: partition hashes need the previous build",
                     results.iter().filter(|r| r.2.is_some()).count(),
@@ -248,17 +303,24 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
                         let _ = write!(detail, "; image sha256 {}", hex(&a));
                     }
                     (Some(e), Some(a)) => {
-                        let _ = write!(detail, "; image sha256 {} != expected {}", hex(&a), hex(&e));
+                        let _ =
+                            write!(detail, "; image sha256 {} != expected {}", hex(&a), hex(&e));
                     }
                     (None, Some(a)) => {
-                        let _ = write!(detail, "; no new_partition_info.hash (image sha256 {})", hex(&a));
+                        let _ = write!(
+                            detail,
+                            "; no new_partition_info.hash (image sha256 {})",
+                            hex(&a)
+                        );
                     }
                     _ => {}
                 }
                 push(&format!("partition {}", po.name), status, detail);
             }
             for e in outcome.failures {
-                if let Error::Payload { source: PayloadError::PartitionHash { .. }, .. } = e {
+                if let Error::Payload { source, .. } = &e
+                    && matches!(**source, PayloadError::PartitionHash { .. })
+                {
                     continue; // already on the partition's line
                 }
                 push("operation", Status::Failed, e.to_string());
@@ -284,7 +346,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             };
             let _ = writeln!(s, "{tag}  {:<32} {}", c.check, c.detail);
         }
-        let nfail = report.checks.iter().filter(|c| c.status == Status::Failed).count();
+        let nfail = report
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Failed)
+            .count();
         if failed {
             let _ = writeln!(s, "\n{}: {nfail} check(s) FAILED", rom.path.display());
         } else {
@@ -292,7 +358,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         }
         emit(&s)?;
     }
-    if failed && let Some(code) = worst_invalid && !report.checks.iter().any(|c| c.status == Status::Failed && !c.check.starts_with("operation")) {
+    if failed
+        && let Some(code) = worst_invalid
+        && !report
+            .checks
+            .iter()
+            .any(|c| c.status == Status::Failed && !c.check.starts_with("operation"))
+    {
         return Ok(code);
     }
     Ok(check_code(failed))

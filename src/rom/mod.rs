@@ -139,25 +139,30 @@ fn sniff(path: &Path) -> Result<std::result::Result<RomKind, String>> {
         }
     }
     let head = &head[..n];
-    let le32 = |o: usize| head.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])));
-    Ok(if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        Ok(RomKind::RecoveryOta)
-    } else if head.starts_with(b"CrAU") {
-        Ok(RomKind::Payload)
-    } else if head.starts_with(&[0x1f, 0x8b]) {
-        Err("a gzip/tgz archive (fastboot package), which this version cannot read yet".into())
-    } else if le32(0) == Some(0xED26_FF3A) {
-        Err("an Android sparse image, which this version cannot read yet".into())
-    } else if le32(1024) == Some(0xE0F5_E1E2) {
-        Err("an EROFS image, not a package".into())
-    } else if head.get(1080..1082) == Some(&[0x53, 0xEF]) {
-        Err("an ext4 image, not a package".into())
-    } else {
-        Err(format!(
-            "not a package romkit recognises (first bytes {:02x?})",
-            &head[..head.len().min(8)]
-        ))
-    })
+    let le32 = |o: usize| {
+        head.get(o..o + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
+    };
+    Ok(
+        if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+            Ok(RomKind::RecoveryOta)
+        } else if head.starts_with(b"CrAU") {
+            Ok(RomKind::Payload)
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            Err("a gzip/tgz archive (fastboot package), which this version cannot read yet".into())
+        } else if le32(0) == Some(0xED26_FF3A) {
+            Err("an Android sparse image, which this version cannot read yet".into())
+        } else if le32(1024) == Some(0xE0F5_E1E2) {
+            Err("an EROFS image, not a package".into())
+        } else if head.get(1080..1082) == Some(&[0x53, 0xEF]) {
+            Err("an ext4 image, not a package".into())
+        } else {
+            Err(format!(
+                "not a package romkit recognises (first bytes {:02x?})",
+                &head[..head.len().min(8)]
+            ))
+        },
+    )
 }
 
 impl Rom {
@@ -188,10 +193,8 @@ impl Rom {
             }
             RomKind::Payload => (None, FileSlice::open(path).map_err(|e| Error::io(path, e))?),
         };
-        let payload = Payload::open(source).map_err(|source| Error::Payload {
-            file: path.to_path_buf(),
-            source,
-        })?;
+        let payload =
+            Payload::open(source).map_err(|source| Error::payload(path.to_path_buf(), source))?;
         Ok(Rom {
             path: path.to_path_buf(),
             file_size: meta.len(),
@@ -226,7 +229,10 @@ fn zip_names_hint(path: &Path) -> String {
         .file_names_raw()
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .collect();
-    if names.iter().any(|n| n.ends_with(".new.dat.br") || n.ends_with(".transfer.list")) {
+    if names
+        .iter()
+        .any(|n| n.ends_with(".new.dat.br") || n.ends_with(".transfer.list"))
+    {
         " (it is a block-based OTA, which this version cannot read yet)".into()
     } else if names.iter().any(|n| n.contains("images/")) {
         " (it looks like a fastboot package, which this version cannot read yet)".into()

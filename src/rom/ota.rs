@@ -100,7 +100,10 @@ fn read_text(
     if entry.size() > MAX_TEXT_ENTRY {
         return Err(Error::invalid(
             path,
-            format!("entry {name} declares {} bytes; at most {MAX_TEXT_ENTRY} expected", entry.size()),
+            format!(
+                "entry {name} declares {} bytes; at most {MAX_TEXT_ENTRY} expected",
+                entry.size()
+            ),
         ));
     }
     let mut buf = Vec::new();
@@ -156,7 +159,10 @@ impl OtaZip {
             ));
         }
         let start = start.ok_or_else(|| {
-            Error::invalid(path, "payload.bin: local header offset could not be resolved")
+            Error::invalid(
+                path,
+                "payload.bin: local header offset could not be resolved",
+            )
         })?;
         if start.checked_add(size).is_none_or(|e| e > file_len) {
             return Err(Error::invalid(
@@ -257,7 +263,8 @@ pub fn write_ota_zip(
             base.compression_method(CompressionMethod::Stored),
         )
         .map_err(zerr)?;
-        zw.write_all(text.as_bytes()).map_err(|e| Error::io(&tmp, e))?;
+        zw.write_all(text.as_bytes())
+            .map_err(|e| Error::io(&tmp, e))?;
         zw.start_file(
             "payload.bin",
             base.compression_method(CompressionMethod::Stored)

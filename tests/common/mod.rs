@@ -86,7 +86,11 @@ pub fn mixed_image(seed: u64, blocks: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(blocks * 4096);
     for (i, block) in n.chunks(4096).enumerate() {
         match (i as u64 + seed) % 5 {
-            0 | 1 => out.extend(block.iter().map(|b| b"romkit test data "[(*b % 17) as usize])),
+            0 | 1 => out.extend(
+                block
+                    .iter()
+                    .map(|b| b"romkit test data "[(*b % 17) as usize]),
+            ),
             2 => out.extend_from_slice(&[0u8; 4096]),
             3 => out.extend_from_slice(block),
             _ => out.extend(std::iter::repeat_n((i % 251) as u8, 4096)),

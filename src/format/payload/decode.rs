@@ -70,7 +70,11 @@ fn read_exactly<R: Read>(mut r: R, out: &mut [u8], what: &str) -> Result<(), Str
             }
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("corrupt {what} data after {filled} output bytes: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "corrupt {what} data after {filled} output bytes: {e}"
+                ));
+            }
         }
     }
     let mut probe = [0u8; 1];

@@ -371,7 +371,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
             cancel.store(true, Ordering::Relaxed);
         }
         let mut f = failures.lock().unwrap_or_else(|e| e.into_inner());
-        if f.len() < 1000 && !(job.fail_fast && !f.is_empty()) {
+        if (f.is_empty() || !job.fail_fast) && f.len() < 1000 {
             f.push(e);
         }
     };
@@ -398,10 +398,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
             if job.verify {
                 state.wait_for_room(plan, pos, &cancel);
             }
-            let perr = |source: PayloadError| Error::Payload {
-                file: file.clone(),
-                source,
-            };
+            let perr = |source: PayloadError| Error::payload(file.clone(), source);
             let op_err = |why: String| {
                 perr(PayloadError::Decode {
                     partition: plan.part.name.clone(),
@@ -523,14 +520,14 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
             && let (Some(e), Some(a)) = (o.expected_hash, o.actual_hash)
             && e != a
         {
-            fail(Error::Payload {
-                file: file.clone(),
-                source: PayloadError::PartitionHash {
+            fail(Error::payload(
+                file.clone(),
+                PayloadError::PartitionHash {
                     partition: o.name.clone(),
                     expected: hex(&e),
                     actual: hex(&a),
                 },
-            });
+            ));
         }
         outcomes.push(o);
     }

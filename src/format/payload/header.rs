@@ -149,13 +149,12 @@ mod tests {
             Header::parse(b"CrAU", 4),
             Err(PayloadError::Truncated { what: "header", .. })
         ));
-        assert!(matches!(
+        assert!(
             Header::parse(&header_bytes(2, 100, 0)[..], 24)
-                .map_err(|e| e.to_string())
                 .unwrap_err()
-                .contains("manifest"),
-            true
-        ));
+                .to_string()
+                .contains("manifest")
+        );
         let mut bad = header_bytes(2, 100, 0);
         bad[0] = b'X';
         assert!(matches!(

@@ -41,7 +41,9 @@ pub const MAX_OP_OUTPUT: u64 = 256 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
     /// The payload ends before a structure it declares.
-    #[error("payload truncated: the {what} at offset {offset} needs {need} bytes, only {have} remain")]
+    #[error(
+        "payload truncated: the {what} at offset {offset} needs {need} bytes, only {have} remain"
+    )]
     Truncated {
         /// The structure cut short.
         what: &'static str,
@@ -127,7 +129,9 @@ pub enum PayloadError {
         actual: String,
     },
     /// A rebuilt partition does not match `new_partition_info.hash`.
-    #[error("partition {partition}: new_partition_info.hash mismatch: expected {expected}, got {actual}")]
+    #[error(
+        "partition {partition}: new_partition_info.hash mismatch: expected {expected}, got {actual}"
+    )]
     PartitionHash {
         /// Partition name.
         partition: String,
@@ -494,7 +498,10 @@ fn validate_partition(
             None => None,
             Some(h) if h.is_empty() => None,
             Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
-                oerr(format!("data_sha256_hash is {} bytes, expected 32", h.len()))
+                oerr(format!(
+                    "data_sha256_hash is {} bytes, expected 32",
+                    h.len()
+                ))
             })?),
         };
         let mut dst = Vec::with_capacity(op.dst_extents.len());
@@ -618,11 +625,7 @@ impl Payload {
         let len = self.source.len();
         let meta_end = self.header.metadata_size();
         let data_start = self.header.data_offset();
-        let signed_end = data_start
-            + self
-                .manifest
-                .signatures_offset
-                .unwrap_or(len - data_start);
+        let signed_end = data_start + self.manifest.signatures_offset.unwrap_or(len - data_start);
         let mut sha = Sha256::new();
         let mut sig = signed.then(Sha256::new);
         let mut crc = crc32fast::Hasher::new();

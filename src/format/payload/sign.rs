@@ -79,7 +79,9 @@ impl RsaPublicKey {
                 if t1 == 0x03 {
                     let (ot, oid, _) = der_next(first)?;
                     if ot != 0x06 || oid != RSA_ENCRYPTION_OID {
-                        return Err("public key algorithm is not RSA (only RSA keys are supported)".into());
+                        return Err(
+                            "public key algorithm is not RSA (only RSA keys are supported)".into(),
+                        );
                     }
                     let key = second
                         .split_first()
@@ -150,7 +152,9 @@ fn content_len(b: &[u8]) -> Result<usize, String> {
     if n == 0 || n > 4 || b.len() < 2 + n {
         return Err("DER length field invalid".into());
     }
-    Ok(b[2..2 + n].iter().fold(0usize, |a, &x| (a << 8) | x as usize))
+    Ok(b[2..2 + n]
+        .iter()
+        .fold(0usize, |a, &x| (a << 8) | x as usize))
 }
 
 /// Total length (header + contents) of the TLV at the start of `b`.
@@ -223,7 +227,9 @@ pub fn base64_encode(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
     for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -253,7 +259,10 @@ pub enum SigStatus {
 fn parse_blob(what: &'static str, blob: &[u8]) -> Result<Signatures, PayloadError> {
     Signatures::decode(blob).map_err(|e| PayloadError::Signature {
         what,
-        why: format!("blob of {} bytes is not a Signatures message: {e}", blob.len()),
+        why: format!(
+            "blob of {} bytes is not a Signatures message: {e}",
+            blob.len()
+        ),
     })
 }
 
@@ -310,7 +319,9 @@ impl Payload {
             return Ok(None);
         }
         let off = self.header.data_offset() + self.manifest.signatures_offset.unwrap_or(0);
-        Ok(Some(self.read(off, self.manifest.signatures_size.unwrap_or(0))?))
+        Ok(Some(
+            self.read(off, self.manifest.signatures_size.unwrap_or(0))?,
+        ))
     }
 
     /// The payload signature's state, checked against `key` if given. Hashing
@@ -337,12 +348,12 @@ impl Payload {
                 let mut at = start;
                 while at < end {
                     let n = (end - at).min(buf.len() as u64) as usize;
-                    self.source
-                        .read_exact_at(&mut buf[..n], at)
-                        .map_err(|e| PayloadError::Read {
+                    self.source.read_exact_at(&mut buf[..n], at).map_err(|e| {
+                        PayloadError::Read {
                             offset: at,
                             source: e,
-                        })?;
+                        }
+                    })?;
                     h.update(&buf[..n]);
                     at += n as u64;
                 }

@@ -173,8 +173,9 @@ fn compress_xz(raw: &[u8], level: u32, dict: u32) -> io::Result<Vec<u8>> {
     filters.lzma2(&opts);
     // update_engine's generator writes xz without an integrity check:
     // data_sha256_hash already covers every blob.
-    let stream = liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::None)
-        .map_err(io::Error::other)?;
+    let stream =
+        liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::None)
+            .map_err(io::Error::other)?;
     let mut enc = liblzma::write::XzEncoder::new_stream(Vec::with_capacity(raw.len() / 2), stream);
     enc.write_all(raw)?;
     enc.finish()
@@ -193,7 +194,7 @@ pub fn prepare_payload(
             "block size {bs} must be a power of two between 512 and 1 MiB"
         )));
     }
-    if opts.chunk_size == 0 || opts.chunk_size % bs != 0 || opts.chunk_size > 64 << 20 {
+    if opts.chunk_size == 0 || !opts.chunk_size.is_multiple_of(bs) || opts.chunk_size > 64 << 20 {
         return Err(Error::Usage(format!(
             "chunk size {} must be a non-zero multiple of the block size {bs}, at most 64 MiB",
             opts.chunk_size
@@ -229,10 +230,7 @@ pub fn prepare_payload(
             )));
         }
         let file = File::open(&img.path).map_err(|e| Error::io(&img.path, e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io(&img.path, e))?
-            .len();
+        let size = file.metadata().map_err(|e| Error::io(&img.path, e))?.len();
         if size % bs != 0 {
             return Err(Error::invalid(
                 &img.path,
@@ -289,17 +287,13 @@ pub fn prepare_payload(
                             let chunk = chunk?;
                             let mut op = InstallOperation {
                                 r#type: Some(chunk.kind.to_wire()),
-                                dst_extents: vec![Extent::new(
-                                    chunk.start_block,
-                                    chunk.num_blocks,
-                                )],
+                                dst_extents: vec![Extent::new(chunk.start_block, chunk.num_blocks)],
                                 ..Default::default()
                             };
                             if !chunk.data.is_empty() {
                                 op.data_offset = Some(offset);
                                 op.data_length = Some(chunk.data.len() as u64);
-                                op.data_sha256_hash =
-                                    Some(Sha256::digest(&chunk.data).to_vec());
+                                op.data_sha256_hash = Some(Sha256::digest(&chunk.data).to_vec());
                                 writer
                                     .write_all(&chunk.data)
                                     .map_err(|e| Error::io(&data_path, e))?;
