@@ -30,7 +30,7 @@
 #
 # Environment
 #   BENCH_SIZE    total image bytes of the generated package (default 1536M; any `romkit fixture --size`)
-#   BENCH_DIR     work directory, relative to the repo root or absolute (default target/bench)
+#   BENCH_DIR     work directory (default target/bench in the repo)
 #   PEERS_ROOT    cargo install --root for the peers (default $HOME/.cache/romkit-peers)
 #   BENCH_RUNS    runs per tool; the median wall time is reported (default 3)
 #   BENCH_JOBS    threads given to every tool and divisor of the limits (default: nproc)
@@ -49,10 +49,14 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Relative BENCH_DIR / BENCH_INPUT given by the caller are relative to the caller's directory.
+abspath() { if [[ $1 == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$PWD" "$1"; fi; }
+[[ -n ${BENCH_DIR:-} ]] && BENCH_DIR=$(abspath "$BENCH_DIR")
+[[ -n ${BENCH_INPUT:-} ]] && BENCH_INPUT=$(abspath "$BENCH_INPUT")
 cd "$REPO"
 
 BENCH_SIZE=${BENCH_SIZE:-1536M}
-BENCH_DIR=${BENCH_DIR:-target/bench}
+BENCH_DIR=${BENCH_DIR:-$REPO/target/bench}
 PEERS_ROOT=${PEERS_ROOT:-$HOME/.cache/romkit-peers}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_JOBS=${BENCH_JOBS:-$(nproc)}

@@ -4,6 +4,8 @@
 //! way: [`rom`] opens a package and yields partitions, [`format`] decodes and
 //! encodes the on-disk formats, and [`output`] writes results atomically.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod error;
 pub mod fixture;
