@@ -488,3 +488,74 @@ fn not_a_package() {
         .code(3)
         .stderr(predicate::str::contains("no payload.bin"));
 }
+
+#[test]
+fn out_of_order_and_split_extents_hash_in_image_order() {
+    // Image of 6 blocks; ops listed in reverse order, one op writing two
+    // non-adjacent extents, one block left to a ZERO op, one block never written.
+    let img: Vec<u8> = (0..6 * 4096)
+        .map(|i| {
+            if (4096..8192).contains(&i) || i >= 5 * 4096 {
+                0
+            } else {
+                (i % 241) as u8 + 1
+            }
+        })
+        .collect();
+    let blk = |b: usize| &img[b * 4096..(b + 1) * 4096];
+    let split = [blk(0), blk(3)].concat(); // blocks 0 and 3, in that order
+    let b2 = blk(2).to_vec();
+    let b4 = blk(4).to_vec();
+    let mut data = Vec::new();
+    let mut ops = Vec::new();
+    for (bytes, dst) in [
+        (&b4, vec![(4, 1)]),
+        (&split, vec![(0, 1), (3, 1)]),
+        (&b2, vec![(2, 1)]),
+    ] {
+        ops.push(op(OpType::Replace, data.len() as u64, bytes, &dst));
+        data.extend_from_slice(bytes);
+    }
+    ops.push(op(OpType::Zero, 0, &[], &[(1, 1)]));
+    let mut p = part("odd", img.len() as u64, ops);
+    p.new_partition_info.as_mut().unwrap().hash = Some(Sha256::digest(&img).to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payload.bin");
+    std::fs::write(&path, raw_payload(&manifest(vec![p]), &data)).unwrap();
+    for jobs in ["1", "2", "8"] {
+        romkit()
+            .args(["-j", jobs, "verify"])
+            .arg(&path)
+            .assert()
+            .success();
+        let out = dir.path().join(format!("out{jobs}"));
+        romkit()
+            .args(["-j", jobs, "unpack", "-o"])
+            .arg(&out)
+            .arg(&path)
+            .assert()
+            .success();
+        assert!(std::fs::read(out.join("odd.img")).unwrap() == img);
+    }
+    // The same payload with a wrong partition hash fails both, naming it.
+    let mut bad = img.clone();
+    bad[0] ^= 1;
+    let mut p = part("odd", img.len() as u64, vec![]);
+    p.new_partition_info.as_mut().unwrap().hash = Some(Sha256::digest(&bad).to_vec());
+    let m = manifest(vec![p]);
+    std::fs::write(&path, raw_payload(&m, &[])).unwrap();
+    romkit()
+        .arg("verify")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("partition odd"));
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(dir.path().join("bad"))
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("new_partition_info.hash mismatch"));
+    assert_eq!(listing(&dir.path().join("bad")), Vec::<String>::new());
+}

@@ -11,6 +11,10 @@ use zip::CompressionMethod;
 use crate::error::{Error, Result};
 use crate::format::source::FileSlice;
 
+/// Entries besides payload.bin larger than this are not inflated for the CRC
+/// check (real ones are a few KiB).
+const MAX_CHECKED_ENTRY: u64 = 1 << 30;
+
 /// Small text entries larger than this are refused (real ones are < 4 KiB).
 const MAX_TEXT_ENTRY: u64 = 1 << 20;
 
@@ -206,6 +210,17 @@ impl OtaZip {
             }
             let name = String::from_utf8_lossy(e.name_raw()).into_owned();
             let declared = e.size();
+            // Deflate cannot exceed about 1032:1; a larger claim is a bomb or a lie.
+            if declared > MAX_CHECKED_ENTRY || declared / 1100 > e.compressed_size() + 1 {
+                failures.push((
+                    name,
+                    format!(
+                        "declares {declared} bytes from {} compressed bytes: refusing to inflate it",
+                        e.compressed_size()
+                    ),
+                ));
+                continue;
+            }
             let mut total = 0u64;
             loop {
                 match e.read(&mut buf) {
