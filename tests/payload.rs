@@ -564,18 +564,46 @@ fn out_of_order_and_split_extents_hash_in_image_order() {
 fn sample_zip_layout_is_what_devices_expect() {
     let f = std::fs::File::open(sample()).unwrap();
     let mut z = zip::ZipArchive::new(f).unwrap();
-    let names: Vec<String> = z.file_names_raw().map(|n| String::from_utf8_lossy(n).into_owned()).collect();
-    assert_eq!(names, ["META-INF/com/android/metadata", "payload.bin", "payload_properties.txt"]);
+    let names: Vec<String> = z
+        .file_names_raw()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "META-INF/com/android/metadata",
+            "payload.bin",
+            "payload_properties.txt"
+        ]
+    );
     let e = z.by_name("payload.bin").unwrap();
     assert_eq!(e.compression(), zip::CompressionMethod::Stored);
-    assert_eq!(e.data_start().unwrap() % 4096, 0, "payload.bin data is 4096-aligned");
+    assert_eq!(
+        e.data_start().unwrap() % 4096,
+        0,
+        "payload.bin data is 4096-aligned"
+    );
     drop(e);
     let mut props = String::new();
-    std::io::Read::read_to_string(&mut z.by_name("payload_properties.txt").unwrap(), &mut props).unwrap();
-    let keys: Vec<&str> = props.lines().map(|l| l.split('=').next().unwrap()).collect();
-    assert_eq!(keys, ["FILE_HASH", "FILE_SIZE", "METADATA_HASH", "METADATA_SIZE"]);
+    std::io::Read::read_to_string(
+        &mut z.by_name("payload_properties.txt").unwrap(),
+        &mut props,
+    )
+    .unwrap();
+    let keys: Vec<&str> = props
+        .lines()
+        .map(|l| l.split('=').next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["FILE_HASH", "FILE_SIZE", "METADATA_HASH", "METADATA_SIZE"]
+    );
     let mut meta = String::new();
-    std::io::Read::read_to_string(&mut z.by_name("META-INF/com/android/metadata").unwrap(), &mut meta).unwrap();
+    std::io::Read::read_to_string(
+        &mut z.by_name("META-INF/com/android/metadata").unwrap(),
+        &mut meta,
+    )
+    .unwrap();
     assert!(meta.contains("ota-type=AB\n"));
     assert!(meta.contains("pre-device=fuxi\n"));
     assert!(meta.contains("post-build-incremental=OS1.0.24.0.UMCCNXM\n"));

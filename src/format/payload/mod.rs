@@ -625,7 +625,8 @@ impl Payload {
         let len = self.source.len();
         let meta_end = self.header.metadata_size();
         let data_start = self.header.data_offset();
-        let signed_end = data_start + self.manifest.signatures_offset.unwrap_or(len - data_start);
+        let signed_end =
+            data_start.saturating_add(self.manifest.signatures_offset.unwrap_or(len - data_start));
         let mut sha = Sha256::new();
         let mut sig = signed.then(Sha256::new);
         let mut crc = crc32fast::Hasher::new();

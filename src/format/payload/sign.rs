@@ -13,7 +13,6 @@
 
 use num_bigint::BigUint;
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 use super::proto::Signatures;
 use super::{Payload, PayloadError};
@@ -318,46 +317,27 @@ impl Payload {
         if !self.has_payload_signature() {
             return Ok(None);
         }
-        let off = self.header.data_offset() + self.manifest.signatures_offset.unwrap_or(0);
+        let off = self
+            .header
+            .data_offset()
+            .saturating_add(self.manifest.signatures_offset.unwrap_or(0));
         Ok(Some(
             self.read(off, self.manifest.signatures_size.unwrap_or(0))?,
         ))
     }
 
-    /// The payload signature's state, checked against `key` if given. Hashing
-    /// reads the whole data section once.
+    /// The payload signature's state, checked against `key` if given (which
+    /// reads the whole payload once).
     pub fn check_payload_signature(
         &self,
         key: Option<&RsaPublicKey>,
     ) -> Result<SigStatus, PayloadError> {
-        let blob = if self.has_payload_signature() {
-            let off = self.header.data_offset() + self.manifest.signatures_offset.unwrap_or(0);
-            Some(self.read(off, self.manifest.signatures_size.unwrap_or(0))?)
-        } else {
-            None
-        };
         check(
             "payload signature",
-            blob,
+            self.payload_signature_blob()?,
             || {
-                let mut h = Sha256::new();
-                h.update(self.read(0, self.header.metadata_size())?);
-                let start = self.header.data_offset();
-                let end = start + self.manifest.signatures_offset.unwrap_or(0);
-                let mut buf = vec![0u8; 1 << 20];
-                let mut at = start;
-                while at < end {
-                    let n = (end - at).min(buf.len() as u64) as usize;
-                    self.source.read_exact_at(&mut buf[..n], at).map_err(|e| {
-                        PayloadError::Read {
-                            offset: at,
-                            source: e,
-                        }
-                    })?;
-                    h.update(&buf[..n]);
-                    at += n as u64;
-                }
-                Ok(h.finalize().into())
+                self.whole_file_pass(true)
+                    .map(|w| w.signed_digest.unwrap_or_default())
             },
             key,
         )
