@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::progress::Bars;
 use super::{Ctx, emit, emit_json, human_size};
 use crate::error::{Error, Result};
-use crate::format::payload::extract::{self, Job};
+use crate::format::payload::extract::{self, Job, OutputFile};
 use crate::format::payload::{PayloadError, hex};
 use crate::output::{AtomicFile, check_overwrite};
 use crate::rom::Rom;
@@ -105,7 +105,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         .map(|f| {
             f.file()
                 .try_clone()
-                .map(|c| (c, f.tmp_path().to_path_buf()))
+                .map(|c| OutputFile::new(c, f.tmp_path().to_path_buf()))
                 .map_err(|e| Error::io(f.tmp_path(), e))
         })
         .collect::<Result<Vec<_>>>()?;

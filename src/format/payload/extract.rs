@@ -33,6 +33,100 @@ use crate::error::Error;
 /// that are ahead of the hashing position wait.
 pub const REORDER_LIMIT: u64 = 48 << 20;
 
+/// Alignment of buffers and offsets for direct I/O.
+const DIRECT_ALIGN: usize = 4096;
+
+/// An image being written: a buffered handle and, where the filesystem allows
+/// it, a second handle opened with `O_DIRECT`.
+///
+/// Extraction writes each byte once and never reads it back, so pushing it
+/// through the page cache only costs CPU time (page allocation and copying,
+/// then writeback); direct writes go from the decode buffer to the disk.
+/// Writes that cannot be direct (unaligned, or refused by the filesystem, as
+/// tmpfs does) go through the buffered handle.
+#[derive(Debug)]
+pub struct OutputFile {
+    buffered: File,
+    direct: Option<File>,
+    path: PathBuf,
+}
+
+impl OutputFile {
+    /// Wraps an open file; tries to open `path` a second time for direct I/O
+    /// unless `ROMKIT_NO_DIRECT_IO` is set.
+    pub fn new(buffered: File, path: PathBuf) -> Self {
+        let direct = if std::env::var_os("ROMKIT_NO_DIRECT_IO").is_some() {
+            None
+        } else {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(&path)
+                .ok()
+        };
+        OutputFile {
+            buffered,
+            direct,
+            path,
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        if let Some(d) = &self.direct
+            && (buf.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN)
+            && buf.len().is_multiple_of(DIRECT_ALIGN)
+            && offset.is_multiple_of(DIRECT_ALIGN as u64)
+        {
+            match d.write_all_at(buf, offset) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.buffered.write_all_at(buf, offset)
+    }
+}
+
+/// A decode buffer whose usable part starts at a [`DIRECT_ALIGN`] boundary.
+struct OpBuf {
+    bytes: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl OpBuf {
+    fn new() -> Self {
+        OpBuf {
+            bytes: Vec::new(),
+            start: 0,
+            len: 0,
+        }
+    }
+
+    /// Makes room for `len` bytes (contents unspecified until written).
+    fn reset(&mut self, len: usize) {
+        if self.bytes.len() < len + DIRECT_ALIGN {
+            self.bytes = vec![0u8; len + DIRECT_ALIGN];
+        }
+        self.start = self.bytes.as_ptr().align_offset(DIRECT_ALIGN);
+        self.len = len;
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + self.len]
+    }
+
+    fn get_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..self.start + self.len]
+    }
+}
+
 /// Callbacks for progress display. Called from worker threads.
 pub trait Progress: Sync {
     /// `bytes` more destination bytes of selected partition `part` are done.
@@ -52,7 +146,7 @@ pub struct Job<'a> {
     /// Indices into `payload.partitions` to process.
     pub partitions: Vec<usize>,
     /// One preallocated output file per selected partition, or `None` to only verify.
-    pub outputs: Option<Vec<(File, PathBuf)>>,
+    pub outputs: Option<Vec<OutputFile>>,
     /// Check `data_sha256_hash` of every operation and the partition hashes.
     pub verify: bool,
     /// Stop at the first failure (unpack) or record failures and go on (verify).
@@ -173,7 +267,7 @@ impl<'a> PartPlan<'a> {
 /// Mutable per-partition state for in-order hashing.
 struct HashInner {
     /// Finished outputs not fully hashed yet: position -> (bytes, segments left).
-    ready: HashMap<usize, (Arc<Vec<u8>>, usize)>,
+    ready: HashMap<usize, (Arc<OpBuf>, usize)>,
     /// Next segment to hash.
     seg_pos: usize,
     hasher: Option<Sha256>,
@@ -195,7 +289,7 @@ struct PartState {
 
 enum Piece {
     Zero(u64),
-    Data(Arc<Vec<u8>>, u64, u64),
+    Data(Arc<OpBuf>, u64, u64),
 }
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
@@ -250,13 +344,13 @@ impl PartState {
 
     /// Hands over a finished output (or `None` for a partition without data
     /// operations) and hashes whatever became contiguous.
-    fn submit(&self, plan: &PartPlan, item: Option<(usize, Arc<Vec<u8>>)>) {
+    fn submit(&self, plan: &PartPlan, item: Option<(usize, Arc<OpBuf>)>) {
         let mut g = self.lock();
         if !g.enabled || g.result.is_some() {
             return;
         }
         if let Some((pos, buf)) = item {
-            g.buffered += buf.len() as u64;
+            g.buffered += buf.len as u64;
             g.ready.insert(pos, (buf, plan.seg_count[pos]));
         }
         if g.hashing {
@@ -293,7 +387,7 @@ impl PartState {
                         }
                     }
                     Piece::Data(b, within, len) => {
-                        hasher.update(&b[*within as usize..(*within + *len) as usize]);
+                        hasher.update(&b.get()[*within as usize..(*within + *len) as usize]);
                     }
                 }
             }
@@ -309,7 +403,7 @@ impl PartState {
                     if left == 0
                         && let Some((b, _)) = g.ready.remove(pos)
                     {
-                        g.buffered -= b.len() as u64;
+                        g.buffered -= b.len as u64;
                     }
                 }
             }
@@ -378,7 +472,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
 
     let worker = || {
         let mut data = Vec::new();
-        let mut scratch = Vec::new();
+        let mut scratch = OpBuf::new();
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return;
@@ -407,7 +501,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                     why,
                 })
             };
-            let result: Result<Vec<u8>, Error> = (|| {
+            let result: Result<OpBuf, Error> = (|| {
                 let kind = match op.kind {
                     Ok(k) if !k.needs_source() => k,
                     _ => {
@@ -451,18 +545,18 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                     }
                 }
                 let mut out = if job.verify {
-                    vec![0u8; op.dst_len as usize]
+                    OpBuf::new()
                 } else {
-                    std::mem::take(&mut scratch)
+                    std::mem::replace(&mut scratch, OpBuf::new())
                 };
-                out.resize(op.dst_len as usize, 0);
-                decode_into(kind, &data, &mut out).map_err(op_err)?;
+                out.reset(op.dst_len as usize);
+                decode_into(kind, &data, out.get_mut()).map_err(op_err)?;
                 if let Some(outputs) = &job.outputs {
-                    let (f, path) = &outputs[pi];
+                    let f = &outputs[pi];
                     let mut at = 0usize;
                     for r in &op.dst {
-                        f.write_all_at(&out[at..at + r.len as usize], r.offset)
-                            .map_err(|e| Error::io(path, e))?;
+                        f.write_at(&out.get()[at..at + r.len as usize], r.offset)
+                            .map_err(|e| Error::io(f.path(), e))?;
                         at += r.len as usize;
                     }
                 }
@@ -483,7 +577,10 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                     if job.verify && !job.fail_fast {
                         // Keep the partition's hashing moving; its result is
                         // discarded because an operation failed.
-                        state.submit(plan, Some((pos, Arc::new(vec![0u8; op.dst_len as usize]))));
+                        let mut zeros = OpBuf::new();
+                        zeros.reset(op.dst_len as usize);
+                        zeros.get_mut().fill(0);
+                        state.submit(plan, Some((pos, Arc::new(zeros))));
                     }
                 }
             }
