@@ -93,11 +93,45 @@ impl OutputFile {
     }
 }
 
-/// A decode buffer whose usable part starts at a [`DIRECT_ALIGN`] boundary.
+/// Recycled decode buffers: allocating a fresh 2 MiB buffer per operation
+/// costs a page fault per 4 KiB in the kernel, more than the copy it holds.
+struct BufPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    cap: usize,
+}
+
+impl BufPool {
+    fn take(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, v: Vec<u8>) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < self.cap {
+            free.push(v);
+        }
+    }
+}
+
+/// A decode buffer whose usable part starts at a [`DIRECT_ALIGN`] boundary;
+/// its memory goes back to the pool when dropped.
 struct OpBuf {
     bytes: Vec<u8>,
     start: usize,
     len: usize,
+    pool: Option<Arc<BufPool>>,
+}
+
+impl Drop for OpBuf {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.give(std::mem::take(&mut self.bytes));
+        }
+    }
 }
 
 impl OpBuf {
@@ -106,6 +140,16 @@ impl OpBuf {
             bytes: Vec::new(),
             start: 0,
             len: 0,
+            pool: None,
+        }
+    }
+
+    fn pooled(pool: &Arc<BufPool>) -> Self {
+        OpBuf {
+            bytes: pool.take(),
+            start: 0,
+            len: 0,
+            pool: Some(pool.clone()),
         }
     }
 
@@ -470,9 +514,43 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
         }
     };
 
-    let worker = || {
+    // Writes happen on one thread of their own, fed through a bounded queue,
+    // so that decoding never waits for the disk.
+    let (write_tx, write_rx) = match &job.outputs {
+        Some(_) => {
+            let (tx, rx) =
+                std::sync::mpsc::sync_channel::<(usize, usize, Arc<OpBuf>)>(job.jobs.max(1) * 2);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let writer = |rx: std::sync::mpsc::Receiver<(usize, usize, Arc<OpBuf>)>| {
+        let Some(outputs) = &job.outputs else { return };
+        for (pi, oi, buf) in rx {
+            if cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let f = &outputs[pi];
+            let mut at = 0usize;
+            for r in &plans[pi].part.ops[oi].dst {
+                if let Err(e) = f.write_at(&buf.get()[at..at + r.len as usize], r.offset) {
+                    states[pi].ops_failed.fetch_add(1, Ordering::Relaxed);
+                    fail(Error::io(f.path(), e));
+                    cancel.store(true, Ordering::Relaxed);
+                    return;
+                }
+                at += r.len as usize;
+            }
+        }
+    };
+
+    let pool = Arc::new(BufPool {
+        free: Mutex::new(Vec::new()),
+        cap: job.jobs.max(1) * 4 + (REORDER_LIMIT >> 21) as usize,
+    });
+    type WriteTx = std::sync::mpsc::SyncSender<(usize, usize, Arc<OpBuf>)>;
+    let worker = |write_tx: Option<&WriteTx>| {
         let mut data = Vec::new();
-        let mut scratch = OpBuf::new();
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return;
@@ -544,31 +622,22 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                         }
                     }
                 }
-                let mut out = if job.verify {
-                    OpBuf::new()
-                } else {
-                    std::mem::replace(&mut scratch, OpBuf::new())
-                };
+                let mut out = OpBuf::pooled(&pool);
                 out.reset(op.dst_len as usize);
                 decode_into(kind, &data, out.get_mut()).map_err(op_err)?;
-                if let Some(outputs) = &job.outputs {
-                    let f = &outputs[pi];
-                    let mut at = 0usize;
-                    for r in &op.dst {
-                        f.write_at(&out.get()[at..at + r.len as usize], r.offset)
-                            .map_err(|e| Error::io(f.path(), e))?;
-                        at += r.len as usize;
-                    }
-                }
                 Ok(out)
             })();
             match result {
                 Ok(out) => {
                     progress.advance(pi, op.dst_len);
+                    let out = Arc::new(out);
+                    if let Some(tx) = write_tx {
+                        // The writer thread owns the disk; a closed channel
+                        // means it failed and has already recorded why.
+                        let _ = tx.send((pi, plan.order[pos], out.clone()));
+                    }
                     if job.verify {
-                        state.submit(plan, Some((pos, Arc::new(out))));
-                    } else {
-                        scratch = out;
+                        state.submit(plan, Some((pos, out)));
                     }
                 }
                 Err(e) => {
@@ -588,13 +657,24 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
     };
 
     let jobs = job.jobs.max(1);
-    match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
-        Ok(pool) => pool.broadcast(|_| worker()),
-        Err(_) => {
-            worker();
-            Vec::new()
+    std::thread::scope(|s| {
+        let writer_thread = write_rx.map(|rx| s.spawn(|| writer(rx)));
+        match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+            Ok(pool) => {
+                pool.broadcast(|_| worker(write_tx.as_ref()));
+            }
+            Err(_) => worker(write_tx.as_ref()),
         }
-    };
+        drop(write_tx);
+        if let Some(t) = writer_thread
+            && t.join().is_err()
+        {
+            fail(Error::io(
+                payload.source.path(),
+                std::io::Error::other("image writer thread panicked"),
+            ));
+        }
+    });
 
     let mut outcomes = Vec::with_capacity(plans.len());
     for (plan, state) in plans.iter().zip(&states) {
