@@ -39,12 +39,7 @@ fn fixture_regenerates_byte_identical() {
 
 #[test]
 fn inspect_decodes_the_sample() {
-    let out = romkit()
-        .args(["inspect", "--json"])
-        .arg(sample())
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let v = json_ok(&["inspect", "--json"], &sample());
     assert_eq!(v["kind"], "recovery-ota");
     assert_eq!(v["build"]["version"], "OS1.0.24.0.UMCCNXM");
     assert_eq!(v["build"]["decoded"]["release"], "1.0.24.0");
@@ -144,12 +139,7 @@ fn unpack_matches_the_source_images() {
 
 #[test]
 fn verify_passes_on_the_sample() {
-    let out = romkit()
-        .args(["verify", "--json"])
-        .arg(sample())
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let v = json_ok(&["verify", "--json"], &sample());
     assert_eq!(v["ok"], true);
     let checks: Vec<String> = v["checks"]
         .as_array()
@@ -607,4 +597,31 @@ fn sample_zip_layout_is_what_devices_expect() {
     assert!(meta.contains("ota-type=AB\n"));
     assert!(meta.contains("pre-device=fuxi\n"));
     assert!(meta.contains("post-build-incremental=OS1.0.24.0.UMCCNXM\n"));
+}
+
+#[test]
+fn buffered_and_direct_writes_give_the_same_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("direct"), dir.path().join("buffered"));
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(&a)
+        .arg(sample())
+        .assert()
+        .success();
+    romkit()
+        .env("ROMKIT_NO_DIRECT_IO", "1")
+        .args(["unpack", "-o"])
+        .arg(&b)
+        .arg(sample())
+        .assert()
+        .success();
+    let names = listing(&a);
+    assert_eq!(names, listing(&b));
+    for n in names {
+        assert!(
+            std::fs::read(a.join(&n)).unwrap() == std::fs::read(b.join(&n)).unwrap(),
+            "{n}"
+        );
+    }
 }

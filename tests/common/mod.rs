@@ -141,3 +141,9 @@ pub fn sample() -> PathBuf {
         .find(|p| p.extension().is_some_and(|e| e == "zip"))
         .expect("a committed sample zip in fixtures/")
 }
+
+/// Runs romkit with `args` then `path`, expects success and parses stdout as JSON.
+pub fn json_ok(args: &[&str], path: &Path) -> serde_json::Value {
+    let out = romkit().args(args).arg(path).assert().success();
+    serde_json::from_slice(&out.get_output().stdout).expect("JSON on stdout")
+}
