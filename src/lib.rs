@@ -10,6 +10,7 @@ pub mod cli;
 pub mod error;
 pub mod fixture;
 pub mod format;
+pub mod fs;
 pub mod output;
 pub mod rom;
 

@@ -1,0 +1,4 @@
+//! Filesystems: the file-tree model and the filesystems read into it and
+//! written from it.
+
+pub mod tree;
