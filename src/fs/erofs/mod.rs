@@ -1,0 +1,4 @@
+//! EROFS: the read-only filesystem of HyperOS system partitions.
+
+pub mod layout;
+pub mod writer;
