@@ -169,3 +169,194 @@ fn fsck_erofs_accepts_and_extracts_what_romkit_writes() {
     write(&tree, &WriteOptions::default(), &mut f).unwrap();
     assert!(std::fs::read(&img).unwrap() == std::fs::read(&img2).unwrap());
 }
+
+/// Everything about a tree that must survive a round trip, in walk order.
+fn snapshot(t: &Tree) -> Vec<String> {
+    let links = t.link_counts();
+    t.walk()
+        .into_iter()
+        .map(|(path, id)| {
+            let ino = t.inode(id);
+            let m = &ino.meta;
+            let content = match &ino.kind {
+                Kind::File(d) => {
+                    let mut b = Vec::new();
+                    d.read(&mut b).unwrap();
+                    format!(
+                        "{:x?}",
+                        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&b))
+                    )
+                }
+                Kind::Symlink(s) => String::from_utf8_lossy(s).into_owned(),
+                Kind::CharDev(d) | Kind::BlockDev(d) => format!("dev {d:#x}"),
+                _ => String::new(),
+            };
+            let nlink = if matches!(ino.kind, Kind::Dir(_)) {
+                0
+            } else {
+                links[id]
+            };
+            format!(
+                "{path} {} {:o} {}:{} {}.{} links={nlink} {:?} {content}",
+                ino.kind.name(),
+                m.perm,
+                m.uid,
+                m.gid,
+                m.mtime,
+                m.mtime_nsec,
+                m.xattrs
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn romkit_reads_back_what_it_writes() {
+    let (tree, _) = sample_tree();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("system.img");
+    write(
+        &tree,
+        &WriteOptions::default(),
+        &mut std::fs::File::create(&img).unwrap(),
+    )
+    .unwrap();
+    let back = romkit::fs::erofs::reader::ErofsImage::open(&img)
+        .unwrap()
+        .tree()
+        .unwrap();
+    assert_eq!(snapshot(&back), snapshot(&tree));
+    // And a second generation is byte-identical to the first.
+    let img2 = dir.path().join("again.img");
+    write(
+        &back,
+        &WriteOptions::default(),
+        &mut std::fs::File::create(&img2).unwrap(),
+    )
+    .unwrap();
+    assert!(std::fs::read(&img).unwrap() == std::fs::read(&img2).unwrap());
+}
+
+/// A source folder like a system partition, plus file_contexts for it.
+fn source_dir(root: &std::path::Path) -> std::path::PathBuf {
+    let src = root.join("src");
+    for d in [
+        "app/Weather",
+        "priv-app/Settings",
+        "etc/permissions",
+        "bin",
+        "lib64",
+    ] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    let files: [(&str, usize); 7] = [
+        ("app/Weather/Weather.apk", 150_000),
+        ("priv-app/Settings/Settings.apk", 400_000),
+        ("etc/permissions/platform.xml", 9000),
+        ("etc/build.prop", 2500),
+        ("bin/sh", 70_000),
+        ("lib64/libc.so", 1_000_000),
+        ("bin/empty", 0),
+    ];
+    for (p, n) in files {
+        std::fs::write(
+            src.join(p),
+            mixed_image(n as u64, n.div_ceil(4096)).split_at(n).0,
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("/system/bin/sh", src.join("bin/ls")).unwrap();
+    std::fs::write(
+        root.join("file_contexts"),
+        "/(.*)? u:object_r:system_file:s0\n/bin(/.*)? u:object_r:system_exec:s0\n/app(/.*)? u:object_r:system_app_file:s0\n/etc/build\\.prop u:object_r:system_prop_file:s0\n",
+    )
+    .unwrap();
+    src
+}
+
+fn label_for(path: &str) -> &'static str {
+    if path == "etc/build.prop" {
+        "u:object_r:system_prop_file:s0"
+    } else if path == "bin" || path.starts_with("bin/") {
+        "u:object_r:system_exec:s0"
+    } else if path == "app" || path.starts_with("app/") {
+        "u:object_r:system_app_file:s0"
+    } else {
+        "u:object_r:system_file:s0"
+    }
+}
+
+#[test]
+fn romkit_reads_what_mkfs_erofs_writes() {
+    let Some(mkfs) = tool("mkfs.erofs") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = source_dir(dir.path());
+    let fc = dir.path().join("file_contexts");
+    for (name, opts) in [
+        ("plain", &[][..]),
+        ("lz4", &["-zlz4"][..]),
+        ("lz4hc", &["-zlz4hc"][..]),
+        ("lz4hc-64k", &["-zlz4hc,9", "-C65536"][..]),
+        ("lz4hc-tail", &["-zlz4hc", "-Eztailpacking"][..]),
+        ("legacy", &["-zlz4hc", "-Elegacy-compress"][..]),
+    ] {
+        let img = dir.path().join(format!("{name}.img"));
+        let out = Command::new(&mkfs)
+            .args(opts)
+            .args([
+                "-T1700000000",
+                "-U6f5d2b3c-1111-4222-8333-944455556666",
+                "--all-root",
+            ])
+            .arg(format!("--file-contexts={}", fc.display()))
+            .arg(&img)
+            .arg(&src)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tree = romkit::fs::erofs::reader::ErofsImage::open(&img)
+            .unwrap()
+            .tree()
+            .unwrap();
+        for (path, id) in tree.walk().into_iter().skip(1) {
+            let ino = tree.inode(id);
+            let on_disk = src.join(&path);
+            let md = std::fs::symlink_metadata(&on_disk).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(
+                ino.kind.type_bits() | ino.meta.perm,
+                md.mode(),
+                "{name}: {path} mode"
+            );
+            assert_eq!((ino.meta.uid, ino.meta.gid), (0, 0), "{name}: {path} owner");
+            assert_eq!(
+                ino.meta.selinux_label().as_deref(),
+                Some(label_for(&path)),
+                "{name}: {path} label"
+            );
+            match &ino.kind {
+                Kind::File(d) => {
+                    let mut b = Vec::new();
+                    d.read(&mut b).unwrap();
+                    assert!(
+                        b == std::fs::read(&on_disk).unwrap(),
+                        "{name}: {path} content"
+                    );
+                }
+                Kind::Symlink(t) => assert_eq!(t, b"/system/bin/sh"),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            tree.walk().len(),
+            1 + 5 + 2 + 7 + 1 + 1,
+            "{name}: every entry"
+        );
+    }
+}

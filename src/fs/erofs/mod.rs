@@ -1,4 +1,5 @@
 //! EROFS: the read-only filesystem of HyperOS system partitions.
 
 pub mod layout;
+pub mod reader;
 pub mod writer;
