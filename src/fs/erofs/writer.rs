@@ -126,7 +126,7 @@ fn ftype(kind: &Kind) -> u8 {
 }
 
 /// Directory entries of one directory, in on-disk order, split into blocks.
-fn dir_blocks<'a>(entries: &'a [(Vec<u8>, usize)]) -> Vec<&'a [(Vec<u8>, usize)]> {
+fn dir_blocks(entries: &[(Vec<u8>, usize)]) -> Vec<&[(Vec<u8>, usize)]> {
     let mut blocks = Vec::new();
     let mut start = 0;
     let mut used = 0usize;
@@ -481,7 +481,7 @@ pub fn write<W: Write + Seek>(
             if pad > 0 {
                 out.write_all(&vec![0u8; pad])
                     .map_err(io_err("writing image"))?;
-                hasher.update(&vec![0u8; pad]);
+                hasher.update(vec![0u8; pad]);
             }
         }
     }
@@ -533,7 +533,7 @@ fn append_xattr_entry(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(&(value.len() as u16).to_le_bytes());
     out.extend_from_slice(suffix);
     out.extend_from_slice(value);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
