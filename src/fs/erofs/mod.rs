@@ -1,5 +1,6 @@
 //! EROFS: the read-only filesystem of HyperOS system partitions.
 
+pub mod compress;
 pub mod layout;
 pub mod reader;
 pub mod writer;

@@ -348,7 +348,11 @@ pub fn write<W: Write + Seek>(
     }
     // fsck.erofs reads an xattr header's worth past every inode: never let
     // the image end right after the last one.
-    let total_blocks = if next_block == meta_blocks { next_block + 1 } else { next_block };
+    let total_blocks = if next_block == meta_blocks {
+        next_block + 1
+    } else {
+        next_block
+    };
     let nids: Vec<u64> = plans.iter().map(|p| p.offset / ISLOT).collect();
 
     // Serialize metadata (block 0 included; the superblock is filled in last).
@@ -521,7 +525,8 @@ pub fn write<W: Write + Seek>(
     out.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
     out.write_all(&meta).map_err(io_err("writing image"))?;
     if total_blocks > next_block {
-        out.seek(SeekFrom::Start(next_block * BLOCK)).map_err(io_err("seek"))?;
+        out.seek(SeekFrom::Start(next_block * BLOCK))
+            .map_err(io_err("seek"))?;
         out.write_all(&vec![0u8; ((total_blocks - next_block) * BLOCK) as usize])
             .map_err(io_err("writing image"))?;
     }
