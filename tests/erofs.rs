@@ -85,6 +85,30 @@ pub fn sample_tree() -> (Tree, Vec<(String, Vec<u8>)>) {
             .unwrap();
         files.push((path.to_string(), data));
     }
+    // Compressible content: text and mixed binary, of sizes around the
+    // segment and extent boundaries.
+    for (path, data) in [
+        (
+            "etc/permissions/platform.xml",
+            (0..6000u32)
+                .flat_map(|i| {
+                    format!("<permission name=\"android.permission.P{}\" />\n", i % 300)
+                        .into_bytes()
+                })
+                .collect::<Vec<u8>>(),
+        ),
+        ("app/Notes/lib.so", mixed_image(11, 1500)),
+        ("etc/small.txt", b"ro.product.device=fuxi\n".repeat(300)),
+        ("etc/zeros.bin", vec![0u8; 5 * 1024 * 1024 + 123]),
+    ] {
+        t.add_file(
+            path,
+            FileData::Bytes(Arc::new(data.clone())),
+            meta(0o644, 0, 0, "u:object_r:system_file:s0"),
+        )
+        .unwrap();
+        files.push((path.to_string(), data));
+    }
     let big = t.lookup("priv-app/big.bin").unwrap();
     t.link(t.lookup("bin").unwrap(), b"hardlink", big).unwrap();
     let link = t.add_inode(Inode {
@@ -106,68 +130,103 @@ pub fn sample_tree() -> (Tree, Vec<(String, Vec<u8>)>) {
     (t, files)
 }
 
+fn option_sets() -> Vec<(&'static str, WriteOptions)> {
+    use romkit::fs::erofs::writer::Lz4hc;
+    vec![
+        ("plain", WriteOptions::default()),
+        (
+            "lz4hc",
+            WriteOptions {
+                compression: Some(Lz4hc::default()),
+                ..Default::default()
+            },
+        ),
+        (
+            "lz4hc-64k",
+            WriteOptions {
+                compression: Some(Lz4hc {
+                    level: 12,
+                    pcluster: 65536,
+                }),
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
 #[test]
 fn fsck_erofs_accepts_and_extracts_what_romkit_writes() {
     let Some(fsck) = tool("fsck.erofs") else {
         return;
     };
     let (tree, files) = sample_tree();
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("system.img");
-    let mut f = std::fs::File::create(&img).unwrap();
-    write(&tree, &WriteOptions::default(), &mut f).unwrap();
-    drop(f);
-    let out = Command::new(&fsck).arg(&img).output().unwrap();
-    assert!(
-        out.status.success(),
-        "fsck.erofs: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let x = dir.path().join("x");
-    let out = Command::new(&fsck)
-        .arg(format!("--extract={}", x.display()))
-        .arg("--preserve-perms")
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fsck.erofs --extract: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for (path, data) in &files {
-        assert!(std::fs::read(x.join(path)).unwrap() == *data, "{path}");
+    for (label, opts) in option_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("system.img");
+        let mut f = std::fs::File::create(&img).unwrap();
+        let stats = write(&tree, &opts, &mut f).unwrap();
+        drop(f);
+        if label != "plain" {
+            assert!(stats.compressed_files >= 1, "{label}: something compressed");
+        }
+        let out = Command::new(&fsck).arg(&img).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{label}: fsck.erofs: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let x = dir.path().join("x");
+        let out = Command::new(&fsck)
+            .arg(format!("--extract={}", x.display()))
+            .arg("--preserve-perms")
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{label}: fsck.erofs --extract: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (path, data) in &files {
+            assert!(
+                std::fs::read(x.join(path)).unwrap() == *data,
+                "{label}: {path}"
+            );
+        }
+        assert!(std::fs::read(x.join("bin/hardlink")).unwrap().len() == 300_000);
+        assert_eq!(
+            std::fs::read_link(x.join("bin/sym"))
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "/system/bin/tiny"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(x.join("etc/build.prop"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::read_dir(x.join("etc/permissions"))
+                .unwrap()
+                .count(),
+            301
+        );
+        // Same tree, same bytes.
+        let img2 = dir.path().join("again.img");
+        let mut f = std::fs::File::create(&img2).unwrap();
+        write(&tree, &opts, &mut f).unwrap();
+        assert!(
+            std::fs::read(&img).unwrap() == std::fs::read(&img2).unwrap(),
+            "{label}: deterministic"
+        );
     }
-    assert!(std::fs::read(x.join("bin/hardlink")).unwrap().len() == 300_000);
-    assert_eq!(
-        std::fs::read_link(x.join("bin/sym"))
-            .unwrap()
-            .to_str()
-            .unwrap(),
-        "/system/bin/tiny"
-    );
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(x.join("etc/build.prop"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777,
-        0o600
-    );
-    assert_eq!(
-        std::fs::read_dir(x.join("etc/permissions"))
-            .unwrap()
-            .count(),
-        300
-    );
-    // Same tree, same bytes.
-    let img2 = dir.path().join("again.img");
-    let mut f = std::fs::File::create(&img2).unwrap();
-    write(&tree, &WriteOptions::default(), &mut f).unwrap();
-    assert!(std::fs::read(&img).unwrap() == std::fs::read(&img2).unwrap());
 }
 
 /// Everything about a tree that must survive a round trip, in walk order.

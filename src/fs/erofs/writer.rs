@@ -1,15 +1,18 @@
 //! Writing an EROFS image from a [`Tree`].
 //!
-//! Layout, all in 4096-byte blocks:
+//! Layout, in 4096-byte blocks:
 //! ```text
-//! block 0      1024 zero bytes, superblock, then the first inodes
-//! metadata     every inode (root first) with its xattrs and inline tail,
-//!              32-byte aligned, never crossing a block boundary
+//! block 0       1024 zero bytes, superblock, (compression config), root inode
+//! file data     regular files in inode order: plain blocks or LZ4HC pclusters
+//! dir data      directory blocks (and the rare symlink too long to inline)
 //! shared xattrs (name, value) pairs used by two or more inodes
-//! data         full blocks of files, directories and symlinks, in inode order
+//! metadata      every other inode with its xattrs and its inline tail or
+//!               compression index, 32-byte aligned
 //! ```
-//! `meta_blkaddr` is 0, so a nid is simply the inode's byte offset / 32 and the
-//! root, placed right after the superblock, gets nid 36 as with mkfs.erofs.
+//! `meta_blkaddr` is 0, so a nid is the inode's byte offset / 32. The root sits
+//! right after the superblock so that its nid fits the superblock's 16 bits;
+//! all other inodes follow the data, which lets file data be compressed in
+//! parallel and streamed out before the metadata size is known.
 //!
 //! Inodes are compact (32 bytes) unless something does not fit: an mtime other
 //! than the image's build time, ids or link counts above 65535, sizes of 4 GiB
@@ -20,21 +23,56 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Seek, SeekFrom, Write};
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::compress::{self, Compressed};
 use super::layout::*;
 use crate::fs::tree::{InodeId, Kind, Tree};
 
 /// Block size romkit writes (Android's page size).
 pub const BLOCK: u64 = 4096;
 
+/// LZ4HC settings, as `mkfs.erofs -zlz4hc,LEVEL -C PCLUSTER`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lz4hc {
+    /// Compression level, 3-12 (mkfs.erofs's default is 9).
+    pub level: i32,
+    /// Largest physical cluster in bytes: a multiple of 4096, at most 1 MiB.
+    pub pcluster: u32,
+}
+
+impl Default for Lz4hc {
+    fn default() -> Self {
+        Lz4hc {
+            level: 9,
+            pcluster: 4096,
+        }
+    }
+}
+
 /// Options for [`write`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct WriteOptions {
     /// Build time for the superblock; `None` picks the most common mtime.
     pub build_time: Option<i64>,
     /// Volume name (at most 16 bytes).
     pub volume_name: Option<String>,
+    /// Compress regular files with LZ4HC; `None` writes them uncompressed.
+    pub compression: Option<Lz4hc>,
+    /// Worker threads for compression.
+    pub jobs: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            build_time: None,
+            volume_name: None,
+            compression: None,
+            jobs: rayon::current_num_threads(),
+        }
+    }
 }
 
 /// What was written.
@@ -44,6 +82,8 @@ pub struct WriteStats {
     pub size: u64,
     /// Inodes written.
     pub inodes: u64,
+    /// Files stored compressed.
+    pub compressed_files: u64,
     /// Filesystem UUID.
     pub uuid: [u8; 16],
 }
@@ -59,6 +99,9 @@ pub enum WriteError {
         /// What cannot be stored.
         why: String,
     },
+    /// Bad options.
+    #[error("{0}")]
+    Options(String),
     /// Reading a file's data or writing the image failed.
     #[error("{context}: {source}")]
     Io {
@@ -74,6 +117,18 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> WriteError {
     move |source| WriteError::Io { context, source }
 }
 
+/// How an inode's content is stored.
+#[derive(Debug, Default)]
+enum Body {
+    /// No content (devices, fifos, sockets, empty files).
+    #[default]
+    None,
+    /// Blocks at `blkaddr`, the last `tail` bytes inline after the inode.
+    Flat { blkaddr: u32, tail: Vec<u8> },
+    /// LZ4HC extents from `blkaddr`.
+    Compressed { blkaddr: u32, c: Compressed },
+}
+
 /// Per-inode plan.
 struct Plan {
     id: InodeId,
@@ -83,12 +138,11 @@ struct Plan {
     xattrs: Vec<u8>,
     /// Content bytes for files, directories, symlinks.
     size: u64,
-    /// Whether the tail lives inline after the inode.
+    /// Whether a tail may be inline (fits in a block with the inode).
     inline: bool,
+    body: Body,
     /// Byte offset of the inode.
     offset: u64,
-    /// First data block.
-    blkaddr: u32,
     nlink: u32,
     ftype: u8,
 }
@@ -101,14 +155,26 @@ impl Plan {
             COMPACT_INODE as u64
         }
     }
-    fn tail(&self) -> u64 {
-        self.size % BLOCK
+    fn base(&self) -> u64 {
+        self.core_size() + self.xattrs.len() as u64
     }
-    fn full_blocks(&self) -> u64 {
+    /// Blocks of content outside the metadata for flat layouts.
+    fn flat_blocks(&self) -> u64 {
         if self.inline {
             self.size / BLOCK
         } else {
             self.size.div_ceil(BLOCK)
+        }
+    }
+    /// Bytes the inode takes in the metadata area, from its start.
+    fn record_len(&self) -> u64 {
+        match &self.body {
+            Body::Flat { tail, .. } => self.base() + tail.len() as u64,
+            Body::Compressed { .. } => {
+                (self.offset + self.base()).div_ceil(8) * 8 - self.offset
+                    + Compressed::index_len(self.size)
+            }
+            Body::None => self.base(),
         }
     }
 }
@@ -150,13 +216,90 @@ fn dir_size(blocks: &[&[(Vec<u8>, usize)]]) -> u64 {
     (blocks.len() as u64 - 1) * BLOCK + last as u64
 }
 
-/// Writes `tree` as an EROFS image into `out` (positioned anywhere; the image
-/// starts at offset 0).
+/// Serialized directory content (exactly `size` bytes).
+fn dir_bytes(entries: &[(Vec<u8>, usize)], nids: &[u64], ftypes: &[u8]) -> Vec<u8> {
+    let blocks = dir_blocks(entries);
+    let mut bytes = Vec::with_capacity(blocks.len() * BLOCK as usize);
+    for (bi, b) in blocks.iter().enumerate() {
+        let mut blk = vec![0u8; BLOCK as usize];
+        let mut nameoff = b.len() * DIRENT_SIZE;
+        for (ei, (name, target)) in b.iter().enumerate() {
+            let d = &mut blk[ei * DIRENT_SIZE..(ei + 1) * DIRENT_SIZE];
+            d[0..8].copy_from_slice(&nids[*target].to_le_bytes());
+            d[8..10].copy_from_slice(&(nameoff as u16).to_le_bytes());
+            d[10] = ftypes[*target];
+            blk[nameoff..nameoff + name.len()].copy_from_slice(name);
+            nameoff += name.len();
+        }
+        if bi + 1 == blocks.len() {
+            blk.truncate(nameoff);
+        }
+        bytes.extend_from_slice(&blk);
+    }
+    bytes
+}
+
+fn append_xattr_entry(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let (index, suffix) = split_xattr_name(name).expect("checked before");
+    out.push(suffix.len() as u8);
+    out.push(index);
+    out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    out.extend_from_slice(suffix);
+    out.extend_from_slice(value);
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
+/// Writes blocks at the current position and hashes them.
+struct Sink<'a, W: Write + Seek> {
+    out: &'a mut W,
+    hasher: Sha256,
+    next_block: u64,
+}
+
+impl<W: Write + Seek> Sink<'_, W> {
+    fn blocks(&mut self, bytes: &[u8]) -> Result<u32, WriteError> {
+        let at = u32::try_from(self.next_block)
+            .map_err(|_| WriteError::Options("image larger than 16 TiB".into()))?;
+        self.out.write_all(bytes).map_err(io_err("writing image"))?;
+        self.hasher.update(bytes);
+        let pad = (bytes.len() as u64).div_ceil(BLOCK) * BLOCK - bytes.len() as u64;
+        if pad > 0 {
+            let z = vec![0u8; pad as usize];
+            self.out.write_all(&z).map_err(io_err("writing image"))?;
+            self.hasher.update(&z);
+        }
+        self.next_block += (bytes.len() as u64).div_ceil(BLOCK);
+        Ok(at)
+    }
+}
+
+/// Writes `tree` as an EROFS image into `out` (the image starts at offset 0).
 pub fn write<W: Write + Seek>(
     tree: &Tree,
     opts: &WriteOptions,
     out: &mut W,
 ) -> Result<WriteStats, WriteError> {
+    if let Some(c) = opts.compression {
+        if c.pcluster == 0 || !u64::from(c.pcluster).is_multiple_of(BLOCK) || c.pcluster > 1 << 20 {
+            return Err(WriteError::Options(format!(
+                "physical cluster size {} must be a multiple of 4096, at most 1 MiB",
+                c.pcluster
+            )));
+        }
+        if !(3..=12).contains(&c.level) {
+            return Err(WriteError::Options(format!(
+                "LZ4HC level {} must be 3-12",
+                c.level
+            )));
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .map_err(|e| WriteError::Options(format!("cannot start threads: {e}")))?;
+
     // Inode order: first appearance in the walk (root first).
     let walk = tree.walk();
     let mut index: HashMap<InodeId, usize> = HashMap::new();
@@ -261,7 +404,6 @@ pub fn write<W: Write + Seek>(
             || m.gid > 0xffff
             || nlink > 0xffff
             || size > u64::from(u32::MAX);
-        // xattr area: header, shared ids, inline entries.
         let mut xattrs = Vec::new();
         if !m.xattrs.is_empty() {
             let shared: Vec<u32> = m
@@ -269,6 +411,12 @@ pub fn write<W: Write + Seek>(
                 .iter()
                 .filter_map(|(k, v)| shared_id.get(&(k.as_slice(), v.as_slice())).copied())
                 .collect();
+            if shared.len() > 255 {
+                return Err(WriteError::Unrepresentable {
+                    path: path.clone(),
+                    why: "more than 255 shared xattrs".into(),
+                });
+            }
             xattrs.extend_from_slice(&[0u8; 4]);
             xattrs.push(shared.len() as u8);
             xattrs.extend_from_slice(&[0u8; 7]);
@@ -280,91 +428,246 @@ pub fn write<W: Write + Seek>(
                     append_xattr_entry(&mut xattrs, k, v);
                 }
             }
-            if shared.len() > 255 {
-                return Err(WriteError::Unrepresentable {
-                    path: path.clone(),
-                    why: "more than 255 shared xattrs".into(),
-                });
-            }
         }
+        let base = if extended {
+            EXTENDED_INODE
+        } else {
+            COMPACT_INODE
+        } as u64
+            + xattrs.len() as u64;
+        if base > BLOCK {
+            return Err(WriteError::Unrepresentable {
+                path: path.clone(),
+                why: format!("inode with its xattrs takes {base} bytes, more than a block"),
+            });
+        }
+        let tail = size % BLOCK;
+        let mut inline = tail > 0 && base + tail <= BLOCK;
+        if i == 0 {
+            // The root lives in block 0 after the superblock (and the
+            // compression config record, 16 bytes, when present).
+            inline &= SUPER_OFFSET + SUPER_SIZE as u64 + 32 + base + tail <= BLOCK;
+        }
+        let ft = ftype(&ino.kind);
         plans.push(Plan {
             id: *id,
             path: path.clone(),
             extended,
             xattrs,
             size,
-            inline: false,
+            inline: inline && matches!(ft, ft::REG | ft::DIR | ft::SYMLINK),
+            body: Body::None,
             offset: 0,
-            blkaddr: 0,
             nlink,
-            ftype: ftype(&ino.kind),
+            ftype: ft,
         });
     }
 
-    // Metadata placement.
-    let mut cursor = SUPER_OFFSET + SUPER_SIZE as u64;
-    for p in plans.iter_mut() {
-        let base = p.core_size() + p.xattrs.len() as u64;
-        if base > BLOCK {
-            return Err(WriteError::Unrepresentable {
-                path: p.path.clone(),
-                why: format!("inode with its xattrs takes {base} bytes, more than a block"),
-            });
+    // Pass 1: file contents from block 1, compressed in parallel windows and
+    // written in inode order.
+    out.seek(SeekFrom::Start(BLOCK)).map_err(io_err("seek"))?;
+    let mut sink = Sink {
+        out,
+        hasher: Sha256::new(),
+        next_block: 1,
+    };
+    let files: Vec<usize> = (0..plans.len())
+        .filter(|&i| plans[i].ftype == ft::REG && plans[i].size > 0)
+        .collect();
+    let mut w = 0;
+    while w < files.len() {
+        let mut end = w;
+        let mut bytes = 0u64;
+        while end < files.len() && (end == w || bytes < 64 << 20) {
+            bytes += plans[files[end]].size;
+            end += 1;
         }
-        let tail = p.tail();
-        p.inline =
-            matches!(p.ftype, ft::REG | ft::DIR | ft::SYMLINK) && tail > 0 && base + tail <= BLOCK;
-        let need = base + if p.inline { tail } else { 0 };
-        let mut at = cursor.div_ceil(ISLOT) * ISLOT;
-        if at % BLOCK + need > BLOCK {
-            at = at.div_ceil(BLOCK) * BLOCK;
+        let window = &files[w..end];
+        type Prepared = (Vec<u8>, Option<Compressed>);
+        let prepared: Vec<Result<Prepared, WriteError>> = pool.install(|| {
+            window
+                .par_iter()
+                .map(|&i| {
+                    let p = &plans[i];
+                    let Kind::File(d) = &tree.inode(p.id).kind else {
+                        unreachable!("only regular files are in the window")
+                    };
+                    let mut buf = Vec::new();
+                    d.read(&mut buf)
+                        .map_err(io_err(format!("reading {}", p.path)))?;
+                    if buf.len() as u64 != p.size {
+                        return Err(WriteError::Io {
+                            context: format!("reading {}", p.path),
+                            source: io::Error::other(format!(
+                                "got {} bytes, expected {}",
+                                buf.len(),
+                                p.size
+                            )),
+                        });
+                    }
+                    let c = opts
+                        .compression
+                        .and_then(|z| compress::compress(&buf, z.level, z.pcluster as usize));
+                    Ok((buf, c))
+                })
+                .collect()
+        });
+        for (&i, r) in window.iter().zip(prepared) {
+            let (buf, c) = r?;
+            let p = &mut plans[i];
+            p.body = match c {
+                Some(c) => {
+                    let blkaddr = sink.blocks(&c.data)?;
+                    p.inline = false;
+                    Body::Compressed { blkaddr, c }
+                }
+                None => {
+                    let full = (p.flat_blocks() * BLOCK).min(p.size) as usize;
+                    let blkaddr = if full > 0 {
+                        sink.blocks(&buf[..full])?
+                    } else {
+                        0
+                    };
+                    let tail = if p.inline {
+                        buf[full..].to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    Body::Flat { blkaddr, tail }
+                }
+            };
         }
-        p.offset = at;
-        cursor = at + need;
+        w = end;
     }
-    if plans[0].offset / ISLOT > u64::from(u16::MAX) {
+    // Symlinks: inline when possible, else a data block.
+    for p in plans.iter_mut().filter(|p| p.ftype == ft::SYMLINK) {
+        let Kind::Symlink(t) = &tree.inode(p.id).kind else {
+            unreachable!()
+        };
+        let full = (p.flat_blocks() * BLOCK).min(p.size) as usize;
+        let blkaddr = if full > 0 {
+            sink.blocks(&t[..full])?
+        } else {
+            0
+        };
+        let tail = if p.inline {
+            t[full..].to_vec()
+        } else {
+            Vec::new()
+        };
+        p.body = Body::Flat { blkaddr, tail };
+    }
+    // Directories: reserve their blocks now, fill them once nids are known.
+    let mut dir_blk = vec![0u32; plans.len()];
+    let dir_start = sink.next_block;
+    for (i, p) in plans
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, p)| p.ftype == ft::DIR)
+    {
+        let n = p.flat_blocks();
+        if n > 0 {
+            dir_blk[i] = u32::try_from(sink.next_block)
+                .map_err(|_| WriteError::Options("image larger than 16 TiB".into()))?;
+            sink.next_block += n;
+        }
+        // Placeholder tail of the right length; replaced below.
+        let tail = if p.inline {
+            vec![0u8; (p.size % BLOCK) as usize]
+        } else {
+            Vec::new()
+        };
+        p.body = Body::Flat {
+            blkaddr: dir_blk[i],
+            tail,
+        };
+    }
+    let dir_end = sink.next_block;
+    let xattr_blkaddr = if shared_area.is_empty() { 0 } else { dir_end };
+    let shared_blocks = (shared_area.len() as u64).div_ceil(BLOCK);
+    let meta_start = (dir_end + shared_blocks) * BLOCK;
+
+    let any_compressed = plans
+        .iter()
+        .any(|p| matches!(p.body, Body::Compressed { .. }));
+    let big = plans
+        .iter()
+        .any(|p| matches!(&p.body, Body::Compressed { c, .. } if c.big));
+
+    // Metadata placement: the root in block 0, the rest from `meta_start`.
+    let root_at = SUPER_OFFSET + SUPER_SIZE as u64 + if big { 32 } else { 0 };
+    plans[0].offset = root_at;
+    if root_at + plans[0].record_len() > BLOCK {
         return Err(WriteError::Unrepresentable {
             path: "/".into(),
-            why: "root inode placed beyond nid 65535".into(),
+            why: "root inode and its xattrs do not fit after the superblock".into(),
         });
     }
-    let meta_blocks = cursor.div_ceil(BLOCK);
-    let shared_blocks = (shared_area.len() as u64).div_ceil(BLOCK);
-    let xattr_blkaddr = if shared_area.is_empty() {
-        0
-    } else {
-        meta_blocks
-    };
-    let mut next_block = meta_blocks + shared_blocks;
-    for p in plans.iter_mut() {
-        let n = p.full_blocks();
-        if n > 0 {
-            p.blkaddr = u32::try_from(next_block).map_err(|_| WriteError::Unrepresentable {
-                path: p.path.clone(),
-                why: "image larger than 16 TiB".into(),
-            })?;
-            next_block += n;
+    let mut cursor = meta_start;
+    for p in plans.iter_mut().skip(1) {
+        let mut at = cursor.div_ceil(ISLOT) * ISLOT;
+        p.offset = at;
+        // Core, xattrs and inline tail stay within one block; a compression
+        // index may continue into the next ones.
+        let keep = match p.body {
+            Body::Compressed { .. } => p.base(),
+            _ => p.record_len(),
+        };
+        if at % BLOCK + keep > BLOCK {
+            at = at.div_ceil(BLOCK) * BLOCK;
+            p.offset = at;
+        }
+        cursor = at + p.record_len();
+    }
+    // Never end the image right after an inode: readers look past it.
+    let mut total_blocks = cursor.div_ceil(BLOCK).max(meta_start / BLOCK);
+    if total_blocks * BLOCK - cursor < XATTR_IBODY_HEADER as u64 {
+        total_blocks += 1;
+    }
+    let nids: Vec<u64> = plans.iter().map(|p| p.offset / ISLOT).collect();
+    let ftypes: Vec<u8> = plans.iter().map(|p| p.ftype).collect();
+
+    // Pass 2: directory blocks and inline directory tails.
+    for i in 0..plans.len() {
+        if plans[i].ftype != ft::DIR {
+            continue;
+        }
+        let bytes = dir_bytes(&dir_entries[i], &nids, &ftypes);
+        debug_assert_eq!(bytes.len() as u64, plans[i].size);
+        let full = (plans[i].flat_blocks() * BLOCK).min(plans[i].size) as usize;
+        if full > 0 {
+            sink.next_block = u64::from(dir_blk[i]);
+            sink.out
+                .seek(SeekFrom::Start(u64::from(dir_blk[i]) * BLOCK))
+                .map_err(io_err("seek"))?;
+            sink.blocks(&bytes[..full])?;
+        }
+        if let Body::Flat { tail, .. } = &mut plans[i].body {
+            *tail = bytes[full..].to_vec();
         }
     }
-    // fsck.erofs reads an xattr header's worth past every inode: never let
-    // the image end right after the last one.
-    let total_blocks = if next_block == meta_blocks {
-        next_block + 1
-    } else {
-        next_block
-    };
-    let nids: Vec<u64> = plans.iter().map(|p| p.offset / ISLOT).collect();
+    debug_assert!(sink.next_block <= dir_end);
+    let _ = dir_start;
 
-    // Serialize metadata (block 0 included; the superblock is filled in last).
-    let mut meta = vec![0u8; (meta_blocks * BLOCK) as usize];
-    let mut dir_data: Vec<Vec<u8>> = vec![Vec::new(); plans.len()];
+    // Shared xattrs.
+    sink.next_block = dir_end;
+    sink.out
+        .seek(SeekFrom::Start(dir_end * BLOCK))
+        .map_err(io_err("seek"))?;
+    if !shared_area.is_empty() {
+        sink.blocks(&shared_area)?;
+    }
+
+    // Serialize inodes.
+    let mut meta = vec![0u8; (total_blocks * BLOCK - meta_start) as usize];
+    let mut block0 = vec![0u8; BLOCK as usize];
     for (i, p) in plans.iter().enumerate() {
         let ino = tree.inode(p.id);
         let m = &ino.meta;
-        let layout = if p.inline {
-            LAYOUT_FLAT_INLINE
-        } else {
-            LAYOUT_FLAT_PLAIN
+        let layout = match &p.body {
+            Body::Compressed { .. } => LAYOUT_COMPRESSED_FULL,
+            Body::Flat { tail, .. } if !tail.is_empty() => LAYOUT_FLAT_INLINE,
+            _ => LAYOUT_FLAT_PLAIN,
         };
         let format = (layout << 1) | if p.extended { I_VERSION_EXTENDED } else { 0 };
         let icount: u16 = if p.xattrs.is_empty() {
@@ -373,16 +676,22 @@ pub fn write<W: Write + Seek>(
             ((p.xattrs.len() - XATTR_IBODY_HEADER) / 4 + 1) as u16
         };
         let mode = (ino.kind.type_bits() | (m.perm & 0o7777)) as u16;
-        let i_u: u32 = match &ino.kind {
-            Kind::CharDev(d) | Kind::BlockDev(d) => encode_dev(*d),
-            _ => p.blkaddr,
+        let i_u: u32 = match (&ino.kind, &p.body) {
+            (Kind::CharDev(d) | Kind::BlockDev(d), _) => encode_dev(*d),
+            (_, Body::Compressed { c, .. }) => c.blocks() as u32,
+            (_, Body::Flat { blkaddr, .. }) => *blkaddr,
+            _ => 0,
         };
-        let ino_num = (i + 1) as u32;
-        let o = p.offset as usize;
-        let core = &mut meta[o..o + p.core_size() as usize];
+        let (buf, o) = if i == 0 {
+            (&mut block0, p.offset as usize)
+        } else {
+            (&mut meta, (p.offset - meta_start) as usize)
+        };
+        let core = &mut buf[o..o + p.core_size() as usize];
         core[0..2].copy_from_slice(&format.to_le_bytes());
         core[2..4].copy_from_slice(&icount.to_le_bytes());
         core[4..6].copy_from_slice(&mode.to_le_bytes());
+        let ino_num = (i + 1) as u32;
         if p.extended {
             core[8..16].copy_from_slice(&p.size.to_le_bytes());
             core[16..20].copy_from_slice(&i_u.to_le_bytes());
@@ -401,151 +710,81 @@ pub fn write<W: Write + Seek>(
             core[26..28].copy_from_slice(&(m.gid as u16).to_le_bytes());
         }
         let xo = o + p.core_size() as usize;
-        meta[xo..xo + p.xattrs.len()].copy_from_slice(&p.xattrs);
-        // Content that needs no file read: directories and symlinks.
-        let content: Option<Vec<u8>> = match &ino.kind {
-            Kind::Dir(_) => {
-                let blocks = dir_blocks(&dir_entries[i]);
-                let mut bytes = Vec::with_capacity(blocks.len() * BLOCK as usize);
-                for (bi, b) in blocks.iter().enumerate() {
-                    let mut blk = vec![0u8; BLOCK as usize];
-                    let mut nameoff = b.len() * DIRENT_SIZE;
-                    for (ei, (name, target)) in b.iter().enumerate() {
-                        let d = &mut blk[ei * DIRENT_SIZE..(ei + 1) * DIRENT_SIZE];
-                        d[0..8].copy_from_slice(&nids[*target].to_le_bytes());
-                        d[8..10].copy_from_slice(&(nameoff as u16).to_le_bytes());
-                        d[10] = plans[*target].ftype;
-                        blk[nameoff..nameoff + name.len()].copy_from_slice(name);
-                        nameoff += name.len();
-                    }
-                    if bi + 1 == blocks.len() {
-                        blk.truncate(nameoff);
-                    }
-                    bytes.extend_from_slice(&blk);
-                }
-                debug_assert_eq!(bytes.len() as u64, p.size);
-                Some(bytes)
+        buf[xo..xo + p.xattrs.len()].copy_from_slice(&p.xattrs);
+        let after = xo + p.xattrs.len();
+        match &p.body {
+            Body::Flat { tail, .. } => buf[after..after + tail.len()].copy_from_slice(tail),
+            Body::Compressed { blkaddr, c } => {
+                let h = (p.offset + p.base()).div_ceil(8) * 8 - p.offset;
+                let idx = c.index(p.size, *blkaddr);
+                let s = o + h as usize;
+                buf[s..s + idx.len()].copy_from_slice(&idx);
             }
-            Kind::Symlink(t) => Some(t.clone()),
-            _ => None,
-        };
-        if p.inline {
-            let tail_at = xo + p.xattrs.len();
-            let tail = p.tail() as usize;
-            let src = match &content {
-                Some(c) => c[c.len() - tail..].to_vec(),
-                None => Vec::new(), // file tails are copied when the data is read
-            };
-            if !src.is_empty() {
-                meta[tail_at..tail_at + tail].copy_from_slice(&src);
-            }
+            Body::None => {}
         }
-        dir_data[i] = content.unwrap_or_default();
     }
+    sink.out
+        .seek(SeekFrom::Start(meta_start))
+        .map_err(io_err("seek"))?;
+    sink.out.write_all(&meta).map_err(io_err("writing image"))?;
+    sink.hasher.update(&meta);
 
-    // File tails that go inline need the file's bytes: read them now, and
-    // write the data area in one pass below.
-    let mut hasher = Sha256::new();
-    out.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
-    // Data area first into position, streamed.
-    let data_start = (meta_blocks + shared_blocks) * BLOCK;
-    out.seek(SeekFrom::Start(data_start))
-        .map_err(io_err("seek"))?;
-    let mut buf = Vec::new();
-    for (i, p) in plans.iter().enumerate() {
-        let ino = tree.inode(p.id);
-        let bytes: &[u8] = match &ino.kind {
-            Kind::File(d) => {
-                d.read(&mut buf)
-                    .map_err(io_err(format!("reading {}", p.path)))?;
-                if buf.len() as u64 != p.size {
-                    return Err(WriteError::Io {
-                        context: format!("reading {}", p.path),
-                        source: io::Error::other(format!(
-                            "got {} bytes, expected {}",
-                            buf.len(),
-                            p.size
-                        )),
-                    });
-                }
-                &buf
-            }
-            Kind::Dir(_) | Kind::Symlink(_) => &dir_data[i],
-            _ => &[],
-        };
-        if p.inline && matches!(ino.kind, Kind::File(_)) {
-            let tail = p.tail() as usize;
-            let tail_at = p.offset as usize + p.core_size() as usize + p.xattrs.len();
-            meta[tail_at..tail_at + tail].copy_from_slice(&bytes[bytes.len() - tail..]);
-        }
-        let n = p.full_blocks();
-        if n > 0 {
-            let body = &bytes[..((n * BLOCK) as usize).min(bytes.len())];
-            hasher.update(body);
-            out.write_all(body).map_err(io_err("writing image"))?;
-            let pad = (n * BLOCK) as usize - body.len();
-            if pad > 0 {
-                out.write_all(&vec![0u8; pad])
-                    .map_err(io_err("writing image"))?;
-                hasher.update(vec![0u8; pad]);
-            }
-        }
-    }
-    // Shared xattrs.
-    out.seek(SeekFrom::Start(meta_blocks * BLOCK))
-        .map_err(io_err("seek"))?;
-    let mut shared_block = shared_area.clone();
-    shared_block.resize((shared_blocks * BLOCK) as usize, 0);
-    out.write_all(&shared_block)
-        .map_err(io_err("writing image"))?;
-    hasher.update(&shared_block);
-    // Metadata and superblock.
-    hasher.update(&meta);
-    let digest = hasher.finalize();
+    // Block 0: superblock, compression config, root inode.
+    sink.hasher.update(&block0);
+    let digest = sink.hasher.finalize();
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(&digest[..16]);
     uuid[6] = (uuid[6] & 0x0f) | 0x50; // name-based (v5-style) UUID
     uuid[8] = (uuid[8] & 0x3f) | 0x80;
-    let sb = &mut meta[SUPER_OFFSET as usize..SUPER_OFFSET as usize + SUPER_SIZE];
-    sb[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-    sb[12] = 12; // blkszbits
-    sb[14..16].copy_from_slice(&(nids[0] as u16).to_le_bytes());
-    sb[16..24].copy_from_slice(&(plans.len() as u64).to_le_bytes());
-    sb[24..32].copy_from_slice(&(build_time as u64).to_le_bytes());
-    sb[32..36].copy_from_slice(&build_nsec.to_le_bytes());
-    sb[36..40].copy_from_slice(&(total_blocks as u32).to_le_bytes());
-    sb[40..44].copy_from_slice(&0u32.to_le_bytes());
-    sb[44..48].copy_from_slice(&(xattr_blkaddr as u32).to_le_bytes());
-    sb[48..64].copy_from_slice(&uuid);
-    if let Some(v) = &opts.volume_name {
-        let b = v.as_bytes();
-        let n = b.len().min(16);
-        sb[64..64 + n].copy_from_slice(&b[..n]);
+    let mut incompat = 0u32;
+    if any_compressed {
+        incompat |= FEATURE_INCOMPAT_ZERO_PADDING;
     }
-    out.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
-    out.write_all(&meta).map_err(io_err("writing image"))?;
-    if total_blocks > next_block {
-        out.seek(SeekFrom::Start(next_block * BLOCK))
-            .map_err(io_err("seek"))?;
-        out.write_all(&vec![0u8; ((total_blocks - next_block) * BLOCK) as usize])
-            .map_err(io_err("writing image"))?;
+    if big {
+        incompat |= FEATURE_INCOMPAT_BIG_PCLUSTER;
     }
-    out.flush().map_err(io_err("writing image"))?;
+    {
+        let sb = &mut block0[SUPER_OFFSET as usize..SUPER_OFFSET as usize + SUPER_SIZE];
+        sb[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        sb[12] = 12; // blkszbits
+        sb[14..16].copy_from_slice(&(nids[0] as u16).to_le_bytes());
+        sb[16..24].copy_from_slice(&(plans.len() as u64).to_le_bytes());
+        sb[24..32].copy_from_slice(&(build_time as u64).to_le_bytes());
+        sb[32..36].copy_from_slice(&build_nsec.to_le_bytes());
+        sb[36..40].copy_from_slice(&(total_blocks as u32).to_le_bytes());
+        sb[44..48].copy_from_slice(&(xattr_blkaddr as u32).to_le_bytes());
+        sb[48..64].copy_from_slice(&uuid);
+        if let Some(v) = &opts.volume_name {
+            let b = v.as_bytes();
+            let n = b.len().min(16);
+            sb[64..64 + n].copy_from_slice(&b[..n]);
+        }
+        sb[80..84].copy_from_slice(&incompat.to_le_bytes());
+        // With compression configs the union holds the algorithm bitmap (LZ4).
+        if big {
+            sb[84..86].copy_from_slice(&1u16.to_le_bytes());
+        }
+    }
+    if big {
+        // Config record: le16 size, then z_erofs_lz4_cfgs.
+        let max_blocks = opts.compression.map_or(1, |c| c.pcluster / BLOCK as u32) as u16;
+        let r = SUPER_OFFSET as usize + SUPER_SIZE;
+        block0[r..r + 2].copy_from_slice(&14u16.to_le_bytes());
+        block0[r + 2..r + 4].copy_from_slice(&0xffffu16.to_le_bytes());
+        block0[r + 4..r + 6].copy_from_slice(&max_blocks.to_le_bytes());
+    }
+    sink.out.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
+    sink.out
+        .write_all(&block0)
+        .map_err(io_err("writing image"))?;
+    sink.out.flush().map_err(io_err("writing image"))?;
     Ok(WriteStats {
         size: total_blocks * BLOCK,
         inodes: plans.len() as u64,
+        compressed_files: plans
+            .iter()
+            .filter(|p| matches!(p.body, Body::Compressed { .. }))
+            .count() as u64,
         uuid,
     })
-}
-
-fn append_xattr_entry(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    let (index, suffix) = split_xattr_name(name).expect("checked before");
-    out.push(suffix.len() as u8);
-    out.push(index);
-    out.extend_from_slice(&(value.len() as u16).to_le_bytes());
-    out.extend_from_slice(suffix);
-    out.extend_from_slice(value);
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
 }
