@@ -85,7 +85,7 @@ impl Compressed {
             blk += e.blocks;
         }
         // The end of the file is a pseudo-start when it falls in an lcluster of its own.
-        if size % BLOCK != 0 && starts.last().is_none_or(|s| s.0 / BLOCK != size / BLOCK) {
+        if !size.is_multiple_of(BLOCK) && starts.last().is_none_or(|s| s.0 / BLOCK != size / BLOCK) {
             starts.push((size, TYPE_PLAIN, 0, 0));
         }
         let mut si = 0; // next start at or after the current lcluster
@@ -216,7 +216,7 @@ mod tests {
             .iter()
             .map(|e| (e.start, if e.compressed { TYPE_HEAD } else { TYPE_PLAIN }))
             .collect();
-        if size % BLOCK != 0 && expect.last().unwrap().0 / BLOCK != size / BLOCK {
+        if !size.is_multiple_of(BLOCK) && expect.last().unwrap().0 / BLOCK != size / BLOCK {
             expect.push((size, TYPE_PLAIN));
         }
         assert_eq!(starts, expect);
