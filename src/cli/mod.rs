@@ -5,6 +5,7 @@
 
 mod fixture;
 mod inspect;
+mod ls;
 mod progress;
 mod unpack;
 mod verify;
@@ -46,6 +47,10 @@ pub enum Command {
     Verify(verify::Args),
     /// Extract partition images in parallel, checking every hash.
     Unpack(unpack::Args),
+    /// List files inside a partition of a package or a filesystem image.
+    Ls(ls::LsArgs),
+    /// Print a file from inside a partition of a package or a filesystem image.
+    Cat(ls::CatArgs),
     /// Generate a synthetic HyperOS-like package (deterministic).
     Fixture(fixture::Args),
 }
@@ -95,6 +100,8 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
         Command::Unpack(a) => unpack::run(&ctx, a),
+        Command::Ls(a) => ls::run_ls(&ctx, a),
+        Command::Cat(a) => ls::run_cat(&ctx, a),
         Command::Fixture(a) => fixture::run(&ctx, a),
     };
     match result {

@@ -240,3 +240,69 @@ fn zip_names_hint(path: &Path) -> String {
         String::new()
     }
 }
+
+impl Rom {
+    /// Decodes one partition into `dest` (which must not exist yet unless
+    /// `force`), checking every hash. The file appears under its final name
+    /// only when complete and verified.
+    pub fn extract_partition(
+        &self,
+        name: &str,
+        dest: &Path,
+        jobs: usize,
+        force: bool,
+    ) -> Result<()> {
+        use crate::format::payload::extract::{self, Job, NoProgress, OutputFile};
+        let p = &self.payload;
+        let idx = p
+            .partitions
+            .iter()
+            .position(|x| x.name == name)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "partition {name:?} is not in {} (it has: {})",
+                    self.path.display(),
+                    p.partitions
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        let part = &p.partitions[idx];
+        if let Some(op) = part.first_incremental_op() {
+            return Err(Error::payload(
+                &self.path,
+                crate::format::payload::PayloadError::Incremental {
+                    partition: part.name.clone(),
+                    index: op.index,
+                    kind: op.kind_name(),
+                },
+            ));
+        }
+        let f = crate::output::AtomicFile::create(dest, force)?;
+        f.file()
+            .set_len(part.size)
+            .map_err(|e| Error::io(f.tmp_path(), e))?;
+        let clone = f
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io(f.tmp_path(), e))?;
+        let outcome = extract::run(
+            &Job {
+                payload: p,
+                partitions: vec![idx],
+                outputs: Some(vec![OutputFile::new(clone, f.tmp_path().to_path_buf())]),
+                verify: true,
+                fail_fast: true,
+                jobs,
+            },
+            &NoProgress,
+        );
+        if let Some(e) = outcome.failures.into_iter().next() {
+            return Err(e);
+        }
+        f.commit()?;
+        Ok(())
+    }
+}

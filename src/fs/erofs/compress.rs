@@ -85,7 +85,8 @@ impl Compressed {
             blk += e.blocks;
         }
         // The end of the file is a pseudo-start when it falls in an lcluster of its own.
-        if !size.is_multiple_of(BLOCK) && starts.last().is_none_or(|s| s.0 / BLOCK != size / BLOCK) {
+        if !size.is_multiple_of(BLOCK) && starts.last().is_none_or(|s| s.0 / BLOCK != size / BLOCK)
+        {
             starts.push((size, TYPE_PLAIN, 0, 0));
         }
         let mut si = 0; // next start at or after the current lcluster
