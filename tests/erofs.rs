@@ -419,3 +419,95 @@ fn romkit_reads_what_mkfs_erofs_writes() {
         );
     }
 }
+
+#[test]
+fn sample_partitions_are_erofs_that_fsck_accepts() {
+    let Some(fsck) = tool("fsck.erofs") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(dir.path())
+        .arg(sample())
+        .assert()
+        .success();
+    for part in ["system", "system_ext", "product", "vendor", "odm", "mi_ext"] {
+        let img = dir.path().join(format!("{part}.img"));
+        let x = dir.path().join(part);
+        let out = Command::new(&fsck)
+            .arg(format!("--extract={}", x.display()))
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{part}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let props = std::fs::read_to_string(dir.path().join("system/system/build.prop")).unwrap();
+    assert!(props.contains("ro.build.version.incremental=OS1.0.24.0.UMCCNXM\n"));
+    assert!(props.contains("ro.product.device=fuxi\n"));
+    let vendor_props = std::fs::read_to_string(dir.path().join("vendor/build.prop")).unwrap();
+    assert!(vendor_props.contains("ro.vendor.build.fingerprint=Xiaomi/fuxi/fuxi:14/"));
+    // romkit cat gives the same bytes as fsck.erofs --extract.
+    let out = romkit()
+        .args(["cat"])
+        .arg(sample())
+        .arg("system/system/build.prop")
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, props.as_bytes());
+}
+
+#[test]
+fn ls_shows_labels_capabilities_and_links() {
+    let v = json_ok(&["ls", "--json"], &sample());
+    // Without a partition, ls lists the partitions.
+    assert!(v.as_array().unwrap().iter().any(|x| x == "vendor"));
+    let out = romkit()
+        .args(["ls", "--json", "-R"])
+        .arg(sample())
+        .arg("vendor")
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let perf = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "bin/hw/vendor.qti.hardware.perf@2.0-service")
+        .expect("the perf HAL");
+    assert_eq!(perf["label"], "u:object_r:hal_perf_default_exec:s0");
+    assert_eq!(perf["capabilities"], "0x1000800000");
+    assert_eq!(perf["gid"], 2000);
+    assert_eq!(perf["mode"], "-rwxr-xr-x");
+    let out = romkit()
+        .args(["ls"])
+        .arg(sample())
+        .arg("system")
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("bin -> /system/bin"), "{text}");
+    romkit()
+        .args(["ls"])
+        .arg(sample())
+        .arg("system/nosuch")
+        .assert()
+        .code(2);
+    romkit()
+        .args(["cat"])
+        .arg(sample())
+        .arg("system/system")
+        .assert()
+        .code(2);
+    romkit()
+        .args(["ls"])
+        .arg(sample())
+        .arg("boot/x")
+        .assert()
+        .code(3);
+}
