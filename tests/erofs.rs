@@ -511,3 +511,153 @@ fn ls_shows_labels_capabilities_and_links() {
         .assert()
         .code(3);
 }
+
+#[test]
+fn unpack_files_then_pack_gives_the_same_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    romkit()
+        .args(["unpack", "--files", "-o"])
+        .arg(&out)
+        .arg(sample())
+        .assert()
+        .success();
+    assert!(
+        std::fs::symlink_metadata(out.join("system/bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("system/bin")).unwrap().to_str(),
+        Some("/system/bin")
+    );
+    let fsc = std::fs::read_to_string(out.join("config/vendor_fs_config")).unwrap();
+    assert!(fsc.contains("vendor/bin/hw/vendor.qti.hardware.perf@2.0-service 0 2000 0755 capabilities=0x1000800000\n"), "{fsc}");
+    let fc = std::fs::read_to_string(out.join("config/vendor_file_contexts")).unwrap();
+    assert!(
+        fc.contains("/vendor/build\\.prop u:object_r:vendor_build_prop_file:s0\n"),
+        "{fc}"
+    );
+    for part in ["system", "system_ext", "product", "vendor", "odm", "mi_ext"] {
+        let img = dir.path().join(format!("{part}.img"));
+        romkit()
+            .args(["pack", "-o"])
+            .arg(&img)
+            .arg(out.join(part))
+            .assert()
+            .success();
+        assert!(
+            std::fs::read(&img).unwrap() == std::fs::read(out.join(format!("{part}.img"))).unwrap(),
+            "{part}: repacked image differs from the original"
+        );
+    }
+    // Refuses to overwrite the trees without --force.
+    romkit()
+        .args(["unpack", "--files", "-p", "odm", "-o"])
+        .arg(&out)
+        .arg(sample())
+        .assert()
+        .code(2);
+    romkit()
+        .args(["unpack", "--files", "--force", "-p", "odm", "-o"])
+        .arg(&out)
+        .arg(sample())
+        .assert()
+        .success();
+}
+
+#[test]
+fn pack_names_what_disagrees_with_the_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    romkit()
+        .args(["unpack", "--files", "-p", "odm", "-o"])
+        .arg(&out)
+        .arg(sample())
+        .assert()
+        .success();
+    std::fs::write(out.join("odm/stray.txt"), b"x").unwrap();
+    romkit()
+        .args(["pack", "-o"])
+        .arg(dir.path().join("a.img"))
+        .arg(out.join("odm"))
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(
+            "odm/stray.txt: on disk but not in fs_config",
+        ));
+    std::fs::remove_file(out.join("odm/stray.txt")).unwrap();
+    std::fs::remove_file(out.join("odm/etc/build.prop")).unwrap();
+    romkit()
+        .args(["pack", "-o"])
+        .arg(dir.path().join("b.img"))
+        .arg(out.join("odm"))
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(
+            "odm/etc/build.prop: in fs_config but missing",
+        ));
+    assert!(!dir.path().join("a.img").exists() && !dir.path().join("b.img").exists());
+    romkit()
+        .args(["pack", "-z", "zstd", "-o"])
+        .arg(dir.path().join("c.img"))
+        .arg(out.join("odm"))
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn extraction_never_leaves_the_destination() {
+    use romkit::fs::{extract, sidecar};
+    let (mut tree, _) = sample_tree();
+    // Links that point outside: created as links, never followed.
+    for (name, target) in [("escape", "../../../../etc/passwd"), ("abs", "/etc/shadow")] {
+        let id = tree.add_inode(Inode {
+            kind: Kind::Symlink(target.as_bytes().to_vec()),
+            meta: meta(0o777, 0, 0, "u:object_r:system_file:s0"),
+        });
+        tree.link(tree.root(), name.as_bytes(), id).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("system");
+    let stats = extract::extract(&tree, &dest).unwrap();
+    assert_eq!(
+        stats.recorded, 2,
+        "the device node and the FIFO are recorded, not created"
+    );
+    assert!(!dest.join("dev/null").exists());
+    assert_eq!(
+        std::fs::read_link(dest.join("escape")).unwrap().to_str(),
+        Some("../../../../etc/passwd")
+    );
+    assert_eq!(
+        listing(dir.path())
+            .iter()
+            .filter(|p| !p.starts_with("system/"))
+            .count(),
+        0
+    );
+    // Reading the folder back with its sidecars gives the same tree.
+    let back = extract::read_dir_tree(
+        &dest,
+        "system",
+        &sidecar::fs_config(&tree, "system"),
+        &sidecar::file_contexts(&tree, "system"),
+        None,
+    )
+    .unwrap();
+    same(
+        &snapshot(&back),
+        &snapshot(&tree),
+        "extract + read_dir_tree",
+    );
+}
+
+/// Compares two snapshots and names the first difference.
+fn same(a: &[String], b: &[String], what: &str) {
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x, y, "{what}");
+    }
+    assert_eq!(a.len(), b.len(), "{what}: entry count");
+}

@@ -6,6 +6,7 @@
 mod fixture;
 mod inspect;
 mod ls;
+mod pack;
 mod progress;
 mod unpack;
 mod verify;
@@ -47,6 +48,8 @@ pub enum Command {
     Verify(verify::Args),
     /// Extract partition images in parallel, checking every hash.
     Unpack(unpack::Args),
+    /// Build an EROFS image from an extracted tree and its sidecars.
+    Pack(pack::Args),
     /// List files inside a partition of a package or a filesystem image.
     Ls(ls::LsArgs),
     /// Print a file from inside a partition of a package or a filesystem image.
@@ -100,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
         Command::Unpack(a) => unpack::run(&ctx, a),
+        Command::Pack(a) => pack::run(&ctx, a),
         Command::Ls(a) => ls::run_ls(&ctx, a),
         Command::Cat(a) => ls::run_cat(&ctx, a),
         Command::Fixture(a) => fixture::run(&ctx, a),

@@ -30,6 +30,10 @@ pub struct Args {
     /// Overwrite existing images.
     #[arg(short, long)]
     pub force: bool,
+    /// Also extract each filesystem's files to DIR/PARTITION/, with
+    /// DIR/config/PARTITION_fs_config and DIR/config/PARTITION_file_contexts.
+    #[arg(long)]
+    pub files: bool,
 }
 
 #[derive(Serialize)]
@@ -39,6 +43,7 @@ struct Written {
     size: u64,
     sha256: Option<String>,
     verified: bool,
+    files: Option<crate::fs::extract::ExtractStats>,
 }
 
 /// Runs `unpack`.
@@ -91,6 +96,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     for d in &dests {
         check_overwrite(d, args.force)?;
     }
+    if args.files {
+        for &i in &selected {
+            let name = &p.partitions[i].name;
+            check_overwrite(&args.output.join(name), args.force)?;
+        }
+    }
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
     let mut files = Vec::with_capacity(dests.len());
     for (d, &i) in dests.iter().zip(&selected) {
@@ -142,7 +153,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             size: po.size,
             sha256: po.actual_hash.map(|h| hex(&h)),
             verified: verify && po.expected_hash.is_some() && po.actual_hash == po.expected_hash,
+            files: None,
         });
+    }
+    if args.files {
+        for w in written.iter_mut() {
+            w.files = extract_files(&args.output, &w.partition, &w.path, args.force)?;
+        }
     }
     if ctx.json {
         emit_json(&written)?;
@@ -173,4 +190,73 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         emit(&s)?;
     }
     Ok(0)
+}
+
+/// Extracts the files of a filesystem image to `out/NAME/` with its sidecars;
+/// `None` when the image holds no filesystem romkit reads.
+fn extract_files(
+    out: &std::path::Path,
+    name: &str,
+    image: &std::path::Path,
+    force: bool,
+) -> Result<Option<crate::fs::extract::ExtractStats>> {
+    use crate::fs::{FsKind, erofs::reader::ErofsImage, extract, sidecar, sniff};
+    if sniff(image).map_err(|e| Error::io(image, e))? != Some(FsKind::Erofs) {
+        return Ok(None);
+    }
+    let img = ErofsImage::open(image).map_err(|e| Error::invalid(image, e.to_string()))?;
+    let tree = img
+        .tree()
+        .map_err(|e| Error::invalid(image, e.to_string()))?;
+    let dest = out.join(name);
+    let tmp = out.join(format!(".{name}.romkit-{}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let stats = match extract::extract(&tree, &tmp) {
+        Ok(s) => s,
+        Err(e) => {
+            remove_tree(&tmp);
+            return Err(Error::invalid(image, format!("extracting files: {e}")));
+        }
+    };
+    let config = out.join("config");
+    std::fs::create_dir_all(&config).map_err(|e| Error::io(&config, e))?;
+    for (file, text) in [
+        (format!("{name}_fs_config"), sidecar::fs_config(&tree, name)),
+        (
+            format!("{name}_file_contexts"),
+            sidecar::file_contexts(&tree, name),
+        ),
+    ] {
+        let mut f = AtomicFile::create(&config.join(file), force)?;
+        std::io::Write::write_all(f.file_mut(), text.as_bytes())
+            .map_err(|e| Error::io(f.tmp_path(), e))?;
+        f.commit()?;
+    }
+    if force && std::fs::symlink_metadata(&dest).is_ok() {
+        remove_tree(&dest);
+    }
+    std::fs::rename(&tmp, &dest).map_err(|e| {
+        remove_tree(&tmp);
+        Error::io(&dest, e)
+    })?;
+    Ok(Some(stats))
+}
+
+/// Removes an extracted tree, making read-only folders writable first.
+fn remove_tree(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(p: &std::path::Path) {
+        if let Ok(md) = std::fs::symlink_metadata(p)
+            && md.is_dir()
+        {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    walk(&e.path());
+                }
+            }
+        }
+    }
+    walk(path);
+    let _ = std::fs::remove_dir_all(path);
 }

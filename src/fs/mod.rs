@@ -2,6 +2,8 @@
 //! written from it.
 
 pub mod erofs;
+pub mod extract;
+pub mod sidecar;
 pub mod tree;
 
 use std::io::Read;

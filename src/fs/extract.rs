@@ -1,0 +1,360 @@
+//! Extracting a tree to a folder without root, and reading a folder back.
+//!
+//! Extraction never follows a link: every parent of an entry is a directory
+//! romkit itself just created, files are created with `O_EXCL | O_NOFOLLOW`,
+//! and symbolic links are created as links with their target untouched,
+//! whatever it points at. Names come from the tree, which accepts no `/`, `.`,
+//! `..` or NUL, so nothing can land outside the destination. Device nodes,
+//! FIFOs and sockets are recorded in the sidecar instead of created.
+//! Ownership is recorded, not applied; permissions and times are applied.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::sidecar::{self, ConfigEntry, Special};
+use super::tree::{DataSource, FileData, Inode, InodeId, Kind, Meta, Tree};
+
+/// Counts of what was extracted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExtractStats {
+    /// Directories created.
+    pub dirs: u64,
+    /// Regular files written (hard links counted once).
+    pub files: u64,
+    /// Hard links created.
+    pub hardlinks: u64,
+    /// Symbolic links created.
+    pub symlinks: u64,
+    /// Device nodes, FIFOs and sockets recorded in the sidecar only.
+    pub recorded: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+fn time_of(secs: i64, nsec: u32) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsec)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+            + Duration::from_nanos(u64::from(nsec))
+    }
+}
+
+fn set_symlink_time(path: &Path, secs: i64, nsec: u32) -> io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let t = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: nsec as libc::c_long,
+    };
+    let times = [t, t];
+    // SAFETY: valid NUL-terminated path and a two-element timespec array.
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Writes `tree` under `dest` (which must not exist; its parent must).
+pub fn extract(tree: &Tree, dest: &Path) -> io::Result<ExtractStats> {
+    std::fs::create_dir(dest)?;
+    let mut stats = ExtractStats::default();
+    let mut first_path: HashMap<InodeId, PathBuf> = HashMap::new();
+    let mut dirs: Vec<(PathBuf, InodeId)> = Vec::new();
+    let mut buf = Vec::new();
+    for (rel, id) in tree.walk() {
+        let path = if rel.is_empty() {
+            dest.to_path_buf()
+        } else {
+            dest.join(&rel)
+        };
+        let ino = tree.inode(id);
+        let m = &ino.meta;
+        match &ino.kind {
+            Kind::Dir(_) => {
+                if !rel.is_empty() {
+                    std::fs::create_dir(&path)?;
+                }
+                stats.dirs += 1;
+                dirs.push((path, id));
+            }
+            Kind::File(data) => {
+                if let Some(first) = first_path.get(&id) {
+                    std::fs::hard_link(first, &path)?;
+                    stats.hardlinks += 1;
+                    continue;
+                }
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o600)
+                    .open(&path)?;
+                {
+                    let mut w = BufWriter::with_capacity(1 << 20, &f);
+                    data.read(&mut buf)
+                        .map_err(|e| io::Error::new(e.kind(), format!("{rel}: {e}")))?;
+                    w.write_all(&buf)?;
+                    w.flush()?;
+                }
+                stats.bytes += buf.len() as u64;
+                f.set_permissions(std::fs::Permissions::from_mode(m.perm))?;
+                f.set_modified(time_of(m.mtime, m.mtime_nsec))?;
+                stats.files += 1;
+                first_path.insert(id, path);
+            }
+            Kind::Symlink(target) => {
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path)?;
+                set_symlink_time(&path, m.mtime, m.mtime_nsec)?;
+                stats.symlinks += 1;
+            }
+            Kind::CharDev(_) | Kind::BlockDev(_) | Kind::Fifo | Kind::Socket => {
+                stats.recorded += 1;
+            }
+        }
+    }
+    // Directory permissions and times last, deepest first, so that read-only
+    // directories can still be filled and their times are not disturbed.
+    for (path, id) in dirs.iter().rev() {
+        let m = &tree.inode(*id).meta;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(m.perm | 0o700))?;
+        let d = File::open(path)?;
+        d.set_modified(time_of(m.mtime, m.mtime_nsec))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(m.perm))?;
+    }
+    Ok(stats)
+}
+
+/// File contents read from a folder on disk.
+#[derive(Debug)]
+pub struct DiskSource {
+    paths: Vec<PathBuf>,
+}
+
+impl DataSource for DiskSource {
+    fn read(&self, key: u64, size: u64, out: &mut Vec<u8>) -> io::Result<()> {
+        let path = self
+            .paths
+            .get(key as usize)
+            .ok_or_else(|| io::Error::other("bad file key"))?;
+        out.clear();
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        io::Read::read_to_end(&mut io::Read::take(&f, size + 1), out)?;
+        if out.len() as u64 != size {
+            return Err(io::Error::other(format!(
+                "{} changed size while being read ({} bytes, expected {size})",
+                path.display(),
+                out.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why a folder and its sidecars could not become a tree.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// Reading the folder failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The sidecar and the folder disagree, or a sidecar is malformed.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Reads folder `dir` (the partition `mount`) with its `fs_config` and
+/// `file_contexts` into a tree. Every entry on disk must be in `fs_config` and
+/// every `fs_config` entry on disk (or recorded as a special file). With
+/// `fixed_time`, every mtime becomes that time (reproducible builds).
+pub fn read_dir_tree(
+    dir: &Path,
+    mount: &str,
+    fs_config: &str,
+    file_contexts: &str,
+    fixed_time: Option<i64>,
+) -> Result<Tree, PackError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackError::Io { path, source }
+    };
+    let config = sidecar::parse_fs_config(fs_config, mount)
+        .map_err(|e| PackError::Mismatch(format!("fs_config {e}")))?;
+    let labels = sidecar::parse_file_contexts(file_contexts, mount)
+        .map_err(|e| PackError::Mismatch(format!("file_contexts {e}")))?;
+    let mut by_path: HashMap<&str, &ConfigEntry> = HashMap::new();
+    for e in &config {
+        if by_path.insert(e.path.as_str(), e).is_some() {
+            return Err(PackError::Mismatch(format!(
+                "fs_config lists {mount}/{} twice",
+                e.path
+            )));
+        }
+    }
+    let root_md = std::fs::symlink_metadata(dir).map_err(io_err(dir))?;
+    if !root_md.is_dir() {
+        return Err(PackError::Mismatch(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    let meta_for = |rel: &str, md: Option<&std::fs::Metadata>| -> Result<Meta, PackError> {
+        let e = by_path.get(rel).ok_or_else(|| {
+            PackError::Mismatch(format!(
+                "{}: on disk but not in fs_config (add a line `{} UID GID MODE`)",
+                if rel.is_empty() {
+                    mount.to_string()
+                } else {
+                    format!("{mount}/{rel}")
+                },
+                if rel.is_empty() {
+                    mount.to_string()
+                } else {
+                    format!("{mount}/{rel}")
+                }
+            ))
+        })?;
+        let mut m = Meta::default();
+        sidecar::apply(&mut m, e, labels.get(rel).map(String::as_str));
+        let (t, ns) = match (fixed_time, md, e.mtime) {
+            (Some(t), _, _) => (t, 0),
+            (None, Some(md), _) => (md.mtime(), md.mtime_nsec() as u32),
+            (None, None, Some(t)) => t,
+            (None, None, None) => (0, 0),
+        };
+        m.mtime = t;
+        m.mtime_nsec = ns;
+        Ok(m)
+    };
+    let mut tree = Tree::new(meta_for("", Some(&root_md))?);
+    let mut source = DiskSource { paths: Vec::new() };
+    let mut pending: Vec<(InodeId, u64, u64)> = Vec::new(); // (inode, key, size) of files
+    let mut seen_inodes: HashMap<(u64, u64), InodeId> = HashMap::new();
+    let mut on_disk: std::collections::HashSet<String> = std::collections::HashSet::new();
+    on_disk.insert(String::new());
+    let mut stack = vec![(dir.to_path_buf(), String::new(), tree.root())];
+    while let Some((path, rel, parent)) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&path)
+            .map_err(io_err(&path))?
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&path))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            let name_str = name.to_str().ok_or_else(|| {
+                PackError::Mismatch(format!(
+                    "{}: file name is not UTF-8",
+                    entry.path().display()
+                ))
+            })?;
+            let child_rel = if rel.is_empty() {
+                name_str.to_string()
+            } else {
+                format!("{rel}/{name_str}")
+            };
+            let p = entry.path();
+            let md = std::fs::symlink_metadata(&p).map_err(io_err(&p))?;
+            on_disk.insert(child_rel.clone());
+            let meta = meta_for(&child_rel, Some(&md))?;
+            let ft = md.file_type();
+            let id = if ft.is_dir() {
+                let id = tree.add_inode(Inode {
+                    kind: Kind::Dir(Default::default()),
+                    meta,
+                });
+                stack.push((p.clone(), child_rel.clone(), id));
+                id
+            } else if ft.is_symlink() {
+                let t = std::fs::read_link(&p).map_err(io_err(&p))?;
+                tree.add_inode(Inode {
+                    kind: Kind::Symlink(t.as_os_str().as_bytes().to_vec()),
+                    meta,
+                })
+            } else if ft.is_file() {
+                if md.nlink() > 1
+                    && let Some(&id) = seen_inodes.get(&(md.dev(), md.ino()))
+                {
+                    id
+                } else {
+                    let key = source.paths.len() as u64;
+                    source.paths.push(p.clone());
+                    let id = tree.add_inode(Inode {
+                        kind: Kind::File(FileData::Bytes(Arc::new(Vec::new()))),
+                        meta,
+                    });
+                    pending.push((id, key, md.len()));
+                    seen_inodes.insert((md.dev(), md.ino()), id);
+                    id
+                }
+            } else {
+                return Err(PackError::Mismatch(format!(
+                    "{}: device nodes, FIFOs and sockets belong in fs_config (type=...), not on disk",
+                    p.display()
+                )));
+            };
+            tree.link(parent, name_str.as_bytes(), id)
+                .map_err(|e| PackError::Mismatch(format!("{}: {e}", p.display())))?;
+        }
+    }
+    // Special files recorded in the sidecar.
+    for e in &config {
+        if on_disk.contains(&e.path) {
+            continue;
+        }
+        let kind = match &e.special {
+            Some(Special::Chr(a, b)) => Kind::CharDev(sidecar::dev_join(*a, *b)),
+            Some(Special::Blk(a, b)) => Kind::BlockDev(sidecar::dev_join(*a, *b)),
+            Some(Special::Fifo) => Kind::Fifo,
+            Some(Special::Sock) => Kind::Socket,
+            None => {
+                return Err(PackError::Mismatch(format!(
+                    "{mount}/{}: in fs_config but missing from {}",
+                    e.path,
+                    dir.display()
+                )));
+            }
+        };
+        let meta = meta_for(&e.path, None)?;
+        let (parent, name) = match e.path.rsplit_once('/') {
+            Some((p, n)) => (
+                tree.lookup(p)
+                    .map_err(|x| PackError::Mismatch(format!("{mount}/{}: {x}", e.path)))?,
+                n,
+            ),
+            None => (tree.root(), e.path.as_str()),
+        };
+        let id = tree.add_inode(Inode { kind, meta });
+        tree.link(parent, name.as_bytes(), id)
+            .map_err(|x| PackError::Mismatch(format!("{mount}/{}: {x}", e.path)))?;
+    }
+    let source: Arc<dyn DataSource> = Arc::new(source);
+    for (id, key, size) in pending {
+        tree.inode_mut(id).kind = Kind::File(FileData::Lazy {
+            source: source.clone(),
+            key,
+            size,
+        });
+    }
+    Ok(tree)
+}
