@@ -661,3 +661,192 @@ fn same(a: &[String], b: &[String], what: &str) {
     }
     assert_eq!(a.len(), b.len(), "{what}: entry count");
 }
+
+// ------------------------------------------------------------ hostile images
+
+/// A small image with known entries; returns (bytes, nid of each path).
+fn small_image() -> (Vec<u8>, std::collections::HashMap<String, u64>) {
+    let mut t = Tree::new(meta(0o755, 0, 0, "u:object_r:rootfs:s0"));
+    let d = t.add_inode(Inode {
+        kind: Kind::Dir(BTreeMap::new()),
+        meta: meta(0o755, 0, 0, "u:object_r:system_file:s0"),
+    });
+    t.link(t.root(), b"dir", d).unwrap();
+    let mut m = meta(0o644, 0, 0, "u:object_r:system_file:s0");
+    m.mtime = 5; // extended inode: 64-bit size
+    t.add_file("dir/aa", FileData::Bytes(Arc::new(b"hello".to_vec())), m)
+        .unwrap();
+    t.add_file(
+        "dir/bb",
+        FileData::Bytes(Arc::new(vec![7u8; 9000])),
+        meta(0o644, 0, 0, "u:object_r:system_file:s0"),
+    )
+    .unwrap();
+    let mut img = std::io::Cursor::new(Vec::new());
+    write(&t, &WriteOptions::default(), &mut img).unwrap();
+    let bytes = img.into_inner();
+    let fs = erofs_rs::EroFS::new(erofs_rs::backend::SliceImage::new(&bytes)).unwrap();
+    let mut nids = std::collections::HashMap::new();
+    for e in fs.walk_dir("/").unwrap() {
+        let e = e.unwrap();
+        nids.insert(
+            String::from_utf8_lossy(e.dir_entry.path().as_bytes())
+                .trim_start_matches('/')
+                .to_string(),
+            e.inode.id(),
+        );
+    }
+    nids.insert(String::new(), fs.super_block().root_inode_id());
+    (bytes, nids)
+}
+
+/// Offset of `name`'s directory entry (and of its name bytes) in `dir`'s block.
+fn dirent(bytes: &[u8], dir_nid: u64, name: &[u8]) -> (usize, usize) {
+    let ino = (dir_nid * 32) as usize;
+    let i_u = u32::from_le_bytes(bytes[ino + 16..ino + 20].try_into().unwrap()) as usize;
+    let format = u16::from_le_bytes(bytes[ino..ino + 2].try_into().unwrap());
+    // The test directory is small: its entries are inline after the inode
+    // (layout 2) or in block i_u (layout 0).
+    let base = if (format >> 1) & 7 == 2 {
+        let icount = u16::from_le_bytes(bytes[ino + 2..ino + 4].try_into().unwrap()) as usize;
+        let xattr = if icount == 0 {
+            0
+        } else {
+            12 + (icount - 1) * 4
+        };
+        ino + if format & 1 == 1 { 64 } else { 32 } + xattr
+    } else {
+        i_u * 4096
+    };
+    let first_nameoff = u16::from_le_bytes(bytes[base + 8..base + 10].try_into().unwrap()) as usize;
+    for i in 0..first_nameoff / 12 {
+        let off = u16::from_le_bytes(
+            bytes[base + i * 12 + 8..base + i * 12 + 10]
+                .try_into()
+                .unwrap(),
+        ) as usize;
+        if bytes[base + off..].starts_with(name) {
+            return (base + i * 12, base + off);
+        }
+    }
+    panic!("entry {name:?} not found");
+}
+
+fn expect_hostile(bytes: &[u8], what: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("hostile.img");
+    std::fs::write(&img, bytes).unwrap();
+    let out = romkit().args(["ls", "-R"]).arg(&img).output().unwrap();
+    let listing_failed = out.status.code() == Some(3);
+    let cat = romkit()
+        .args(["cat"])
+        .arg(&img)
+        .arg("dir/aa")
+        .output()
+        .unwrap();
+    assert!(
+        listing_failed || cat.status.code() == Some(3),
+        "{what}: ls exit {:?}, cat exit {:?}",
+        out.status.code(),
+        cat.status.code()
+    );
+    for o in [&out, &cat] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        if o.status.code() == Some(3) {
+            assert!(
+                err.contains("hostile.img"),
+                "{what}: message names the file: {err}"
+            );
+        }
+    }
+    assert_eq!(
+        listing(dir.path()),
+        vec!["hostile.img".to_string()],
+        "{what}: nothing written"
+    );
+}
+
+#[test]
+fn hostile_erofs_images_are_refused() {
+    let (good, nids) = small_image();
+    let root = nids[""];
+    let dirn = nids["dir"];
+    // Sanity: the unmodified image lists fine.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("ok.img"), &good).unwrap();
+    romkit()
+        .args(["ls", "-R"])
+        .arg(d.path().join("ok.img"))
+        .assert()
+        .success();
+
+    for (what, name) in [("name with '/'", b'/'), ("name with NUL", 0u8)] {
+        let mut b = good.clone();
+        let (_, name_at) = dirent(&b, dirn, b"aa");
+        b[name_at] = name;
+        expect_hostile(&b, what);
+    }
+    let mut b = good.clone();
+    let (_, name_at) = dirent(&b, dirn, b"aa");
+    b[name_at..name_at + 2].copy_from_slice(b"..");
+    expect_hostile(&b, "entry named ..");
+    // A directory that contains itself.
+    let mut b = good.clone();
+    let (ent, _) = dirent(&b, dirn, b"bb");
+    b[ent..ent + 8].copy_from_slice(&root.to_le_bytes());
+    b[ent + 10] = 2; // file type: directory
+    expect_hostile(&b, "directory containing its ancestor");
+    // An inode number past the end of the image.
+    let mut b = good.clone();
+    let (ent, _) = dirent(&b, dirn, b"aa");
+    b[ent..ent + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    expect_hostile(&b, "nid past the end");
+    // A file claiming 2^60 bytes (extended inode: i_size at offset 8).
+    let mut b = good.clone();
+    let ino = (nids["dir/aa"] * 32) as usize;
+    assert_eq!(b[ino] & 1, 1, "dir/aa has an extended inode");
+    b[ino + 8..ino + 16].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    expect_hostile(&b, "file size 2^60");
+    // xattr count pointing far past the inode.
+    let mut b = good.clone();
+    let ino = (nids["dir/bb"] * 32) as usize;
+    b[ino + 2..ino + 4].copy_from_slice(&0xfff0u16.to_le_bytes());
+    expect_hostile(&b, "xattr size past the inode");
+}
+
+#[test]
+fn compressed_cluster_claiming_a_huge_output_is_refused() {
+    let mut t = Tree::new(meta(0o755, 0, 0, "u:object_r:rootfs:s0"));
+    let d = t.add_inode(Inode {
+        kind: Kind::Dir(BTreeMap::new()),
+        meta: meta(0o755, 0, 0, "u:object_r:system_file:s0"),
+    });
+    t.link(t.root(), b"dir", d).unwrap();
+    let text: Vec<u8> = b"romkit ".iter().cycle().take(50_000).copied().collect();
+    let mut m = meta(0o644, 0, 0, "u:object_r:system_file:s0");
+    m.mtime = 5;
+    t.add_file("dir/aa", FileData::Bytes(Arc::new(text)), m)
+        .unwrap();
+    let mut img = std::io::Cursor::new(Vec::new());
+    let opts = WriteOptions {
+        compression: Some(romkit::fs::erofs::writer::Lz4hc::default()),
+        ..Default::default()
+    };
+    assert_eq!(write(&t, &opts, &mut img).unwrap().compressed_files, 1);
+    let mut bytes = img.into_inner();
+    let fs = erofs_rs::EroFS::new(erofs_rs::backend::SliceImage::new(&bytes)).unwrap();
+    let nid = fs
+        .walk_dir("/")
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.dir_entry.file_name() == b"aa")
+        .unwrap()
+        .inode
+        .id();
+    drop(fs);
+    // The file now claims 1 TiB: its few pclusters would have to expand 10^7-fold.
+    let ino = (nid * 32) as usize;
+    bytes[ino + 8..ino + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    expect_hostile(&bytes, "compressed file claiming 1 TiB");
+}
