@@ -48,6 +48,35 @@ struct Written {
 
 /// Runs `unpack`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    // A bare filesystem image: its files.
+    if crate::fs::sniff(&args.rom).map_err(|e| Error::io(&args.rom, e))?
+        == Some(crate::fs::FsKind::Erofs)
+    {
+        let name = args
+            .rom
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| crate::format::payload::is_safe_partition_name(s))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: name the image PARTITION.img",
+                    args.rom.display()
+                ))
+            })?
+            .to_string();
+        check_overwrite(&args.output.join(&name), args.force)?;
+        std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
+        let stats = extract_files(&args.output, &name, &args.rom, args.force, ctx.jobs)?;
+        if ctx.json {
+            emit_json(&stats)?;
+        } else if let Some(s) = stats {
+            emit(&format!(
+                "{name}: {} files ({} bytes), {} directories, {} symlinks, {} hard links, {} special files recorded\n",
+                s.files, s.bytes, s.dirs, s.symlinks, s.hardlinks, s.recorded
+            ))?;
+        }
+        return Ok(0);
+    }
     let rom = Rom::open(&args.rom)?;
     let p = &rom.payload;
     let selected: Vec<usize> = if args.partitions.is_empty() {
@@ -158,7 +187,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     }
     if args.files {
         for w in written.iter_mut() {
-            w.files = extract_files(&args.output, &w.partition, &w.path, args.force)?;
+            w.files = extract_files(&args.output, &w.partition, &w.path, args.force, ctx.jobs)?;
         }
     }
     if ctx.json {
@@ -199,6 +228,7 @@ fn extract_files(
     name: &str,
     image: &std::path::Path,
     force: bool,
+    jobs: usize,
 ) -> Result<Option<crate::fs::extract::ExtractStats>> {
     use crate::fs::{FsKind, erofs::reader::ErofsImage, extract, sidecar, sniff};
     if sniff(image).map_err(|e| Error::io(image, e))? != Some(FsKind::Erofs) {
@@ -211,7 +241,7 @@ fn extract_files(
     let dest = out.join(name);
     let tmp = out.join(format!(".{name}.romkit-{}.tmp", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let stats = match extract::extract(&tree, &tmp) {
+    let stats = match extract::extract(&tree, &tmp, jobs) {
         Ok(s) => s,
         Err(e) => {
             remove_tree(&tmp);

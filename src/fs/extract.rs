@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -69,13 +69,17 @@ fn set_symlink_time(path: &Path, secs: i64, nsec: u32) -> io::Result<()> {
     }
 }
 
-/// Writes `tree` under `dest` (which must not exist; its parent must).
-pub fn extract(tree: &Tree, dest: &Path) -> io::Result<ExtractStats> {
+/// Writes `tree` under `dest` (which must not exist; its parent must), file
+/// contents in parallel on `jobs` threads.
+pub fn extract(tree: &Tree, dest: &Path, jobs: usize) -> io::Result<ExtractStats> {
+    use rayon::prelude::*;
     std::fs::create_dir(dest)?;
     let mut stats = ExtractStats::default();
-    let mut first_path: HashMap<InodeId, PathBuf> = HashMap::new();
+    let mut first: HashMap<InodeId, PathBuf> = HashMap::new();
     let mut dirs: Vec<(PathBuf, InodeId)> = Vec::new();
-    let mut buf = Vec::new();
+    let mut files: Vec<(String, PathBuf, InodeId)> = Vec::new();
+    let mut links: Vec<(PathBuf, InodeId)> = Vec::new();
+    // Pass 1: the skeleton, in walk order (parents first).
     for (rel, id) in tree.walk() {
         let path = if rel.is_empty() {
             dest.to_path_buf()
@@ -92,30 +96,13 @@ pub fn extract(tree: &Tree, dest: &Path) -> io::Result<ExtractStats> {
                 stats.dirs += 1;
                 dirs.push((path, id));
             }
-            Kind::File(data) => {
-                if let Some(first) = first_path.get(&id) {
-                    std::fs::hard_link(first, &path)?;
-                    stats.hardlinks += 1;
-                    continue;
+            Kind::File(_) => {
+                if first.contains_key(&id) {
+                    links.push((path, id));
+                } else {
+                    first.insert(id, path.clone());
+                    files.push((rel, path, id));
                 }
-                let f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&path)?;
-                {
-                    let mut w = BufWriter::with_capacity(1 << 20, &f);
-                    data.read(&mut buf)
-                        .map_err(|e| io::Error::new(e.kind(), format!("{rel}: {e}")))?;
-                    w.write_all(&buf)?;
-                    w.flush()?;
-                }
-                stats.bytes += buf.len() as u64;
-                f.set_permissions(std::fs::Permissions::from_mode(m.perm))?;
-                f.set_modified(time_of(m.mtime, m.mtime_nsec))?;
-                stats.files += 1;
-                first_path.insert(id, path);
             }
             Kind::Symlink(target) => {
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path)?;
@@ -126,6 +113,41 @@ pub fn extract(tree: &Tree, dest: &Path) -> io::Result<ExtractStats> {
                 stats.recorded += 1;
             }
         }
+    }
+    // Pass 2: file contents, in parallel.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(io::Error::other)?;
+    let written: Vec<u64> = pool.install(|| {
+        files
+            .par_iter()
+            .map_init(Vec::new, |buf, (rel, path, id)| -> io::Result<u64> {
+                let ino = tree.inode(*id);
+                let Kind::File(data) = &ino.kind else {
+                    return Ok(0);
+                };
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o600)
+                    .open(path)?;
+                data.read(buf)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{rel}: {e}")))?;
+                (&f).write_all(buf)?;
+                f.set_permissions(std::fs::Permissions::from_mode(ino.meta.perm))?;
+                f.set_modified(time_of(ino.meta.mtime, ino.meta.mtime_nsec))?;
+                Ok(buf.len() as u64)
+            })
+            .collect::<io::Result<Vec<u64>>>()
+    })?;
+    stats.files = written.len() as u64;
+    stats.bytes = written.iter().sum();
+    // Pass 3: hard links to the files just written.
+    for (path, id) in &links {
+        std::fs::hard_link(&first[id], path)?;
+        stats.hardlinks += 1;
     }
     // Directory permissions and times last, deepest first, so that read-only
     // directories can still be filled and their times are not disturbed.
