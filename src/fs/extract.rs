@@ -97,11 +97,11 @@ pub fn extract(tree: &Tree, dest: &Path, jobs: usize) -> io::Result<ExtractStats
                 dirs.push((path, id));
             }
             Kind::File(_) => {
-                if first.contains_key(&id) {
-                    links.push((path, id));
-                } else {
-                    first.insert(id, path.clone());
+                if let std::collections::hash_map::Entry::Vacant(e) = first.entry(id) {
+                    e.insert(path.clone());
                     files.push((rel, path, id));
+                } else {
+                    links.push((path, id));
                 }
             }
             Kind::Symlink(target) => {
