@@ -125,8 +125,8 @@ enum Body {
     None,
     /// Blocks at `blkaddr`, the last `tail` bytes inline after the inode.
     Flat { blkaddr: u32, tail: Vec<u8> },
-    /// LZ4HC extents from `blkaddr`.
-    Compressed { blkaddr: u32, c: Compressed },
+    /// LZ4HC extents from `blkaddr` (their data already written and dropped).
+    Compressed { blkaddr: u32, c: Compressed, blocks: u64 },
 }
 
 /// Per-inode plan.
@@ -516,10 +516,12 @@ pub fn write<W: Write + Seek>(
             let (buf, c) = r?;
             let p = &mut plans[i];
             p.body = match c {
-                Some(c) => {
+                Some(mut c) => {
                     let blkaddr = sink.blocks(&c.data)?;
+                    let blocks = c.blocks();
+                    c.data = Vec::new();
                     p.inline = false;
-                    Body::Compressed { blkaddr, c }
+                    Body::Compressed { blkaddr, c, blocks }
                 }
                 None => {
                     let full = (p.flat_blocks() * BLOCK).min(p.size) as usize;
@@ -678,7 +680,7 @@ pub fn write<W: Write + Seek>(
         let mode = (ino.kind.type_bits() | (m.perm & 0o7777)) as u16;
         let i_u: u32 = match (&ino.kind, &p.body) {
             (Kind::CharDev(d) | Kind::BlockDev(d), _) => encode_dev(*d),
-            (_, Body::Compressed { c, .. }) => c.blocks() as u32,
+            (_, Body::Compressed { blocks, .. }) => *blocks as u32,
             (_, Body::Flat { blkaddr, .. }) => *blkaddr,
             _ => 0,
         };
@@ -714,7 +716,7 @@ pub fn write<W: Write + Seek>(
         let after = xo + p.xattrs.len();
         match &p.body {
             Body::Flat { tail, .. } => buf[after..after + tail.len()].copy_from_slice(tail),
-            Body::Compressed { blkaddr, c } => {
+            Body::Compressed { blkaddr, c, .. } => {
                 let h = (p.offset + p.base()).div_ceil(8) * 8 - p.offset;
                 let idx = c.index(p.size, *blkaddr);
                 let s = o + h as usize;
