@@ -295,14 +295,7 @@ fn hostile_headers() {
     expect_rejected(&magic, 3, "not a package");
     let dir = tempfile::tempdir().unwrap();
     let z = dir.path().join("ota.zip");
-    let mut w = zip::ZipWriter::new(std::fs::File::create(&z).unwrap());
-    w.start_file(
-        "payload.bin",
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
-    )
-    .unwrap();
-    std::io::Write::write_all(&mut w, &magic).unwrap();
-    w.finish().unwrap();
+    zip_with_payload(&z, &magic, zip::CompressionMethod::Stored);
     romkit()
         .arg("verify")
         .arg(&z)
@@ -445,15 +438,7 @@ fn compressed_payload_in_zip_is_explained() {
     let mut inner = Vec::new();
     std::io::Read::read_to_end(&mut src.by_name("payload.bin").unwrap(), &mut inner).unwrap();
     let p = dir.path().join("deflated.zip");
-    let mut w = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
-    w.start_file(
-        "payload.bin",
-        zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated),
-    )
-    .unwrap();
-    std::io::Write::write_all(&mut w, &inner).unwrap();
-    w.finish().unwrap();
+    zip_with_payload(&p, &inner, zip::CompressionMethod::Deflated);
     romkit()
         .arg("inspect")
         .arg(&p)

@@ -84,21 +84,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     } else {
         let mut v = Vec::new();
         for name in &args.partitions {
-            let idx = p
-                .partitions
-                .iter()
-                .position(|x| &x.name == name)
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "partition {name:?} is not in {} (it has: {})",
-                        rom.path.display(),
-                        p.partitions
-                            .iter()
-                            .map(|x| x.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
+            let idx = rom.partition_index(name)?;
             if !v.contains(&idx) {
                 v.push(idx);
             }

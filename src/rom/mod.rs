@@ -242,6 +242,22 @@ fn zip_names_hint(path: &Path) -> String {
 }
 
 impl Rom {
+    /// Index of a partition by name; a usage error listing the partitions if absent.
+    pub fn partition_index(&self, name: &str) -> Result<usize> {
+        let parts = &self.payload.partitions;
+        parts.iter().position(|x| x.name == name).ok_or_else(|| {
+            Error::Usage(format!(
+                "partition {name:?} is not in {} (it has: {})",
+                self.path.display(),
+                parts
+                    .iter()
+                    .map(|x| x.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
     /// Decodes one partition into `dest` (which must not exist yet unless
     /// `force`), checking every hash. The file appears under its final name
     /// only when complete and verified.
@@ -254,21 +270,7 @@ impl Rom {
     ) -> Result<()> {
         use crate::format::payload::extract::{self, Job, NoProgress, OutputFile};
         let p = &self.payload;
-        let idx = p
-            .partitions
-            .iter()
-            .position(|x| x.name == name)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "partition {name:?} is not in {} (it has: {})",
-                    self.path.display(),
-                    p.partitions
-                        .iter()
-                        .map(|x| x.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
+        let idx = self.partition_index(name)?;
         let part = &p.partitions[idx];
         if let Some(op) = part.first_incremental_op() {
             return Err(Error::payload(

@@ -147,3 +147,15 @@ pub fn json_ok(args: &[&str], path: &Path) -> serde_json::Value {
     let out = romkit().args(args).arg(path).assert().success();
     serde_json::from_slice(&out.get_output().stdout).expect("JSON on stdout")
 }
+
+/// Writes a zip at `path` holding one `payload.bin` compressed with `method`.
+pub fn zip_with_payload(path: &Path, payload: &[u8], method: zip::CompressionMethod) {
+    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    w.start_file(
+        "payload.bin",
+        zip::write::SimpleFileOptions::default().compression_method(method),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut w, payload).unwrap();
+    w.finish().unwrap();
+}

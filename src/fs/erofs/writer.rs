@@ -126,7 +126,11 @@ enum Body {
     /// Blocks at `blkaddr`, the last `tail` bytes inline after the inode.
     Flat { blkaddr: u32, tail: Vec<u8> },
     /// LZ4HC extents from `blkaddr` (their data already written and dropped).
-    Compressed { blkaddr: u32, c: Compressed, blocks: u64 },
+    Compressed {
+        blkaddr: u32,
+        c: Compressed,
+        blocks: u64,
+    },
 }
 
 /// Per-inode plan.
