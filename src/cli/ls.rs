@@ -62,10 +62,18 @@ pub(crate) fn open_target(ctx: &Ctx, target: &Path, path: Option<&str>) -> Resul
                 _tmp: None,
             }))
         }
-        Some(FsKind::Ext4) => Err(Error::invalid(
-            target,
-            "ext4 images cannot be listed by this version yet",
-        )),
+        Some(FsKind::Ext4) => {
+            let img = crate::fs::ext4::Ext4Image::open(target)
+                .map_err(|e| Error::invalid(target, e.to_string()))?;
+            let tree = img
+                .tree()
+                .map_err(|e| Error::invalid(target, e.to_string()))?;
+            Ok(Some(Opened {
+                tree,
+                inner: path.to_string(),
+                _tmp: None,
+            }))
+        }
         None => {
             let rom = Rom::open(target)?;
             if path.is_empty() {
@@ -78,21 +86,14 @@ pub(crate) fn open_target(ctx: &Ctx, target: &Path, path: Option<&str>) -> Resul
                 .map_err(|e| Error::io(std::env::temp_dir(), e))?;
             let img_path = tmp.path().join(format!("{part}.img"));
             rom.extract_partition(part, &img_path, ctx.jobs, false)?;
-            match sniff(&img_path).map_err(|e| Error::io(&img_path, e))? {
-                Some(FsKind::Erofs) => {}
-                _ => {
-                    return Err(Error::invalid(
-                        target,
-                        format!("partition {part} holds no filesystem romkit can read"),
-                    ));
-                }
-            }
             let label = format!("{}:{part}", target.display());
-            let img =
-                ErofsImage::open(&img_path).map_err(|e| Error::invalid(&label, e.to_string()))?;
-            let tree = img
-                .tree()
-                .map_err(|e| Error::invalid(&label, e.to_string()))?;
+            let tree = crate::fs::read_tree(&img_path).map_err(|e| match e {
+                Some(msg) => Error::invalid(&label, msg),
+                None => Error::invalid(
+                    target,
+                    format!("partition {part} holds no filesystem romkit can read"),
+                ),
+            })?;
             Ok(Some(Opened {
                 tree,
                 inner: inner.to_string(),

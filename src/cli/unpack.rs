@@ -49,8 +49,9 @@ struct Written {
 /// Runs `unpack`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     // A bare filesystem image: its files.
-    if crate::fs::sniff(&args.rom).map_err(|e| Error::io(&args.rom, e))?
-        == Some(crate::fs::FsKind::Erofs)
+    if crate::fs::sniff(&args.rom)
+        .map_err(|e| Error::io(&args.rom, e))?
+        .is_some()
     {
         let name = args
             .rom
@@ -216,14 +217,12 @@ fn extract_files(
     force: bool,
     jobs: usize,
 ) -> Result<Option<crate::fs::extract::ExtractStats>> {
-    use crate::fs::{FsKind, erofs::reader::ErofsImage, extract, sidecar, sniff};
-    if sniff(image).map_err(|e| Error::io(image, e))? != Some(FsKind::Erofs) {
-        return Ok(None);
-    }
-    let img = ErofsImage::open(image).map_err(|e| Error::invalid(image, e.to_string()))?;
-    let tree = img
-        .tree()
-        .map_err(|e| Error::invalid(image, e.to_string()))?;
+    use crate::fs::{extract, sidecar};
+    let tree = match crate::fs::read_tree(image) {
+        Ok(t) => t,
+        Err(None) => return Ok(None),
+        Err(Some(msg)) => return Err(Error::invalid(image, msg)),
+    };
     let dest = out.join(name);
     let tmp = out.join(format!(".{name}.romkit-{}.tmp", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);

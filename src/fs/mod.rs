@@ -2,6 +2,7 @@
 //! written from it.
 
 pub mod erofs;
+pub mod ext4;
 pub mod extract;
 pub mod sidecar;
 pub mod tree;
@@ -35,4 +36,19 @@ pub fn sniff(path: &Path) -> std::io::Result<Option<FsKind>> {
         Some("ext4") => Some(FsKind::Ext4),
         _ => None,
     })
+}
+
+/// Reads any filesystem image romkit understands into a tree. `Err(None)`
+/// when the image holds no such filesystem; `Err(Some(message))` when it is
+/// one but cannot be read.
+pub fn read_tree(path: &Path) -> Result<tree::Tree, Option<String>> {
+    match sniff(path).map_err(|e| Some(e.to_string()))? {
+        Some(FsKind::Erofs) => erofs::reader::ErofsImage::open(path)
+            .and_then(|i| i.tree())
+            .map_err(|e| Some(e.to_string())),
+        Some(FsKind::Ext4) => ext4::Ext4Image::open(path)
+            .and_then(|i| i.tree())
+            .map_err(|e| Some(e.to_string())),
+        None => Err(None),
+    }
 }
