@@ -682,6 +682,12 @@ fn small_image() -> (Vec<u8>, std::collections::HashMap<String, u64>) {
         meta(0o644, 0, 0, "u:object_r:system_file:s0"),
     )
     .unwrap();
+    t.add_file(
+        "dir/c",
+        FileData::Bytes(Arc::new(b"c".to_vec())),
+        meta(0o644, 0, 0, "u:object_r:system_file:s0"),
+    )
+    .unwrap();
     let mut img = std::io::Cursor::new(Vec::new());
     write(&t, &WriteOptions::default(), &mut img).unwrap();
     let bytes = img.into_inner();
@@ -791,6 +797,10 @@ fn hostile_erofs_images_are_refused() {
     let (_, name_at) = dirent(&b, dirn, b"aa");
     b[name_at..name_at + 2].copy_from_slice(b"..");
     expect_hostile(&b, "entry named ..");
+    let mut b = good.clone();
+    let (_, name_at) = dirent(&b, dirn, b"c");
+    b[name_at] = b'.';
+    expect_hostile(&b, "entry named .");
     // A directory that contains itself.
     let mut b = good.clone();
     let (ent, _) = dirent(&b, dirn, b"bb");
