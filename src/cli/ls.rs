@@ -13,9 +13,8 @@ use serde::Serialize;
 
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
-use crate::fs::erofs::reader::ErofsImage;
+use crate::fs::sniff;
 use crate::fs::tree::{Kind, Tree};
-use crate::fs::{FsKind, sniff};
 use crate::rom::Rom;
 
 /// Arguments of `ls`.
@@ -50,24 +49,9 @@ pub(crate) struct Opened {
 pub(crate) fn open_target(ctx: &Ctx, target: &Path, path: Option<&str>) -> Result<Option<Opened>> {
     let path = path.unwrap_or("").trim_matches('/');
     match sniff(target).map_err(|e| Error::io(target, e))? {
-        Some(FsKind::Erofs) => {
-            let img =
-                ErofsImage::open(target).map_err(|e| Error::invalid(target, e.to_string()))?;
-            let tree = img
-                .tree()
-                .map_err(|e| Error::invalid(target, e.to_string()))?;
-            Ok(Some(Opened {
-                tree,
-                inner: path.to_string(),
-                _tmp: None,
-            }))
-        }
-        Some(FsKind::Ext4) => {
-            let img = crate::fs::ext4::Ext4Image::open(target)
-                .map_err(|e| Error::invalid(target, e.to_string()))?;
-            let tree = img
-                .tree()
-                .map_err(|e| Error::invalid(target, e.to_string()))?;
+        Some(_) => {
+            let tree = crate::fs::read_tree(target)
+                .map_err(|e| Error::invalid(target, e.unwrap_or_default()))?;
             Ok(Some(Opened {
                 tree,
                 inner: path.to_string(),

@@ -34,18 +34,10 @@ const EXTENT_MAGIC: u16 = 0xF30A;
 const ROOT_INODE: u32 = 2;
 
 /// Why an ext4 image could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum Ext4Error {
-    /// Reading the image failed.
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    /// The image is malformed or uses a feature romkit does not read.
-    #[error("invalid ext4 image: {0}")]
-    Invalid(String),
-}
+pub type Ext4Error = crate::fs::ReadError;
 
 fn bad(msg: impl Into<String>) -> Ext4Error {
-    Ext4Error::Invalid(msg.into())
+    Ext4Error::Invalid("ext4", msg.into())
 }
 
 fn le16(b: &[u8], o: usize) -> u16 {

@@ -10,6 +10,17 @@ pub mod tree;
 use std::io::Read;
 use std::path::Path;
 
+/// Why a filesystem image could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Opening, mapping or reading the file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The image is malformed or uses a feature romkit does not read.
+    #[error("invalid {0} image: {1}")]
+    Invalid(&'static str, String),
+}
+
 /// What a filesystem image is, by its magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FsKind {

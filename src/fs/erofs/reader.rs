@@ -18,16 +18,7 @@ use crate::fs::tree::{DataSource, FileData, Inode, InodeId, Kind, Meta, Tree};
 /// lie that must not make romkit produce endless zeros.
 const MAX_EXPANSION: u64 = 256;
 
-/// Why an image could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// Opening or mapping the file failed.
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    /// The image is malformed.
-    #[error("invalid EROFS image: {0}")]
-    Invalid(String),
-}
+pub use crate::fs::ReadError;
 
 /// An opened EROFS image.
 #[derive(Clone)]
@@ -45,7 +36,7 @@ impl std::fmt::Debug for ErofsImage {
 }
 
 fn invalid(e: impl std::fmt::Display) -> ReadError {
-    ReadError::Invalid(e.to_string())
+    ReadError::Invalid("EROFS", e.to_string())
 }
 
 impl ErofsImage {
@@ -114,9 +105,10 @@ impl ErofsImage {
         let root_nid = fs.super_block().root_inode_id();
         let root = fs.get_inode(root_nid).map_err(invalid)?;
         if !root.is_dir() {
-            return Err(ReadError::Invalid(format!(
-                "root inode {root_nid} is not a directory"
-            )));
+            return Err(ReadError::Invalid(
+                "EROFS",
+                format!("root inode {root_nid} is not a directory"),
+            ));
         }
         let mut tree = Tree::new(self.meta(root)?);
         let source: Arc<dyn DataSource> = Arc::new(self.clone());
@@ -137,20 +129,26 @@ impl ErofsImage {
                 None => (&path[..0], &path[..]),
             };
             let parent = *by_path.get(parent_path).ok_or_else(|| {
-                ReadError::Invalid(format!(
-                    "{}: parent directory not seen before it",
-                    String::from_utf8_lossy(&path)
-                ))
+                ReadError::Invalid(
+                    "EROFS",
+                    format!(
+                        "{}: parent directory not seen before it",
+                        String::from_utf8_lossy(&path)
+                    ),
+                )
             })?;
             let inode = entry.inode;
             let nid = inode.id();
             let id = match by_nid.get(&nid) {
                 Some(&id) if !inode.is_dir() => id, // a hard link
                 Some(_) => {
-                    return Err(ReadError::Invalid(format!(
-                        "{}: directory inode {nid} reachable twice",
-                        String::from_utf8_lossy(&path)
-                    )));
+                    return Err(ReadError::Invalid(
+                        "EROFS",
+                        format!(
+                            "{}: directory inode {nid} reachable twice",
+                            String::from_utf8_lossy(&path)
+                        ),
+                    ));
                 }
                 None => {
                     let raw = inode.file_type().as_raw_mode() & 0o170000;
@@ -181,10 +179,13 @@ impl ErofsImage {
                         0o010000 => Kind::Fifo,
                         0o140000 => Kind::Socket,
                         other => {
-                            return Err(ReadError::Invalid(format!(
-                                "{}: unknown file type {other:o}",
-                                String::from_utf8_lossy(&path)
-                            )));
+                            return Err(ReadError::Invalid(
+                                "EROFS",
+                                format!(
+                                    "{}: unknown file type {other:o}",
+                                    String::from_utf8_lossy(&path)
+                                ),
+                            ));
                         }
                     };
                     let id = tree.add_inode(Inode {
@@ -196,7 +197,7 @@ impl ErofsImage {
                 }
             };
             tree.link(parent, name, id).map_err(|e| {
-                ReadError::Invalid(format!("{}: {e}", String::from_utf8_lossy(&path)))
+                ReadError::Invalid("EROFS", format!("{}: {e}", String::from_utf8_lossy(&path)))
             })?;
             if inode.is_dir() {
                 by_path.insert(path, id);
