@@ -2,11 +2,16 @@
 //!
 //! The command-line tool is a thin shell over this library. Data flows one
 //! way: [`rom`] opens a package and yields partitions, [`format`] decodes and
-//! encodes the on-disk formats, and [`output`] writes results atomically.
+//! encodes the on-disk formats, [`fs`] turns a partition into a file tree,
+//! [`apk`], [`apps`] and [`debloat`] read and edit the trees, and [`output`]
+//! writes results atomically.
 
 #![warn(missing_docs)]
 
+pub mod apk;
+pub mod apps;
 pub mod cli;
+pub mod debloat;
 pub mod error;
 pub mod fixture;
 pub mod format;

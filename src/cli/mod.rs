@@ -3,6 +3,7 @@
 //! stdout carries the result (a table, or one JSON document with `--json`);
 //! logs, warnings and progress go to stderr.
 
+mod apps;
 mod fixture;
 mod inspect;
 mod ls;
@@ -56,6 +57,9 @@ pub enum Command {
     Cat(ls::CatArgs),
     /// Generate a synthetic HyperOS-like package (deterministic).
     Fixture(fixture::Args),
+    /// The system apps of a package, an image or a folder: partition, path,
+    /// package, versions, privileged, size, sha256, signer.
+    Apps(apps::Args),
 }
 
 /// Global settings passed to every command.
@@ -107,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Ls(a) => ls::run_ls(&ctx, a),
         Command::Cat(a) => ls::run_cat(&ctx, a),
         Command::Fixture(a) => fixture::run(&ctx, a),
+        Command::Apps(a) => apps::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

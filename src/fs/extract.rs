@@ -167,6 +167,13 @@ pub struct DiskSource {
     paths: Vec<PathBuf>,
 }
 
+impl DiskSource {
+    /// A source whose key `i` is the file `paths[i]`.
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        DiskSource { paths }
+    }
+}
+
 impl DataSource for DiskSource {
     fn read(&self, key: u64, size: u64, out: &mut Vec<u8>) -> io::Result<()> {
         let path = self

@@ -242,6 +242,15 @@ fn zip_names_hint(path: &Path) -> String {
 }
 
 impl Rom {
+    /// Names of the partitions the package carries, in package order.
+    pub fn partition_names(&self) -> Vec<String> {
+        self.payload
+            .partitions
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// Index of a partition by name; a usage error listing the partitions if absent.
     pub fn partition_index(&self, name: &str) -> Result<usize> {
         let parts = &self.payload.partitions;

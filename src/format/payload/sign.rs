@@ -136,7 +136,7 @@ impl RsaPublicKey {
 }
 
 /// Splits one DER TLV: (tag, contents, rest).
-fn der_next(b: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
+pub(crate) fn der_next(b: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
     let total = der_len(b)?;
     let hdr = total - content_len(b)?;
     Ok((b[0], &b[hdr..total], &b[total..]))
@@ -157,7 +157,7 @@ fn content_len(b: &[u8]) -> Result<usize, String> {
 }
 
 /// Total length (header + contents) of the TLV at the start of `b`.
-fn der_len(b: &[u8]) -> Result<usize, String> {
+pub(crate) fn der_len(b: &[u8]) -> Result<usize, String> {
     let first = *b.get(1).ok_or("DER truncated")?;
     let hdr = if first < 0x80 {
         2
