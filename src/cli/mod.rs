@@ -4,6 +4,7 @@
 //! logs, warnings and progress go to stderr.
 
 mod apps;
+mod debloat;
 mod fixture;
 mod inspect;
 mod ls;
@@ -60,6 +61,12 @@ pub enum Command {
     /// The system apps of a package, an image or a folder: partition, path,
     /// package, versions, privileged, size, sha256, signer.
     Apps(apps::Args),
+    /// Validate a debloat profile, or print one fully resolved.
+    #[command(subcommand)]
+    Profile(debloat::ProfileCmd),
+    /// The plan a profile makes for a package: what each rule matches, what
+    /// is removed, what is refused and why, space freed per partition.
+    Debloat(debloat::Args),
 }
 
 /// Global settings passed to every command.
@@ -112,6 +119,8 @@ pub fn main() -> ExitCode {
         Command::Cat(a) => ls::run_cat(&ctx, a),
         Command::Fixture(a) => fixture::run(&ctx, a),
         Command::Apps(a) => apps::run(&ctx, a),
+        Command::Profile(c) => debloat::run_profile(&ctx, c),
+        Command::Debloat(a) => debloat::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,647 @@
+//! The debloat plan: what each rule matches, what is removed, kept, skipped
+//! or refused and why, the build.prop edits, and the space freed. The same
+//! plan is what [`Plan::apply`] carries out on file trees, so a dry run
+//! shows exactly what a build does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use super::profile::{Level, Origin, Profile, Selector};
+use super::{protected_package, protected_path};
+use crate::apps::{App, LoadedPartition, mount_prefix};
+use crate::fs::tree::{FileData, Kind, Tree};
+
+/// Largest build.prop read.
+pub const MAX_PROP_FILE: u64 = 4 << 20;
+
+/// Options of planning.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanOptions {
+    /// Allow removing protected packages and paths.
+    pub allow_unsafe: bool,
+}
+
+/// What happened to one match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Removed by this rule.
+    Removed,
+    /// Already removed by an earlier rule.
+    AlreadyRemoved,
+    /// A keep rule protects it.
+    Kept,
+    /// The rule's level is above the profile's `max_level`.
+    Skipped,
+    /// Protected; refused without `--allow-unsafe`.
+    Refused,
+}
+
+/// One thing a rule matched.
+#[derive(Clone, Debug, Serialize)]
+pub struct Match {
+    /// Partition.
+    pub partition: String,
+    /// Device path (app folder, loose APK, file or folder).
+    pub path: String,
+    /// The app's package, when the match is an app.
+    pub package: Option<String>,
+    /// Bytes of the files it covers.
+    pub size: u64,
+    /// What happened to it.
+    pub status: Status,
+    /// Why (keep rule, protection reason, level).
+    pub detail: Option<String>,
+}
+
+/// One rule and what it did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RulePlan {
+    /// 1-based index in the resolved profile.
+    pub index: usize,
+    /// The profile that declared it.
+    pub profile: String,
+    /// Where.
+    pub origin: Origin,
+    /// What it selects.
+    pub selector: Selector,
+    /// Its level.
+    pub level: Level,
+    /// Its reason.
+    pub reason: Option<String>,
+    /// What it matched.
+    pub matches: Vec<Match>,
+}
+
+/// Something the plan removes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Removal {
+    /// Partition.
+    pub partition: String,
+    /// Device path of the folder or file removed.
+    pub path: String,
+    /// The app's package, for an app.
+    pub package: Option<String>,
+    /// Bytes freed.
+    pub size: u64,
+    /// Files removed.
+    pub files: Vec<String>,
+    /// The rule (1-based index).
+    pub rule: usize,
+    /// Where the rule is.
+    pub origin: Origin,
+    /// The rule's reason.
+    pub reason: Option<String>,
+}
+
+/// A build.prop edit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PropChange {
+    /// Partition.
+    pub partition: String,
+    /// The build.prop file (device path).
+    pub file: String,
+    /// Property.
+    pub key: String,
+    /// Value before (absent when added).
+    pub old: Option<String>,
+    /// Value after (absent when deleted).
+    pub new: Option<String>,
+}
+
+/// The whole plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Profile name.
+    pub profile: String,
+    /// Profile source.
+    pub source: String,
+    /// Profile hash.
+    pub profile_sha256: String,
+    /// The profile's `max_level`.
+    pub max_level: Level,
+    /// Whether protected items may go.
+    pub allow_unsafe: bool,
+    /// Every rule, in order.
+    pub rules: Vec<RulePlan>,
+    /// What is removed.
+    pub removed: Vec<Removal>,
+    /// Matches refused as protected.
+    pub refused: Vec<Match>,
+    /// build.prop edits.
+    pub props: Vec<PropChange>,
+    /// Bytes freed per partition.
+    pub freed: BTreeMap<String, u64>,
+    /// Total bytes freed.
+    pub freed_total: u64,
+    /// Rules and prop edits that matched nothing, and other warnings.
+    pub warnings: Vec<String>,
+    /// The number of those warnings that are unmatched rules or props
+    /// (errors under `--strict`).
+    pub unmatched: usize,
+}
+
+/// A glob over device paths: `*` and `?` within one component, `**` for any
+/// number of components.
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let s: Vec<&str> = path.split('/').collect();
+    fn comp(p: &[u8], s: &[u8]) -> bool {
+        // Iterative wildcard match with backtracking on the last '*'.
+        let (mut i, mut j) = (0, 0);
+        let (mut star, mut mark) = (None, 0);
+        while j < s.len() {
+            if i < p.len() && (p[i] == b'?' || p[i] == s[j]) {
+                i += 1;
+                j += 1;
+            } else if i < p.len() && p[i] == b'*' {
+                star = Some(i);
+                mark = j;
+                i += 1;
+            } else if let Some(st) = star {
+                i = st + 1;
+                mark += 1;
+                j = mark;
+            } else {
+                return false;
+            }
+        }
+        while i < p.len() && p[i] == b'*' {
+            i += 1;
+        }
+        i == p.len()
+    }
+    fn go(p: &[&str], s: &[&str], budget: &mut u32) -> bool {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        match p.first() {
+            None => s.is_empty(),
+            Some(&"**") => (0..=s.len()).any(|k| go(&p[1..], &s[k..], budget)),
+            Some(c) => {
+                !s.is_empty() && comp(c.as_bytes(), s[0].as_bytes()) && go(&p[1..], &s[1..], budget)
+            }
+        }
+    }
+    let mut budget = 100_000;
+    go(&p, &s, &mut budget)
+}
+
+/// What a selector can hit.
+#[derive(Clone, Debug)]
+enum Target {
+    App(usize),
+    Path {
+        partition: String,
+        path: String,
+        files: Vec<String>,
+        size: u64,
+    },
+}
+
+/// Does `sel` (a keep rule) cover `path`/`package`? A keep path covers the
+/// target when either contains the other.
+fn keep_covers(sel: &Selector, path: &str, package: Option<&str>, app_files: &[String]) -> bool {
+    let related = |k: &str| {
+        k == path
+            || k.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
+            || path.strip_prefix(k).is_some_and(|r| r.starts_with('/'))
+    };
+    match sel {
+        Selector::Package(p) => package == Some(p.as_str()),
+        Selector::Path(k) => related(k),
+        Selector::Glob(g) => glob_match(g, path) || app_files.iter().any(|f| glob_match(g, f)),
+    }
+}
+
+/// Plans `profile` against the apps and files of `partitions`.
+pub fn plan(
+    profile: &Profile,
+    apps: &[App],
+    partitions: &[LoadedPartition],
+    opts: PlanOptions,
+) -> Plan {
+    // Every file, and which app owns it.
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in apps.iter().enumerate() {
+        for f in &a.files {
+            owner.insert(f.as_str(), i);
+        }
+    }
+    let mut sizes: HashMap<&str, (&str, u64)> = HashMap::new();
+    for p in partitions {
+        for f in &p.files {
+            sizes.insert(f.path.as_str(), (p.name.as_str(), f.data.size()));
+        }
+    }
+    let mut all_files: Vec<&str> = sizes.keys().copied().collect();
+    all_files.sort_unstable();
+
+    let path_target = |path: &str| -> Option<Target> {
+        let prefix = format!("{path}/");
+        let files: Vec<String> = all_files
+            .iter()
+            .filter(|f| **f == path || f.starts_with(&prefix))
+            .map(|f| f.to_string())
+            .collect();
+        let first = files.first()?;
+        let partition = sizes.get(first.as_str())?.0.to_string();
+        let size = files
+            .iter()
+            .filter_map(|f| sizes.get(f.as_str()))
+            .map(|x| x.1)
+            .sum();
+        Some(Target::Path {
+            partition,
+            path: path.to_string(),
+            files,
+            size,
+        })
+    };
+
+    let targets_of = |sel: &Selector| -> Vec<Target> {
+        match sel {
+            Selector::Package(p) => apps
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.package() == Some(p.as_str()))
+                .map(|(i, _)| Target::App(i))
+                .collect(),
+            Selector::Path(p) => {
+                if let Some(i) = apps.iter().position(|a| a.path == *p || a.apk == *p) {
+                    vec![Target::App(i)]
+                } else {
+                    path_target(p).into_iter().collect()
+                }
+            }
+            Selector::Glob(g) => {
+                let mut out: Vec<Target> = apps
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| glob_match(g, &a.path))
+                    .map(|(i, _)| Target::App(i))
+                    .collect();
+                let taken: BTreeSet<usize> = out
+                    .iter()
+                    .filter_map(|t| match t {
+                        Target::App(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect();
+                // Files and folders outside those apps: the shortest
+                // matching ancestor of each file.
+                let mut seen = BTreeSet::new();
+                for f in &all_files {
+                    if owner.get(f).is_some_and(|i| taken.contains(i)) {
+                        continue;
+                    }
+                    let comps: Vec<&str> = f.split('/').collect();
+                    for k in 1..=comps.len() {
+                        let anc = comps[..k].join("/");
+                        if seen.contains(&anc) {
+                            break;
+                        }
+                        if glob_match(g, &anc) {
+                            seen.insert(anc.clone());
+                            if let Some(t) = path_target(&anc) {
+                                out.push(t);
+                            }
+                            break;
+                        }
+                    }
+                }
+                out
+            }
+        }
+    };
+
+    let mut rules = Vec::new();
+    let mut removed: Vec<Removal> = Vec::new();
+    let mut refused = Vec::new();
+    let mut removed_files: BTreeSet<String> = BTreeSet::new();
+    let mut removed_paths: BTreeMap<String, usize> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut unmatched = 0;
+    // A target's risk is the highest level any rule gives it: an app that a
+    // specific rule rates `expert` is not removed by a broad `advanced` glob.
+    let all_targets: Vec<Vec<Target>> = profile
+        .remove
+        .iter()
+        .map(|r| targets_of(&r.selector))
+        .collect();
+    let key = |t: &Target| match t {
+        Target::App(i) => apps[*i].path.clone(),
+        Target::Path { path, .. } => path.clone(),
+    };
+    let mut risk: HashMap<String, (Level, usize)> = HashMap::new();
+    for (n, ts) in all_targets.iter().enumerate() {
+        for t in ts {
+            let e = risk.entry(key(t)).or_insert((Level::Recommended, 0));
+            if profile.remove[n].level > e.0 || e.1 == 0 {
+                *e = (profile.remove[n].level.max(e.0), n + 1);
+            }
+        }
+    }
+    for (n, (rule, targets)) in profile.remove.iter().zip(all_targets).enumerate() {
+        let index = n + 1;
+        if targets.is_empty() {
+            unmatched += 1;
+            warnings.push(format!(
+                "{}: rule {index} ({}) matches nothing",
+                rule.origin, rule.selector
+            ));
+        }
+        let mut matches = Vec::new();
+        for t in targets {
+            let (partition, path, package, size, files) = match &t {
+                Target::App(i) => {
+                    let a = &apps[*i];
+                    (
+                        a.partition.clone(),
+                        a.path.clone(),
+                        a.package().map(str::to_string),
+                        a.size,
+                        a.files.clone(),
+                    )
+                }
+                Target::Path {
+                    partition,
+                    path,
+                    files,
+                    size,
+                } => (partition.clone(), path.clone(), None, *size, files.clone()),
+            };
+            let mut m = Match {
+                partition: partition.clone(),
+                path: path.clone(),
+                package: package.clone(),
+                size,
+                status: Status::Removed,
+                detail: None,
+            };
+            let protection = package
+                .as_deref()
+                .and_then(protected_package)
+                .map(|why| format!("{} is protected: {why}", package.as_deref().unwrap_or("")))
+                .or_else(|| {
+                    protected_path(&path).map(|(p, why)| format!("{p} is protected: {why}"))
+                });
+            let keep = profile
+                .keep
+                .iter()
+                .find(|k| keep_covers(&k.selector, &path, package.as_deref(), &files));
+            let (risk_level, risk_rule) = risk.get(&path).copied().unwrap_or((rule.level, index));
+            if rule.level > profile.max_level {
+                m.status = Status::Skipped;
+                m.detail = Some(format!(
+                    "level {} is above max_level {}",
+                    rule.level, profile.max_level
+                ));
+            } else if risk_level > profile.max_level {
+                m.status = Status::Skipped;
+                m.detail = Some(format!(
+                    "rule {risk_rule} rates it {risk_level}, above max_level {}",
+                    profile.max_level
+                ));
+            } else if let Some(k) = keep {
+                m.status = Status::Kept;
+                m.detail = Some(format!("kept by {} ({})", k.selector, k.origin));
+            } else if let Some(i) = removed_paths.get(&path) {
+                m.status = Status::AlreadyRemoved;
+                m.detail = Some(format!("already removed by rule {i}"));
+            } else if let Some(why) = protection.clone().filter(|_| !opts.allow_unsafe) {
+                m.status = Status::Refused;
+                m.detail = Some(format!("{why}; refused without --allow-unsafe"));
+                refused.push(m.clone());
+            } else {
+                if let Some(why) = protection {
+                    warnings.push(format!(
+                        "{}: removing {path} although {why} (--allow-unsafe)",
+                        rule.origin
+                    ));
+                }
+                let fresh: Vec<String> = files
+                    .iter()
+                    .filter(|f| !removed_files.contains(*f))
+                    .cloned()
+                    .collect();
+                let fresh_size = fresh
+                    .iter()
+                    .filter_map(|f| sizes.get(f.as_str()))
+                    .map(|x| x.1)
+                    .sum();
+                removed_files.extend(fresh.iter().cloned());
+                removed_paths.insert(path.clone(), index);
+                removed.push(Removal {
+                    partition,
+                    path,
+                    package,
+                    size: fresh_size,
+                    files,
+                    rule: index,
+                    origin: rule.origin.clone(),
+                    reason: rule.reason.clone(),
+                });
+            }
+            matches.push(m);
+        }
+        rules.push(RulePlan {
+            index,
+            profile: rule.profile.clone(),
+            origin: rule.origin.clone(),
+            selector: rule.selector.clone(),
+            level: rule.level,
+            reason: rule.reason.clone(),
+            matches,
+        });
+    }
+    let mut freed: BTreeMap<String, u64> = BTreeMap::new();
+    for f in &removed_files {
+        if let Some((p, s)) = sizes.get(f.as_str()) {
+            *freed.entry(p.to_string()).or_default() += s;
+        }
+    }
+    let (props, prop_warnings) = plan_props(profile, partitions);
+    unmatched += prop_warnings.len();
+    warnings.extend(prop_warnings);
+    Plan {
+        profile: profile.name.clone(),
+        source: profile.source.clone(),
+        profile_sha256: profile.sha256.clone(),
+        max_level: profile.max_level,
+        allow_unsafe: opts.allow_unsafe,
+        rules,
+        removed,
+        refused,
+        props,
+        freed_total: freed.values().sum(),
+        freed,
+        warnings,
+        unmatched,
+    }
+}
+
+/// Where a partition keeps its build.prop (device paths, in order of preference).
+pub fn build_prop_candidates(partition: &str) -> Vec<String> {
+    if partition == "system" {
+        vec!["system/build.prop".into()]
+    } else {
+        vec![
+            format!("{partition}/etc/build.prop"),
+            format!("{partition}/build.prop"),
+        ]
+    }
+}
+
+/// Parses build.prop lines into (key, value) in order; comments and blank
+/// lines are skipped.
+pub fn parse_props(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') {
+                return None;
+            }
+            let (k, v) = l.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+fn read_small(data: &FileData) -> Option<String> {
+    if data.size() > MAX_PROP_FILE {
+        return None;
+    }
+    let mut buf = Vec::new();
+    data.read(&mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
+fn plan_props(profile: &Profile, partitions: &[LoadedPartition]) -> (Vec<PropChange>, Vec<String>) {
+    let mut changes = Vec::new();
+    let mut warnings = Vec::new();
+    for (part, edits) in &profile.props {
+        let Some(lp) = partitions.iter().find(|p| p.name == *part) else {
+            warnings.push(format!(
+                "props for partition {part}: the package has no such partition with files"
+            ));
+            continue;
+        };
+        let found = build_prop_candidates(part)
+            .into_iter()
+            .find_map(|c| lp.files.iter().find(|f| f.path == c));
+        let Some(file) = found else {
+            warnings.push(format!("props for partition {part}: no build.prop found"));
+            continue;
+        };
+        let Some(text) = read_small(&file.data) else {
+            warnings.push(format!(
+                "{}: unreadable or larger than {MAX_PROP_FILE} bytes",
+                file.path
+            ));
+            continue;
+        };
+        let current: HashMap<String, String> = parse_props(&text).into_iter().collect();
+        for (k, v) in &edits.set {
+            let old = current.get(k).cloned();
+            if old.as_deref() == Some(v.as_str()) {
+                continue;
+            }
+            changes.push(PropChange {
+                partition: part.clone(),
+                file: file.path.clone(),
+                key: k.clone(),
+                old,
+                new: Some(v.clone()),
+            });
+        }
+        for k in &edits.delete {
+            match current.get(k) {
+                Some(old) => changes.push(PropChange {
+                    partition: part.clone(),
+                    file: file.path.clone(),
+                    key: k.clone(),
+                    old: Some(old.clone()),
+                    new: None,
+                }),
+                None => warnings.push(format!(
+                    "props for partition {part}: delete {k}: not in {}",
+                    file.path
+                )),
+            }
+        }
+    }
+    (changes, warnings)
+}
+
+/// Rewrites build.prop text: set values replace every line of their key (or
+/// are appended), deleted keys lose their lines; everything else is kept
+/// byte for byte.
+pub fn edit_props(text: &str, changes: &[&PropChange]) -> String {
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    for line in text.split_inclusive('\n') {
+        let key = line
+            .trim()
+            .split_once('=')
+            .filter(|_| !line.trim_start().starts_with('#'))
+            .map(|(k, _)| k.trim());
+        match key.and_then(|k| changes.iter().find(|c| c.key == k)) {
+            Some(c) => {
+                if let Some(v) = &c.new {
+                    out.push_str(&format!("{}={v}\n", c.key));
+                }
+                done.insert(c.key.as_str());
+            }
+            None => out.push_str(line),
+        }
+    }
+    for c in changes {
+        if let Some(v) = &c.new
+            && !done.contains(c.key.as_str())
+        {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&format!("{}={v}\n", c.key));
+        }
+    }
+    out
+}
+
+impl Plan {
+    /// Carries out the plan on one partition's tree: removes every planned
+    /// folder and file, and rewrites its build.prop. Returns the number of
+    /// entries removed.
+    pub fn apply(&self, partition: &str, tree: &mut Tree) -> Result<usize, String> {
+        let prefix = mount_prefix(partition, tree);
+        let mut n = 0;
+        for r in self.removed.iter().filter(|r| r.partition == partition) {
+            let inner = r.path.strip_prefix(&prefix).unwrap_or(&r.path);
+            tree.remove(inner)
+                .map_err(|e| format!("{partition}: removing {}: {e}", r.path))?;
+            n += 1;
+        }
+        let mut by_file: BTreeMap<&str, Vec<&PropChange>> = BTreeMap::new();
+        for c in self.props.iter().filter(|c| c.partition == partition) {
+            by_file.entry(c.file.as_str()).or_default().push(c);
+        }
+        for (file, changes) in by_file {
+            let inner = file.strip_prefix(&prefix).unwrap_or(file);
+            let id = tree
+                .lookup(inner)
+                .map_err(|e| format!("{partition}: {file}: {e}"))?;
+            let Kind::File(data) = &tree.inode(id).kind else {
+                return Err(format!("{partition}: {file} is not a regular file"));
+            };
+            let text = read_small(data)
+                .ok_or_else(|| format!("{partition}: {file}: unreadable build.prop"))?;
+            let edited = edit_props(&text, &changes);
+            tree.inode_mut(id).kind =
+                Kind::File(FileData::Bytes(std::sync::Arc::new(edited.into_bytes())));
+        }
+        Ok(n)
+    }
+}
