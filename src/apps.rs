@@ -73,8 +73,9 @@ pub fn tree_files(partition: &str, tree: &Tree) -> Vec<FileEntry> {
 }
 
 /// Every regular file under folder `dir` (symlinks are not followed), with
-/// device paths for partition `partition`.
-pub fn dir_files(partition: &str, dir: &Path) -> std::io::Result<Vec<FileEntry>> {
+/// device paths for partition `partition` (or, without `partition`, paths
+/// relative to `dir`).
+pub fn dir_files(partition: Option<&str>, dir: &Path) -> std::io::Result<Vec<FileEntry>> {
     let mut found: Vec<(String, std::path::PathBuf, u64)> = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
     while let Some((path, rel)) = stack.pop() {
@@ -96,11 +97,10 @@ pub fn dir_files(partition: &str, dir: &Path) -> std::io::Result<Vec<FileEntry>>
         }
     }
     found.sort();
-    let sar = partition == "system" && found.iter().any(|f| f.0 == "system/build.prop");
-    let prefix = if sar {
-        String::new()
-    } else {
-        format!("{partition}/")
+    let sar = partition == Some("system") && found.iter().any(|f| f.0 == "system/build.prop");
+    let prefix = match partition {
+        Some(p) if !sar => format!("{p}/"),
+        _ => String::new(),
     };
     let source = Arc::new(crate::fs::extract::DiskSource::new(
         found.iter().map(|f| f.1.clone()).collect(),
@@ -144,8 +144,9 @@ fn is_app_root(dir: &str) -> bool {
     depth <= 4 && APP_ROOTS.contains(&last)
 }
 
-/// Finds the apps among a partition's files.
-pub fn locate(partition: &str, files: &[FileEntry]) -> Vec<AppLocation> {
+/// Finds the apps among a partition's files. With `loose_anywhere`, an APK
+/// outside every app root is an app of its own (a plain folder of APKs).
+pub fn locate(partition: &str, files: &[FileEntry], loose_anywhere: bool) -> Vec<AppLocation> {
     // Group files by app: the first path component below an app root.
     let mut groups: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
     let mut loose: Vec<&FileEntry> = Vec::new();
@@ -156,6 +157,9 @@ pub fn locate(partition: &str, files: &[FileEntry]) -> Vec<AppLocation> {
             .rev()
             .find(|&i| is_app_root(&parts[..i].join("/")))
         else {
+            if loose_anywhere && f.path.ends_with(".apk") {
+                loose.push(f);
+            }
             continue;
         };
         let rest = &parts[root_len..];
@@ -315,6 +319,8 @@ pub struct LoadedPartition {
     pub tree: Option<Tree>,
     /// Its regular files, by device path.
     pub files: Vec<FileEntry>,
+    /// A plain folder of APKs: every APK is an app, wherever it is.
+    pub loose: bool,
 }
 
 /// The partitions of an input that carry apps. Temporary images (decoded
@@ -330,7 +336,7 @@ impl Loaded {
     pub fn locate(&self) -> Vec<AppLocation> {
         self.partitions
             .iter()
-            .flat_map(|p| locate(&p.name, &p.files))
+            .flat_map(|p| locate(&p.name, &p.files, p.loose))
             .collect()
     }
 }
@@ -355,24 +361,54 @@ pub fn load(input: &Path, only: Option<&[String]>, jobs: usize) -> crate::Result
         for name in APP_PARTITIONS {
             let dir = input.join(name);
             if dir.is_dir() && wanted(name, only) {
-                let files = dir_files(name, &dir).map_err(|e| Error::io(&dir, e))?;
+                let files = dir_files(Some(name), &dir).map_err(|e| Error::io(&dir, e))?;
                 parts.push(LoadedPartition {
                     name: name.to_string(),
                     tree: None,
                     files,
+                    loose: false,
                 });
             }
         }
         if parts.is_empty() && !APP_PARTITIONS.iter().any(|n| input.join(n).is_dir()) {
-            let files = dir_files(&stem, input).map_err(|e| Error::io(input, e))?;
+            let files = dir_files(None, input).map_err(|e| Error::io(input, e))?;
             parts.push(LoadedPartition {
                 name: stem,
                 tree: None,
                 files,
+                loose: true,
             });
         }
         return Ok(Loaded {
             partitions: parts,
+            _tmp: None,
+        });
+    }
+    if input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("apk"))
+    {
+        let source = Arc::new(crate::fs::extract::DiskSource::new(vec![
+            input.to_path_buf(),
+        ]));
+        let name = input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok(Loaded {
+            partitions: vec![LoadedPartition {
+                name: ".".into(),
+                tree: None,
+                files: vec![FileEntry {
+                    path: name,
+                    data: FileData::Lazy {
+                        source,
+                        key: 0,
+                        size: md.len(),
+                    },
+                }],
+                loose: true,
+            }],
             _tmp: None,
         });
     }
@@ -388,6 +424,7 @@ pub fn load(input: &Path, only: Option<&[String]>, jobs: usize) -> crate::Result
                 name: stem,
                 tree: Some(tree),
                 files,
+                loose: false,
             }],
             _tmp: None,
         });
@@ -421,6 +458,7 @@ pub fn load(input: &Path, only: Option<&[String]>, jobs: usize) -> crate::Result
                     name: name.to_string(),
                     tree: Some(tree),
                     files,
+                    loose: false,
                 });
             }
             Err(None) => {}

@@ -159,3 +159,9 @@ pub fn zip_with_payload(path: &Path, payload: &[u8], method: zip::CompressionMet
     std::io::Write::write_all(&mut w, payload).unwrap();
     w.finish().unwrap();
 }
+
+/// Lowercase hex.
+#[allow(dead_code)]
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
