@@ -411,6 +411,9 @@ pub fn plan(
             } else if let Some(i) = removed_paths.get(&path) {
                 m.status = Status::AlreadyRemoved;
                 m.detail = Some(format!("already removed by rule {i}"));
+            } else if !files.is_empty() && files.iter().all(|f| removed_files.contains(f)) {
+                m.status = Status::AlreadyRemoved;
+                m.detail = Some("inside something an earlier rule removes".into());
             } else if let Some(why) = protection.clone().filter(|_| !opts.allow_unsafe) {
                 m.status = Status::Refused;
                 m.detail = Some(format!("{why}; refused without --allow-unsafe"));

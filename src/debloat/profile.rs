@@ -424,7 +424,15 @@ fn parse(text: &str, label: &str) -> Result<Parsed, ProfileError> {
             // The crate's message may carry a rendered snippet; the first
             // line is the message.
             let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("invalid YAML").to_string();
+            let mut first = msg.lines().next().unwrap_or("invalid YAML");
+            first = first.strip_prefix("error: ").unwrap_or(first);
+            // Drop the crate's own "line L column C: " (the location is ours).
+            if first.starts_with("line ")
+                && let Some((_, rest)) = first.split_once(": ")
+            {
+                first = rest;
+            }
+            let first = first.to_string();
             ProfileError {
                 location,
                 message: first,
