@@ -17,7 +17,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::apk::{ApkIdentity, read_apk};
+use sha2::{Digest, Sha256};
+
+use crate::apk::{ApkFile, ApkIdentity};
 use crate::fs::tree::{FileData, Kind, Tree};
 
 /// Folders that hold apps.
@@ -218,6 +220,23 @@ pub fn locate(partition: &str, files: &[FileEntry], loose_anywhere: bool) -> Vec
     out
 }
 
+/// Collects bytes and hashes them as they arrive.
+struct HashingSink {
+    bytes: Vec<u8>,
+    hash: Sha256,
+}
+
+impl std::io::Write for HashingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(buf);
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An app with its identity.
 #[derive(Clone, Debug, Serialize)]
 pub struct App {
@@ -260,10 +279,19 @@ pub fn identify(locations: Vec<AppLocation>, jobs: usize) -> Vec<App> {
         locations
             .into_par_iter()
             .map(|loc| {
-                let mut bytes = Vec::new();
-                let (file, error) = match loc.apk.data.read(&mut bytes) {
+                // Hash while the data streams out of the image, in cache.
+                let mut sink = HashingSink {
+                    bytes: Vec::with_capacity(loc.apk.data.size().min(1 << 30) as usize),
+                    hash: Sha256::new(),
+                };
+                let (file, error) = match loc.apk.data.stream(&mut sink) {
                     Ok(()) => {
-                        let f = read_apk(bytes);
+                        let sha256 = crate::format::payload::hex(&sink.hash.finalize());
+                        let f = ApkFile {
+                            size: sink.bytes.len() as u64,
+                            sha256,
+                            identity: crate::apk::identify(sink.bytes),
+                        };
                         let err = f.identity.as_ref().err().cloned();
                         (Some(f), err)
                     }

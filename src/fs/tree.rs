@@ -21,6 +21,14 @@ pub trait DataSource: Send + Sync + fmt::Debug {
     /// Reads the whole content of the file identified by `key` into `out`
     /// (cleared first). The source checks that it produces `size` bytes.
     fn read(&self, key: u64, size: u64, out: &mut Vec<u8>) -> io::Result<()>;
+
+    /// Writes the content to `w` piece by piece (sources that decode in
+    /// chunks override this, so a consumer can hash while the data is hot).
+    fn stream(&self, key: u64, size: u64, w: &mut dyn io::Write) -> io::Result<()> {
+        let mut buf = Vec::new();
+        self.read(key, size, &mut buf)?;
+        w.write_all(&buf)
+    }
 }
 
 /// The content of a regular file.
@@ -57,6 +65,14 @@ impl FileData {
                 Ok(())
             }
             FileData::Lazy { source, key, size } => source.read(*key, *size, out),
+        }
+    }
+
+    /// Writes the whole content to `w`, in pieces for lazily read files.
+    pub fn stream(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        match self {
+            FileData::Bytes(b) => w.write_all(b),
+            FileData::Lazy { source, key, size } => source.stream(*key, *size, w),
         }
     }
 }

@@ -224,6 +224,14 @@ impl ErofsImage {
 impl DataSource for ErofsImage {
     fn read(&self, key: u64, size: u64, out: &mut Vec<u8>) -> io::Result<()> {
         out.clear();
+        // `copy_to` has checked nothing yet; reserve only what the image can hold.
+        if size <= self.len.saturating_mul(MAX_EXPANSION) {
+            out.reserve_exact(size as usize);
+        }
         self.copy_to(key, size, out).map(|_| ())
+    }
+
+    fn stream(&self, key: u64, size: u64, w: &mut dyn io::Write) -> io::Result<()> {
+        self.copy_to(key, size, w).map(|_| ())
     }
 }
