@@ -3,11 +3,13 @@
 //! stdout carries the result (a table, or one JSON document with `--json`);
 //! logs, warnings and progress go to stderr.
 
+mod fastboot;
 mod fixture;
 mod inspect;
 mod ls;
 mod pack;
 mod progress;
+mod sparse;
 mod unpack;
 mod verify;
 
@@ -56,6 +58,13 @@ pub enum Command {
     Cat(ls::CatArgs),
     /// Generate a synthetic HyperOS-like package (deterministic).
     Fixture(fixture::Args),
+    /// Write any package as a fastboot package: images, a rebuilt sparse
+    /// super (optionally split) and install scripts.
+    Fastboot(fastboot::Args),
+    /// Convert a raw image to an Android sparse image (optionally split).
+    Sparse(sparse::SparseArgs),
+    /// Convert an Android sparse image, or all its split parts, to a raw image.
+    Unsparse(sparse::UnsparseArgs),
 }
 
 /// Global settings passed to every command.
@@ -107,6 +116,9 @@ pub fn main() -> ExitCode {
         Command::Ls(a) => ls::run_ls(&ctx, a),
         Command::Cat(a) => ls::run_cat(&ctx, a),
         Command::Fixture(a) => fixture::run(&ctx, a),
+        Command::Fastboot(a) => fastboot::run(&ctx, a),
+        Command::Sparse(a) => sparse::run_sparse(&ctx, a),
+        Command::Unsparse(a) => sparse::run_unsparse(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
