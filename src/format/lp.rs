@@ -643,6 +643,18 @@ impl Metadata {
                 }
             }
         }
+        for (i, g) in self.groups.iter().enumerate() {
+            let need = self.group_used(i);
+            if g.maximum_size > 0 && need > g.maximum_size {
+                return Err(LpError::invalid(
+                    at,
+                    format!(
+                        "group {} allows {} bytes, its partitions take {need}",
+                        g.name, g.maximum_size
+                    ),
+                ));
+            }
+        }
         used.sort();
         for w in used.windows(2) {
             if w[0].1 > w[1].0 {
