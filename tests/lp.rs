@@ -320,7 +320,8 @@ fn hostile_extents_and_groups_are_invalid() {
     let good = spec().build().unwrap();
     raw_super(&p, &good);
     romkit().arg("verify").arg(&p).assert().success();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Metadata)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Metadata)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "runs past the end of super",
             Box::new(|m: &mut Metadata| m.extents[1].target_data = (8 << 20) / 512 - 100),

@@ -279,10 +279,9 @@ fn run_images(ctx: &Ctx, args: &Args, rom: &Rom) -> Result<u8> {
         for x in &written {
             let _ = writeln!(
                 s,
-                "{:<w$}  {:>10}  {}  {}",
+                "{:<w$}  {:>10}  checked   {}",
                 x.partition,
                 human_size(x.size),
-                "checked ",
                 x.path.display()
             );
         }

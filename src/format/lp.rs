@@ -953,7 +953,7 @@ impl SuperSpec {
         } else {
             align_to(geometry.total_metadata_size(), bs, 0)
         };
-        if self.device_size % SECTOR != 0 {
+        if !self.device_size.is_multiple_of(SECTOR) {
             return Err(format!(
                 "device size {} is not a multiple of 512",
                 self.device_size

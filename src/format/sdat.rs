@@ -50,7 +50,7 @@ fn parse_ranges(s: &str, line: usize) -> Result<Vec<(u64, u64)>, String> {
     let count: usize = nums[0]
         .parse()
         .map_err(|_| bad("the count is not a number".into()))?;
-    if count == 0 || count % 2 != 0 || count != nums.len() - 1 {
+    if count == 0 || !count.is_multiple_of(2) || count != nums.len() - 1 {
         return Err(bad(format!(
             "declares {count} numbers, has {}, and the count must be even and positive",
             nums.len() - 1

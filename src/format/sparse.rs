@@ -175,7 +175,7 @@ impl Header {
                 format!("chunk header size {} is below 12", h.chunk_header_size),
             ));
         }
-        if h.block_size == 0 || h.block_size % 4 != 0 || h.block_size > 1 << 24 {
+        if h.block_size == 0 || !h.block_size.is_multiple_of(4) || h.block_size > 1 << 24 {
             return Err(SparseError::invalid(
                 12,
                 format!(
@@ -769,7 +769,7 @@ pub fn write(
             "block size must be a positive multiple of 4",
         ));
     }
-    if size % bs != 0 {
+    if !size.is_multiple_of(bs) {
         return Err(io::Error::other(format!(
             "image size {size} is not a multiple of the block size {bs}"
         )));

@@ -139,6 +139,10 @@ pub enum Source {
     Logical(usize),
 }
 
+/// A stored file found in a package: (image name, split part number, the
+/// file, sparse, expanded image size, expanded head).
+type Found = (String, Option<u32>, StoredFile, bool, u64, Vec<u8>);
+
 /// Checks an archive path: relative, no `..`, no empty components.
 fn safe_path(p: &str) -> bool {
     !p.starts_with('/') && !p.contains('\\') && p.split('/').all(|c| c != ".." && !c.contains('\0'))
@@ -196,7 +200,7 @@ impl ImagePackage {
             texts: BTreeMap::new(),
             entries: Vec::new(),
         };
-        let mut found: Vec<(String, Option<u32>, StoredFile, bool, u64, Vec<u8>)> = Vec::new();
+        let mut found: Vec<Found> = Vec::new();
         for i in 0..archive.len() {
             let (name, size, stored, dir) = {
                 let e = archive
@@ -403,11 +407,7 @@ impl ImagePackage {
 
     /// Groups found files into images (split parts by number), reads the LP
     /// metadata of super from its head.
-    #[allow(clippy::type_complexity)]
-    fn collect(
-        &mut self,
-        mut found: Vec<(String, Option<u32>, StoredFile, bool, u64, Vec<u8>)>,
-    ) -> Result<()> {
+    fn collect(&mut self, mut found: Vec<Found>) -> Result<()> {
         found.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
         let mut images: Vec<ImageEntry> = Vec::new();
         for (name, part, f, sp, size, head) in found {

@@ -310,7 +310,7 @@ impl Rom {
                     group: dyn_meta.and_then(|d| {
                         d.groups
                             .iter()
-                            .find(|g| g.partition_names.iter().any(|n| *n == part.name))
+                            .find(|g| g.partition_names.contains(&part.name))
                             .and_then(|g| g.name.clone())
                     }),
                     origin: "payload.bin".into(),
