@@ -19,7 +19,7 @@ fn main() {
         .find(|a| !a.starts_with("--"))
         .expect("usage: decode_limit PACKAGE");
     let rom = romkit::rom::Rom::open(std::path::Path::new(&path)).expect("open package");
-    let p = &rom.payload;
+    let p = rom.payload().expect("a payload package");
     let mut decode = Duration::ZERO;
     let mut hash = Duration::ZERO;
     let (mut ops, mut bytes) = (0usize, 0u64);

@@ -173,10 +173,10 @@ fn verify_passes_on_the_sample() {
 /// operation `op`; returns the copy.
 fn corrupt_sample(dir: &Path, partition: &str, op: usize) -> std::path::PathBuf {
     let rom = romkit::rom::Rom::open(&sample()).unwrap();
-    let part = rom.payload.partition(partition).unwrap();
+    let part = rom.payload().unwrap().partition(partition).unwrap();
     let o = &part.ops[op];
     assert!(o.data_len > 10);
-    let at = rom.payload.source.base() + o.data_offset + o.data_len / 2;
+    let at = rom.payload().unwrap().source.base() + o.data_offset + o.data_len / 2;
     let mut bytes = std::fs::read(sample()).unwrap();
     bytes[at as usize] ^= 0x40;
     let p = dir.join("corrupt.zip");

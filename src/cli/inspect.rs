@@ -71,7 +71,9 @@ struct PayloadRow {
 /// Runs `inspect`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let rom = Rom::open(&args.rom)?;
-    let p = &rom.payload;
+    let Some(p) = rom.payload() else {
+        return run_images(ctx, &rom);
+    };
     let perr = |source| crate::Error::payload(rom.path.clone(), source);
     let dyn_meta = p.manifest.dynamic_partition_metadata.as_ref();
     let group_of = |name: &str| {
@@ -289,4 +291,360 @@ fn render(r: &Report) -> String {
         );
     }
     s
+}
+
+/// A partition of an image package in the report.
+#[derive(Serialize)]
+struct ImagePartRow {
+    name: String,
+    size: u64,
+    content: Option<&'static str>,
+    group: Option<String>,
+    origin: String,
+    lp_name: Option<String>,
+    sparse: bool,
+}
+
+/// One stored image.
+#[derive(Serialize)]
+struct ImageRow {
+    name: String,
+    files: Vec<String>,
+    stored_size: u64,
+    size: u64,
+    sparse: bool,
+}
+
+#[derive(Serialize)]
+struct ExtentRow {
+    sector: u64,
+    sectors: u64,
+    target: &'static str,
+    device: u32,
+}
+
+#[derive(Serialize)]
+struct LpPartRow {
+    name: String,
+    group: String,
+    size: u64,
+    attributes: Vec<&'static str>,
+    extents: Vec<ExtentRow>,
+}
+
+#[derive(Serialize)]
+struct LpGroupRow {
+    name: String,
+    maximum_size: u64,
+    used: u64,
+    free: Option<u64>,
+    partitions: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SuperRow {
+    image: String,
+    metadata_version: String,
+    metadata_slots: u32,
+    metadata_max_size: u32,
+    logical_block_size: u32,
+    virtual_ab: bool,
+    header_flags: u32,
+    device: String,
+    device_size: u64,
+    first_logical_byte: u64,
+    alignment: u32,
+    free: u64,
+    groups: Vec<LpGroupRow>,
+    partitions: Vec<LpPartRow>,
+    notes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ImagesReport {
+    file: PathBuf,
+    file_size: u64,
+    kind: RomKind,
+    build: BuildInfo,
+    images: Vec<ImageRow>,
+    flash_scripts: Vec<String>,
+    #[serde(rename = "super")]
+    super_image: Option<SuperRow>,
+    partitions: Vec<ImagePartRow>,
+}
+
+fn attr_names(a: u32) -> Vec<&'static str> {
+    use crate::format::lp::*;
+    let mut v = Vec::new();
+    for (bit, name) in [
+        (ATTR_READONLY, "readonly"),
+        (ATTR_SLOT_SUFFIXED, "slot-suffixed"),
+        (ATTR_UPDATED, "updated"),
+        (ATTR_DISABLED, "disabled"),
+    ] {
+        if a & bit != 0 {
+            v.push(name);
+        }
+    }
+    v
+}
+
+fn super_row(pkg: &crate::rom::images::ImagePackage) -> Option<SuperRow> {
+    use crate::format::lp::{SECTOR, TARGET_LINEAR};
+    let s = pkg.super_image.as_ref()?;
+    let m = &s.metadata;
+    let dev = m.block_devices.first()?;
+    let used_total: u64 = m.partitions.iter().map(|p| m.partition_size(p)).sum();
+    Some(SuperRow {
+        image: pkg.images[s.image].files[0].path.clone(),
+        metadata_version: format!("{}.{}", m.major, m.minor),
+        metadata_slots: m.geometry.metadata_slot_count,
+        metadata_max_size: m.geometry.metadata_max_size,
+        logical_block_size: m.geometry.logical_block_size,
+        virtual_ab: m.virtual_ab(),
+        header_flags: m.flags,
+        device: dev.name.clone(),
+        device_size: dev.size,
+        first_logical_byte: dev.first_logical_sector * SECTOR,
+        alignment: dev.alignment,
+        free: dev
+            .size
+            .saturating_sub(dev.first_logical_sector * SECTOR)
+            .saturating_sub(used_total),
+        groups: m
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let used = m.group_used(i);
+                LpGroupRow {
+                    name: g.name.clone(),
+                    maximum_size: g.maximum_size,
+                    used,
+                    free: (g.maximum_size > 0).then(|| g.maximum_size.saturating_sub(used)),
+                    partitions: m
+                        .partitions
+                        .iter()
+                        .filter(|p| p.group as usize == i)
+                        .map(|p| p.name.clone())
+                        .collect(),
+                }
+            })
+            .collect(),
+        partitions: m
+            .partitions
+            .iter()
+            .map(|p| LpPartRow {
+                name: p.name.clone(),
+                group: m.groups[p.group as usize].name.clone(),
+                size: m.partition_size(p),
+                attributes: attr_names(p.attributes),
+                extents: m
+                    .extents_of(p)
+                    .iter()
+                    .map(|e| ExtentRow {
+                        sector: e.target_data,
+                        sectors: e.num_sectors,
+                        target: if e.target_type == TARGET_LINEAR {
+                            "linear"
+                        } else {
+                            "zero"
+                        },
+                        device: e.target_source,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        notes: s.notes.clone(),
+    })
+}
+
+/// `inspect` for packages of images.
+fn run_images(ctx: &Ctx, rom: &Rom) -> Result<u8> {
+    let parts = rom.partitions();
+    let mut rows: Vec<ImagePartRow> = parts
+        .iter()
+        .map(|p| ImagePartRow {
+            name: p.name.clone(),
+            size: p.size,
+            content: None,
+            group: p.group.clone(),
+            origin: p.origin.clone(),
+            lp_name: p.lp_name.clone(),
+            sparse: p.sparse,
+        })
+        .collect();
+    let mut images = Vec::new();
+    let mut flash_scripts = Vec::new();
+    let mut super_image = None;
+    if let Some(pkg) = &rom.images {
+        for (row, (_, _, src)) in rows.iter_mut().zip(pkg.sources()) {
+            row.content = pkg
+                .partition_head(&src, 4096)
+                .and_then(|h| detect_content(&h));
+        }
+        images = pkg
+            .images
+            .iter()
+            .map(|i| ImageRow {
+                name: i.name.clone(),
+                files: i.files.iter().map(|f| f.path.clone()).collect(),
+                stored_size: i.files.iter().map(|f| f.size).sum(),
+                size: i.size,
+                sparse: i.sparse,
+            })
+            .collect();
+        flash_scripts = pkg
+            .texts
+            .keys()
+            .filter(|k| k.ends_with(".sh") || k.ends_with(".bat"))
+            .cloned()
+            .collect();
+        super_image = super_row(pkg);
+    }
+    let report = ImagesReport {
+        file: rom.path.clone(),
+        file_size: rom.file_size,
+        kind: rom.kind,
+        build: rom.build_info(),
+        images,
+        flash_scripts,
+        super_image,
+        partitions: rows,
+    };
+    if ctx.json {
+        return emit_json(&report).map(|_| 0);
+    }
+    let mut s = String::new();
+    let b = &report.build;
+    let _ = writeln!(
+        s,
+        "File:            {} ({})",
+        report.file.display(),
+        human_size(report.file_size)
+    );
+    let _ = writeln!(s, "Kind:            {}", report.kind.describe());
+    if let Some(v) = &b.version {
+        let _ = writeln!(s, "Version:         {v}");
+    }
+    for (label, val) in [
+        ("Device:         ", &b.device),
+        ("Android:        ", &b.android),
+        ("Fingerprint:    ", &b.fingerprint),
+    ] {
+        if let Some(v) = val {
+            let _ = writeln!(s, "{label} {v}");
+        }
+    }
+    if !report.flash_scripts.is_empty() {
+        let _ = writeln!(s, "Flash scripts:   {}", report.flash_scripts.join(", "));
+    }
+    if !report.images.is_empty() {
+        let _ = writeln!(s, "\nImages ({}):", report.images.len());
+        for i in &report.images {
+            let _ = writeln!(
+                s,
+                "  {:<24} {:>10} {:<7} {}",
+                i.name,
+                human_size(i.size),
+                if i.sparse { "sparse" } else { "raw" },
+                if i.files.len() > 1 {
+                    format!("{} parts: {}", i.files.len(), i.files.join(", "))
+                } else {
+                    i.files.join(", ")
+                }
+            );
+        }
+    }
+    if let Some(sp) = &report.super_image {
+        let _ = writeln!(
+            s,
+            "\nSuper:           {} ({}), LP metadata {}, {} slot(s) of {} bytes, block {}, {}",
+            sp.image,
+            human_size(sp.device_size),
+            sp.metadata_version,
+            sp.metadata_slots,
+            sp.metadata_max_size,
+            sp.logical_block_size,
+            if sp.virtual_ab {
+                "virtual A/B"
+            } else {
+                "not virtual A/B"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "Device:          {}, data from byte {}, alignment {}, {} unallocated",
+            sp.device,
+            sp.first_logical_byte,
+            sp.alignment,
+            human_size(sp.free)
+        );
+        for g in &sp.groups {
+            let _ = writeln!(
+                s,
+                "Group:           {} ({} used of {}{}): {}",
+                g.name,
+                human_size(g.used),
+                if g.maximum_size == 0 {
+                    "unlimited".to_string()
+                } else {
+                    human_size(g.maximum_size)
+                },
+                g.free
+                    .map(|f| format!(", {} free", human_size(f)))
+                    .unwrap_or_default(),
+                g.partitions.join(", ")
+            );
+        }
+        for p in &sp.partitions {
+            let ext: Vec<String> = p
+                .extents
+                .iter()
+                .map(|e| format!("{}+{}", e.sector, e.sectors))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {:<24} {:>10}  {:<26} {:<16} extents {}",
+                p.name,
+                human_size(p.size),
+                p.group,
+                p.attributes.join(","),
+                if ext.is_empty() {
+                    "-".into()
+                } else {
+                    ext.join(" ")
+                }
+            );
+        }
+        for n in &sp.notes {
+            let _ = writeln!(s, "Note:            {n}");
+        }
+    }
+    let _ = writeln!(s, "\nPartitions ({}):", report.partitions.len());
+    let w = report
+        .partitions
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        s,
+        "  {:<w$}  {:>10}  {:<14}  {:<26}  FROM",
+        "NAME", "SIZE", "CONTENT", "GROUP"
+    );
+    for p in &report.partitions {
+        let _ = writeln!(
+            s,
+            "  {:<w$}  {:>10}  {:<14}  {:<26}  {}",
+            p.name,
+            human_size(p.size),
+            p.content.unwrap_or("-"),
+            p.group.as_deref().unwrap_or("-"),
+            p.origin
+        );
+    }
+    emit(&s)?;
+    Ok(0)
 }

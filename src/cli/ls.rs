@@ -158,12 +158,8 @@ pub fn run_ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
     let Some(opened) = open_target(ctx, &args.target, args.path.as_deref())? else {
         // A package without a path: its partitions.
         let rom = Rom::open(&args.target)?;
-        let names: Vec<&str> = rom
-            .payload
-            .partitions
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect();
+        let parts = rom.partitions();
+        let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
         if ctx.json {
             emit_json(&names)?;
         } else {

@@ -5,11 +5,13 @@
 
 mod apps;
 mod debloat;
+mod fastboot;
 mod fixture;
 mod inspect;
 mod ls;
 mod pack;
 mod progress;
+mod sparse;
 mod unpack;
 mod verify;
 
@@ -67,6 +69,13 @@ pub enum Command {
     /// The plan a profile makes for a package: what each rule matches, what
     /// is removed, what is refused and why, space freed per partition.
     Debloat(debloat::Args),
+    /// Write any package as a fastboot package: images, a rebuilt sparse
+    /// super (optionally split) and install scripts.
+    Fastboot(fastboot::Args),
+    /// Convert a raw image to an Android sparse image (optionally split).
+    Sparse(sparse::SparseArgs),
+    /// Convert an Android sparse image, or all its split parts, to a raw image.
+    Unsparse(sparse::UnsparseArgs),
 }
 
 /// Global settings passed to every command.
@@ -121,6 +130,9 @@ pub fn main() -> ExitCode {
         Command::Apps(a) => apps::run(&ctx, a),
         Command::Profile(c) => debloat::run_profile(&ctx, c),
         Command::Debloat(a) => debloat::run(&ctx, a),
+        Command::Fastboot(a) => fastboot::run(&ctx, a),
+        Command::Sparse(a) => sparse::run_sparse(&ctx, a),
+        Command::Unsparse(a) => sparse::run_unsparse(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

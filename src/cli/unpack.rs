@@ -79,7 +79,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         return Ok(0);
     }
     let rom = Rom::open(&args.rom)?;
-    let p = &rom.payload;
+    let Some(p) = rom.payload() else {
+        return run_images(ctx, &args, &rom);
+    };
     let selected: Vec<usize> = if args.partitions.is_empty() {
         (0..p.partitions.len()).collect()
     } else {
@@ -200,6 +202,86 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
                 } else {
                     "unchecked"
                 },
+                x.path.display()
+            );
+        }
+        emit(&s)?;
+    }
+    Ok(0)
+}
+
+/// `unpack` for packages of images (fastboot, super, sparse, block OTA).
+fn run_images(ctx: &Ctx, args: &Args, rom: &Rom) -> Result<u8> {
+    let parts = rom.partitions();
+    let mut names: Vec<String> = Vec::new();
+    if args.partitions.is_empty() {
+        names.extend(parts.iter().map(|p| p.name.clone()));
+    } else {
+        for n in &args.partitions {
+            if !parts
+                .iter()
+                .any(|p| p.name == *n || p.lp_name.as_deref() == Some(n))
+            {
+                return Err(Error::Usage(format!(
+                    "partition {n:?} is not in {} (it has: {})",
+                    rom.path.display(),
+                    parts
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    let requests: Vec<(String, PathBuf)> = names
+        .iter()
+        .map(|n| (n.clone(), args.output.join(format!("{n}.img"))))
+        .collect();
+    for (n, d) in &requests {
+        check_overwrite(d, args.force)?;
+        if args.files {
+            check_overwrite(&args.output.join(n), args.force)?;
+        }
+    }
+    std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
+    let sizes = rom.extract_partitions(&requests, ctx.jobs, args.force)?;
+    let mut written: Vec<Written> = requests
+        .iter()
+        .zip(sizes)
+        .map(|((n, d), size)| Written {
+            partition: n.clone(),
+            path: d.clone(),
+            size,
+            sha256: None,
+            verified: !args.no_verify,
+            files: None,
+        })
+        .collect();
+    if args.files {
+        for w in written.iter_mut() {
+            w.files = extract_files(&args.output, &w.partition, &w.path, args.force, ctx.jobs)?;
+        }
+    }
+    if ctx.json {
+        emit_json(&written)?;
+    } else {
+        let mut s = String::new();
+        let w = written
+            .iter()
+            .map(|x| x.partition.len())
+            .max()
+            .unwrap_or(4)
+            .max(9);
+        for x in &written {
+            let _ = writeln!(
+                s,
+                "{:<w$}  {:>10}  checked   {}",
+                x.partition,
+                human_size(x.size),
                 x.path.display()
             );
         }

@@ -59,7 +59,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         None => None,
     };
     let rom = Rom::open(&args.rom)?;
-    let p = &rom.payload;
+    let Some(p) = rom.payload() else {
+        return run_images(ctx, &rom);
+    };
     let mut checks = Vec::new();
     let mut push = |check: &str, status: Status, detail: String| {
         checks.push(Check {
@@ -366,6 +368,229 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             .any(|c| c.status == Status::Failed && !c.check.starts_with("operation"))
     {
         return Ok(code);
+    }
+    Ok(check_code(failed))
+}
+
+/// `verify` for packages of images: archive checksums (zip CRC-32, gzip
+/// CRC), sparse structure and CRC32 chunks, every LP geometry and metadata
+/// copy, block OTA new-data lengths.
+fn run_images(ctx: &Ctx, rom: &Rom) -> Result<u8> {
+    use crate::rom::images::{Archive, Stored};
+    use std::io::Read;
+    let mut checks: Vec<Check> = Vec::new();
+    let mut push = |check: String, status: Status, detail: String| {
+        checks.push(Check {
+            check,
+            status,
+            detail,
+        })
+    };
+    let sparse_result = |r: std::result::Result<
+        (crate::format::sparse::Header, usize),
+        crate::format::sparse::SparseError,
+    >| match r {
+        Ok((h, n)) => (
+            Status::Ok,
+            format!(
+                "sparse structure of {} blocks{}",
+                h.total_blocks,
+                if n > 0 {
+                    format!(", {n} CRC-32 checksum(s)")
+                } else {
+                    ", no checksums recorded".into()
+                }
+            ),
+        ),
+        Err(e) => (Status::Failed, e.to_string()),
+    };
+    let mut worst_invalid = false;
+    if let Some(pkg) = &rom.images {
+        if pkg.archive == Archive::Zip {
+            let failures = crate::rom::OtaZip::check_entry_crcs(&rom.path)?;
+            if failures.is_empty() {
+                push(
+                    "zip entries".into(),
+                    Status::Ok,
+                    format!("CRC-32 of {} entries", pkg.entries.len()),
+                );
+            }
+            for (name, why) in failures {
+                push(format!("zip entry {name}"), Status::Failed, why);
+            }
+        }
+        // Sparse images: structure and checksums, read as streams.
+        let by_path: std::collections::BTreeMap<&str, bool> = pkg
+            .images
+            .iter()
+            .flat_map(|i| i.files.iter().map(move |f| (f.path.as_str(), i.sparse)))
+            .collect();
+        match pkg.archive {
+            Archive::Tgz => {
+                let f = std::fs::File::open(&rom.path).map_err(|e| Error::io(&rom.path, e))?;
+                let gz =
+                    flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f));
+                let mut tar = tar::Archive::new(gz);
+                let mut n = 0;
+                let res: std::io::Result<()> = (|| {
+                    for e in tar.entries()? {
+                        let mut e = e?;
+                        let name = String::from_utf8_lossy(&e.path_bytes())
+                            .trim_start_matches("./")
+                            .to_string();
+                        n += 1;
+                        if by_path.get(name.as_str()) == Some(&true) {
+                            let (st, d) =
+                                sparse_result(crate::format::sparse::check_stream(&mut e));
+                            push(format!("image {name}"), st, d);
+                        }
+                        std::io::copy(&mut e, &mut std::io::sink())?;
+                    }
+                    // The gzip trailer (CRC-32 and length) is checked at its end.
+                    let mut rest = tar.into_inner();
+                    std::io::copy(&mut rest, &mut std::io::sink())?;
+                    Ok(())
+                })();
+                match res {
+                    Ok(()) => push(
+                        "tgz".into(),
+                        Status::Ok,
+                        format!("gzip CRC-32 and {n} tar entries"),
+                    ),
+                    Err(e) => push("tgz".into(), Status::Failed, e.to_string()),
+                }
+            }
+            Archive::Zip | Archive::Bare => {
+                for img in pkg.images.iter().filter(|i| i.sparse) {
+                    for f in &img.files {
+                        let r = match &f.stored {
+                            Stored::InPlace(s) => {
+                                crate::format::sparse::SparseFile::open(s.clone()).and_then(|sf| {
+                                    let n = sf.check_crcs()?;
+                                    Ok((sf.header, n))
+                                })
+                            }
+                            Stored::Zip(idx) => {
+                                let file = std::fs::File::open(&rom.path)
+                                    .map_err(|e| Error::io(&rom.path, e))?;
+                                let mut a = zip::ZipArchive::new(file)
+                                    .map_err(|e| Error::invalid(&rom.path, e.to_string()))?;
+                                let mut e = a
+                                    .by_index(*idx)
+                                    .map_err(|e| Error::invalid(&rom.path, e.to_string()))?;
+                                let r = crate::format::sparse::check_stream(&mut e);
+                                let _ = std::io::copy(&mut e, &mut std::io::sink());
+                                r
+                            }
+                            Stored::Tar(_) => continue,
+                        };
+                        let (st, d) = sparse_result(r);
+                        push(format!("image {}", f.path), st, d);
+                    }
+                }
+            }
+        }
+        if let Some(s) = &pkg.super_image {
+            let img = &pkg.images[s.image];
+            let label = img.files[0].path.clone();
+            let bad = match pkg.in_place_map(s.image) {
+                Some(map) => s.metadata.check_all_copies(&map, img.size),
+                None => s.metadata.check_all_copies(&img.head, img.size),
+            };
+            let m = &s.metadata;
+            if bad.is_empty() {
+                push(
+                    format!("LP metadata of {label}"),
+                    Status::Ok,
+                    format!(
+                        "geometry and backup, {} slot(s) × primary and backup: SHA-256 checksums match, {} partitions, extents inside the device",
+                        m.geometry.metadata_slot_count,
+                        m.partitions.len()
+                    ),
+                );
+            }
+            for (what, why) in bad {
+                push(format!("LP {what}"), Status::Failed, why);
+            }
+        }
+    }
+    if let Some(b) = &rom.block {
+        let failures = crate::rom::OtaZip::check_entry_crcs(&rom.path)?;
+        if failures.is_empty() {
+            push(
+                "zip entries".into(),
+                Status::Ok,
+                "CRC-32 of every entry".into(),
+            );
+        }
+        for (name, why) in failures {
+            push(format!("zip entry {name}"), Status::Failed, why);
+        }
+        for p in &b.partitions {
+            let f = std::fs::File::open(&rom.path).map_err(|e| Error::io(&rom.path, e))?;
+            let mut a =
+                zip::ZipArchive::new(f).map_err(|e| Error::invalid(&rom.path, e.to_string()))?;
+            let e = a
+                .by_name(&p.data_entry)
+                .map_err(|e| Error::invalid(&rom.path, e.to_string()))?;
+            let mut r: Box<dyn Read> = if p.brotli {
+                Box::new(brotli_decompressor::Decompressor::new(e, 1 << 16))
+            } else {
+                Box::new(e)
+            };
+            let need = p.list.new_blocks * crate::format::sdat::BLOCK;
+            match std::io::copy(&mut r, &mut std::io::sink()) {
+                Ok(n) if n >= need => push(
+                    format!("partition {}", p.name),
+                    Status::Ok,
+                    format!(
+                        "transfer list v{}, {n} bytes of new data for {need} needed",
+                        p.list.version
+                    ),
+                ),
+                Ok(n) => {
+                    worst_invalid = true;
+                    push(
+                        format!("partition {}", p.name),
+                        Status::Failed,
+                        format!("new data has {n} bytes, the transfer list needs {need}"),
+                    )
+                }
+                Err(e) => push(
+                    format!("partition {}", p.name),
+                    Status::Failed,
+                    e.to_string(),
+                ),
+            }
+        }
+    }
+    let failed = checks.iter().any(|c| c.status == Status::Failed);
+    let report = Report {
+        file: rom.path.clone(),
+        ok: !failed,
+        checks,
+    };
+    if ctx.json {
+        emit_json(&report)?;
+    } else {
+        let mut s = String::new();
+        for c in &report.checks {
+            let tag = match c.status {
+                Status::Ok => "ok     ",
+                Status::Failed => "FAILED ",
+                Status::Skipped => "skipped",
+            };
+            let _ = writeln!(s, "{tag}  {:<32} {}", c.check, c.detail);
+        }
+        if failed {
+            let _ = writeln!(s, "\n{}: check(s) FAILED", rom.path.display());
+        } else {
+            let _ = writeln!(s, "\n{}: all checks passed", rom.path.display());
+        }
+        emit(&s)?;
+    }
+    if worst_invalid {
+        return Ok(crate::error::EXIT_INVALID);
     }
     Ok(check_code(failed))
 }

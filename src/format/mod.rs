@@ -1,7 +1,11 @@
 //! On-disk formats, one module each, reader and writer side by side.
 
+pub mod image;
+pub mod lp;
 pub mod payload;
+pub mod sdat;
 pub mod source;
+pub mod sparse;
 
 /// Names what an image holds from its first 4 KiB, by magic bytes.
 pub fn detect_content(head: &[u8]) -> Option<&'static str> {

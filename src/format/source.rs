@@ -54,6 +54,11 @@ impl FileSlice {
         &self.path
     }
 
+    /// The underlying file (for copies between files).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Where the window starts in its file.
     pub fn base(&self) -> u64 {
         self.base

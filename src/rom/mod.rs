@@ -1,9 +1,16 @@
-//! Package kinds behind one [`Rom`] type: open by magic bytes, list partitions.
+//! Package kinds behind one [`Rom`] type: open by magic bytes, list
+//! partitions, extract one (checked, atomically).
 //!
-//! Recognised so far: recovery OTA zips (A/B, `payload.bin`) and bare
-//! `payload.bin` files. Fastboot packages, block-based OTAs and raw images
-//! are identified and refused with a message saying so.
+//! Kinds: recovery OTA zips (A/B, `payload.bin`), bare `payload.bin`,
+//! fastboot packages (`.tgz` or `.zip` with `images/`), block-based OTA zips
+//! (`*.new.dat(.br)` + `*.transfer.list`), bare super images (raw or sparse,
+//! whole or split) and bare sparse images. Whatever the kind, [`Rom::partitions`]
+//! lists the partitions (logical partitions inside super included) and
+//! [`Rom::extract_partition`] writes one.
 
+pub mod block;
+pub mod fastboot;
+pub mod images;
 pub mod ota;
 pub mod version;
 
@@ -28,6 +35,16 @@ pub enum RomKind {
     RecoveryOta,
     /// A bare `payload.bin`.
     Payload,
+    /// A fastboot package as gzip-compressed tar (official Xiaomi).
+    FastbootTgz,
+    /// A fastboot package as zip (xiaomi.eu style).
+    FastbootZip,
+    /// A block-based OTA zip (`*.new.dat.br` + `*.transfer.list`).
+    BlockOta,
+    /// A bare super image (raw or sparse, whole or split into parts).
+    SuperImage,
+    /// A bare Android sparse image (not super).
+    SparseImage,
 }
 
 impl RomKind {
@@ -36,6 +53,11 @@ impl RomKind {
         match self {
             RomKind::RecoveryOta => "recovery OTA (A/B payload.bin in zip)",
             RomKind::Payload => "bare payload.bin",
+            RomKind::FastbootTgz => "fastboot package (tgz with images/)",
+            RomKind::FastbootZip => "fastboot package (zip with images/)",
+            RomKind::BlockOta => "block-based OTA (new.dat + transfer.list in zip)",
+            RomKind::SuperImage => "super image (LP metadata)",
+            RomKind::SparseImage => "Android sparse image",
         }
     }
 }
@@ -49,10 +71,33 @@ pub struct Rom {
     pub file_size: u64,
     /// What kind it is.
     pub kind: RomKind,
-    /// The zip, for OTA packages.
+    /// The zip, for recovery OTA packages.
     pub zip: Option<OtaZip>,
-    /// The payload.
-    pub payload: Payload,
+    /// The payload, for recovery OTAs and bare payloads.
+    pub payload: Option<Payload>,
+    /// The images, for fastboot packages and bare images.
+    pub images: Option<images::ImagePackage>,
+    /// The block-based OTA.
+    pub block: Option<block::BlockOta>,
+}
+
+/// One partition of a package, whatever its kind.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartInfo {
+    /// Name (`system`; a logical partition whose other slot is empty is
+    /// listed without its slot suffix).
+    pub name: String,
+    /// Size of the image in bytes.
+    pub size: u64,
+    /// Dynamic partition group, for partitions inside super.
+    pub group: Option<String>,
+    /// Where it comes from: `payload.bin`, the image's path in the package,
+    /// `super:system_a` for a logical partition, the transfer list.
+    pub origin: String,
+    /// Name in the LP metadata, for logical partitions.
+    pub lp_name: Option<String>,
+    /// Whether the image is stored sparse.
+    pub sparse: bool,
 }
 
 /// What a package says about the build it carries.
@@ -93,6 +138,11 @@ fn sdk_to_release(sdk: &str) -> Option<&'static str> {
 impl BuildInfo {
     /// Reads the facts from an OTA's `META-INF/com/android/metadata`.
     pub fn from_metadata(m: &BTreeMap<String, String>, payload: &Payload) -> Self {
+        Self::from_metadata_opt(m, Some(payload))
+    }
+
+    /// Same, for packages that may have no payload (block-based OTAs).
+    pub fn from_metadata_opt(m: &BTreeMap<String, String>, payload: Option<&Payload>) -> Self {
         let fingerprint = m.get("post-build").cloned();
         let android = fingerprint
             .as_deref()
@@ -114,11 +164,11 @@ impl BuildInfo {
             security_patch: m
                 .get("post-security-patch-level")
                 .cloned()
-                .or_else(|| payload.manifest.security_patch_level.clone()),
+                .or_else(|| payload.and_then(|p| p.manifest.security_patch_level.clone())),
             timestamp: m
                 .get("post-timestamp")
                 .and_then(|t| t.parse().ok())
-                .or(payload.manifest.max_timestamp),
+                .or(payload.and_then(|p| p.manifest.max_timestamp)),
             ota_type: m.get("ota-type").cloned(),
         }
     }
@@ -128,7 +178,7 @@ impl BuildInfo {
 /// description of a recognised but unsupported kind.
 fn sniff(path: &Path) -> Result<std::result::Result<RomKind, String>> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut head = [0u8; 4096];
+    let mut head = [0u8; 4100];
     let mut n = 0;
     while n < head.len() {
         match f.read(&mut head[n..]) {
@@ -149,9 +199,11 @@ fn sniff(path: &Path) -> Result<std::result::Result<RomKind, String>> {
         } else if head.starts_with(b"CrAU") {
             Ok(RomKind::Payload)
         } else if head.starts_with(&[0x1f, 0x8b]) {
-            Err("a gzip/tgz archive (fastboot package), which this version cannot read yet".into())
+            Ok(RomKind::FastbootTgz)
         } else if le32(0) == Some(0xED26_FF3A) {
-            Err("an Android sparse image, which this version cannot read yet".into())
+            Ok(RomKind::SparseImage)
+        } else if le32(4096) == Some(crate::format::lp::GEOMETRY_MAGIC) {
+            Ok(RomKind::SuperImage)
         } else if le32(1024) == Some(0xE0F5_E1E2) {
             Err("an EROFS image, not a package".into())
         } else if head.get(1080..1082) == Some(&[0x53, 0xEF]) {
@@ -175,101 +227,275 @@ impl Rom {
                 "is a directory; expected a package file",
             ));
         }
-        let kind = sniff(path)?.map_err(|why| Error::invalid(path, why))?;
-        let (zip, source) = match kind {
-            RomKind::RecoveryOta => {
-                let z = OtaZip::open(path).map_err(|e| match e {
-                    Error::Invalid { file, msg } if msg.contains("no payload.bin") => {
-                        let names = zip_names_hint(path);
-                        Error::Invalid {
-                            file,
-                            msg: format!("{msg}{names}"),
-                        }
-                    }
-                    other => other,
-                })?;
-                let src = z.payload.clone();
-                (Some(z), src)
-            }
-            RomKind::Payload => (None, FileSlice::open(path).map_err(|e| Error::io(path, e))?),
-        };
-        let payload =
-            Payload::open(source).map_err(|source| Error::payload(path.to_path_buf(), source))?;
-        Ok(Rom {
+        let mut kind = sniff(path)?.map_err(|why| Error::invalid(path, why))?;
+        let mut rom = Rom {
             path: path.to_path_buf(),
             file_size: meta.len(),
             kind,
-            zip,
-            payload,
-        })
+            zip: None,
+            payload: None,
+            images: None,
+            block: None,
+        };
+        match kind {
+            RomKind::RecoveryOta | RomKind::FastbootZip | RomKind::BlockOta => {
+                match zip_kind(path)? {
+                    ZipKind::Payload => {
+                        let z = OtaZip::open(path)?;
+                        let src = z.payload.clone();
+                        rom.zip = Some(z);
+                        rom.payload = Some(
+                            Payload::open(src)
+                                .map_err(|source| Error::payload(path.to_path_buf(), source))?,
+                        );
+                    }
+                    ZipKind::Block => {
+                        kind = RomKind::BlockOta;
+                        rom.block = Some(block::BlockOta::open(path)?);
+                    }
+                    ZipKind::Images => {
+                        kind = RomKind::FastbootZip;
+                        rom.images = Some(images::ImagePackage::open_zip(path)?);
+                    }
+                    ZipKind::Other(names) => {
+                        return Err(Error::invalid(
+                            path,
+                            format!(
+                                "zip has no payload.bin, no images/ and no transfer list: not a package romkit reads{names}"
+                            ),
+                        ));
+                    }
+                }
+            }
+            RomKind::Payload => {
+                let src = FileSlice::open(path).map_err(|e| Error::io(path, e))?;
+                rom.payload = Some(
+                    Payload::open(src)
+                        .map_err(|source| Error::payload(path.to_path_buf(), source))?,
+                );
+            }
+            RomKind::FastbootTgz => {
+                rom.images = Some(images::ImagePackage::open_tgz(path)?);
+            }
+            RomKind::SuperImage | RomKind::SparseImage => {
+                let parts = split_siblings(path);
+                let pkg = images::ImagePackage::open_bare(&parts)?;
+                kind = if pkg.super_image.is_some() {
+                    RomKind::SuperImage
+                } else {
+                    RomKind::SparseImage
+                };
+                rom.images = Some(pkg);
+            }
+        }
+        rom.kind = kind;
+        Ok(rom)
+    }
+
+    /// The payload, for payload-based kinds.
+    pub fn payload(&self) -> Option<&Payload> {
+        self.payload.as_ref()
+    }
+
+    /// Every partition of the package, in package order.
+    pub fn partitions(&self) -> Vec<PartInfo> {
+        if let Some(p) = &self.payload {
+            let dyn_meta = p.manifest.dynamic_partition_metadata.as_ref();
+            return p
+                .partitions
+                .iter()
+                .map(|part| PartInfo {
+                    name: part.name.clone(),
+                    size: part.size,
+                    group: dyn_meta.and_then(|d| {
+                        d.groups
+                            .iter()
+                            .find(|g| g.partition_names.contains(&part.name))
+                            .and_then(|g| g.name.clone())
+                    }),
+                    origin: "payload.bin".into(),
+                    lp_name: None,
+                    sparse: false,
+                })
+                .collect();
+        }
+        if let Some(pkg) = &self.images {
+            return pkg
+                .sources()
+                .into_iter()
+                .map(|(name, size, src)| match src {
+                    images::Source::Image(i) => {
+                        let img = &pkg.images[i];
+                        PartInfo {
+                            name,
+                            size,
+                            group: None,
+                            origin: img.files[0].path.clone(),
+                            lp_name: None,
+                            sparse: img.sparse,
+                        }
+                    }
+                    images::Source::Logical(i) => {
+                        let s = pkg
+                            .super_image
+                            .as_ref()
+                            .expect("logical partitions come from super");
+                        let l = &s.logical[i];
+                        PartInfo {
+                            name,
+                            size,
+                            group: Some(l.group.clone()),
+                            origin: format!("{}:{}", pkg.images[s.image].name, l.lp_name),
+                            lp_name: Some(l.lp_name.clone()),
+                            sparse: pkg.images[s.image].sparse,
+                        }
+                    }
+                })
+                .collect();
+        }
+        if let Some(b) = &self.block {
+            return b.partitions();
+        }
+        Vec::new()
     }
 
     /// What the package says about its build.
     pub fn build_info(&self) -> BuildInfo {
-        match &self.zip {
-            Some(z) => BuildInfo::from_metadata(&z.metadata, &self.payload),
-            None => BuildInfo {
-                security_patch: self.payload.manifest.security_patch_level.clone(),
-                timestamp: self.payload.manifest.max_timestamp,
-                ..Default::default()
-            },
+        if let Some(p) = &self.payload {
+            return match &self.zip {
+                Some(z) => BuildInfo::from_metadata(&z.metadata, p),
+                None => BuildInfo {
+                    security_patch: p.manifest.security_patch_level.clone(),
+                    timestamp: p.manifest.max_timestamp,
+                    ..Default::default()
+                },
+            };
         }
+        if let Some(b) = &self.block {
+            return b.build_info();
+        }
+        let mut info = BuildInfo::from_file_name(&self.path);
+        if let Some(pkg) = &self.images
+            && let Some(d) = pkg.script_device()
+        {
+            info.device = Some(d);
+        }
+        info
     }
 }
 
-/// A hint naming the package kind when a zip has no payload.bin.
-fn zip_names_hint(path: &Path) -> String {
-    let Ok(f) = File::open(path) else {
-        return String::new();
-    };
-    let Ok(a) = zip::ZipArchive::new(f) else {
-        return String::new();
-    };
+/// `X.0` given: `X.0`, `X.1`, … as long as they exist (split sparse parts).
+fn split_siblings(path: &Path) -> Vec<PathBuf> {
+    let s = path.to_string_lossy();
+    if let Some(base) = s.strip_suffix(".0") {
+        let mut v = vec![path.to_path_buf()];
+        for i in 1.. {
+            let p = PathBuf::from(format!("{base}.{i}"));
+            if !p.is_file() {
+                break;
+            }
+            v.push(p);
+        }
+        v
+    } else {
+        vec![path.to_path_buf()]
+    }
+}
+
+impl BuildInfo {
+    /// What a package's file name tells: Xiaomi names fastboot packages
+    /// `fuxi_images_OS1.0.24.0.UMCCNXM_20240115.0000.00_14.0_cn_….tgz`.
+    pub fn from_file_name(path: &Path) -> Self {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tokens: Vec<&str> = name.split(['_', '-']).collect();
+        let mut info = BuildInfo::default();
+        for (i, t) in tokens.iter().enumerate() {
+            let t = t.trim_end_matches(".tgz").trim_end_matches(".zip");
+            if info.decoded.is_none()
+                && let Some(v) = VersionCode::parse(t)
+            {
+                info.version = Some(t.to_string());
+                info.android = v.android.clone();
+                info.decoded = Some(v);
+            }
+            if t == "images" && i > 0 {
+                info.device = Some(tokens[i - 1].to_ascii_lowercase());
+            }
+        }
+        info
+    }
+}
+
+enum ZipKind {
+    Payload,
+    Block,
+    Images,
+    Other(String),
+}
+
+/// What a zip holds, from its entry names.
+fn zip_kind(path: &Path) -> Result<ZipKind> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let a = zip::ZipArchive::new(f)
+        .map_err(|e| Error::invalid(path, format!("not a readable zip: {e}")))?;
     let names: Vec<String> = a
         .file_names_raw()
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .collect();
-    if names
+    Ok(if names.iter().any(|n| n == "payload.bin") {
+        ZipKind::Payload
+    } else if names.iter().any(|n| n.ends_with(".transfer.list")) {
+        ZipKind::Block
+    } else if names
         .iter()
-        .any(|n| n.ends_with(".new.dat.br") || n.ends_with(".transfer.list"))
+        .any(|n| n.split('/').rev().nth(1) == Some("images") && n.contains(".img"))
     {
-        " (it is a block-based OTA, which this version cannot read yet)".into()
-    } else if names.iter().any(|n| n.contains("images/")) {
-        " (it looks like a fastboot package, which this version cannot read yet)".into()
+        ZipKind::Images
     } else {
-        String::new()
-    }
+        let mut shown: Vec<&str> = names.iter().map(String::as_str).take(8).collect();
+        if names.len() > 8 {
+            shown.push("…");
+        }
+        ZipKind::Other(format!(" (entries: {})", shown.join(", ")))
+    })
 }
 
 impl Rom {
     /// Names of the partitions the package carries, in package order.
     pub fn partition_names(&self) -> Vec<String> {
-        self.payload
-            .partitions
-            .iter()
-            .map(|p| p.name.clone())
-            .collect()
+        self.partitions().into_iter().map(|p| p.name).collect()
     }
 
-    /// Index of a partition by name; a usage error listing the partitions if absent.
+    /// Index of a payload partition by name; a usage error listing the
+    /// partitions if absent (payload kinds only).
     pub fn partition_index(&self, name: &str) -> Result<usize> {
-        let parts = &self.payload.partitions;
-        parts.iter().position(|x| x.name == name).ok_or_else(|| {
-            Error::Usage(format!(
-                "partition {name:?} is not in {} (it has: {})",
-                self.path.display(),
-                parts
-                    .iter()
-                    .map(|x| x.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
+        let Some(p) = &self.payload else {
+            return Err(self.unknown_partition(name));
+        };
+        p.partitions
+            .iter()
+            .position(|x| x.name == name)
+            .ok_or_else(|| self.unknown_partition(name))
     }
 
-    /// Decodes one partition into `dest` (which must not exist yet unless
-    /// `force`), checking every hash. The file appears under its final name
-    /// only when complete and verified.
+    fn unknown_partition(&self, name: &str) -> Error {
+        Error::Usage(format!(
+            "partition {name:?} is not in {} (it has: {})",
+            self.path.display(),
+            self.partitions()
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
+    /// Writes one partition image to `dest` (which must not exist yet unless
+    /// `force`), checking every hash or checksum the package carries for it.
+    /// The file appears under its final name only when complete and checked.
     pub fn extract_partition(
         &self,
         name: &str,
@@ -277,8 +503,48 @@ impl Rom {
         jobs: usize,
         force: bool,
     ) -> Result<()> {
+        self.extract_partitions(&[(name.to_string(), dest.to_path_buf())], jobs, force)
+            .map(|_| ())
+    }
+
+    /// Writes several partitions (name, destination) at once: one pass over
+    /// the package where it can only be read in order. Returns their sizes.
+    pub fn extract_partitions(
+        &self,
+        requests: &[(String, PathBuf)],
+        jobs: usize,
+        force: bool,
+    ) -> Result<Vec<u64>> {
+        if let Some(pkg) = &self.images {
+            return pkg.extract(requests, jobs, force);
+        }
+        if let Some(b) = &self.block {
+            return b.extract(requests, force);
+        }
+        let mut sizes = Vec::new();
+        for (name, dest) in requests {
+            self.extract_payload_partition(name, dest, jobs, force)?;
+            sizes.push(
+                self.payload
+                    .as_ref()
+                    .and_then(|p| p.partition(name))
+                    .map_or(0, |p| p.size),
+            );
+        }
+        Ok(sizes)
+    }
+
+    fn extract_payload_partition(
+        &self,
+        name: &str,
+        dest: &Path,
+        jobs: usize,
+        force: bool,
+    ) -> Result<()> {
         use crate::format::payload::extract::{self, Job, NoProgress, OutputFile};
-        let p = &self.payload;
+        let Some(p) = &self.payload else {
+            return Err(self.unknown_partition(name));
+        };
         let idx = self.partition_index(name)?;
         let part = &p.partitions[idx];
         if let Some(op) = part.first_incremental_op() {

@@ -165,3 +165,48 @@ pub fn zip_with_payload(path: &Path, payload: &[u8], method: zip::CompressionMet
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// An AOSP LP tool (`lpmake`, `lpunpack`, `lpdump`): from the folder in
+/// `ROMKIT_LPTOOLS` (where `.ci/run` builds them), else from PATH.
+pub fn lptool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("ROMKIT_LPTOOLS")
+        .map(|d| PathBuf::from(d).join(name))
+        .filter(|p| p.exists())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(name))
+                    .find(|p| p.exists())
+            })
+        });
+    need(name, found)
+}
+
+/// Runs a command and panics with its output unless it succeeds.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Files in `dir` (not recursive), names sorted, with their contents.
+pub fn read_dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}

@@ -1,0 +1,1348 @@
+//! Android sparse images (`0xED26FF3A`): reader, merge of split parts, writer.
+//!
+//! A sparse image is a 28-byte header and a list of chunks, each describing
+//! `chunk_sz` output blocks: RAW (the blocks follow), FILL (one 4-byte
+//! pattern repeated), DONT_CARE (nothing is stored; the flasher leaves the
+//! blocks alone, an unsparser leaves zeros) and CRC32 (a running CRC-32 of the
+//! output so far, zero-filled DONT_CARE blocks included).
+//!
+//! Reading builds an index of the chunks with positional reads, checking every
+//! size against the real file, so that any byte range of the expanded image
+//! can be copied without expanding the rest ([`crate::format::image::ImageMap`]).
+//! Writing classifies blocks as they stream past (FILL for a block that is one
+//! repeated 4-byte word, RAW otherwise), leaves space outside the given
+//! regions as DONT_CARE, and can split the result into several files of at
+//! most N bytes, each a valid sparse image spanning the whole image (as
+//! xiaomi.eu's `super.img.0 … N`): flashing or unsparsing all of them in turn
+//! gives the image.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::format::source::FileSlice;
+
+/// Magic number at offset 0, little-endian.
+pub const MAGIC: u32 = 0xED26_FF3A;
+/// Size of the file header this crate writes.
+pub const FILE_HEADER_SIZE: usize = 28;
+/// Size of a chunk header this crate writes.
+pub const CHUNK_HEADER_SIZE: usize = 12;
+/// Chunk type: raw blocks follow.
+pub const CHUNK_RAW: u16 = 0xCAC1;
+/// Chunk type: a 4-byte pattern fills the blocks.
+pub const CHUNK_FILL: u16 = 0xCAC2;
+/// Chunk type: blocks left unspecified.
+pub const CHUNK_DONT_CARE: u16 = 0xCAC3;
+/// Chunk type: CRC-32 of the output so far.
+pub const CHUNK_CRC32: u16 = 0xCAC4;
+
+/// Refuse images declaring more output than this (16 TiB): real ones are a
+/// few GiB, and the limit keeps every product of sizes far from overflow.
+const MAX_IMAGE: u64 = 1 << 44;
+
+/// What is wrong with a sparse image.
+#[derive(Debug, thiserror::Error)]
+pub enum SparseError {
+    /// The structure is malformed.
+    #[error("sparse image, offset {offset}: {msg}")]
+    Invalid {
+        /// Byte offset in the sparse file of the offending header or chunk.
+        offset: u64,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A CRC32 chunk (or the header's image checksum) does not match the data.
+    #[error(
+        "sparse image, offset {offset}: CRC-32 mismatch: {what} says {expected:08x}, the data before it gives {actual:08x}"
+    )]
+    Crc {
+        /// Offset of the CRC32 chunk (0 for the header checksum).
+        offset: u64,
+        /// Which checksum.
+        what: &'static str,
+        /// Stored value.
+        expected: u32,
+        /// Computed value.
+        actual: u32,
+    },
+    /// Reading failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+impl SparseError {
+    fn invalid(offset: u64, msg: impl Into<String>) -> Self {
+        SparseError::Invalid {
+            offset,
+            msg: msg.into(),
+        }
+    }
+
+    /// Converts into the crate error naming `file`: CRC mismatches are failed
+    /// checks (exit 1), the rest invalid input (exit 3) or I/O (exit 4).
+    pub fn into_error(self, file: &Path) -> crate::Error {
+        match self {
+            e @ SparseError::Crc { .. } => crate::Error::CheckFailed {
+                file: file.to_path_buf(),
+                msg: e.to_string(),
+            },
+            SparseError::Io(e) if e.kind() != io::ErrorKind::UnexpectedEof => {
+                crate::Error::io(file, e)
+            }
+            e => crate::Error::invalid(file, e.to_string()),
+        }
+    }
+}
+
+/// The file header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Header {
+    /// Major version (1).
+    pub major: u16,
+    /// Minor version (0).
+    pub minor: u16,
+    /// Size of this header as stored (28, or more with unknown trailing fields).
+    pub file_header_size: u16,
+    /// Size of each chunk header as stored (12, or more).
+    pub chunk_header_size: u16,
+    /// Output block size in bytes (a multiple of 4).
+    pub block_size: u32,
+    /// Output blocks in the whole image.
+    pub total_blocks: u32,
+    /// Chunks in this file.
+    pub total_chunks: u32,
+    /// CRC-32 of the whole expanded image, or 0 when not recorded.
+    pub image_checksum: u32,
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+impl Header {
+    /// Whether `head` starts with the sparse magic.
+    pub fn is_sparse(head: &[u8]) -> bool {
+        head.len() >= 4 && le32(head, 0) == MAGIC
+    }
+
+    /// Parses and validates the first 28 bytes.
+    pub fn parse(b: &[u8]) -> Result<Self, SparseError> {
+        if b.len() < FILE_HEADER_SIZE {
+            return Err(SparseError::invalid(
+                0,
+                format!(
+                    "file of {} bytes is shorter than the 28-byte header",
+                    b.len()
+                ),
+            ));
+        }
+        if le32(b, 0) != MAGIC {
+            return Err(SparseError::invalid(
+                0,
+                format!("magic {:#010x} is not {MAGIC:#010x}", le32(b, 0)),
+            ));
+        }
+        let h = Header {
+            major: le16(b, 4),
+            minor: le16(b, 6),
+            file_header_size: le16(b, 8),
+            chunk_header_size: le16(b, 10),
+            block_size: le32(b, 12),
+            total_blocks: le32(b, 16),
+            total_chunks: le32(b, 20),
+            image_checksum: le32(b, 24),
+        };
+        if h.major != 1 {
+            return Err(SparseError::invalid(
+                4,
+                format!("major version {} is not 1", h.major),
+            ));
+        }
+        if usize::from(h.file_header_size) < FILE_HEADER_SIZE {
+            return Err(SparseError::invalid(
+                8,
+                format!("file header size {} is below 28", h.file_header_size),
+            ));
+        }
+        if usize::from(h.chunk_header_size) < CHUNK_HEADER_SIZE {
+            return Err(SparseError::invalid(
+                10,
+                format!("chunk header size {} is below 12", h.chunk_header_size),
+            ));
+        }
+        if h.block_size == 0 || !h.block_size.is_multiple_of(4) || h.block_size > 1 << 24 {
+            return Err(SparseError::invalid(
+                12,
+                format!(
+                    "block size {} is not a positive multiple of 4 up to 16 MiB",
+                    h.block_size
+                ),
+            ));
+        }
+        if h.image_size() > MAX_IMAGE {
+            return Err(SparseError::invalid(
+                16,
+                format!(
+                    "{} blocks of {} bytes exceed the 16 TiB limit",
+                    h.total_blocks, h.block_size
+                ),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Size of the expanded image in bytes.
+    pub fn image_size(&self) -> u64 {
+        u64::from(self.total_blocks) * u64::from(self.block_size)
+    }
+
+    /// The 28 bytes this header is written as (with standard header sizes).
+    pub fn to_bytes(&self) -> [u8; FILE_HEADER_SIZE] {
+        let mut b = [0u8; FILE_HEADER_SIZE];
+        b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        b[4..6].copy_from_slice(&self.major.to_le_bytes());
+        b[6..8].copy_from_slice(&self.minor.to_le_bytes());
+        b[8..10].copy_from_slice(&(FILE_HEADER_SIZE as u16).to_le_bytes());
+        b[10..12].copy_from_slice(&(CHUNK_HEADER_SIZE as u16).to_le_bytes());
+        b[12..16].copy_from_slice(&self.block_size.to_le_bytes());
+        b[16..20].copy_from_slice(&self.total_blocks.to_le_bytes());
+        b[20..24].copy_from_slice(&self.total_chunks.to_le_bytes());
+        b[24..28].copy_from_slice(&self.image_checksum.to_le_bytes());
+        b
+    }
+}
+
+/// What a chunk holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkKind {
+    /// Raw blocks stored in the file at [`Chunk::data`].
+    Raw,
+    /// A 4-byte pattern (as stored, little-endian bytes) repeated.
+    Fill([u8; 4]),
+    /// Nothing stored.
+    DontCare,
+    /// CRC-32 of every output byte before this chunk.
+    Crc32(u32),
+}
+
+/// One chunk of an indexed sparse file.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk {
+    /// What the chunk holds.
+    pub kind: ChunkKind,
+    /// First output block.
+    pub block: u32,
+    /// Output blocks covered.
+    pub blocks: u32,
+    /// Offset of the chunk header in the sparse file.
+    pub offset: u64,
+    /// Offset of the chunk's data in the sparse file.
+    pub data: u64,
+}
+
+/// Parses one chunk header (the first 12 bytes of `b`) and checks it against
+/// the file header; `at` is its offset, `block` the output block it starts at.
+fn parse_chunk_header(
+    h: &Header,
+    b: &[u8],
+    at: u64,
+    block: u64,
+) -> Result<(u16, u32, u64), SparseError> {
+    let kind = le16(b, 0);
+    let blocks = le32(b, 4);
+    let total = u64::from(le32(b, 8));
+    let hdr = u64::from(h.chunk_header_size);
+    let data_len = total.checked_sub(hdr).ok_or_else(|| {
+        SparseError::invalid(
+            at,
+            format!("chunk total size {total} is smaller than its {hdr}-byte header"),
+        )
+    })?;
+    let expect = match kind {
+        CHUNK_RAW => u64::from(blocks) * u64::from(h.block_size),
+        CHUNK_FILL | CHUNK_CRC32 => 4,
+        CHUNK_DONT_CARE => 0,
+        other => {
+            return Err(SparseError::invalid(
+                at,
+                format!("unknown chunk type {other:#06x}"),
+            ));
+        }
+    };
+    if data_len != expect {
+        return Err(SparseError::invalid(
+            at,
+            format!(
+                "chunk type {kind:#06x} of {blocks} blocks declares {data_len} data bytes, expected {expect}"
+            ),
+        ));
+    }
+    let end = block + u64::from(blocks);
+    if kind != CHUNK_CRC32 && end > u64::from(h.total_blocks) {
+        return Err(SparseError::invalid(
+            at,
+            format!(
+                "chunk covers blocks {block}..{end}, past the declared {} blocks",
+                h.total_blocks
+            ),
+        ));
+    }
+    Ok((kind, blocks, data_len))
+}
+
+/// An indexed sparse file, read with positional reads.
+#[derive(Clone, Debug)]
+pub struct SparseFile {
+    /// The file header.
+    pub header: Header,
+    /// Every chunk, in file (and output) order.
+    pub chunks: Vec<Chunk>,
+    /// The sparse file.
+    pub source: FileSlice,
+}
+
+impl SparseFile {
+    /// Indexes the sparse file in `source`, validating every chunk header
+    /// against the file header and the real file size.
+    pub fn open(source: FileSlice) -> Result<Self, SparseError> {
+        let mut hb = [0u8; FILE_HEADER_SIZE];
+        if source.len() < FILE_HEADER_SIZE as u64 {
+            return Err(SparseError::invalid(
+                0,
+                format!(
+                    "file of {} bytes is shorter than the 28-byte header",
+                    source.len()
+                ),
+            ));
+        }
+        source.read_exact_at(&mut hb, 0)?;
+        let header = Header::parse(&hb)?;
+        let hdr = u64::from(header.chunk_header_size);
+        // Each chunk needs at least its header in the file: bound the count
+        // before allocating for it.
+        let room = source.len().saturating_sub(header.file_header_size.into()) / hdr;
+        if u64::from(header.total_chunks) > room {
+            return Err(SparseError::invalid(
+                20,
+                format!(
+                    "{} chunks declared, but the file has room for at most {room}",
+                    header.total_chunks
+                ),
+            ));
+        }
+        let mut chunks = Vec::with_capacity(header.total_chunks as usize);
+        let mut at = u64::from(header.file_header_size);
+        let mut block = 0u64;
+        // Chunk headers are small and consecutive with the data between them:
+        // read them through a window to avoid one system call each.
+        let mut win = Window::new(&source);
+        for i in 0..header.total_chunks {
+            let b = win.get(at, CHUNK_HEADER_SIZE).map_err(|e| {
+                SparseError::invalid(
+                    at,
+                    format!(
+                        "chunk {i} of {}: header past the end of the file ({e})",
+                        header.total_chunks
+                    ),
+                )
+            })?;
+            let (kind, blocks, data_len) = parse_chunk_header(&header, b, at, block)?;
+            let data = at + hdr;
+            if data.checked_add(data_len).is_none_or(|e| e > source.len()) {
+                return Err(SparseError::invalid(
+                    at,
+                    format!(
+                        "chunk {i}: {data_len} data bytes at offset {data} run past the end of the file ({} bytes)",
+                        source.len()
+                    ),
+                ));
+            }
+            let kind = match kind {
+                CHUNK_RAW => ChunkKind::Raw,
+                CHUNK_DONT_CARE => ChunkKind::DontCare,
+                CHUNK_FILL => {
+                    let v = win.get(data, 4)?;
+                    ChunkKind::Fill([v[0], v[1], v[2], v[3]])
+                }
+                _ => ChunkKind::Crc32(le32(win.get(data, 4)?, 0)),
+            };
+            let blocks = if matches!(kind, ChunkKind::Crc32(_)) {
+                0
+            } else {
+                blocks
+            };
+            chunks.push(Chunk {
+                kind,
+                block: block as u32,
+                blocks,
+                offset: at,
+                data,
+            });
+            block += u64::from(blocks);
+            at = data + data_len;
+        }
+        if block != u64::from(header.total_blocks) {
+            return Err(SparseError::invalid(
+                16,
+                format!(
+                    "chunks cover {block} blocks, the header declares {}",
+                    header.total_blocks
+                ),
+            ));
+        }
+        Ok(SparseFile {
+            header,
+            chunks,
+            source,
+        })
+    }
+
+    /// Opens a file by path.
+    pub fn open_path(path: &Path) -> Result<Self, crate::Error> {
+        let src = FileSlice::open(path).map_err(|e| crate::Error::io(path, e))?;
+        SparseFile::open(src).map_err(|e| e.into_error(path))
+    }
+
+    /// Size of the expanded image.
+    pub fn image_size(&self) -> u64 {
+        self.header.image_size()
+    }
+
+    /// Whether the file carries any checksum (CRC32 chunks or a header checksum).
+    pub fn has_checksums(&self) -> bool {
+        self.header.image_checksum != 0
+            || self
+                .chunks
+                .iter()
+                .any(|c| matches!(c.kind, ChunkKind::Crc32(_)))
+    }
+
+    /// Recomputes the running CRC-32 over the expanded image and checks every
+    /// CRC32 chunk and the header's image checksum (when not 0). Returns how
+    /// many checksums were checked.
+    pub fn check_crcs(&self) -> Result<usize, SparseError> {
+        let bs = u64::from(self.header.block_size);
+        let mut crc = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut checked = 0;
+        for c in &self.chunks {
+            let len = u64::from(c.blocks) * bs;
+            match c.kind {
+                ChunkKind::Raw => {
+                    let mut done = 0u64;
+                    while done < len {
+                        let n = (len - done).min(buf.len() as u64) as usize;
+                        self.source.read_exact_at(&mut buf[..n], c.data + done)?;
+                        crc.update(&buf[..n]);
+                        done += n as u64;
+                    }
+                }
+                ChunkKind::Fill(p) => {
+                    fill_pattern(&mut buf, p);
+                    feed_repeated(&mut crc, &buf, len);
+                }
+                ChunkKind::DontCare => {
+                    buf.fill(0);
+                    feed_repeated(&mut crc, &buf, len);
+                }
+                ChunkKind::Crc32(want) => {
+                    let have = crc.clone().finalize();
+                    if have != want {
+                        return Err(SparseError::Crc {
+                            offset: c.offset,
+                            what: "CRC32 chunk",
+                            expected: want,
+                            actual: have,
+                        });
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        if self.header.image_checksum != 0 {
+            let have = crc.finalize();
+            if have != self.header.image_checksum {
+                return Err(SparseError::Crc {
+                    offset: 24,
+                    what: "the header's image checksum",
+                    expected: self.header.image_checksum,
+                    actual: have,
+                });
+            }
+            checked += 1;
+        }
+        Ok(checked)
+    }
+}
+
+fn feed_repeated(crc: &mut crc32fast::Hasher, buf: &[u8], mut len: u64) {
+    while len > 0 {
+        let n = len.min(buf.len() as u64) as usize;
+        crc.update(&buf[..n]);
+        len -= n as u64;
+    }
+}
+
+/// Fills `buf` with the 4-byte pattern (buf's length is a multiple of 4).
+pub fn fill_pattern(buf: &mut [u8], p: [u8; 4]) {
+    for w in buf.chunks_mut(4) {
+        let n = w.len();
+        w.copy_from_slice(&p[..n]);
+    }
+}
+
+/// A read window over a file for many small consecutive reads.
+struct Window<'a> {
+    src: &'a FileSlice,
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl<'a> Window<'a> {
+    fn new(src: &'a FileSlice) -> Self {
+        Window {
+            src,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    fn get(&mut self, at: u64, n: usize) -> io::Result<&[u8]> {
+        let inside = at >= self.start && at + n as u64 <= self.start + self.buf.len() as u64;
+        if !inside {
+            let len = (64u64 << 10)
+                .max(n as u64)
+                .min(self.src.len().saturating_sub(at));
+            if len < n as u64 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{n} bytes at offset {at} past the end"),
+                ));
+            }
+            self.buf.resize(len as usize, 0);
+            self.src.read_exact_at(&mut self.buf, at)?;
+            self.start = at;
+        }
+        let o = (at - self.start) as usize;
+        Ok(&self.buf[o..o + n])
+    }
+}
+
+/// Expands the first `n` bytes of a sparse image read as a stream (from a
+/// tar or compressed zip entry), for identifying content and reading LP
+/// metadata without the rest. Returns fewer bytes only if the image is smaller.
+pub fn expand_head(r: &mut dyn Read, n: usize) -> Result<Vec<u8>, SparseError> {
+    let mut hb = [0u8; FILE_HEADER_SIZE];
+    r.read_exact(&mut hb)?;
+    let h = Header::parse(&hb)?;
+    skip(r, u64::from(h.file_header_size) - FILE_HEADER_SIZE as u64)?;
+    let want = (n as u64).min(h.image_size()) as usize;
+    let mut out = Vec::with_capacity(want);
+    let bs = u64::from(h.block_size);
+    let mut at = u64::from(h.file_header_size);
+    let mut block = 0u64;
+    let mut ch = vec![0u8; usize::from(h.chunk_header_size)];
+    for _ in 0..h.total_chunks {
+        if out.len() >= want {
+            break;
+        }
+        r.read_exact(&mut ch)?;
+        let (kind, blocks, data_len) = parse_chunk_header(&h, &ch, at, block)?;
+        let len = u64::from(blocks) * bs;
+        let take = (want - out.len()).min(len.min(usize::MAX as u64) as usize);
+        match kind {
+            CHUNK_RAW => {
+                let s = out.len();
+                out.resize(s + take, 0);
+                r.read_exact(&mut out[s..])?;
+                skip(r, data_len - take as u64)?;
+            }
+            CHUNK_FILL => {
+                let mut p = [0u8; 4];
+                r.read_exact(&mut p)?;
+                let s = out.len();
+                out.resize(s + take, 0);
+                fill_pattern(&mut out[s..], p);
+            }
+            CHUNK_DONT_CARE => out.resize(out.len() + take, 0),
+            _ => skip(r, data_len)?,
+        }
+        if kind != CHUNK_CRC32 {
+            block += u64::from(blocks);
+        }
+        at += u64::from(h.chunk_header_size) + data_len;
+    }
+    Ok(out)
+}
+
+/// Reads a whole sparse image as a stream, checking its structure and every
+/// CRC32 chunk (and the header checksum when not 0). Returns the header and
+/// how many checksums were checked.
+pub fn check_stream(r: &mut dyn Read) -> Result<(Header, usize), SparseError> {
+    let mut hb = [0u8; FILE_HEADER_SIZE];
+    r.read_exact(&mut hb)?;
+    let h = Header::parse(&hb)?;
+    skip(r, u64::from(h.file_header_size) - FILE_HEADER_SIZE as u64)?;
+    let bs = u64::from(h.block_size);
+    let mut at = u64::from(h.file_header_size);
+    let mut block = 0u64;
+    let mut crc = crc32fast::Hasher::new();
+    let mut checked = 0;
+    let mut ch = vec![0u8; usize::from(h.chunk_header_size)];
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..h.total_chunks {
+        r.read_exact(&mut ch).map_err(|e| {
+            SparseError::invalid(at, format!("chunk header past the end of the data ({e})"))
+        })?;
+        let (kind, blocks, data_len) = parse_chunk_header(&h, &ch, at, block)?;
+        let len = u64::from(blocks) * bs;
+        match kind {
+            CHUNK_RAW => {
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    r.read_exact(&mut buf[..n]).map_err(|e| {
+                        SparseError::invalid(at, format!("raw chunk data ends early ({e})"))
+                    })?;
+                    crc.update(&buf[..n]);
+                    left -= n as u64;
+                }
+            }
+            CHUNK_FILL => {
+                let mut p = [0u8; 4];
+                r.read_exact(&mut p)?;
+                fill_pattern(&mut buf, p);
+                feed_repeated(&mut crc, &buf, len);
+            }
+            CHUNK_DONT_CARE => {
+                buf.fill(0);
+                feed_repeated(&mut crc, &buf, len);
+            }
+            _ => {
+                let mut p = [0u8; 4];
+                r.read_exact(&mut p)?;
+                let want = u32::from_le_bytes(p);
+                let have = crc.clone().finalize();
+                if want != have {
+                    return Err(SparseError::Crc {
+                        offset: at,
+                        what: "CRC32 chunk",
+                        expected: want,
+                        actual: have,
+                    });
+                }
+                checked += 1;
+            }
+        }
+        if kind != CHUNK_CRC32 {
+            block += u64::from(blocks);
+        }
+        at += u64::from(h.chunk_header_size) + data_len;
+    }
+    if block != u64::from(h.total_blocks) {
+        return Err(SparseError::invalid(
+            16,
+            format!(
+                "chunks cover {block} blocks, the header declares {}",
+                h.total_blocks
+            ),
+        ));
+    }
+    if h.image_checksum != 0 {
+        let have = crc.finalize();
+        if have != h.image_checksum {
+            return Err(SparseError::Crc {
+                offset: 24,
+                what: "the header's image checksum",
+                expected: h.image_checksum,
+                actual: have,
+            });
+        }
+        checked += 1;
+    }
+    Ok((h, checked))
+}
+
+fn skip(r: &mut dyn Read, n: u64) -> io::Result<()> {
+    let copied = io::copy(&mut r.take(n), &mut io::sink())?;
+    if copied != n {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "sparse stream ends early",
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Writer
+// ---------------------------------------------------------------------------
+
+/// Random-access input for the writer.
+pub trait ReadAt: Sync {
+    /// Fills `buf` from `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+impl ReadAt for FileSlice {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let o = usize::try_from(offset).map_err(io::Error::other)?;
+        let src = self
+            .get(o..o + buf.len())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// A defined region of the image to write: `len` bytes at `offset`, read
+/// from `src` at `src_offset`. Bytes past the end of `src` read as zeros.
+pub struct Region<'a> {
+    /// Where the region starts in the image (a multiple of the block size).
+    pub offset: u64,
+    /// Its length (rounded up to whole blocks with zeros).
+    pub len: u64,
+    /// Where its bytes come from.
+    pub src: &'a dyn ReadAt,
+    /// Offset in `src`.
+    pub src_offset: u64,
+    /// How many bytes `src` really has from `src_offset` (the rest is zeros).
+    pub src_len: u64,
+}
+
+/// Options of the writer.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteOptions {
+    /// Output block size (4096 for everything Android flashes).
+    pub block_size: u32,
+    /// Split into files of at most this many bytes (`None`: one file).
+    pub split: Option<u64>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            block_size: 4096,
+            split: None,
+        }
+    }
+}
+
+/// What one written file holds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PartSummary {
+    /// Bytes written.
+    pub size: u64,
+    /// Chunks in it.
+    pub chunks: u32,
+}
+
+/// Where the writer puts its files: it asks for file `index` (0, 1, …) when
+/// it starts one.
+pub trait PartSink {
+    /// Creates file number `index`.
+    fn create(&mut self, index: usize) -> io::Result<File>;
+}
+
+/// Writes the image of `size` bytes made of `regions` (sorted, block-aligned,
+/// not overlapping; everything else DONT_CARE) as one or more sparse files.
+pub fn write(
+    size: u64,
+    regions: &[Region<'_>],
+    opts: &WriteOptions,
+    sink: &mut dyn PartSink,
+) -> io::Result<Vec<PartSummary>> {
+    let bs = u64::from(opts.block_size);
+    if bs == 0 || bs % 4 != 0 {
+        return Err(io::Error::other(
+            "block size must be a positive multiple of 4",
+        ));
+    }
+    if !size.is_multiple_of(bs) {
+        return Err(io::Error::other(format!(
+            "image size {size} is not a multiple of the block size {bs}"
+        )));
+    }
+    let total_blocks = u32::try_from(size / bs)
+        .map_err(|_| io::Error::other(format!("image of {size} bytes has too many blocks")))?;
+    if let Some(s) = opts.split {
+        // Header, leading and trailing DONT_CARE and one raw block must fit.
+        let min = (FILE_HEADER_SIZE + 3 * CHUNK_HEADER_SIZE) as u64 + bs;
+        if s < min {
+            return Err(io::Error::other(format!(
+                "split size {s} is below the minimum of {min} bytes for {bs}-byte blocks"
+            )));
+        }
+    }
+    let mut prev_end = 0u64;
+    for r in regions {
+        if r.offset % bs != 0 || r.offset < prev_end || r.offset + r.len > size {
+            return Err(io::Error::other(format!(
+                "region at {} (+{}) is not block-aligned, overlaps the previous one or runs past {size}",
+                r.offset, r.len
+            )));
+        }
+        prev_end = r.offset + r.len.div_ceil(bs) * bs;
+    }
+    let mut w = ChunkWriter::new(opts, total_blocks, sink)?;
+    // Reading and classifying run on a thread of their own so that reads and
+    // writes overlap.
+    std::thread::scope(|s| -> io::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(3);
+        let (ret_tx, ret_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let reader = s.spawn(move || {
+            for r in regions {
+                let mut done = 0u64;
+                let len = r.len.div_ceil(bs) * bs;
+                while done < len {
+                    let n = (len - done).min(BATCH as u64);
+                    let mut buf = ret_rx.try_recv().unwrap_or_default();
+                    buf.resize(n as usize, 0);
+                    let avail = r.src_len.saturating_sub(done).min(n) as usize;
+                    if let Err(e) = r.src.read_at(&mut buf[..avail], r.src_offset + done) {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    buf[avail..].fill(0);
+                    let kinds = classify(&buf, bs as usize);
+                    let batch = Batch {
+                        block: (r.offset + done) / bs,
+                        buf,
+                        kinds,
+                    };
+                    if tx.send(Ok(batch)).is_err() {
+                        return;
+                    }
+                    done += n;
+                }
+            }
+        });
+        let mut result = Ok(());
+        for batch in rx {
+            match batch.and_then(|b| {
+                let r = w.push(&b);
+                let _ = ret_tx.send(b.buf);
+                r
+            }) {
+                Ok(()) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let _ = reader.join();
+        result
+    })?;
+    w.finish()
+}
+
+const BATCH: usize = 8 << 20;
+
+struct Batch {
+    block: u64,
+    buf: Vec<u8>,
+    /// Per block: `None` raw, `Some(pattern)` fill.
+    kinds: Vec<Option<[u8; 4]>>,
+}
+
+/// Classifies each block as one repeated 4-byte word or raw.
+fn classify(buf: &[u8], bs: usize) -> Vec<Option<[u8; 4]>> {
+    buf.chunks(bs)
+        .map(|b| {
+            let p = [b[0], b[1], b[2], b[3]];
+            let w = u32::from_ne_bytes(p);
+            let words = b.chunks_exact(8).all(|c| {
+                u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]))
+                    == (u64::from(w) | (u64::from(w) << 32))
+            });
+            (words && b.len() % 8 == 0 || b.chunks_exact(4).all(|c| c == p)).then_some(p)
+        })
+        .collect()
+}
+
+/// A chunk being extended.
+#[derive(Clone, Copy)]
+enum Pending {
+    None,
+    /// A raw chunk whose header is at `hdr` (absolute offset in the part).
+    Raw {
+        hdr: u64,
+        block: u64,
+        blocks: u64,
+    },
+    Fill {
+        block: u64,
+        blocks: u64,
+        p: [u8; 4],
+    },
+}
+
+struct ChunkWriter<'s> {
+    sink: &'s mut dyn PartSink,
+    bs: u64,
+    total_blocks: u32,
+    split: Option<u64>,
+    parts: Vec<PartSummary>,
+    file: Option<File>,
+    /// Bytes of the current part already written to its file.
+    flushed: u64,
+    out: Vec<u8>,
+    chunks: u32,
+    /// Output block the current part has covered up to.
+    cursor: u64,
+    pending: Pending,
+}
+
+impl<'s> ChunkWriter<'s> {
+    fn new(opts: &WriteOptions, total_blocks: u32, sink: &'s mut dyn PartSink) -> io::Result<Self> {
+        let mut w = ChunkWriter {
+            sink,
+            bs: u64::from(opts.block_size),
+            total_blocks,
+            split: opts.split,
+            parts: Vec::new(),
+            file: None,
+            flushed: 0,
+            out: Vec::with_capacity(BATCH + 4096),
+            chunks: 0,
+            cursor: 0,
+            pending: Pending::None,
+        };
+        w.open_part(0)?;
+        Ok(w)
+    }
+
+    fn pos(&self) -> u64 {
+        self.flushed + self.out.len() as u64
+    }
+
+    /// Starts a part whose first chunk will be at output block `block`.
+    fn open_part(&mut self, block: u64) -> io::Result<()> {
+        self.file = Some(self.sink.create(self.parts.len())?);
+        self.flushed = 0;
+        self.out.clear();
+        self.out.extend_from_slice(&[0u8; FILE_HEADER_SIZE]);
+        self.chunks = 0;
+        self.cursor = 0;
+        self.dont_care_to(block);
+        Ok(())
+    }
+
+    /// Room left in the current part, keeping 12 bytes for the trailing DONT_CARE.
+    fn room(&self) -> u64 {
+        match self.split {
+            None => u64::MAX,
+            Some(s) => s.saturating_sub(self.pos() + CHUNK_HEADER_SIZE as u64),
+        }
+    }
+
+    fn header(&mut self, kind: u16, blocks: u64, total: u64) {
+        self.out.extend_from_slice(&kind.to_le_bytes());
+        self.out.extend_from_slice(&0u16.to_le_bytes());
+        self.out.extend_from_slice(&(blocks as u32).to_le_bytes());
+        self.out.extend_from_slice(&(total as u32).to_le_bytes());
+        self.chunks += 1;
+    }
+
+    fn dont_care_to(&mut self, block: u64) {
+        if block > self.cursor {
+            let n = block - self.cursor;
+            self.header(CHUNK_DONT_CARE, n, CHUNK_HEADER_SIZE as u64);
+            self.cursor = block;
+        }
+    }
+
+    fn flush_out(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            let f = self
+                .file
+                .as_mut()
+                .ok_or_else(|| io::Error::other("no open part"))?;
+            f.write_all(&self.out)?;
+            self.flushed += self.out.len() as u64;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Overwrites bytes at absolute offset `at` of the current part.
+    fn patch(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
+        if at >= self.flushed {
+            let o = (at - self.flushed) as usize;
+            self.out[o..o + bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        } else {
+            let f = self
+                .file
+                .as_ref()
+                .ok_or_else(|| io::Error::other("no open part"))?;
+            f.write_all_at(bytes, at)
+        }
+    }
+
+    fn end_pending(&mut self) -> io::Result<()> {
+        match std::mem::replace(&mut self.pending, Pending::None) {
+            Pending::None => Ok(()),
+            Pending::Raw { hdr, blocks, .. } => {
+                let total = CHUNK_HEADER_SIZE as u64 + blocks * self.bs;
+                let mut b = [0u8; 8];
+                b[..4].copy_from_slice(&(blocks as u32).to_le_bytes());
+                b[4..].copy_from_slice(&(total as u32).to_le_bytes());
+                self.patch(hdr + 4, &b)
+            }
+            Pending::Fill { block, blocks, p } => {
+                self.make_room(block, 16)?;
+                self.dont_care_to(block);
+                self.header(CHUNK_FILL, blocks, 16);
+                self.out.extend_from_slice(&p);
+                self.cursor = block + blocks;
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves to a new part unless `need` bytes (plus a DONT_CARE header when
+    /// there is a gap before `block`) fit in the current one.
+    fn make_room(&mut self, block: u64, need: u64) -> io::Result<()> {
+        let gap = if block > self.cursor {
+            CHUNK_HEADER_SIZE as u64
+        } else {
+            0
+        };
+        if self.room() < need + gap {
+            self.close_part()?;
+            self.open_part(block)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the current part: pending chunk, trailing DONT_CARE, header.
+    fn close_part(&mut self) -> io::Result<()> {
+        self.end_pending()?;
+        self.dont_care_to(u64::from(self.total_blocks));
+        let h = Header {
+            major: 1,
+            minor: 0,
+            file_header_size: FILE_HEADER_SIZE as u16,
+            chunk_header_size: CHUNK_HEADER_SIZE as u16,
+            block_size: self.bs as u32,
+            total_blocks: self.total_blocks,
+            total_chunks: self.chunks,
+            image_checksum: 0,
+        };
+        self.patch(0, &h.to_bytes())?;
+        self.flush_out()?;
+        let mut f = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("no open part"))?;
+        f.flush()?;
+        self.parts.push(PartSummary {
+            size: self.flushed,
+            chunks: self.chunks,
+        });
+        Ok(())
+    }
+
+    /// Largest number of blocks one raw chunk may hold (its size is a u32).
+    fn max_raw_blocks(&self) -> u64 {
+        (u64::from(u32::MAX) - CHUNK_HEADER_SIZE as u64) / self.bs
+    }
+
+    fn push_raw(&mut self, mut block: u64, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let contiguous = matches!(self.pending,
+                Pending::Raw { block: b, blocks, .. } if b + blocks == block);
+            if !contiguous {
+                self.end_pending()?;
+                self.make_room(block, CHUNK_HEADER_SIZE as u64 + self.bs)?;
+                self.dont_care_to(block);
+                let hdr = self.pos();
+                self.header(CHUNK_RAW, 0, CHUNK_HEADER_SIZE as u64);
+                self.pending = Pending::Raw {
+                    hdr,
+                    block,
+                    blocks: 0,
+                };
+            }
+            let Pending::Raw {
+                hdr,
+                block: start,
+                blocks,
+            } = self.pending
+            else {
+                unreachable!("a raw chunk is pending")
+            };
+            let fit = (self.room() / self.bs)
+                .min(self.max_raw_blocks() - blocks)
+                .min(data.len() as u64 / self.bs);
+            if fit == 0 {
+                // The part (or the chunk) is full: continue in a new one.
+                self.end_pending()?;
+                if self.room() < CHUNK_HEADER_SIZE as u64 + self.bs {
+                    self.close_part()?;
+                    self.open_part(block)?;
+                }
+                continue;
+            }
+            let n = (fit * self.bs) as usize;
+            self.out.extend_from_slice(&data[..n]);
+            self.pending = Pending::Raw {
+                hdr,
+                block: start,
+                blocks: blocks + fit,
+            };
+            self.cursor = start + blocks + fit;
+            block += fit;
+            data = &data[n..];
+            if self.out.len() >= BATCH {
+                self.flush_out()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, b: &Batch) -> io::Result<()> {
+        let bs = self.bs as usize;
+        let mut i = 0;
+        while i < b.kinds.len() {
+            let block = b.block + i as u64;
+            match b.kinds[i] {
+                Some(p) => {
+                    match self.pending {
+                        Pending::Fill {
+                            block: s,
+                            blocks,
+                            p: q,
+                        } if q == p && s + blocks == block && blocks < u64::from(u32::MAX) => {
+                            self.pending = Pending::Fill {
+                                block: s,
+                                blocks: blocks + 1,
+                                p,
+                            };
+                        }
+                        _ => {
+                            self.end_pending()?;
+                            self.pending = Pending::Fill {
+                                block,
+                                blocks: 1,
+                                p,
+                            };
+                        }
+                    }
+                    i += 1;
+                }
+                None => {
+                    let mut j = i + 1;
+                    while j < b.kinds.len() && b.kinds[j].is_none() {
+                        j += 1;
+                    }
+                    self.push_raw(block, &b.buf[i * bs..j * bs])?;
+                    i = j;
+                }
+            }
+        }
+        if self.out.len() >= BATCH {
+            self.flush_out()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<Vec<PartSummary>> {
+        self.close_part()?;
+        Ok(self.parts)
+    }
+}
+
+/// A [`PartSink`] writing `BASE` for a single file or `BASE.0`, `BASE.1`, …
+/// when split, each created under a temporary name and renamed by
+/// [`FilePartSink::commit`].
+pub struct FilePartSink {
+    base: PathBuf,
+    split: bool,
+    force: bool,
+    files: Vec<crate::output::AtomicFile>,
+}
+
+impl FilePartSink {
+    /// Files for `base` (split: `base.N`).
+    pub fn new(base: &Path, split: bool, force: bool) -> Self {
+        FilePartSink {
+            base: base.to_path_buf(),
+            split,
+            force,
+            files: Vec::new(),
+        }
+    }
+
+    /// The final path of part `index`.
+    pub fn part_path(base: &Path, split: bool, index: usize) -> PathBuf {
+        if split {
+            let mut s = base.as_os_str().to_owned();
+            s.push(format!(".{index}"));
+            PathBuf::from(s)
+        } else {
+            base.to_path_buf()
+        }
+    }
+
+    /// Renames every part to its final name; returns the paths.
+    pub fn commit(self) -> crate::Result<Vec<PathBuf>> {
+        self.files.into_iter().map(|f| f.commit()).collect()
+    }
+}
+
+impl PartSink for FilePartSink {
+    fn create(&mut self, index: usize) -> io::Result<File> {
+        if !self.split && index > 0 {
+            return Err(io::Error::other("more than one part without --split"));
+        }
+        let path = Self::part_path(&self.base, self.split, index);
+        let f = crate::output::AtomicFile::create(&path, self.force)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let file = f.file().try_clone()?;
+        self.files.push(f);
+        Ok(file)
+    }
+}
+
+/// Writes a raw image file as a sparse image (or parts) at `dest`. Blocks of
+/// one repeated 4-byte word become FILL chunks; nothing is DONT_CARE.
+pub fn sparse_raw_file(
+    src: &Path,
+    dest: &Path,
+    opts: &WriteOptions,
+    force: bool,
+) -> crate::Result<(Vec<PathBuf>, Vec<PartSummary>)> {
+    let slice = FileSlice::open(src).map_err(|e| crate::Error::io(src, e))?;
+    let bs = u64::from(opts.block_size);
+    let size = slice.len().div_ceil(bs) * bs;
+    let region = Region {
+        offset: 0,
+        len: size,
+        src: &slice,
+        src_offset: 0,
+        src_len: slice.len(),
+    };
+    let mut sink = FilePartSink::new(dest, opts.split.is_some(), force);
+    let regions: &[Region<'_>] = if size == 0 { &[] } else { &[region] };
+    let parts = write(size, regions, opts, &mut sink).map_err(|e| crate::Error::io(dest, e))?;
+    let paths = sink.commit()?;
+    Ok((paths, parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct MemSink(Vec<tempfile::NamedTempFile>);
+    impl PartSink for MemSink {
+        fn create(&mut self, _: usize) -> io::Result<File> {
+            let f = tempfile::NamedTempFile::new()?;
+            let h = f.reopen()?;
+            self.0.push(f);
+            Ok(h)
+        }
+    }
+
+    fn image(blocks: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut x = 7u64;
+        for i in 0..blocks {
+            match i % 7 {
+                0 | 1 => v.extend(std::iter::repeat_n(0u8, 4096)),
+                2 => v.extend(std::iter::repeat_n([1u8, 2, 3, 4], 1024).flatten()),
+                _ => (0..4096).for_each(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    v.push(x as u8)
+                }),
+            }
+        }
+        v
+    }
+
+    fn expand(parts: &[tempfile::NamedTempFile], size: usize) -> Vec<u8> {
+        let mut out = vec![0u8; size];
+        for p in parts {
+            let s = SparseFile::open(FileSlice::open(p.path()).unwrap()).unwrap();
+            assert_eq!(s.image_size(), size as u64);
+            let bs = 4096usize;
+            for c in &s.chunks {
+                let o = c.block as usize * bs;
+                let n = c.blocks as usize * bs;
+                match c.kind {
+                    ChunkKind::Raw => s.source.read_exact_at(&mut out[o..o + n], c.data).unwrap(),
+                    ChunkKind::Fill(p) => fill_pattern(&mut out[o..o + n], p),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip_and_split() {
+        let img = image(300);
+        for split in [None, Some(64 << 10), Some(200 << 10), Some(4096 + 64)] {
+            let region = Region {
+                offset: 0,
+                len: img.len() as u64,
+                src: &img,
+                src_offset: 0,
+                src_len: img.len() as u64,
+            };
+            let mut sink = MemSink(Vec::new());
+            let opts = WriteOptions {
+                block_size: 4096,
+                split,
+            };
+            let parts = write(img.len() as u64, &[region], &opts, &mut sink).unwrap();
+            assert_eq!(parts.len(), sink.0.len());
+            for (p, f) in parts.iter().zip(&sink.0) {
+                assert_eq!(p.size, f.as_file().metadata().unwrap().len());
+                if let Some(s) = split {
+                    assert!(p.size <= s, "{} > {s}", p.size);
+                }
+            }
+            if split.is_some_and(|s| s < 1 << 20) {
+                assert!(parts.len() > 1);
+            }
+            assert_eq!(expand(&sink.0, img.len()), img, "split {split:?}");
+        }
+    }
+
+    #[test]
+    fn dont_care_outside_regions() {
+        let img = image(20);
+        let region = Region {
+            offset: 8192,
+            len: 5 * 4096,
+            src: &img,
+            src_offset: 4096 * 3,
+            src_len: 3 * 4096,
+        };
+        let mut sink = MemSink(Vec::new());
+        write(40 * 4096, &[region], &WriteOptions::default(), &mut sink).unwrap();
+        let out = expand(&sink.0, 40 * 4096);
+        let mut want = vec![0u8; 40 * 4096];
+        want[8192..8192 + 3 * 4096].copy_from_slice(&img[3 * 4096..6 * 4096]);
+        assert_eq!(out, want);
+        let s = SparseFile::open(FileSlice::open(sink.0[0].path()).unwrap()).unwrap();
+        assert_eq!(s.chunks.first().unwrap().kind, ChunkKind::DontCare);
+        assert_eq!(s.chunks.last().unwrap().kind, ChunkKind::DontCare);
+    }
+}
