@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use super::fixture::parse_size;
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
-use crate::format::image::ImageMap;
-use crate::format::lp;
-use crate::rom::fastboot::{FastbootSpec, PackageFormat, layout_for_groups, write_package};
+use crate::rom::fastboot::PackageFormat;
 use crate::rom::{PartInfo, Rom};
 
 /// Arguments of `fastboot`.
@@ -79,87 +77,20 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         .map(|p| (p.name.clone(), work.path().join(format!("{}.img", p.name))))
         .collect();
     rom.extract_partitions(&requests, ctx.jobs, false)?;
-    let path_of = |n: &str| work.path().join(format!("{n}.img"));
-
-    // Which partitions live in super, under which LP name, and the layout.
-    let mut logical: Vec<(String, String)> = Vec::new(); // (listed name, LP name)
-    let mut layout = None;
-    let mut ab = matches!(
-        rom.kind,
-        crate::rom::RomKind::RecoveryOta | crate::rom::RomKind::Payload
-    );
-    if let Some(s) = rom.images.as_ref().and_then(|p| p.super_image.as_ref()) {
-        for p in &parts {
-            if let Some(lp_name) = &p.lp_name {
-                logical.push((p.name.clone(), lp_name.clone()));
-            }
-        }
-        let sizes: Vec<(String, u64)> = parts
-            .iter()
-            .filter_map(|p| p.lp_name.clone().map(|n| (n, p.size)))
-            .collect();
-        let mut spec = lp::respec(&s.metadata, &sizes);
-        if let Some(d) = args.super_size {
-            spec.device_size = d;
-        }
-        ab = s.metadata.partitions.iter().any(|p| p.name.ends_with("_a"));
-        layout = Some(spec);
-    } else if let Some(d) = rom
-        .payload()
-        .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
-    {
-        let groups: Vec<(String, u64, Vec<String>)> = d
-            .groups
-            .iter()
-            .map(|g| {
-                (
-                    g.name.clone().unwrap_or_else(|| "main".into()),
-                    g.size.unwrap_or(0),
-                    g.partition_names.clone(),
-                )
-            })
-            .collect();
-        let sizes: Vec<(String, u64)> = parts.iter().map(|p| (p.name.clone(), p.size)).collect();
-        for (_, _, names) in &groups {
-            for n in names {
-                logical.push((n.clone(), format!("{n}_a")));
-            }
-        }
-        layout = Some(layout_for_groups(
-            &groups,
-            &sizes,
-            d.snapshot_enabled.unwrap_or(false),
-            args.super_size,
-        ));
-    }
-    let maps: Vec<(String, ImageMap)> = logical
-        .iter()
-        .map(|(n, lp_name)| {
-            let p = path_of(n);
-            let src = crate::format::source::FileSlice::open(&p).map_err(|e| Error::io(&p, e))?;
-            Ok((lp_name.clone(), ImageMap::raw(src)))
-        })
-        .collect::<Result<_>>()?;
-    let images: Vec<(String, PathBuf)> = parts
-        .iter()
-        .filter(|p| !logical.iter().any(|(n, _)| *n == p.name))
-        .map(|p| (p.name.clone(), path_of(&p.name)))
-        .collect();
-    let mtime = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .or(info.timestamp)
-        .unwrap_or(315_532_800);
-    let spec = FastbootSpec {
-        device,
-        images,
-        super_layout: layout,
-        logical: maps.iter().map(|(n, m)| (n.clone(), m)).collect(),
-        split: args.split,
-        ab,
-        mtime,
-    };
-    let summary = write_package(&spec, &args.output, format, ctx.jobs, args.force)?;
+    let summary = crate::rom::fastboot::from_rom(
+        &rom,
+        work.path(),
+        &crate::rom::fastboot::FromRom {
+            device,
+            split: args.split,
+            super_size: args.super_size,
+            disable_verification: false,
+        },
+        &args.output,
+        format,
+        ctx.jobs,
+        args.force,
+    )?;
     if ctx.json {
         emit_json(&summary)?;
     } else {

@@ -51,6 +51,8 @@ pub struct FastbootSpec<'a> {
     pub ab: bool,
     /// Modification time of every entry (seconds since the epoch).
     pub mtime: i64,
+    /// Flash vbmeta images with verity and verification disabled.
+    pub disable_verification: bool,
 }
 
 /// What was written.
@@ -192,6 +194,16 @@ fn flash_target(spec: &FastbootSpec<'_>, name: &str) -> String {
     }
 }
 
+/// fastboot options for flashing `name`: vbmeta images go with verity and
+/// verification disabled when the package's images were rebuilt.
+fn avb_flags(spec: &FastbootSpec<'_>, name: &str) -> &'static str {
+    if spec.disable_verification && name.starts_with("vbmeta") {
+        "--disable-verity --disable-verification "
+    } else {
+        ""
+    }
+}
+
 fn script_sh(spec: &FastbootSpec<'_>, flash: &[(String, String)], wipe: bool) -> String {
     let d = &spec.device;
     let mut s = String::new();
@@ -208,8 +220,9 @@ fn script_sh(spec: &FastbootSpec<'_>, flash: &[(String, String)], wipe: bool) ->
     ));
     for (name, rel) in flash {
         let t = flash_target(spec, name);
+        let avb = avb_flags(spec, name);
         s.push_str(&format!(
-            "fastboot $* flash {t} {rel} || {{ echo \"Flashing {t} failed\"; exit 1; }}\n"
+            "fastboot $* {avb}flash {t} {rel} || {{ echo \"Flashing {t} failed\"; exit 1; }}\n"
         ));
     }
     if wipe {
@@ -241,8 +254,9 @@ fn script_bat(spec: &FastbootSpec<'_>, flash: &[(String, String)], wipe: bool) -
     for (name, rel) in flash {
         let t = flash_target(spec, name);
         let rel = rel.replace('/', "\\");
+        let avb = avb_flags(spec, name);
         s.push_str(&format!(
-            "fastboot %* flash {t} {rel} || (echo Flashing {t} failed & exit /B 1)\r\n"
+            "fastboot %* {avb}flash {t} {rel} || (echo Flashing {t} failed & exit /B 1)\r\n"
         ));
     }
     if wipe {
@@ -357,6 +371,128 @@ fn write_tgz(root: &Path, files: &[String], dest: &Path, mtime: i64, force: bool
     }
     out.commit()?;
     Ok(())
+}
+
+/// How [`from_rom`] makes a fastboot package.
+#[derive(Clone, Debug)]
+pub struct FromRom {
+    /// Device codename the scripts check.
+    pub device: String,
+    /// Split `super.img` into parts of at most this many bytes.
+    pub split: Option<u64>,
+    /// Size of the super device (default: from the source).
+    pub super_size: Option<u64>,
+    /// Flash vbmeta with verity and verification disabled (rebuilt images no
+    /// longer match its hash descriptors).
+    pub disable_verification: bool,
+}
+
+/// Writes a fastboot package for `rom` from its partition images, already
+/// in `work` as `NAME.img` (edited ones may differ in size from the
+/// source's: the super layout is sized from the files).
+#[allow(clippy::too_many_arguments)]
+pub fn from_rom(
+    rom: &crate::rom::Rom,
+    work: &Path,
+    opts: &FromRom,
+    dest: &Path,
+    format: PackageFormat,
+    jobs: usize,
+    force: bool,
+) -> Result<FastbootSummary> {
+    use crate::format::image::ImageMap;
+    let parts = rom.partitions();
+    let info = rom.build_info();
+    let size_of = |n: &str| {
+        std::fs::metadata(work.join(format!("{n}.img")))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let path_of = |n: &str| work.join(format!("{n}.img"));
+
+    // Which partitions live in super, under which LP name, and the layout.
+    let mut logical: Vec<(String, String)> = Vec::new(); // (listed name, LP name)
+    let mut layout = None;
+    let mut ab = matches!(
+        rom.kind,
+        crate::rom::RomKind::RecoveryOta | crate::rom::RomKind::Payload
+    );
+    if let Some(s) = rom.images.as_ref().and_then(|p| p.super_image.as_ref()) {
+        for p in &parts {
+            if let Some(lp_name) = &p.lp_name {
+                logical.push((p.name.clone(), lp_name.clone()));
+            }
+        }
+        let sizes: Vec<(String, u64)> = parts
+            .iter()
+            .filter_map(|p| p.lp_name.clone().map(|n| (n, size_of(&p.name))))
+            .collect();
+        let mut spec = lp::respec(&s.metadata, &sizes);
+        if let Some(d) = opts.super_size {
+            spec.device_size = d;
+        }
+        ab = s.metadata.partitions.iter().any(|p| p.name.ends_with("_a"));
+        layout = Some(spec);
+    } else if let Some(d) = rom
+        .payload()
+        .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
+    {
+        let groups: Vec<(String, u64, Vec<String>)> = d
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.name.clone().unwrap_or_else(|| "main".into()),
+                    g.size.unwrap_or(0),
+                    g.partition_names.clone(),
+                )
+            })
+            .collect();
+        let sizes: Vec<(String, u64)> = parts
+            .iter()
+            .map(|p| (p.name.clone(), size_of(&p.name)))
+            .collect();
+        for (_, _, names) in &groups {
+            for n in names {
+                logical.push((n.clone(), format!("{n}_a")));
+            }
+        }
+        layout = Some(layout_for_groups(
+            &groups,
+            &sizes,
+            d.snapshot_enabled.unwrap_or(false),
+            opts.super_size,
+        ));
+    }
+    let maps: Vec<(String, ImageMap)> = logical
+        .iter()
+        .map(|(n, lp_name)| {
+            let p = path_of(n);
+            let src = crate::format::source::FileSlice::open(&p).map_err(|e| Error::io(&p, e))?;
+            Ok((lp_name.clone(), ImageMap::raw(src)))
+        })
+        .collect::<Result<_>>()?;
+    let images: Vec<(String, PathBuf)> = parts
+        .iter()
+        .filter(|p| !logical.iter().any(|(n, _)| *n == p.name))
+        .map(|p| (p.name.clone(), path_of(&p.name)))
+        .collect();
+    let mtime = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .or(info.timestamp)
+        .unwrap_or(315_532_800);
+    let spec = FastbootSpec {
+        device: opts.device.clone(),
+        images,
+        super_layout: layout,
+        logical: maps.iter().map(|(n, m)| (n.clone(), m)).collect(),
+        split: opts.split,
+        ab,
+        mtime,
+        disable_verification: opts.disable_verification,
+    };
+    write_package(&spec, dest, format, jobs, force)
 }
 
 /// The super layout for a package that has none yet (an OTA): one group per
