@@ -10,6 +10,7 @@
 
 pub mod apk;
 pub mod apps;
+pub mod build;
 pub mod cli;
 pub mod debloat;
 pub mod error;

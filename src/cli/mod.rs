@@ -4,6 +4,7 @@
 //! logs, warnings and progress go to stderr.
 
 mod apps;
+mod build;
 mod debloat;
 mod fastboot;
 mod fixture;
@@ -63,6 +64,9 @@ pub enum Command {
     /// The system apps of a package, an image or a folder: partition, path,
     /// package, versions, privileged, size, sha256, signer.
     Apps(apps::Args),
+    /// The main job: official package → verified, debloated, rebuilt,
+    /// packaged and re-verified output, with a manifest beside it.
+    Build(build::Args),
     /// Validate a debloat profile, or print one fully resolved.
     #[command(subcommand)]
     Profile(debloat::ProfileCmd),
@@ -128,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Cat(a) => ls::run_cat(&ctx, a),
         Command::Fixture(a) => fixture::run(&ctx, a),
         Command::Apps(a) => apps::run(&ctx, a),
+        Command::Build(a) => build::run(&ctx, a),
         Command::Profile(c) => debloat::run_profile(&ctx, c),
         Command::Debloat(a) => debloat::run(&ctx, a),
         Command::Fastboot(a) => fastboot::run(&ctx, a),

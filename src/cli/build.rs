@@ -1,0 +1,88 @@
+//! `romkit build ROM --profile P -o OUT`: the main job.
+
+use std::path::PathBuf;
+
+use super::fixture::parse_size;
+use super::{Ctx, emit, emit_json, human_size};
+use crate::build::{BuildOptions, OutputFormat, build};
+use crate::error::Result;
+
+/// Arguments of `build`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The official package (any kind romkit reads).
+    pub rom: PathBuf,
+    /// The debloat profile: a name (`xiaomi-eu`) or a path.
+    #[arg(long, short = 'p')]
+    pub profile: String,
+    /// The output package (or folder, for `--format images`).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// What to write.
+    #[arg(long, value_enum, default_value = "fastboot")]
+    pub format: OutputFormat,
+    /// Skip the input's zip CRC pass (payload and sparse hashes are still
+    /// checked while decoding, and the output is always checked).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Allow removing protected packages and paths.
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Rules or prop edits that match nothing fail the build (exit 1).
+    #[arg(long)]
+    pub strict: bool,
+    /// Split the fastboot package's super.img into parts of at most SIZE.
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub split: Option<u64>,
+    /// Also write the manifest as YAML (`OUT.manifest.yaml`).
+    #[arg(long)]
+    pub manifest_yaml: bool,
+    /// Replace existing outputs.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Runs `build`.
+pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    let report = build(
+        &args.rom,
+        &args.output,
+        &BuildOptions {
+            profile: args.profile,
+            format: args.format,
+            verify: !args.no_verify,
+            allow_unsafe: args.allow_unsafe,
+            strict: args.strict,
+            split: args.split,
+            manifest_yaml: args.manifest_yaml,
+            force: args.force,
+            jobs: ctx.jobs,
+        },
+    )?;
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    if ctx.json {
+        emit_json(&report)?;
+        return Ok(0);
+    }
+    let mut s = String::new();
+    for p in &report.partitions {
+        s.push_str(&format!(
+            "  {:<12} {:<11} {:>10}\n",
+            p.name,
+            p.status,
+            human_size(p.size)
+        ));
+    }
+    s.push_str(&format!(
+        "{} apps removed, {} freed, {} build.prop edits\noutput:   {}\nmanifest: {}\n",
+        report.removed_apps,
+        human_size(report.freed),
+        report.prop_edits,
+        report.output.display(),
+        report.manifest.display()
+    ));
+    emit(&s)?;
+    Ok(0)
+}
