@@ -356,7 +356,7 @@ pub struct LoadedPartition {
 pub struct Loaded {
     /// The partitions, in [`APP_PARTITIONS`] order.
     pub partitions: Vec<LoadedPartition>,
-    _tmp: Option<tempfile::TempDir>,
+    _tmp: Option<crate::output::TempDir>,
 }
 
 impl Loaded {
@@ -458,10 +458,7 @@ pub fn load(input: &Path, only: Option<&[String]>, jobs: usize) -> crate::Result
         });
     }
     let rom = crate::rom::Rom::open(input)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("romkit-apps-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let tmp = crate::output::temp_dir_in(&std::env::temp_dir(), "romkit-apps-")?;
     let mut parts = Vec::new();
     let present = rom.partition_names();
     if let Some(o) = only

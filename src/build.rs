@@ -228,10 +228,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         .unwrap_or(Path::new("."))
         .to_path_buf();
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let work = tempfile::Builder::new()
-        .prefix(".romkit-build-")
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
+    let work = crate::output::temp_dir_in(&parent, ".romkit-build-")?;
     let img = |n: &str| work.path().join(format!("{n}.img"));
 
     // Decode every partition (hashes checked on the way).

@@ -17,6 +17,7 @@ pub struct AtomicFile {
     tmp: PathBuf,
     dest: PathBuf,
     committed: bool,
+    _tracked: Tracked,
 }
 
 /// Refuses to replace an existing `dest` unless `force`.
@@ -51,11 +52,13 @@ impl AtomicFile {
             .truncate(true)
             .open(&tmp)
             .map_err(|e| Error::io(&tmp, e))?;
+        let tracked = track(&tmp);
         Ok(AtomicFile {
             file: Some(file),
             tmp,
             dest: dest.to_path_buf(),
             committed: false,
+            _tracked: tracked,
         })
     }
 
@@ -122,5 +125,109 @@ mod tests {
         assert!(!tmp.exists());
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
+
+/// Temporary files and folders of this process, removed when a signal ends it.
+static TRACKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps a temporary path registered for removal on SIGINT/SIGTERM/SIGHUP;
+/// unregisters it when dropped (the owner removes it in the normal course).
+#[derive(Debug)]
+pub struct Tracked(PathBuf);
+
+/// Registers `path` for removal if a signal ends the process.
+pub fn track(path: &Path) -> Tracked {
+    if let Ok(mut t) = TRACKED.lock() {
+        t.push(path.to_path_buf());
+    }
+    Tracked(path.to_path_buf())
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Ok(mut t) = TRACKED.lock()
+            && let Some(i) = t.iter().rposition(|p| *p == self.0)
+        {
+            t.remove(i);
+        }
+    }
+}
+
+/// A temporary folder in `parent` (same filesystem as the output, so results
+/// can be renamed into place), removed when dropped or when a signal ends
+/// the process.
+#[derive(Debug)]
+pub struct TempDir {
+    dir: tempfile::TempDir,
+    _tracked: Tracked,
+}
+
+impl TempDir {
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Creates a tracked temporary folder `parent/PREFIXxxxxxx`.
+pub fn temp_dir_in(parent: &Path, prefix: &str) -> Result<TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    let tracked = track(dir.path());
+    Ok(TempDir {
+        dir,
+        _tracked: tracked,
+    })
+}
+
+/// Removes every tracked temporary path (best effort).
+pub fn remove_tracked() {
+    let paths: Vec<PathBuf> = match TRACKED.lock() {
+        Ok(t) => t.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    for p in paths.iter().rev() {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir_all(p);
+            }
+            Ok(_) => {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP remove every tracked temporary path and
+/// exit with 128 + the signal number. Call before any other thread starts:
+/// the signals are blocked in this thread (and so in every thread started
+/// later) and received by a dedicated thread.
+pub fn install_signal_cleanup() {
+    // SAFETY: plain libc signal-set calls on a local, zero-initialised set;
+    // pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("romkit-signals".into())
+            .spawn(move || {
+                let mut sig: libc::c_int = 0;
+                // SAFETY: `set` is a valid, initialised signal set owned by this closure.
+                if libc::sigwait(&set, &mut sig) == 0 {
+                    remove_tracked();
+                    eprintln!("romkit: interrupted (signal {sig}); temporary files removed");
+                    libc::_exit(128 + sig);
+                }
+            });
     }
 }

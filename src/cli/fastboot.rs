@@ -67,10 +67,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let work = tempfile::Builder::new()
-        .prefix(".romkit-fastboot-src-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
+    let work = crate::output::temp_dir_in(parent, ".romkit-fastboot-src-")?;
     let parts: Vec<PartInfo> = rom.partitions();
     let requests: Vec<(String, PathBuf)> = parts
         .iter()

@@ -42,7 +42,7 @@ pub struct CatArgs {
 pub(crate) struct Opened {
     pub tree: Tree,
     pub inner: String,
-    _tmp: Option<tempfile::TempDir>,
+    _tmp: Option<crate::output::TempDir>,
 }
 
 /// Opens TARGET (image or package) and resolves PATH.
@@ -64,10 +64,7 @@ pub(crate) fn open_target(ctx: &Ctx, target: &Path, path: Option<&str>) -> Resul
                 return Ok(None);
             }
             let (part, inner) = path.split_once('/').unwrap_or((path, ""));
-            let tmp = tempfile::Builder::new()
-                .prefix("romkit-ls-")
-                .tempdir()
-                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let tmp = crate::output::temp_dir_in(&std::env::temp_dir(), "romkit-ls-")?;
             let img_path = tmp.path().join(format!("{part}.img"));
             rom.extract_partition(part, &img_path, ctx.jobs, false)?;
             let label = format!("{}:{part}", target.display());

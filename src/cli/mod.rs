@@ -97,6 +97,8 @@ pub struct Ctx {
 
 /// Parses the command line, runs it and returns the exit code.
 pub fn main() -> ExitCode {
+    // Before any thread starts: signals remove temporary files, then exit.
+    crate::output::install_signal_cleanup();
     let cli = Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",

@@ -91,10 +91,7 @@ pub fn write_package(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let stage = tempfile::Builder::new()
-        .prefix(".romkit-fastboot-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
+    let stage = crate::output::temp_dir_in(parent, ".romkit-fastboot-")?;
     let root = stage.path().join("pkg");
     let images_dir = root.join("images");
     std::fs::create_dir_all(&images_dir).map_err(|e| Error::io(&images_dir, e))?;

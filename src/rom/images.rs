@@ -721,10 +721,7 @@ impl ImagePackage {
             .and_then(|(_, d)| d.parent())
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let spool = tempfile::Builder::new()
-            .prefix(".romkit-spool-")
-            .tempdir_in(spool_parent)
-            .map_err(|e| Error::io(spool_parent, e))?;
+        let spool = crate::output::temp_dir_in(spool_parent, ".romkit-spool-")?;
         let maps = self.resolve(&needed, spool.path())?;
         for (i, m) in &maps {
             if m.sparse.iter().any(|s| s.has_checksums()) {

@@ -105,6 +105,7 @@ pub struct PreparedPayload {
     data: File,
     data_path: PathBuf,
     data_len: u64,
+    _tracked: crate::output::Tracked,
 }
 
 impl Drop for PreparedPayload {
@@ -213,6 +214,7 @@ pub fn prepare_payload(
         data,
         data_path: data_path.clone(),
         data_len: 0,
+        _tracked: crate::output::track(&data_path),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
