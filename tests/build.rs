@@ -1,0 +1,314 @@
+//! `romkit build` end to end: every output format checked by romkit and by
+//! the third-party tools, reproducibility, and the failure paths.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const EPOCH: &str = "1705300800";
+
+fn build(out: &Path, format: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    romkit()
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .args(["build", "--profile", "xiaomi-eu", "--format", format, "-o"])
+        .arg(out)
+        .args(extra)
+        .arg(sample())
+        .assert()
+}
+
+/// (path, sha256) of every app.
+fn apps_of(target: &Path) -> BTreeSet<(String, String)> {
+    let v = json_ok(&["apps", "--json"], target);
+    v["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["path"].as_str().unwrap().to_string(),
+                a["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The app folders the xiaomi-eu plan removes from the sample.
+fn planned_removals() -> BTreeSet<String> {
+    let out = romkit()
+        .args(["debloat", "--json", "--dry-run", "--profile", "xiaomi-eu"])
+        .arg(sample())
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    v["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_format_is_verified_complete_and_exactly_debloated() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    let fastboot = dir.path().join("fuxi.zip");
+    let ota = dir.path().join("fuxi-ota.zip");
+    build(&images, "images", &[]).success();
+    build(&fastboot, "fastboot", &["--manifest-yaml"]).success();
+    build(&ota, "ota", &[]).success();
+
+    // Apps: exactly the plan's removals are gone, every other app is
+    // byte-identical to the input's.
+    let input = apps_of(&sample());
+    let gone = planned_removals();
+    assert_eq!(gone.len(), 25);
+    let expect: BTreeSet<(String, String)> = input
+        .iter()
+        .filter(|(p, _)| !gone.contains(p))
+        .cloned()
+        .collect();
+    assert_eq!(apps_of(&fastboot), expect);
+    assert_eq!(apps_of(&ota), expect);
+    for part in ["system", "system_ext", "product"] {
+        let from_image: BTreeSet<_> = apps_of(&images.join(format!("{part}.img")));
+        assert!(from_image.is_subset(&expect));
+    }
+
+    // romkit's own verification of the packages.
+    romkit().arg("verify").arg(&fastboot).assert().success();
+    romkit().arg("verify").arg(&ota).assert().success();
+
+    // Every rebuilt EROFS image passes fsck.erofs.
+    if let Some(fsck) = tool("fsck.erofs") {
+        for part in ["system", "system_ext", "product"] {
+            run(Command::new(&fsck).arg(images.join(format!("{part}.img"))));
+        }
+    }
+
+    // The OTA extracts with the PyPI payload extractor byte-identical to
+    // the rebuilt images (vbmeta with verification disabled included).
+    if let Some(dumper) = tool("payload-dumper") {
+        let out = tempfile::tempdir().unwrap();
+        run(Command::new(&dumper).arg("-o").arg(out.path()).arg(&ota));
+        let names = listing(&images);
+        assert_eq!(names.len(), 10);
+        assert_eq!(listing(out.path()), names);
+        for n in &names {
+            assert!(
+                read(&out.path().join(n)) == read(&images.join(n)),
+                "{n} differs"
+            );
+        }
+        let vbmeta = read(&images.join("vbmeta.img"));
+        assert_eq!(&vbmeta[..4], b"AVB0");
+        assert_eq!(vbmeta[123] & 3, 3, "verity and verification disabled");
+    }
+
+    // The fastboot package: simg2img reads its super, lpdump accepts it,
+    // lpunpack extracts the rebuilt partitions byte-identical.
+    let unz = tempfile::tempdir().unwrap();
+    {
+        let f = std::fs::File::open(&fastboot).unwrap();
+        let mut z = zip::ZipArchive::new(f).unwrap();
+        let mut e = z.by_name("images/super.img").unwrap();
+        let mut w = std::fs::File::create(unz.path().join("super.img")).unwrap();
+        std::io::copy(&mut e, &mut w).unwrap();
+    }
+    let scripts = {
+        let f = std::fs::File::open(&fastboot).unwrap();
+        let mut z = zip::ZipArchive::new(f).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut z.by_name("flash_all.sh").unwrap(), &mut s).unwrap();
+        s
+    };
+    assert!(scripts.contains("--disable-verity --disable-verification flash vbmeta"));
+    if let (Some(simg2img), Some(lpdump), Some(lpunpack)) =
+        (tool("simg2img"), lptool("lpdump"), lptool("lpunpack"))
+    {
+        let raw = unz.path().join("super.raw");
+        run(Command::new(&simg2img)
+            .arg(unz.path().join("super.img"))
+            .arg(&raw));
+        run(Command::new(&lpdump).arg(&raw));
+        let parts = unz.path().join("parts");
+        std::fs::create_dir(&parts).unwrap();
+        run(Command::new(&lpunpack).arg(&raw).arg(&parts));
+        for n in ["system", "system_ext", "product", "vendor", "odm", "mi_ext"] {
+            assert!(
+                read(&parts.join(format!("{n}_a.img"))) == read(&images.join(format!("{n}.img"))),
+                "{n}_a differs"
+            );
+        }
+    }
+
+    // Manifests beside every output.
+    for out in [&images, &fastboot, &ota] {
+        let mut m = out.as_os_str().to_owned();
+        m.push(".manifest.json");
+        assert!(PathBuf::from(m).is_file(), "{}", out.display());
+    }
+    let mut y = fastboot.as_os_str().to_owned();
+    y.push(".manifest.yaml");
+    assert!(PathBuf::from(y).is_file());
+}
+
+#[test]
+fn building_twice_gives_identical_bytes() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for d in [&a, &b] {
+        build(&d.path().join("out.zip"), "fastboot", &[]).success();
+        build(&d.path().join("ota.zip"), "ota", &[]).success();
+    }
+    for n in ["out.zip", "ota.zip", "out.zip.manifest.json", "ota.zip.manifest.json"] {
+        assert!(
+            read(&a.path().join(n)) == read(&b.path().join(n)),
+            "{n} differs between two builds"
+        );
+    }
+}
+
+#[test]
+fn protected_profiles_fail_before_any_work() {
+    let d = tempfile::tempdir().unwrap();
+    let profile = d.path().join("p.yaml");
+    std::fs::write(&profile, "name: p\nremove:\n  - package: com.miui.home\n").unwrap();
+    let out_dir = d.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = romkit()
+        .args(["build", "--profile"])
+        .arg(&profile)
+        .arg("-o")
+        .arg(out_dir.join("x.zip"))
+        .arg(sample())
+        .assert()
+        .code(3);
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("com.miui.home is protected"));
+    assert!(listing(&out_dir).is_empty());
+    // A glob that reaches protected apps: refused after planning, before
+    // anything is written.
+    std::fs::write(
+        &profile,
+        "name: p\nmax_level: unsafe\nremove:\n  - glob: product/priv-app/*\n",
+    )
+    .unwrap();
+    romkit()
+        .args(["build", "--profile"])
+        .arg(&profile)
+        .arg("-o")
+        .arg(out_dir.join("x.zip"))
+        .arg(sample())
+        .assert()
+        .code(1);
+    assert!(std::fs::read_dir(&out_dir).unwrap().next().is_none());
+}
+
+#[test]
+fn existing_output_needs_force() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("o.zip");
+    std::fs::write(&out, b"keep me").unwrap();
+    build(&out, "fastboot", &[]).code(2);
+    assert_eq!(read(&out), b"keep me");
+}
+
+/// Mounts a small tmpfs (root only); `None` when that is not possible here.
+fn small_tmpfs(size: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let d = tempfile::tempdir().ok()?;
+    let m = d.path().join("mnt");
+    std::fs::create_dir(&m).ok()?;
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&m)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some((d, m))
+}
+
+#[test]
+fn full_disk_exits_4_and_leaves_nothing() {
+    let Some((_keep, mnt)) = need("a tmpfs mount (root)", small_tmpfs("3M")) else {
+        return;
+    };
+    let out = mnt.join("fuxi.zip");
+    let r = romkit()
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .args(["build", "--profile", "xiaomi-eu", "-o"])
+        .arg(&out)
+        .arg(sample())
+        .output()
+        .unwrap();
+    let left = listing(&mnt);
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(r.status.code(), Some(4), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("No space left"));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn sigint_mid_build_leaves_nothing() {
+    // A package large enough to interrupt mid-way.
+    let src = tempfile::tempdir().unwrap();
+    let out = romkit()
+        .args(["fixture", "--size", "96M", "--xz-level", "0", "-o"])
+        .arg(src.path())
+        .assert()
+        .success();
+    let pkg = PathBuf::from(String::from_utf8_lossy(&out.get_output().stdout).trim());
+    let d = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("romkit");
+    let mut child = Command::new(bin)
+        .args(["-j", "1", "build", "--profile", "xiaomi-eu", "-o"])
+        .arg(d.path().join("out.zip"))
+        .arg(&pkg)
+        .spawn()
+        .unwrap();
+    // Wait until the build has staged something, then interrupt it.
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(d.path()).unwrap().next().is_none() {
+        assert!(start.elapsed().as_secs() < 60, "build never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc_kill(child.id() as i32, 2);
+    }
+    let status = child.wait().unwrap();
+    if status.success() {
+        // The build won the race; nothing to learn from this run.
+        return;
+    }
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        std::fs::read_dir(d.path()).unwrap().next().is_none(),
+        "left behind: {:?}",
+        listing(d.path())
+    );
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
