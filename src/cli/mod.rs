@@ -5,6 +5,7 @@
 
 mod apps;
 mod debloat;
+mod diff;
 mod fastboot;
 mod fixture;
 mod inspect;
@@ -76,6 +77,9 @@ pub enum Command {
     Sparse(sparse::SparseArgs),
     /// Convert an Android sparse image, or all its split parts, to a raw image.
     Unsparse(sparse::UnsparseArgs),
+    /// Compare two manifests or packages: apps, versions, signers,
+    /// partitions, files, props. Exit 1 when they differ.
+    Diff(diff::Args),
 }
 
 /// Global settings passed to every command.
@@ -133,6 +137,7 @@ pub fn main() -> ExitCode {
         Command::Fastboot(a) => fastboot::run(&ctx, a),
         Command::Sparse(a) => sparse::run_sparse(&ctx, a),
         Command::Unsparse(a) => sparse::run_unsparse(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
