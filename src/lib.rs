@@ -17,6 +17,7 @@ pub mod error;
 pub mod fixture;
 pub mod format;
 pub mod fs;
+pub mod manifest;
 pub mod output;
 pub mod rom;
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
-use crate::fixture::{FixtureOptions, generate};
+use crate::fixture::{FixtureOptions, generate_release, release};
 use crate::format::payload::hex;
 
 /// Arguments of `fixture`.
@@ -22,6 +22,11 @@ pub struct Args {
     /// Overwrite an existing package.
     #[arg(short, long)]
     pub force: bool,
+    /// Which release: 1 (OS1.0.24.0, the committed sample) or 2 (OS1.0.25.0:
+    /// the next build, with apps added, removed, updated and re-signed, props
+    /// and a file mode changed; for `diff` demos and tests).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub release: u32,
 }
 
 /// Parses `123`, `64K`, `6M`, `1.5G`.
@@ -51,7 +56,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if args.size < 1 << 20 {
         return Err(Error::Usage("--size must be at least 1M".into()));
     }
-    let (path, summary) = generate(
+    let rel = release(args.release)
+        .ok_or_else(|| Error::Usage(format!("no fixture release {}", args.release)))?;
+    let (path, summary) = generate_release(
         &args.output,
         &FixtureOptions {
             size: args.size,
@@ -59,6 +66,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             jobs: ctx.jobs,
             force: args.force,
         },
+        &rel,
     )?;
     if ctx.json {
         emit_json(&serde_json::json!({

@@ -15,8 +15,17 @@ use crate::rom::{BuildInfo, Rom, RomKind};
 /// Arguments of `inspect`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The package (OTA zip or payload.bin).
+    /// The package (any kind romkit reads); with `--manifest`, also a bare
+    /// filesystem image or an `unpack --files` folder.
     pub rom: PathBuf,
+    /// Print the package's manifest (GUIDE.md §9) as canonical JSON instead:
+    /// partitions with the SHA-256 of their images, every app, every file,
+    /// the build props. Decodes every partition.
+    #[arg(long)]
+    pub manifest: bool,
+    /// Print the manifest as YAML.
+    #[arg(long, conflicts_with = "manifest")]
+    pub manifest_yaml: bool,
 }
 
 /// One partition in the report.
@@ -70,6 +79,15 @@ struct PayloadRow {
 
 /// Runs `inspect`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    if args.manifest || args.manifest_yaml {
+        let m = crate::manifest::describe(&args.rom, ctx.jobs)?;
+        if args.manifest_yaml {
+            emit(&m.to_yaml())?;
+        } else {
+            emit(&String::from_utf8_lossy(&m.to_json()))?;
+        }
+        return Ok(0);
+    }
     let rom = Rom::open(&args.rom)?;
     let Some(p) = rom.payload() else {
         return run_images(ctx, &rom);

@@ -6,6 +6,8 @@
 mod apps;
 mod build;
 mod debloat;
+mod diff;
+mod docs;
 mod fastboot;
 mod fixture;
 mod inspect;
@@ -80,6 +82,13 @@ pub enum Command {
     Sparse(sparse::SparseArgs),
     /// Convert an Android sparse image, or all its split parts, to a raw image.
     Unsparse(sparse::UnsparseArgs),
+    /// Compare two manifests or packages: apps, versions, signers,
+    /// partitions, files, props. Exit 1 when they differ.
+    Diff(diff::Args),
+    /// Print a shell completion script (bash, elvish, fish, powershell, zsh).
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff), or write one per subcommand with -o.
+    Man(docs::ManArgs),
 }
 
 /// Global settings passed to every command.
@@ -140,6 +149,9 @@ pub fn main() -> ExitCode {
         Command::Fastboot(a) => fastboot::run(&ctx, a),
         Command::Sparse(a) => sparse::run_sparse(&ctx, a),
         Command::Unsparse(a) => sparse::run_unsparse(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
+        Command::Completions(a) => docs::run_completions(&ctx, a),
+        Command::Man(a) => docs::run_man(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
