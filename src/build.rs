@@ -88,6 +88,8 @@ pub struct StageTimes {
     pub plan: f64,
     /// Applying the plan and writing the changed filesystems.
     pub rebuild: f64,
+    /// Hashing every file of the app partitions for the manifest.
+    pub manifest: f64,
     /// Writing the package.
     pub package: f64,
     /// Re-opening the output and checking it.
@@ -317,16 +319,29 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
             ),
         });
     }
+    let mut manifest =
+        crate::manifest::Manifest::new(crate::manifest::input_record(input, Some(&rom))?);
+    manifest.set_profile(&profile);
+    manifest.add_apps(&app_list, Some(&plan));
     times.plan = t.elapsed().as_secs_f64();
 
-    // Apply and rebuild the touched partitions.
+    // Apply and rebuild the touched partitions; record every tree's files.
     let t = Instant::now();
-    let touched: BTreeSet<String> = plan
-        .removed
-        .iter()
-        .map(|r| r.partition.clone())
-        .chain(plan.props.iter().map(|c| c.partition.clone()))
-        .collect();
+    for lp in loaded.iter_mut() {
+        let Some(tree) = lp.tree.as_mut() else {
+            continue;
+        };
+        if touched_names(&plan).contains(&lp.name) {
+            plan.apply(&lp.name, tree)
+                .map_err(|m| Error::invalid(input, m))?;
+        }
+        manifest
+            .add_tree(&lp.name, tree)
+            .map_err(|e| Error::io(img(&lp.name), e))?;
+    }
+    times.manifest = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let touched = touched_names(&plan);
     let build_time = source_date_epoch().or(info.timestamp);
     for lp in loaded.iter_mut().filter(|p| touched.contains(&p.name)) {
         let path = img(&lp.name);
@@ -339,8 +354,6 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         let Some(tree) = lp.tree.as_mut() else {
             continue;
         };
-        plan.apply(&lp.name, tree)
-            .map_err(|m| Error::invalid(input, m))?;
         let compression = erofs_compressed(&path).then(crate::fs::erofs::writer::Lz4hc::default);
         let wopts = crate::fs::erofs::writer::WriteOptions {
             build_time,
@@ -443,6 +456,48 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
     times.verify_output = t.elapsed().as_secs_f64();
 
+    for o in &outcomes {
+        manifest.add_partition(crate::manifest::PartitionRecord {
+            filesystem: o.filesystem.map(str::to_string),
+            name: o.name.clone(),
+            sha256: o.sha256.clone(),
+            size: o.size,
+            status: if o.status == "rebuilt" {
+                crate::manifest::PartitionStatus::Rebuilt
+            } else {
+                crate::manifest::PartitionStatus::Passthrough
+            },
+        });
+    }
+    if opts.format == OutputFormat::Images {
+        for o in &outcomes {
+            let f = output.join(format!("{}.img", o.name));
+            manifest.add_output(&f).map_err(|e| Error::io(&f, e))?;
+        }
+    } else {
+        manifest
+            .add_output(output)
+            .map_err(|e| Error::io(output, e))?;
+    }
+    let written = (|| -> Result<()> {
+        let mut f = crate::output::AtomicFile::create(&manifest_json, opts.force)?;
+        std::io::Write::write_all(f.file_mut(), &manifest.to_json())
+            .map_err(|e| Error::io(&manifest_json, e))?;
+        f.commit()?;
+        if let Some(y) = &manifest_yaml {
+            let mut f = crate::output::AtomicFile::create(y, opts.force)?;
+            std::io::Write::write_all(f.file_mut(), manifest.to_yaml().as_bytes())
+                .map_err(|e| Error::io(y, e))?;
+            f.commit()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        remove_output(output, opts.format);
+        let _ = std::fs::remove_file(&manifest_json);
+        return Err(e);
+    }
+
     let removed_apps = plan.removed.iter().filter(|r| r.package.is_some()).count();
     Ok(BuildReport {
         output: output.to_path_buf(),
@@ -457,6 +512,15 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         times,
         plan,
     })
+}
+
+/// The partitions a plan changes.
+fn touched_names(plan: &Plan) -> BTreeSet<String> {
+    plan.removed
+        .iter()
+        .map(|r| r.partition.clone())
+        .chain(plan.props.iter().map(|c| c.partition.clone()))
+        .collect()
 }
 
 fn remove_output(output: &Path, format: OutputFormat) {

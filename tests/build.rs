@@ -180,7 +180,12 @@ fn building_twice_gives_identical_bytes() {
         build(&d.path().join("out.zip"), "fastboot", &[]).success();
         build(&d.path().join("ota.zip"), "ota", &[]).success();
     }
-    for n in ["out.zip", "ota.zip", "out.zip.manifest.json", "ota.zip.manifest.json"] {
+    for n in [
+        "out.zip",
+        "ota.zip",
+        "out.zip.manifest.json",
+        "ota.zip.manifest.json",
+    ] {
         assert!(
             read(&a.path().join(n)) == read(&b.path().join(n)),
             "{n} differs between two builds"
@@ -203,7 +208,9 @@ fn protected_profiles_fail_before_any_work() {
         .arg(sample())
         .assert()
         .code(3);
-    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("com.miui.home is protected"));
+    assert!(
+        String::from_utf8_lossy(&out.get_output().stderr).contains("com.miui.home is protected")
+    );
     assert!(listing(&out_dir).is_empty());
     // A glob that reaches protected apps: refused after planning, before
     // anything is written.
@@ -261,7 +268,12 @@ fn full_disk_exits_4_and_leaves_nothing() {
         .unwrap();
     let left = listing(&mnt);
     let _ = Command::new("umount").arg(&mnt).status();
-    assert_eq!(r.status.code(), Some(4), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     assert!(String::from_utf8_lossy(&r.stderr).contains("No space left"));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
