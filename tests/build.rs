@@ -324,3 +324,98 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn manifest_diff_of_input_and_output_is_exactly_the_plan() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("fuxi.zip");
+    build(&out, "fastboot", &[]).success();
+    let input = d.path().join("in.json");
+    let o = romkit()
+        .args(["inspect", "--manifest"])
+        .arg(sample())
+        .assert()
+        .success();
+    std::fs::write(&input, &o.get_output().stdout).unwrap();
+    let mut m = out.as_os_str().to_owned();
+    m.push(".manifest.json");
+    let r = romkit()
+        .args(["diff", "--format", "json"])
+        .arg(&input)
+        .arg(PathBuf::from(m))
+        .assert()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_slice(&r.get_output().stdout).unwrap();
+    let gone = planned_removals();
+    let removed_apps: BTreeSet<String> = v["apps"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a["a"]["path"]
+                .as_str()
+                .or(a["path"].as_str())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(removed_apps, gone);
+    for k in [
+        "added",
+        "updated",
+        "signer_changed",
+        "content_changed",
+        "moved",
+    ] {
+        assert!(
+            v["apps"][k].as_array().unwrap().is_empty(),
+            "apps.{k}: {}",
+            v["apps"][k]
+        );
+    }
+    // Files: everything under the removed apps, and the edited build.prop.
+    for f in v["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        match f["change"].as_str().unwrap() {
+            "removed" => assert!(
+                gone.iter()
+                    .any(|g| path == g || path.starts_with(&format!("{g}/"))),
+                "{path}"
+            ),
+            "changed" => assert_eq!(path, "product/etc/build.prop"),
+            other => panic!("{other} {path}"),
+        }
+    }
+    let props: Vec<(String, String)> = v["props"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["key"].as_str().unwrap().to_string(),
+                p["change"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        props,
+        vec![
+            ("ro.miui.region".to_string(), "removed".to_string()),
+            ("ro.product.locale".to_string(), "changed".to_string())
+        ]
+    );
+    let parts: BTreeSet<String> = v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    // The rebuilt partitions, and vbmeta is untouched in a fastboot build.
+    assert_eq!(
+        parts,
+        ["product", "system", "system_ext"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+}
