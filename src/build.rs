@@ -682,15 +682,14 @@ fn check_output(
             .map(|n| (n.clone(), dir.join(format!("{n}.img"))))
             .collect();
         rom.extract_partitions(&requests, jobs, false)?;
-        let out = requests
+        requests
             .par_iter()
             .map(|(n, p)| {
                 let h = sha256_file(p)?;
                 let _ = std::fs::remove_file(p);
                 Ok((n.clone(), h))
             })
-            .collect::<Result<Vec<_>>>()?;
-        out
+            .collect::<Result<Vec<_>>>()?
     };
     for e in expected {
         match got.iter().find(|(n, _)| *n == e.name) {
