@@ -865,3 +865,35 @@ fn completions_and_man_page() {
         .collect();
     assert!(names.iter().all(|n| n.ends_with(".1")), "{names:?}");
 }
+
+#[test]
+fn weekly_workflow_is_valid_yaml_and_runs_build_and_diff() {
+    let text = std::fs::read_to_string(common::root().join("examples/weekly-build.yml")).unwrap();
+    let v: Value = serde_saphyr::from_str(&text).expect("the workflow is valid YAML");
+    let job = &v["jobs"]["build"];
+    assert!(
+        job["strategy"]["matrix"]["include"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+    let steps = job["steps"].as_array().unwrap();
+    let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+    assert!(uses.iter().any(|u| u.starts_with("actions/cache@")));
+    let runs: String = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        "romkit build \"$PKG\" --profile \"$PROFILE\"",
+        "--format fastboot",
+        "gh release download",
+        "--format markdown --exit-zero",
+        "gh release create",
+        "--notes-file diff.md",
+    ] {
+        assert!(runs.contains(needle), "{needle}");
+    }
+}
