@@ -897,3 +897,77 @@ fn weekly_workflow_is_valid_yaml_and_runs_build_and_diff() {
         assert!(runs.contains(needle), "{needle}");
     }
 }
+
+#[test]
+fn builder_records_profile_removals_and_outputs() {
+    // What the build pipeline records: the profile, apps kept or removed by
+    // the plan's rules, the outputs' hashes.
+    let profile = romkit::debloat::load("xiaomi-eu").unwrap();
+    let loaded = romkit::apps::load(&sample(), None, 2).unwrap();
+    let apps = romkit::apps::identify(loaded.locate(), 2);
+    let plan = romkit::debloat::plan(
+        &profile,
+        &apps,
+        &loaded.partitions,
+        romkit::debloat::PlanOptions::default(),
+    );
+    assert!(!plan.removed.is_empty());
+    let input = romkit::manifest::input_record(&sample(), None).unwrap();
+    let mut m = Manifest::new(input);
+    m.set_profile(&profile);
+    m.add_apps(&apps, Some(&plan));
+    let dir = scratch("builder");
+    let out = dir.join("out.zip");
+    std::fs::write(&out, b"output bytes").unwrap();
+    m.add_output(&out).unwrap();
+    m.add_output(&out).unwrap();
+    assert_eq!(m.outputs.len(), 1, "recording an output twice replaces it");
+    assert_eq!(m.outputs[0].path, "out.zip");
+    assert_eq!(m.outputs[0].size, 12);
+    assert_eq!(m.outputs[0].sha256, hex(&Sha256::digest(b"output bytes")));
+
+    let p = m.profile.as_ref().unwrap();
+    assert_eq!(p.name, "xiaomi-eu");
+    assert_eq!(p.sha256, profile.sha256);
+    assert_eq!(p.rules.len(), profile.remove.len() + profile.keep.len());
+    assert_eq!(m.apps.len(), apps.len());
+    let removed: Vec<&romkit::manifest::AppRecord> = m
+        .apps
+        .iter()
+        .filter(|a| a.status == romkit::manifest::AppStatus::Removed)
+        .collect();
+    let planned: BTreeSet<&str> = plan
+        .removed
+        .iter()
+        .filter(|r| apps.iter().any(|a| a.path == r.path))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(
+        removed
+            .iter()
+            .map(|a| a.path.as_str())
+            .collect::<BTreeSet<_>>(),
+        planned
+    );
+    for a in &removed {
+        let rule = a.rule.as_ref().unwrap();
+        let r = &profile.remove[rule.index - 1];
+        assert_eq!(rule.origin, r.origin.to_string());
+        assert_eq!(rule.selector, r.selector.to_string());
+    }
+    // The document round-trips with all of that, and a diff against the
+    // package lists exactly the removed apps.
+    let back = Manifest::from_json(&m.to_json()).unwrap();
+    assert_eq!(back, m);
+    let src = Manifest::from_json(sample_manifest()).unwrap();
+    let d = romkit::manifest::diff::diff(&src, &m);
+    assert_eq!(
+        d.apps
+            .removed
+            .iter()
+            .map(|a| a.path.as_str())
+            .collect::<BTreeSet<_>>(),
+        planned
+    );
+    assert!(d.apps.added.is_empty() && d.apps.updated.is_empty());
+}
