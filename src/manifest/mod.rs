@@ -615,8 +615,17 @@ impl Manifest {
         struct Head {
             schema: Option<serde_json::Value>,
         }
-        let head: Head =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a JSON object: {e}"))?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(format!(
+                "not a romkit manifest (expected a JSON object with \"schema\": \"{SCHEMA}\")"
+            ));
+        }
+        let head: Head = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => format!(
+                "not a romkit manifest (expected a JSON object with \"schema\": \"{SCHEMA}\"): {e}"
+            ),
+            _ => format!("malformed JSON: {e}"),
+        })?;
         match head.schema {
             Some(serde_json::Value::String(s)) if s == SCHEMA => {}
             Some(other) => {
