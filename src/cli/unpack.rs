@@ -174,6 +174,24 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             files: None,
         });
     }
+    report(ctx, &args, written, |x| {
+        if x.verified {
+            "verified"
+        } else if verify {
+            "no hash "
+        } else {
+            "unchecked"
+        }
+    })
+}
+
+/// Extracts files when asked, then prints what was written.
+fn report(
+    ctx: &Ctx,
+    args: &Args,
+    mut written: Vec<Written>,
+    status: impl Fn(&Written) -> &'static str,
+) -> Result<u8> {
     if args.files {
         for w in written.iter_mut() {
             w.files = extract_files(&args.output, &w.partition, &w.path, args.force, ctx.jobs)?;
@@ -195,13 +213,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
                 "{:<w$}  {:>10}  {}  {}",
                 x.partition,
                 human_size(x.size),
-                if x.verified {
-                    "verified"
-                } else if verify {
-                    "no hash "
-                } else {
-                    "unchecked"
-                },
+                status(x),
                 x.path.display()
             );
         }
@@ -249,7 +261,7 @@ fn run_images(ctx: &Ctx, args: &Args, rom: &Rom) -> Result<u8> {
     }
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
     let sizes = rom.extract_partitions(&requests, ctx.jobs, args.force)?;
-    let mut written: Vec<Written> = requests
+    let written: Vec<Written> = requests
         .iter()
         .zip(sizes)
         .map(|((n, d), size)| Written {
@@ -261,33 +273,7 @@ fn run_images(ctx: &Ctx, args: &Args, rom: &Rom) -> Result<u8> {
             files: None,
         })
         .collect();
-    if args.files {
-        for w in written.iter_mut() {
-            w.files = extract_files(&args.output, &w.partition, &w.path, args.force, ctx.jobs)?;
-        }
-    }
-    if ctx.json {
-        emit_json(&written)?;
-    } else {
-        let mut s = String::new();
-        let w = written
-            .iter()
-            .map(|x| x.partition.len())
-            .max()
-            .unwrap_or(4)
-            .max(9);
-        for x in &written {
-            let _ = writeln!(
-                s,
-                "{:<w$}  {:>10}  checked   {}",
-                x.partition,
-                human_size(x.size),
-                x.path.display()
-            );
-        }
-        emit(&s)?;
-    }
-    Ok(0)
+    report(ctx, args, written, |_| "checked ")
 }
 
 /// Extracts the files of a filesystem image to `out/NAME/` with its sidecars;
