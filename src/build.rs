@@ -629,24 +629,14 @@ fn write_ota(
 
 /// A zip timestamp from seconds since the epoch (UTC; 1980 at the earliest).
 fn zip_time(secs: i64) -> zip::DateTime {
-    let days = secs.max(315_532_800).div_euclid(86_400);
-    let rem = secs.max(315_532_800).rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d, h, mi, sec) = crate::output::utc_parts(secs.max(315_532_800));
     zip::DateTime::from_date_and_time(
         y.min(2107) as u16,
         m as u8,
         d as u8,
-        (rem / 3600) as u8,
-        (rem % 3600 / 60) as u8,
-        (rem % 60) as u8,
+        h as u8,
+        mi as u8,
+        sec as u8,
     )
     .unwrap_or_default()
 }
