@@ -330,36 +330,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         }
     }
 
-    let failed = checks.iter().any(|c| c.status == Status::Failed);
-    let report = Report {
-        file: rom.path.clone(),
-        ok: !failed,
-        checks,
-    };
-    if ctx.json {
-        emit_json(&report)?;
-    } else {
-        let mut s = String::new();
-        for c in &report.checks {
-            let tag = match c.status {
-                Status::Ok => "ok     ",
-                Status::Failed => "FAILED ",
-                Status::Skipped => "skipped",
-            };
-            let _ = writeln!(s, "{tag}  {:<32} {}", c.check, c.detail);
-        }
-        let nfail = report
-            .checks
-            .iter()
-            .filter(|c| c.status == Status::Failed)
-            .count();
-        if failed {
-            let _ = writeln!(s, "\n{}: {nfail} check(s) FAILED", rom.path.display());
-        } else {
-            let _ = writeln!(s, "\n{}: all checks passed", rom.path.display());
-        }
-        emit(&s)?;
-    }
+    let report = render(ctx, &rom, checks)?;
+    let failed = !report.ok;
     if failed
         && let Some(code) = worst_invalid
         && !report
@@ -564,6 +536,15 @@ fn run_images(ctx: &Ctx, rom: &Rom) -> Result<u8> {
             }
         }
     }
+    let failed = !render(ctx, rom, checks)?.ok;
+    if worst_invalid {
+        return Ok(crate::error::EXIT_INVALID);
+    }
+    Ok(check_code(failed))
+}
+
+/// Prints the checks (table or JSON) and returns the report.
+fn render(ctx: &Ctx, rom: &Rom, checks: Vec<Check>) -> Result<Report> {
     let failed = checks.iter().any(|c| c.status == Status::Failed);
     let report = Report {
         file: rom.path.clone(),
@@ -582,15 +563,17 @@ fn run_images(ctx: &Ctx, rom: &Rom) -> Result<u8> {
             };
             let _ = writeln!(s, "{tag}  {:<32} {}", c.check, c.detail);
         }
+        let nfail = report
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Failed)
+            .count();
         if failed {
-            let _ = writeln!(s, "\n{}: check(s) FAILED", rom.path.display());
+            let _ = writeln!(s, "\n{}: {nfail} check(s) FAILED", rom.path.display());
         } else {
             let _ = writeln!(s, "\n{}: all checks passed", rom.path.display());
         }
         emit(&s)?;
     }
-    if worst_invalid {
-        return Ok(crate::error::EXIT_INVALID);
-    }
-    Ok(check_code(failed))
+    Ok(report)
 }
