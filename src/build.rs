@@ -21,8 +21,8 @@ use crate::apps::{self, LoadedPartition};
 use crate::debloat::{self, Plan, PlanOptions};
 use crate::error::{Error, Result};
 use crate::format::payload::hex;
-use crate::rom::Rom;
 use crate::rom::fastboot::{FromRom, PackageFormat};
+use crate::rom::{PartInfo, Rom};
 
 /// What `build` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -82,8 +82,11 @@ pub struct PartitionOutcome {
 pub struct StageTimes {
     /// Opening and checking the input.
     pub open_verify: f64,
-    /// Decoding every partition.
+    /// Decoding the app partitions.
     pub decode: f64,
+    /// Decoding and hashing the other partitions the output needs as
+    /// images, alongside decode, plan, manifest and rebuild.
+    pub decode_other: f64,
     /// Reading trees, identifying apps, planning.
     pub plan: f64,
     /// Applying the plan and writing the changed filesystems.
@@ -233,174 +236,276 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     let work = crate::output::temp_dir_in(&parent, ".romkit-build-")?;
     let img = |n: &str| work.path().join(format!("{n}.img"));
 
-    // Decode every partition (hashes checked on the way).
+    // Decode the partitions that are needed as images (hashes checked on
+    // the way). An OTA from a full payload copies the operations of every
+    // partition the profile leaves alone, so only the app partitions (for
+    // their trees) and vbmeta (to patch) are decoded; every other output
+    // needs every image.
     let t = Instant::now();
     let parts = rom.partitions();
-    let requests: Vec<(String, PathBuf)> = parts
+    let copy_from = (opts.format == OutputFormat::Ota)
+        .then(|| rom.payload())
+        .flatten()
+        .filter(|p| !p.is_incremental());
+    let decoded: BTreeSet<String> = parts
         .iter()
-        .map(|p| (p.name.clone(), img(&p.name)))
+        .filter(|p| {
+            copy_from.is_none_or(|pl| {
+                apps::APP_PARTITIONS.contains(&p.name.as_str())
+                    || p.name.starts_with("vbmeta")
+                    || pl.partition(&p.name).is_none_or(|x| x.hash.is_none())
+            })
+        })
+        .map(|p| p.name.clone())
         .collect();
-    rom.extract_partitions(&requests, opts.jobs, false)?;
-    times.decode = t.elapsed().as_secs_f64();
-
-    // Trees, apps, the plan.
-    let t = Instant::now();
-    let mut loaded: Vec<LoadedPartition> = Vec::new();
-    let mut fs_kind: Vec<(String, &'static str)> = Vec::new();
-    for p in &parts {
-        let path = img(&p.name);
-        let kind = crate::fs::sniff(&path).map_err(|e| Error::io(&path, e))?;
-        if let Some(k) = kind {
-            fs_kind.push((
-                p.name.clone(),
-                match k {
-                    crate::fs::FsKind::Erofs => "erofs",
-                    crate::fs::FsKind::Ext4 => "ext4",
+    let (app_parts, other_parts): (Vec<&PartInfo>, Vec<&PartInfo>) = parts
+        .iter()
+        .filter(|p| decoded.contains(&p.name))
+        .partition(|p| apps::APP_PARTITIONS.contains(&p.name.as_str()));
+    let extract = |list: &[&PartInfo]| -> Result<()> {
+        let requests: Vec<(String, PathBuf)> = list
+            .iter()
+            .map(|p| (p.name.clone(), img(&p.name)))
+            .collect();
+        rom.extract_partitions(&requests, opts.jobs, false)
+            .map(|_| ())
+    };
+    // The other partitions decode (and hash) while the app partitions are
+    // read, planned and rebuilt.
+    let (others, main) = rayon::join(
+        || -> Result<(f64, Vec<(String, String)>)> {
+            let t = Instant::now();
+            extract(&other_parts)?;
+            let hashes = other_parts
+                .par_iter()
+                .map(|p| Ok((p.name.clone(), sha256_file(&img(&p.name))?)))
+                .collect::<Result<_>>()?;
+            Ok((t.elapsed().as_secs_f64(), hashes))
+        },
+        || -> Result<_> {
+            extract(&app_parts)?;
+            let decode_time = t.elapsed().as_secs_f64();
+            let mut ptimes = StageTimes {
+                decode: decode_time,
+                ..Default::default()
+            };
+            // Trees, apps, the plan.
+            let t = Instant::now();
+            let mut loaded: Vec<LoadedPartition> = Vec::new();
+            let mut fs_kind: Vec<(String, &'static str)> = Vec::new();
+            for p in &app_parts {
+                let path = img(&p.name);
+                let kind = crate::fs::sniff(&path).map_err(|e| Error::io(&path, e))?;
+                if let Some(k) = kind {
+                    fs_kind.push((
+                        p.name.clone(),
+                        match k {
+                            crate::fs::FsKind::Erofs => "erofs",
+                            crate::fs::FsKind::Ext4 => "ext4",
+                        },
+                    ));
+                }
+                if !apps::APP_PARTITIONS.contains(&p.name.as_str()) || kind.is_none() {
+                    continue;
+                }
+                let tree = crate::fs::read_tree(&path).map_err(|e| {
+                    Error::invalid(
+                        format!("{}:{}", input.display(), p.name),
+                        e.unwrap_or_default(),
+                    )
+                })?;
+                let files = apps::tree_files(&p.name, &tree);
+                loaded.push(LoadedPartition {
+                    name: p.name.clone(),
+                    tree: Some(tree),
+                    files,
+                    loose: false,
+                });
+            }
+            let locations: Vec<_> = loaded
+                .iter()
+                .flat_map(|p| apps::locate(&p.name, &p.files, false))
+                .collect();
+            let app_list = apps::identify(locations, opts.jobs);
+            let plan = debloat::plan(
+                &profile,
+                &app_list,
+                &loaded,
+                PlanOptions {
+                    allow_unsafe: opts.allow_unsafe,
                 },
-            ));
-        }
-        if !apps::APP_PARTITIONS.contains(&p.name.as_str()) || kind.is_none() {
-            continue;
-        }
-        let tree = crate::fs::read_tree(&path).map_err(|e| {
-            Error::invalid(
-                format!("{}:{}", input.display(), p.name),
-                e.unwrap_or_default(),
-            )
-        })?;
-        let files = apps::tree_files(&p.name, &tree);
-        loaded.push(LoadedPartition {
-            name: p.name.clone(),
-            tree: Some(tree),
-            files,
-            loose: false,
-        });
-    }
-    let locations: Vec<_> = loaded
-        .iter()
-        .flat_map(|p| apps::locate(&p.name, &p.files, false))
-        .collect();
-    let app_list = apps::identify(locations, opts.jobs);
-    let plan = debloat::plan(
-        &profile,
-        &app_list,
-        &loaded,
-        PlanOptions {
-            allow_unsafe: opts.allow_unsafe,
+            );
+            if !plan.refused.is_empty() {
+                let list: Vec<String> = plan
+                    .refused
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{} ({})",
+                            m.path,
+                            m.detail.as_deref().unwrap_or("protected")
+                        )
+                    })
+                    .collect();
+                return Err(Error::CheckFailed {
+                    file: PathBuf::from(&plan.source),
+                    msg: format!(
+                        "the profile reaches protected items; nothing was built: {}",
+                        list.join("; ")
+                    ),
+                });
+            }
+            if opts.strict && plan.unmatched > 0 {
+                return Err(Error::CheckFailed {
+                    file: PathBuf::from(&plan.source),
+                    msg: format!(
+                        "--strict: {} rule(s) or prop edit(s) match nothing: {}",
+                        plan.unmatched,
+                        plan.warnings.join("; ")
+                    ),
+                });
+            }
+            let mut manifest =
+                crate::manifest::Manifest::new(crate::manifest::input_record(input, Some(&rom))?);
+            manifest.set_profile(&profile);
+            manifest.add_apps(&app_list, Some(&plan));
+            ptimes.plan = t.elapsed().as_secs_f64();
+
+            // Apply and rebuild the touched partitions; record every tree's files.
+            let t = Instant::now();
+            for lp in loaded.iter_mut() {
+                let Some(tree) = lp.tree.as_mut() else {
+                    continue;
+                };
+                if touched_names(&plan).contains(&lp.name) {
+                    plan.apply(&lp.name, tree)
+                        .map_err(|m| Error::invalid(input, m))?;
+                }
+                manifest
+                    .add_tree(&lp.name, tree)
+                    .map_err(|e| Error::io(img(&lp.name), e))?;
+            }
+            ptimes.manifest = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let touched = touched_names(&plan);
+            let build_time = source_date_epoch().or(info.timestamp);
+            for lp in loaded.iter_mut().filter(|p| touched.contains(&p.name)) {
+                let path = img(&lp.name);
+                if fs_kind.iter().any(|(n, k)| *n == lp.name && *k == "ext4") {
+                    return Err(Error::invalid(
+                        format!("{}:{}", input.display(), lp.name),
+                        "the profile changes an ext4 partition; romkit rebuilds EROFS partitions only",
+                    ));
+                }
+                let Some(tree) = lp.tree.as_mut() else {
+                    continue;
+                };
+                let compression =
+                    erofs_compressed(&path).then(crate::fs::erofs::writer::Lz4hc::default);
+                let wopts = crate::fs::erofs::writer::WriteOptions {
+                    build_time,
+                    volume_name: Some(lp.name.clone()),
+                    compression,
+                    jobs: opts.jobs,
+                };
+                let new_path = work.path().join(format!("{}.rebuilt", lp.name));
+                {
+                    let mut f = File::create(&new_path).map_err(|e| Error::io(&new_path, e))?;
+                    crate::fs::erofs::writer::write(tree, &wopts, &mut f)
+                        .map_err(|e| Error::io(&new_path, std::io::Error::other(e.to_string())))?;
+                    f.sync_all().map_err(|e| Error::io(&new_path, e))?;
+                }
+                // The trees read lazily from the old image: drop it only now.
+                lp.tree = None;
+                std::fs::rename(&new_path, &path).map_err(|e| Error::io(&path, e))?;
+            }
+            ptimes.rebuild = t.elapsed().as_secs_f64();
+            drop(loaded);
+            Ok((ptimes, fs_kind, plan, manifest, app_list))
         },
     );
-    if !plan.refused.is_empty() {
-        let list: Vec<String> = plan
-            .refused
-            .iter()
-            .map(|m| {
-                format!(
-                    "{} ({})",
-                    m.path,
-                    m.detail.as_deref().unwrap_or("protected")
-                )
-            })
-            .collect();
-        return Err(Error::CheckFailed {
-            file: PathBuf::from(&plan.source),
-            msg: format!(
-                "the profile reaches protected items; nothing was built: {}",
-                list.join("; ")
-            ),
-        });
-    }
-    if opts.strict && plan.unmatched > 0 {
-        return Err(Error::CheckFailed {
-            file: PathBuf::from(&plan.source),
-            msg: format!(
-                "--strict: {} rule(s) or prop edit(s) match nothing: {}",
-                plan.unmatched,
-                plan.warnings.join("; ")
-            ),
-        });
-    }
-    let mut manifest =
-        crate::manifest::Manifest::new(crate::manifest::input_record(input, Some(&rom))?);
-    manifest.set_profile(&profile);
-    manifest.add_apps(&app_list, Some(&plan));
-    times.plan = t.elapsed().as_secs_f64();
-
-    // Apply and rebuild the touched partitions; record every tree's files.
-    let t = Instant::now();
-    for lp in loaded.iter_mut() {
-        let Some(tree) = lp.tree.as_mut() else {
-            continue;
-        };
-        if touched_names(&plan).contains(&lp.name) {
-            plan.apply(&lp.name, tree)
-                .map_err(|m| Error::invalid(input, m))?;
-        }
-        manifest
-            .add_tree(&lp.name, tree)
-            .map_err(|e| Error::io(img(&lp.name), e))?;
-    }
-    times.manifest = t.elapsed().as_secs_f64();
-    let t = Instant::now();
+    let (ptimes, mut fs_kind, plan, mut manifest, app_list) = main?;
+    let (decode_other, other_hashes) = others?;
+    drop(app_list);
+    times.decode = ptimes.decode;
+    times.decode_other = decode_other;
+    times.plan = ptimes.plan;
+    times.manifest = ptimes.manifest;
+    times.rebuild = ptimes.rebuild;
     let touched = touched_names(&plan);
-    let build_time = source_date_epoch().or(info.timestamp);
-    for lp in loaded.iter_mut().filter(|p| touched.contains(&p.name)) {
-        let path = img(&lp.name);
-        if fs_kind.iter().any(|(n, k)| *n == lp.name && *k == "ext4") {
-            return Err(Error::invalid(
-                format!("{}:{}", input.display(), lp.name),
-                "the profile changes an ext4 partition; romkit rebuilds EROFS partitions only",
-            ));
-        }
-        let Some(tree) = lp.tree.as_mut() else {
-            continue;
+
+    // Filesystems of the partitions outside the app set.
+    for p in parts
+        .iter()
+        .filter(|p| !apps::APP_PARTITIONS.contains(&p.name.as_str()))
+    {
+        let head = if decoded.contains(&p.name) {
+            let path = img(&p.name);
+            let mut head = vec![0u8; 2048];
+            let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            use std::os::unix::fs::FileExt;
+            let n = f.read_at(&mut head, 0).map_err(|e| Error::io(&path, e))?;
+            head.truncate(n);
+            head
+        } else {
+            let pl = copy_from.expect("partitions are only left encoded when copying");
+            let part = pl.partition(&p.name).expect("listed by the payload");
+            pl.partition_head(part, 2048)
+                .map_err(|e| Error::payload(input, e))?
         };
-        let compression = erofs_compressed(&path).then(crate::fs::erofs::writer::Lz4hc::default);
-        let wopts = crate::fs::erofs::writer::WriteOptions {
-            build_time,
-            volume_name: Some(lp.name.clone()),
-            compression,
-            jobs: opts.jobs,
-        };
-        let new_path = work.path().join(format!("{}.rebuilt", lp.name));
-        {
-            let mut f = File::create(&new_path).map_err(|e| Error::io(&new_path, e))?;
-            crate::fs::erofs::writer::write(tree, &wopts, &mut f)
-                .map_err(|e| Error::io(&new_path, std::io::Error::other(e.to_string())))?;
-            f.sync_all().map_err(|e| Error::io(&new_path, e))?;
+        match crate::format::detect_content(&head) {
+            Some("erofs") => fs_kind.push((p.name.clone(), "erofs")),
+            Some("ext4") => fs_kind.push((p.name.clone(), "ext4")),
+            _ => {}
         }
-        // The trees read lazily from the old image: drop it only now.
-        lp.tree = None;
-        std::fs::rename(&new_path, &path).map_err(|e| Error::io(&path, e))?;
     }
-    drop(loaded);
+    // Outputs other than fastboot packages carry vbmeta with verification
+    // disabled in its flags (a fastboot package's scripts flash it so).
+    let mut patched = BTreeSet::new();
     if opts.format != OutputFormat::Fastboot {
-        for p in &parts {
-            if p.name.starts_with("vbmeta") {
-                disable_avb(&img(&p.name))?;
+        for p in parts.iter().filter(|p| p.name.starts_with("vbmeta")) {
+            if disable_avb(&img(&p.name))? {
+                patched.insert(p.name.clone());
             }
         }
     }
-    times.rebuild = t.elapsed().as_secs_f64();
 
-    // Hashes of what goes into the package.
+    // Hashes of what goes into the package: a partition copied from the
+    // payload is the image its new_partition_info.hash names (checked when
+    // the output is re-opened below).
     let outcomes: Vec<PartitionOutcome> = parts
         .par_iter()
         .map(|p| {
-            let path = img(&p.name);
-            let size = std::fs::metadata(&path)
-                .map_err(|e| Error::io(&path, e))?
-                .len();
+            let (size, sha256) = if !decoded.contains(&p.name) {
+                let part = copy_from
+                    .and_then(|pl| pl.partition(&p.name))
+                    .expect("only payload partitions with a hash stay encoded");
+                (part.size, hex(&part.hash.expect("checked above")))
+            } else {
+                let path = img(&p.name);
+                let size = std::fs::metadata(&path)
+                    .map_err(|e| Error::io(&path, e))?
+                    .len();
+                let known = other_hashes.iter().find(|(n, _)| *n == p.name);
+                let sha = match known {
+                    Some((_, h)) if !patched.contains(&p.name) => h.clone(),
+                    _ => sha256_file(&path)?,
+                };
+                (size, sha)
+            };
             Ok(PartitionOutcome {
                 name: p.name.clone(),
                 status: if touched.contains(&p.name) {
                     "rebuilt"
+                } else if patched.contains(&p.name) {
+                    "patched"
                 } else {
                     "passthrough"
                 },
                 filesystem: fs_kind.iter().find(|(n, _)| *n == p.name).map(|x| x.1),
                 source_size: p.size,
                 size,
-                sha256: sha256_file(&path)?,
+                sha256,
             })
         })
         .collect::<Result<_>>()?;
@@ -431,7 +536,16 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
                 opts.force,
             )?;
         }
-        OutputFormat::Ota => write_ota(&rom, work.path(), output, opts, &info)?,
+        OutputFormat::Ota => {
+            let copy: BTreeSet<String> = parts
+                .iter()
+                .filter(|p| {
+                    copy_from.is_some() && !touched.contains(&p.name) && !patched.contains(&p.name)
+                })
+                .map(|p| p.name.clone())
+                .collect();
+            write_ota(&rom, work.path(), output, opts, &info, &copy)?
+        }
         OutputFormat::Images => {
             let stage = work.path().join("images");
             std::fs::create_dir(&stage).map_err(|e| Error::io(&stage, e))?;
@@ -462,10 +576,10 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
             name: o.name.clone(),
             sha256: o.sha256.clone(),
             size: o.size,
-            status: if o.status == "rebuilt" {
-                crate::manifest::PartitionStatus::Rebuilt
-            } else {
-                crate::manifest::PartitionStatus::Passthrough
+            status: match o.status {
+                "rebuilt" => crate::manifest::PartitionStatus::Rebuilt,
+                "patched" => crate::manifest::PartitionStatus::Patched,
+                _ => crate::manifest::PartitionStatus::Passthrough,
             },
         });
     }
@@ -538,8 +652,11 @@ fn write_ota(
     output: &Path,
     opts: &BuildOptions,
     info: &crate::rom::BuildInfo,
+    copy: &BTreeSet<String>,
 ) -> Result<()> {
-    use crate::format::payload::writer::{ImageInput, WriteOptions, prepare_payload};
+    use crate::format::payload::writer::{
+        ImageInput, PayloadInput, WriteOptions, prepare_payload_from,
+    };
     let parts = rom.partitions();
     let images: Vec<ImageInput> = parts
         .iter()
@@ -548,6 +665,25 @@ fn write_ota(
             path: work.join(format!("{}.img", p.name)),
         })
         .collect();
+    let inputs: Vec<PayloadInput> = images
+        .iter()
+        .map(|i| match rom.payload() {
+            Some(payload) if copy.contains(&i.name) => PayloadInput::Copy {
+                payload,
+                partition: &i.name,
+            },
+            _ => PayloadInput::Image(i),
+        })
+        .collect();
+    let image_size = |n: &str| -> Option<u64> {
+        if copy.contains(n) {
+            rom.payload()?.partition(n).map(|p| p.size)
+        } else {
+            std::fs::metadata(work.join(format!("{n}.img")))
+                .ok()
+                .map(|m| m.len())
+        }
+    };
     let mut wopts = WriteOptions {
         jobs: opts.jobs,
         max_timestamp: info.timestamp,
@@ -588,11 +724,7 @@ fn write_ota(
     }
     // The group must hold the rebuilt partitions: report, then fail clearly.
     for (g, size, names) in &wopts.groups {
-        let need: u64 = names
-            .iter()
-            .filter_map(|n| std::fs::metadata(work.join(format!("{n}.img"))).ok())
-            .map(|m| m.len())
-            .sum();
+        let need: u64 = names.iter().filter_map(|n| image_size(n)).sum();
         if *size > 0 && need > *size {
             return Err(Error::invalid(
                 output,
@@ -604,7 +736,7 @@ fn write_ota(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut prepared = prepare_payload(&images, &wopts, parent)?;
+    let mut prepared = prepare_payload_from(&inputs, &wopts, parent)?;
     let metadata = match &rom.zip {
         Some(z) => z.metadata.clone(),
         None => {

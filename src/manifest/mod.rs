@@ -190,6 +190,9 @@ pub enum PartitionStatus {
     Passthrough,
     /// Rebuilt from an edited tree.
     Rebuilt,
+    /// The input's vbmeta image with AVB verification disabled in its header
+    /// flags (OTA and image-folder outputs).
+    Patched,
     /// As found in the input (`inspect --manifest`).
     Source,
 }

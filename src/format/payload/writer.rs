@@ -72,6 +72,22 @@ pub struct ImageInput {
     pub path: PathBuf,
 }
 
+/// What one partition of a new payload is made from.
+#[derive(Clone, Copy, Debug)]
+pub enum PayloadInput<'a> {
+    /// A raw image, cut into chunks and compressed.
+    Image(&'a ImageInput),
+    /// A partition of an existing full payload whose operations and data
+    /// blobs are copied byte for byte (only `data_offset` changes); every
+    /// blob is checked against its `data_sha256_hash` on the way.
+    Copy {
+        /// The source payload.
+        payload: &'a super::Payload,
+        /// The partition's name in it.
+        partition: &'a str,
+    },
+}
+
 /// The facts payload_properties.txt records about a written payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayloadSummary {
@@ -189,6 +205,16 @@ pub fn prepare_payload(
     opts: &WriteOptions,
     tmp_dir: &Path,
 ) -> Result<PreparedPayload> {
+    let inputs: Vec<PayloadInput> = images.iter().map(PayloadInput::Image).collect();
+    prepare_payload_from(&inputs, opts, tmp_dir)
+}
+
+/// [`prepare_payload`] where some partitions are copied from another payload.
+pub fn prepare_payload_from(
+    inputs: &[PayloadInput],
+    opts: &WriteOptions,
+    tmp_dir: &Path,
+) -> Result<PreparedPayload> {
     let bs = opts.block_size;
     if !bs.is_power_of_two() || !(512..=(1 << 20)).contains(&bs) {
         return Err(Error::Usage(format!(
@@ -221,10 +247,23 @@ pub fn prepare_payload(
         .build()
         .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", opts.jobs)))?;
 
-    let mut partitions = Vec::with_capacity(images.len());
+    let mut partitions = Vec::with_capacity(inputs.len());
     let mut writer = BufWriter::with_capacity(1 << 20, &prepared.data);
     let mut offset = 0u64;
-    for img in images {
+    for input in inputs {
+        let img = match *input {
+            PayloadInput::Image(img) => img,
+            PayloadInput::Copy { payload, partition } => {
+                let update =
+                    copy_partition(payload, partition, opts, &pool, &mut writer, &mut offset)
+                        .map_err(|e| match e {
+                            CopyError::Write(e) => Error::io(&data_path, e),
+                            CopyError::Other(e) => e,
+                        })?;
+                partitions.push(update);
+                continue;
+            }
+        };
         if !super::is_safe_partition_name(&img.name) {
             return Err(Error::Usage(format!(
                 "partition name {:?} must be 1-64 characters of [A-Za-z0-9_.-]",
@@ -349,6 +388,95 @@ pub fn prepare_payload(
     };
     prepared.manifest_bytes = manifest.encode_to_vec();
     Ok(prepared)
+}
+
+enum CopyError {
+    Write(io::Error),
+    Other(Error),
+}
+
+/// Copies one partition's operations from `payload`, appending their blobs
+/// to `writer` at `offset` and returning the partition's manifest entry with
+/// the new data offsets.
+fn copy_partition(
+    payload: &super::Payload,
+    name: &str,
+    opts: &WriteOptions,
+    pool: &rayon::ThreadPool,
+    writer: &mut impl Write,
+    offset: &mut u64,
+) -> std::result::Result<PartitionUpdate, CopyError> {
+    let path = payload.source.path().to_path_buf();
+    let other = |msg: String| CopyError::Other(Error::invalid(&path, msg));
+    if u64::from(payload.manifest.block_size.unwrap_or(4096)) != opts.block_size {
+        return Err(other(format!(
+            "cannot copy partition {name}: the payload's block size {} differs from {}",
+            payload.block_size, opts.block_size
+        )));
+    }
+    let part = payload
+        .partition(name)
+        .ok_or_else(|| other(format!("the payload has no partition {name}")))?;
+    if let Some(op) = part.first_incremental_op() {
+        return Err(other(format!(
+            "cannot copy partition {name}: operation {} ({}) needs the previous build",
+            op.index,
+            op.kind_name()
+        )));
+    }
+    let mut update = payload
+        .manifest
+        .partitions
+        .iter()
+        .find(|p| p.partition_name.as_deref() == Some(name))
+        .cloned()
+        .ok_or_else(|| other(format!("the payload has no partition {name}")))?;
+    // A full payload has no source; drop anything describing one.
+    update.old_partition_info = None;
+    let window = (opts.jobs.max(1) * 16).max(1);
+    for ops in part.ops.chunks(window) {
+        let blobs: Vec<std::result::Result<Vec<u8>, CopyError>> = pool.install(|| {
+            ops.par_iter()
+                .map(|op| {
+                    if op.data_len == 0 {
+                        return Ok(Vec::new());
+                    }
+                    let data = payload
+                        .read(op.data_offset, op.data_len)
+                        .map_err(|e| CopyError::Other(Error::payload(path.clone(), e)))?;
+                    if let Some(want) = op.data_hash {
+                        let got: [u8; 32] = Sha256::digest(&data).into();
+                        if got != want {
+                            return Err(CopyError::Other(Error::CheckFailed {
+                                file: path.clone(),
+                                msg: format!(
+                                    "partition {name}, operation {}: data_sha256_hash mismatch at payload offset {}",
+                                    op.index, op.data_offset
+                                ),
+                            }));
+                        }
+                    }
+                    Ok(data)
+                })
+                .collect()
+        });
+        for (op, blob) in ops.iter().zip(blobs) {
+            let blob = blob?;
+            if blob.is_empty() {
+                continue;
+            }
+            let proto = update.operations.get_mut(op.index).ok_or_else(|| {
+                other(format!(
+                    "partition {name}: operation {} is missing",
+                    op.index
+                ))
+            })?;
+            proto.data_offset = Some(*offset);
+            writer.write_all(&blob).map_err(CopyError::Write)?;
+            *offset += blob.len() as u64;
+        }
+    }
+    Ok(update)
 }
 
 fn hash_file(file: &File, size: u64) -> io::Result<[u8; 32]> {
