@@ -56,6 +56,9 @@ pub struct BuildOptions {
     pub manifest_yaml: bool,
     /// Replace existing outputs.
     pub force: bool,
+    /// Estimate the space the build needs and fail before any work when
+    /// the output's filesystem cannot hold it.
+    pub space_check: bool,
     /// Worker threads.
     pub jobs: usize,
 }
@@ -258,6 +261,27 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         })
         .map(|p| p.name.clone())
         .collect();
+    if opts.space_check {
+        // Decoded images, one rebuilt partition beside its source at a
+        // time, and the package (about the input's size; an image folder is
+        // renamed from the work folder).
+        let decode: u64 = decoded.iter().map(|n| rom.disk_estimate(n)).sum();
+        let rebuild = decoded
+            .iter()
+            .filter(|n| apps::APP_PARTITIONS.contains(&n.as_str()))
+            .map(|n| rom.disk_estimate(n))
+            .max()
+            .unwrap_or(0);
+        let package = match opts.format {
+            OutputFormat::Images => 0,
+            _ => std::fs::metadata(input).map_or(0, |m| m.len()),
+        };
+        crate::output::ensure_space(
+            &parent,
+            decode.saturating_add(rebuild).saturating_add(package),
+            "the build (decoded images, rebuilt partitions, the package)",
+        )?;
+    }
     let (app_parts, other_parts): (Vec<&PartInfo>, Vec<&PartInfo>) = parts
         .iter()
         .filter(|p| decoded.contains(&p.name))

@@ -232,6 +232,46 @@ pub fn install_signal_cleanup() {
     }
 }
 
+/// Bytes an unprivileged process may still write on the filesystem that
+/// holds `dir`.
+pub fn free_space(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: statvfs writes into a zeroed struct we own; `c` is a valid
+    // NUL-terminated path.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+}
+
+/// The disk-space preflight: fails (exit 4) before any work when the
+/// filesystem holding `dir` has less than `need` bytes free. `what` says
+/// what the bytes are for.
+pub fn ensure_space(dir: &Path, need: u64, what: &str) -> Result<()> {
+    let free = free_space(dir).map_err(|e| Error::io(dir, e))?;
+    if need > free {
+        let mib = |b: u64| b.div_ceil(1 << 20);
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "not enough space: {what} needs about {} MiB, {} MiB free \
+                     (No space left on device; --no-space-check skips this estimate)",
+                    mib(need),
+                    mib(free)
+                ),
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The UTC calendar date and time of `secs` since the epoch:
 /// (year, month, day, hour, minute, second).
 pub fn utc_parts(secs: i64) -> (i64, u32, u32, u32, u32, u32) {

@@ -112,7 +112,13 @@ fn every_format_is_verified_complete_and_exactly_debloated() {
                          p: &romkit::format::payload::Partition| {
                 p.ops
                     .iter()
-                    .map(|o| (o.kind, o.dst.clone(), pl.read(o.data_offset, o.data_len).unwrap()))
+                    .map(|o| {
+                        (
+                            o.kind,
+                            o.dst.clone(),
+                            pl.read(o.data_offset, o.data_len).unwrap(),
+                        )
+                    })
                     .collect::<Vec<_>>()
             };
             let same = blobs(sp, part) == blobs(op, new);

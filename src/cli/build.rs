@@ -40,6 +40,10 @@ pub struct Args {
     /// Replace existing outputs.
     #[arg(short, long)]
     pub force: bool,
+    /// Skip the free-space estimate made before any work (a disk that fills
+    /// up still fails cleanly, exit 4).
+    #[arg(long)]
+    pub no_space_check: bool,
 }
 
 /// Runs `build`.
@@ -56,6 +60,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             split: args.split,
             manifest_yaml: args.manifest_yaml,
             force: args.force,
+            space_check: !args.no_space_check,
             jobs: ctx.jobs,
         },
     )?;

@@ -34,6 +34,10 @@ pub struct Args {
     /// DIR/config/PARTITION_fs_config and DIR/config/PARTITION_file_contexts.
     #[arg(long)]
     pub files: bool,
+    /// Skip the free-space estimate made before writing (a disk that fills
+    /// up still fails cleanly, exit 4).
+    #[arg(long)]
+    pub no_space_check: bool,
 }
 
 #[derive(Serialize)]
@@ -121,6 +125,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         }
     }
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
+    preflight(
+        &args,
+        &rom,
+        selected.iter().map(|&i| p.partitions[i].name.as_str()),
+    )?;
     let mut files = Vec::with_capacity(dests.len());
     for (d, &i) in dests.iter().zip(&selected) {
         let f = AtomicFile::create(d, args.force)?;
@@ -183,6 +192,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             "unchecked"
         }
     })
+}
+
+/// Fails early (exit 4) when the output folder cannot hold the images (and,
+/// with `--files`, about as much again for the trees).
+fn preflight<'a>(args: &Args, rom: &Rom, names: impl Iterator<Item = &'a str>) -> Result<()> {
+    if args.no_space_check {
+        return Ok(());
+    }
+    let images: u64 = names.map(|n| rom.disk_estimate(n)).sum();
+    let need = if args.files {
+        images.saturating_mul(2)
+    } else {
+        images
+    };
+    crate::output::ensure_space(&args.output, need, "the partition images")
 }
 
 /// Extracts files when asked, then prints what was written.
@@ -260,6 +284,7 @@ fn run_images(ctx: &Ctx, args: &Args, rom: &Rom) -> Result<u8> {
         }
     }
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
+    preflight(&args, rom, requests.iter().map(|(n, _)| n.as_str()))?;
     let sizes = rom.extract_partitions(&requests, ctx.jobs, args.force)?;
     let written: Vec<Written> = requests
         .iter()

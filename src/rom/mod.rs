@@ -297,6 +297,26 @@ impl Rom {
         self.payload.as_ref()
     }
 
+    /// An upper bound of the bytes extracting `name` occupies on disk:
+    /// zero-filled ranges of a payload stay holes; other kinds count the
+    /// whole image.
+    pub fn disk_estimate(&self, name: &str) -> u64 {
+        use crate::format::payload::OpType;
+        if let Some(part) = self.payload.as_ref().and_then(|p| p.partition(name)) {
+            return part
+                .ops
+                .iter()
+                .filter(|o| !matches!(o.kind, Ok(OpType::Zero) | Ok(OpType::Discard)))
+                .map(|o| o.dst_len)
+                .sum::<u64>()
+                .min(part.size);
+        }
+        self.partitions()
+            .iter()
+            .find(|p| p.name == name)
+            .map_or(0, |p| p.size)
+    }
+
     /// Every partition of the package, in package order.
     pub fn partitions(&self) -> Vec<PartInfo> {
         if let Some(p) = &self.payload {

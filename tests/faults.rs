@@ -1,0 +1,265 @@
+//! Faults in the environment: the output on a full filesystem (caught by the
+//! free-space preflight, or mid-write when the estimate is skipped), the
+//! input shrinking under a running command, SIGINT and SIGTERM mid-run.
+//! Every case: the exit code GUIDE.md §2 gives, no temporary file left,
+//! earlier outputs untouched.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Mounts a small tmpfs (root only); `None` when that is not possible here.
+struct Tmpfs {
+    _dir: tempfile::TempDir,
+    mnt: PathBuf,
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+fn tmpfs(size: &str) -> Option<Tmpfs> {
+    let d = tempfile::tempdir().ok()?;
+    let m = d.path().join("mnt");
+    std::fs::create_dir(&m).ok()?;
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&m)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(Tmpfs { _dir: d, mnt: m })
+}
+
+/// Every entry (hidden ones included) directly in `dir`.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A generated package large enough to be caught mid-run (made once, shared
+/// by the tests of this file).
+fn big_package() -> &'static Path {
+    static PKG: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    &PKG.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = romkit()
+            .args(["fixture", "--size", "160M", "--xz-level", "0", "-o"])
+            .arg(dir.path())
+            .assert()
+            .success();
+        let p = PathBuf::from(String::from_utf8_lossy(&out.get_output().stdout).trim());
+        (dir, p)
+    })
+    .1
+}
+
+/// Waits until `dir` holds an entry that was not there before (the running
+/// command has staged its first temporary file).
+fn wait_for_new_entry(dir: &Path, before: &[String], child: &mut Child) -> bool {
+    let start = Instant::now();
+    loop {
+        if entries(dir).len() > before.len() {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc_kill(child.id() as i32, sig);
+    }
+}
+
+#[test]
+fn preflight_refuses_a_destination_too_small_before_writing() {
+    let Some(fs) = need("a tmpfs mount (root)", tmpfs("1M")) else {
+        return;
+    };
+    let out = fs.mnt.join("images");
+    let r = romkit()
+        .args(["unpack", "-o"])
+        .arg(&out)
+        .arg(sample())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(4), "{err}");
+    assert!(err.contains("not enough space"), "{err}");
+    assert!(err.contains(&fs.mnt.display().to_string()), "{err}");
+    assert!(entries(&out).is_empty(), "{:?}", entries(&out));
+
+    let r = romkit()
+        .args(["build", "--profile", "minimal", "-o"])
+        .arg(fs.mnt.join("out.zip"))
+        .arg(sample())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(4), "{err}");
+    assert!(err.contains("not enough space"), "{err}");
+    assert_eq!(entries(&fs.mnt), vec!["images".to_string()]);
+}
+
+#[test]
+fn disk_filling_up_mid_write_exits_4_and_keeps_earlier_outputs() {
+    let Some(fs) = need("a tmpfs mount (root)", tmpfs("2M")) else {
+        return;
+    };
+    let out = fs.mnt.join("images");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("boot.img"), b"an earlier output").unwrap();
+    let r = romkit()
+        .args(["unpack", "--no-space-check", "--force", "-o"])
+        .arg(&out)
+        .arg(sample())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(4), "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(entries(&out), vec!["boot.img".to_string()]);
+    assert_eq!(
+        std::fs::read(out.join("boot.img")).unwrap(),
+        b"an earlier output"
+    );
+
+    for format in ["fastboot", "ota"] {
+        let r = romkit()
+            .args(["build", "--no-space-check", "--profile", "minimal"])
+            .args(["--format", format, "-o"])
+            .arg(fs.mnt.join("out.zip"))
+            .arg(sample())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(4), "{format}: {err}");
+        assert_eq!(entries(&fs.mnt), vec!["images".to_string()], "{format}");
+    }
+}
+
+#[test]
+fn input_shrinking_mid_run_fails_cleanly() {
+    let src = tempfile::tempdir().unwrap();
+    let pkg = big_package();
+    let len = std::fs::metadata(&pkg).unwrap().len();
+    for (cmd, args) in [
+        ("unpack", vec!["-j", "1", "unpack", "-o"]),
+        (
+            "build",
+            vec!["-j", "1", "build", "--profile", "minimal", "-o"],
+        ),
+    ] {
+        let work = src.path().join(format!("copy-{cmd}.zip"));
+        std::fs::copy(pkg, &work).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let target = if cmd == "build" {
+            out.join("x.zip")
+        } else {
+            out.clone()
+        };
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("romkit"))
+            .args(&args)
+            .arg(&target)
+            .arg(&work)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if !wait_for_new_entry(&out, &[], &mut child) {
+            panic!("{cmd} ended before writing anything");
+        }
+        // Freeze it, cut the input to a third, let it run on.
+        signal(&child, libc_sigstop());
+        let f = std::fs::OpenOptions::new().write(true).open(&work).unwrap();
+        f.set_len(len / 3).unwrap();
+        drop(f);
+        signal(&child, libc_sigcont());
+        let r = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        let code = r.status.code();
+        assert!(
+            matches!(code, Some(1) | Some(3) | Some(4)),
+            "{cmd}: exit {code:?}: {err}"
+        );
+        assert!(err.contains(&work.display().to_string()), "{cmd}: {err}");
+        assert!(entries(&out).is_empty(), "{cmd}: {:?}", entries(&out));
+    }
+}
+
+fn libc_sigstop() -> i32 {
+    19
+}
+
+fn libc_sigcont() -> i32 {
+    18
+}
+
+#[test]
+fn sigint_and_sigterm_mid_unpack_keep_earlier_outputs() {
+    let pkg = big_package();
+    for (sig, code) in [(2, 130), (15, 143)] {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        // Earlier outputs: the sample's images and a file of the user's.
+        romkit()
+            .args(["unpack", "-o"])
+            .arg(&out)
+            .arg(sample())
+            .assert()
+            .success();
+        std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+        let before = read_dir_files(&out);
+        let names: Vec<String> = before.iter().map(|(n, _)| n.clone()).collect();
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("romkit"))
+            .args(["-j", "1", "unpack", "--force", "-o"])
+            .arg(&out)
+            .arg(pkg)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if !wait_for_new_entry(&out, &names, &mut child) {
+            panic!("unpack ended before writing anything");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        signal(&child, sig);
+        let r = child.wait_with_output().unwrap();
+        assert_eq!(
+            r.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(String::from_utf8_lossy(&r.stderr).contains("temporary files removed"));
+        assert!(
+            read_dir_files(&out) == before,
+            "signal {sig}: the output folder changed: {:?}",
+            entries(&out)
+        );
+    }
+}
