@@ -284,7 +284,7 @@ fn run_images(ctx: &Ctx, args: &Args, rom: &Rom) -> Result<u8> {
         }
     }
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
-    preflight(&args, rom, requests.iter().map(|(n, _)| n.as_str()))?;
+    preflight(args, rom, requests.iter().map(|(n, _)| n.as_str()))?;
     let sizes = rom.extract_partitions(&requests, ctx.jobs, args.force)?;
     let written: Vec<Written> = requests
         .iter()
