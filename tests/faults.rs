@@ -166,7 +166,7 @@ fn disk_filling_up_mid_write_exits_4_and_keeps_earlier_outputs() {
 fn input_shrinking_mid_run_fails_cleanly() {
     let src = tempfile::tempdir().unwrap();
     let pkg = big_package();
-    let len = std::fs::metadata(&pkg).unwrap().len();
+    let len = std::fs::metadata(pkg).unwrap().len();
     for (cmd, args) in [
         ("unpack", vec!["-j", "1", "unpack", "-o"]),
         (
