@@ -80,6 +80,19 @@ pub struct PartitionOutcome {
     pub sha256: String,
 }
 
+/// Room left in a dynamic partition group or the super device.
+#[derive(Clone, Debug, Serialize)]
+pub struct Space {
+    /// `group NAME` or `super`.
+    pub name: String,
+    /// Its size (a group's maximum size).
+    pub size: u64,
+    /// Bytes the output's partitions take in it.
+    pub used: u64,
+    /// `size - used`.
+    pub free: u64,
+}
+
 /// Seconds spent in each stage.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct StageTimes {
@@ -121,6 +134,8 @@ pub struct BuildReport {
     pub freed: u64,
     /// build.prop edits made.
     pub prop_edits: usize,
+    /// Room left in the dynamic partition groups and super.
+    pub space: Vec<Space>,
     /// Warnings (unmatched rules and the like).
     pub warnings: Vec<String>,
     /// Stage timings.
@@ -637,6 +652,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
 
     let removed_apps = plan.removed.iter().filter(|r| r.package.is_some()).count();
+    let space = space_report(&rom, &outcomes);
     Ok(BuildReport {
         output: output.to_path_buf(),
         manifest: manifest_json,
@@ -646,10 +662,68 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         removed_apps,
         freed: plan.freed_total,
         prop_edits: plan.props.len(),
+        space,
         warnings: plan.warnings.clone(),
         times,
         plan,
     })
+}
+
+/// Sizes of the dynamic partition groups (and the super device, for a
+/// package that has one) against what the output's partitions take.
+fn space_report(rom: &Rom, outcomes: &[PartitionOutcome]) -> Vec<Space> {
+    let size_of = |n: &str| outcomes.iter().find(|o| o.name == n).map_or(0, |o| o.size);
+    let space = |name: String, size: u64, used: u64| Space {
+        name,
+        size,
+        used,
+        free: size.saturating_sub(used),
+    };
+    let mut out = Vec::new();
+    if let Some(d) = rom
+        .payload()
+        .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
+    {
+        for g in &d.groups {
+            let size = g.size.unwrap_or(0);
+            if size > 0 {
+                let used = g.partition_names.iter().map(|n| size_of(n)).sum();
+                let name = g.name.as_deref().unwrap_or("main");
+                out.push(space(format!("group {name}"), size, used));
+            }
+        }
+    } else if let Some(s) = rom.images.as_ref().and_then(|p| p.super_image.as_ref()) {
+        let parts = rom.partitions();
+        let lp_of = |n: &str| {
+            parts
+                .iter()
+                .find(|p| p.lp_name.as_deref() == Some(n))
+                .map_or(0, |p| size_of(&p.name))
+        };
+        let meta = &s.metadata;
+        for (gi, g) in meta.groups.iter().enumerate() {
+            if g.maximum_size == 0 {
+                continue;
+            }
+            let used = meta
+                .partitions
+                .iter()
+                .filter(|p| p.group as usize == gi)
+                .map(|p| lp_of(&p.name))
+                .sum();
+            out.push(space(format!("group {}", g.name), g.maximum_size, used));
+        }
+        if let Some(dev) = meta.block_devices.first() {
+            let used = meta
+                .partitions
+                .iter()
+                .map(|p| lp_of(&p.name))
+                .sum::<u64>()
+                .saturating_add(dev.first_logical_sector.saturating_mul(512));
+            out.push(space("super".into(), dev.size, used));
+        }
+    }
+    out
 }
 
 /// The partitions a plan changes.

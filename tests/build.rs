@@ -453,3 +453,45 @@ fn manifest_diff_of_input_and_output_is_exactly_the_plan() {
             .collect()
     );
 }
+
+#[test]
+fn the_report_gives_the_room_left_in_the_dynamic_group() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("fuxi.zip");
+    let r = romkit()
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .args(["--json", "build", "--profile", "xiaomi-eu", "-o"])
+        .arg(&out)
+        .arg(sample())
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&r.get_output().stdout).unwrap();
+    let dynamic = ["system", "system_ext", "product", "vendor", "odm", "mi_ext"];
+    let used: u64 = v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| dynamic.contains(&p["name"].as_str().unwrap()))
+        .map(|p| p["size"].as_u64().unwrap())
+        .sum();
+    // The group's size as the input's payload declares it.
+    let rom = romkit::rom::Rom::open(&sample()).unwrap();
+    let groups = &rom
+        .payload()
+        .unwrap()
+        .manifest
+        .dynamic_partition_metadata
+        .as_ref()
+        .unwrap()
+        .groups;
+    let size = groups[0].size.unwrap();
+    let space = &v["space"][0];
+    assert_eq!(
+        space["name"],
+        format!("group {}", groups[0].name.as_deref().unwrap())
+    );
+    assert_eq!(space["size"].as_u64(), Some(size));
+    assert_eq!(space["used"].as_u64(), Some(used));
+    assert_eq!(space["free"].as_u64(), Some(size - used));
+    assert!(used < size);
+}

@@ -80,6 +80,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             human_size(p.size)
         ));
     }
+    for sp in &report.space {
+        s.push_str(&format!(
+            "{}: {} of {} used, {} free\n",
+            sp.name,
+            human_size(sp.used),
+            human_size(sp.size),
+            human_size(sp.free)
+        ));
+    }
     s.push_str(&format!(
         "{} apps removed, {} freed, {} build.prop edits\noutput:   {}\nmanifest: {}\n",
         report.removed_apps,
