@@ -144,7 +144,7 @@ pub enum Source {
 type Found = (String, Option<u32>, StoredFile, bool, u64, Vec<u8>);
 
 /// Checks an archive path: relative, no `..`, no empty components.
-fn safe_path(p: &str) -> bool {
+pub(crate) fn safe_path(p: &str) -> bool {
     !p.starts_with('/') && !p.contains('\\') && p.split('/').all(|c| c != ".." && !c.contains('\0'))
 }
 
@@ -289,8 +289,17 @@ impl ImagePackage {
         let entries = tar
             .entries()
             .map_err(|e| terr("not a readable tar.gz".into(), e))?;
+        // An archive ending inside an entry's declared data shows when the
+        // next entry is looked for: the error names the entry before.
+        let mut previous: Option<(String, u64)> = None;
         for (i, entry) in entries.enumerate() {
-            let mut e = entry.map_err(|e| terr(format!("tar entry #{i}"), e))?;
+            let mut e = entry.map_err(|e| match &previous {
+                Some((name, size)) => terr(
+                    format!("tar entry #{i}, after {name} (which declares {size} bytes)"),
+                    e,
+                ),
+                None => terr(format!("tar entry #{i}"), e),
+            })?;
             let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
             let name = name.trim_start_matches("./").to_string();
             if !safe_path(&name) {
@@ -313,6 +322,7 @@ impl ImagePackage {
                 ));
             }
             pkg.entries.push(name.clone());
+            previous = Some((name.clone(), e.size()));
             if !kind.is_file() {
                 continue;
             }

@@ -250,15 +250,10 @@ fn zip_bombs() {
     let mut entries = fastboot_zip_entries();
     entries.retain(|e| e.name != b"images/boot.img");
     let bytes = with(entries, vec![expands_past("images/boot.img", 126_976)]);
-    let case = Case::new("fastboot zip boot.img inflating to 1 GiB", "fb.zip", &bytes);
-    case.check(&["inspect", "IN"], Expect::Ok);
-    case.check(&["verify", "IN"], Expect::Fail(CHECK, "images/boot.img"));
-    case.check(&["unpack", "IN", "-o", "OUT"], Expect::Fail(INVALID, "images/boot.img"));
-    case.check(&["ls", "IN"], Expect::Ok);
-    case.check(
-        &["build", "--profile", crate::harness::PROFILE, "-o", "OUT/x.zip", "IN"],
-        Expect::Fail(&[1, 3], "images/boot.img"),
-    );
+    // An image is read (its head) as soon as the package is opened: the
+    // zip reader stops at the declared size and every command fails.
+    Case::new("fastboot zip boot.img inflating to 1 GiB", "fb.zip", &bytes)
+        .check_package(Expect::Fail(INVALID, "images/boot.img"));
 
     // A tar entry declaring 512 GiB whose data ends after a few bytes.
     let bytes = tgz_with(|b| {

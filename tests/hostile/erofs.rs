@@ -33,9 +33,13 @@ pub fn image_of(t: &Tree) -> Vec<u8> {
     img.into_inner()
 }
 
+/// The device check of a flash script, which names the device for `build`.
+const FLASH_ALL: &[u8] = b"fastboot $* getvar product 2>&1 | grep -q \"^product: *fuxi *$\" || exit 1\n";
+
 /// A fastboot zip whose `images/system.img` is `img`.
 pub fn package(img: &[u8]) -> Vec<u8> {
     zipraw::build(&[
+        zipraw::stored("flash_all.sh", FLASH_ALL),
         zipraw::stored("images/boot.img", &[0x42; 8192]),
         zipraw::stored("images/system.img", img),
     ])
@@ -157,14 +161,15 @@ fn ten_thousand_deep_tree() {
     }
     let img = image_of(&t);
     let case = Case::new("erofs 10000-deep tree", "fb.zip", &package(&img));
+    // A legal tree that cannot become a folder (paths of 20,000 bytes):
+    // reading it is fine, extracting it fails with exit 3 and no tree left.
     case.check(&["inspect", "IN"], Expect::Ok);
     case.check(&["verify", "IN"], Expect::Ok);
-    for args in [
-        &["unpack", "--files", "IN", "-o", "OUT"][..],
-        &["ls", "-R", "IN", "system"],
-        &["apps", "IN"],
+    case.check(&["unpack", "--files", "IN", "-o", "OUT"], Expect::Fail(INVALID, "system"));
+    case.check(&["ls", "-R", "IN", "system"], Expect::Ok);
+    case.check(&["apps", "IN"], Expect::Ok);
+    case.check(
         &["build", "--profile", crate::harness::PROFILE, "-o", "OUT/x.zip", "IN"],
-    ] {
-        case.check(args, Expect::Fail(INVALID, "system"));
-    }
+        Expect::Ok,
+    );
 }

@@ -147,7 +147,7 @@ pub fn entries_of(zip_bytes: &[u8]) -> Vec<Entry> {
     (0..a.len())
         .map(|i| {
             let mut f = a.by_index(i).unwrap();
-            let name = f.name().to_string();
+            let name = String::from_utf8_lossy(f.name_raw()).into_owned();
             let mut v = Vec::new();
             std::io::Read::read_to_end(&mut f, &mut v).unwrap();
             if f.is_dir() {
