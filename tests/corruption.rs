@@ -54,7 +54,12 @@ struct Region {
 fn regions(bytes: &[u8]) -> Vec<Region> {
     let mut a = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     let mut v = Vec::new();
-    let le16 = |o: u64| u64::from(u16::from_le_bytes([bytes[o as usize], bytes[o as usize + 1]]));
+    let le16 = |o: u64| {
+        u64::from(u16::from_le_bytes([
+            bytes[o as usize],
+            bytes[o as usize + 1],
+        ]))
+    };
     let mut add = |start: u64, len: u64, what: String, checked: bool| {
         if len > 0 {
             v.push(Region {
@@ -79,28 +84,75 @@ fn regions(bytes: &[u8]) -> Vec<Region> {
         add(h + 8, 2, format!("{name}: local method"), true);
         add(h + 10, 4, format!("{name}: local time"), false);
         add(h + 14, 12, format!("{name}: local crc and sizes"), true);
-        add(h + 26, 4, format!("{name}: local name and extra lengths"), true);
+        add(
+            h + 26,
+            4,
+            format!("{name}: local name and extra lengths"),
+            true,
+        );
         add(h + 30, n, format!("{name}: local name"), true);
         add(h + 30 + n, m, format!("{name}: local extra field"), false);
-        add(data, e.compressed_size(), format!("{name}: data (CRC-32)"), true);
+        add(
+            data,
+            e.compressed_size(),
+            format!("{name}: data (CRC-32)"),
+            true,
+        );
         let c = e.central_header_start();
         let (n, m, k) = (le16(c + 28), le16(c + 30), le16(c + 32));
         add(c, 4, format!("{name}: central signature"), true);
-        add(c + 4, 6, format!("{name}: central versions and flags"), false);
+        add(
+            c + 4,
+            6,
+            format!("{name}: central versions and flags"),
+            false,
+        );
         add(c + 10, 2, format!("{name}: central method"), true);
         add(c + 12, 4, format!("{name}: central time"), false);
-        add(c + 16, 18, format!("{name}: central crc, sizes, lengths"), true);
-        add(c + 34, 8, format!("{name}: central disk and attributes"), false);
-        add(c + 42, 4, format!("{name}: central local header offset"), true);
+        add(
+            c + 16,
+            18,
+            format!("{name}: central crc, sizes, lengths"),
+            true,
+        );
+        add(
+            c + 34,
+            8,
+            format!("{name}: central disk and attributes"),
+            false,
+        );
+        add(
+            c + 42,
+            4,
+            format!("{name}: central local header offset"),
+            true,
+        );
         add(c + 46, n, format!("{name}: central name"), true);
-        add(c + 46 + n, m + k, format!("{name}: central extra and comment"), false);
+        add(
+            c + 46 + n,
+            m + k,
+            format!("{name}: central extra and comment"),
+            false,
+        );
         cd_end = cd_end.max(c + 46 + n + m + k);
     }
     let eocd = bytes.len() as u64 - 22;
-    assert_eq!(&bytes[eocd as usize..eocd as usize + 4], b"PK\x05\x06", "no comment");
-    assert_eq!(cd_end, eocd, "nothing between the central directory and its end");
+    assert_eq!(
+        &bytes[eocd as usize..eocd as usize + 4],
+        b"PK\x05\x06",
+        "no comment"
+    );
+    assert_eq!(
+        cd_end, eocd,
+        "nothing between the central directory and its end"
+    );
     add(eocd, 20, "end of central directory".into(), true);
-    add(eocd + 20, 2, "end of central directory: comment length".into(), true);
+    add(
+        eocd + 20,
+        2,
+        "end of central directory: comment length".into(),
+        true,
+    );
     v.sort_by_key(|r| r.range.start);
     // What no structure claims (alignment padding) is not checked.
     let mut gaps = Vec::new();
@@ -146,19 +198,51 @@ fn romkit_in(dir: &Path, args: &[&str], pkg: &Path) -> Run {
     }
 }
 
+/// The regions of a `.tgz` without a file name in its gzip header: magic
+/// and method (checked), flags, time and OS (not), then the deflate stream
+/// and the trailer (CRC-32 and length of everything: checked).
+fn tgz_regions(bytes: &[u8]) -> Vec<Region> {
+    assert_eq!(bytes[3], 0, "no optional gzip header fields");
+    let n = bytes.len() as u64;
+    let r = |range: Range<u64>, what: &str, checked: bool| Region {
+        range,
+        what: what.into(),
+        checked,
+    };
+    vec![
+        r(0..3, "gzip magic and method", true),
+        r(3..10, "gzip flags, time, extra flags, OS", false),
+        r(10..n - 8, "deflate stream (CRC-32)", true),
+        r(n - 8..n, "gzip trailer (CRC-32)", true),
+    ]
+}
+
 /// Flips bytes of `original` and runs verify (and, on some, build) on each.
-fn flip_and_check(label: &str, original: &[u8], file_name: &str) {
-    let regions = regions(original);
+fn flip_and_check(label: &str, original: &[u8], file_name: &str, regions: Vec<Region>) {
     let dir = tempfile::tempdir().unwrap();
     let pkg = dir.path().join(file_name);
     let out = dir.path().join("out");
     std::fs::write(&pkg, original).unwrap();
     let clean = romkit_in(dir.path(), &["verify"], &pkg);
-    assert_eq!(clean.code, Some(0), "{label}: the unbent package verifies: {}", clean.out);
+    assert_eq!(
+        clean.code,
+        Some(0),
+        "{label}: the unbent package verifies: {}",
+        clean.out
+    );
 
-    let mut rng = Rng(SEED ^ label.bytes().fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b)));
-    let data: Vec<&Region> = regions.iter().filter(|r| r.what.ends_with("(CRC-32)")).collect();
-    let other: Vec<&Region> = regions.iter().filter(|r| !r.what.ends_with("(CRC-32)")).collect();
+    let mut rng = Rng(SEED
+        ^ label
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b)));
+    let data: Vec<&Region> = regions
+        .iter()
+        .filter(|r| r.what.ends_with("(CRC-32)"))
+        .collect();
+    let other: Vec<&Region> = regions
+        .iter()
+        .filter(|r| !r.what.ends_with("(CRC-32)"))
+        .collect();
     let data_len: u64 = data.iter().map(|r| r.range.end - r.range.start).sum();
     let other_len: u64 = other.iter().map(|r| r.range.end - r.range.start).sum();
     let pick = |rng: &mut Rng, set: &[&Region], total: u64| -> u64 {
@@ -192,7 +276,10 @@ fn flip_and_check(label: &str, original: &[u8], file_name: &str) {
             region.what, region.range.start, region.range.end
         );
         if r.signal.is_some() || r.code == Some(101) || r.out.contains("panicked") {
-            failures.push(format!("{at}: crashed (exit {:?} signal {:?}): {}", r.code, r.signal, r.out));
+            failures.push(format!(
+                "{at}: crashed (exit {:?} signal {:?}): {}",
+                r.code, r.signal, r.out
+            ));
             continue;
         }
         match r.code {
@@ -214,7 +301,10 @@ fn flip_and_check(label: &str, original: &[u8], file_name: &str) {
                 &pkg,
             );
             if b.code == Some(0) || b.signal.is_some() || b.code == Some(101) {
-                failures.push(format!("{at}: build exit {:?} signal {:?}: {}", b.code, b.signal, b.out));
+                failures.push(format!(
+                    "{at}: build exit {:?} signal {:?}: {}",
+                    b.code, b.signal, b.out
+                ));
             }
             let left = listing(&out);
             if !left.is_empty() {
@@ -235,12 +325,18 @@ fn flip_and_check(label: &str, original: &[u8], file_name: &str) {
         DATA_FLIPS + OTHER_FLIPS
     );
     assert!(builds >= BUILDS / 2, "{label}: only {builds} builds ran");
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn flips_in_the_ota_sample_are_caught() {
-    flip_and_check("ota", &std::fs::read(sample()).unwrap(), "ota.zip");
+    let bytes = std::fs::read(sample()).unwrap();
+    flip_and_check("ota", &bytes, "ota.zip", regions(&bytes));
 }
 
 #[test]
@@ -254,5 +350,21 @@ fn flips_in_a_fastboot_zip_are_caught() {
         .arg(sample())
         .assert()
         .success();
-    flip_and_check("fastboot zip", &std::fs::read(&fb).unwrap(), "fb.zip");
+    let bytes = std::fs::read(&fb).unwrap();
+    flip_and_check("fastboot zip", &bytes, "fb.zip", regions(&bytes));
+}
+
+#[test]
+fn flips_in_a_fastboot_tgz_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let fb: PathBuf = dir.path().join("fuxi_images.tgz");
+    romkit()
+        .env("SOURCE_DATE_EPOCH", "1705300800")
+        .args(["fastboot", "--device", "fuxi", "-o"])
+        .arg(&fb)
+        .arg(sample())
+        .assert()
+        .success();
+    let bytes = std::fs::read(&fb).unwrap();
+    flip_and_check("fastboot tgz", &bytes, "fb.tgz", tgz_regions(&bytes));
 }

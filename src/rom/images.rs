@@ -705,6 +705,14 @@ impl ImagePackage {
                 "the archive changed while being read: entries are missing",
             ));
         }
+        // The gzip trailer's CRC-32 is the only hash over the images: read
+        // to it, or damage that still inflates would go unnoticed.
+        io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(|e| {
+            Error::invalid(
+                path,
+                format!("gzip stream (its CRC-32 covers the images): {e}"),
+            )
+        })?;
         Ok(())
     }
 

@@ -439,7 +439,10 @@ fn first_duplicate_name(path: &Path, start: u64) -> Option<String> {
     let mut seen = std::collections::HashSet::new();
     let mut at = 0usize;
     while cd.get(at..at + 4)? == b"PK\x01\x02" {
-        let le16 = |o: usize| cd.get(at + o..at + o + 2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+        let le16 = |o: usize| {
+            cd.get(at + o..at + o + 2)
+                .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+        };
         let (n, m, k) = (le16(28)?, le16(30)?, le16(32)?);
         let name = cd.get(at + 46..at + 46 + n)?;
         if !seen.insert(name) {
@@ -457,7 +460,10 @@ const MAX_DEFLATE_RATIO: u64 = 1100;
 /// is extracted to, a symbolic link, data past the end of the file, or sizes
 /// no real entry has (stored with two different sizes, deflate claiming more
 /// than it can expand to).
-fn check_zip_entry(e: &zip::read::ZipFile<'_, File>, file_len: u64) -> std::result::Result<(), String> {
+fn check_zip_entry(
+    e: &zip::read::ZipFile<'_, File>,
+    file_len: u64,
+) -> std::result::Result<(), String> {
     let name = String::from_utf8_lossy(e.name_raw());
     if !images::safe_path(&name) {
         return Err("has an absolute or '..' path".into());
@@ -513,8 +519,8 @@ fn zip_kind(path: &Path) -> Result<ZipKind> {
     // The zip reader keeps one entry per name: a second `payload.bin` or
     // image would be invisible to it while another reader takes it.
     if a.has_duplicate_names() {
-        let name = first_duplicate_name(path, a.central_directory_start())
-            .unwrap_or_else(|| "?".into());
+        let name =
+            first_duplicate_name(path, a.central_directory_start()).unwrap_or_else(|| "?".into());
         return Err(Error::invalid(
             path,
             format!("zip entry {name:?} appears more than once in the central directory"),

@@ -267,7 +267,10 @@ fn local_header_mismatches(
         let at = e.header_start();
         let mut h = vec![0u8; 30 + name.len()];
         if file.read_exact_at(&mut h, at).is_err() {
-            out.push((label, format!("local header at offset {at} is past the end of the file")));
+            out.push((
+                label,
+                format!("local header at offset {at} is past the end of the file"),
+            ));
             continue;
         }
         let le16 = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);

@@ -31,31 +31,54 @@ fn system_with_apk(apk: Vec<u8>) -> Vec<u8> {
         meta(0o644),
     )
     .unwrap();
-    t.add_file("system/app/Huge/Huge.apk", FileData::Bytes(Arc::new(apk)), meta(0o644))
-        .unwrap();
+    t.add_file(
+        "system/app/Huge/Huge.apk",
+        FileData::Bytes(Arc::new(apk)),
+        meta(0o644),
+    )
+    .unwrap();
     image_of(&t)
 }
 
 #[test]
 fn manifest_entry_declaring_gibibytes() {
-    for (what, declared) in [("4 GiB", 4u64 << 30), ("1 TiB", 1 << 40), ("16 MiB", 16 << 20)] {
+    for (what, declared) in [
+        ("4 GiB", 4u64 << 30),
+        ("1 TiB", 1 << 40),
+        ("16 MiB", 16 << 20),
+    ] {
         let manifest = Entry {
             size: declared,
             ..zipraw::deflated("AndroidManifest.xml", &[0x03, 0x00, 0x08, 0x00])
         };
         let apk = zipraw::build(&[manifest, zipraw::stored("classes.dex", b"dex\n035\0")]);
         let img = system_with_apk(apk);
-        let case = Case::new(&format!("apk manifest declaring {what}"), "fb.zip", &package(&img));
+        let case = Case::new(
+            &format!("apk manifest declaring {what}"),
+            "fb.zip",
+            &package(&img),
+        );
         // The app is reported and skipped, the others are listed: exit 0
         // with a warning naming the APK, nothing inflated.
         case.check(&["apps", "IN"], Expect::Warned("Huge.apk"));
         case.check(
-            &["build", "--profile", crate::harness::PROFILE, "-o", "OUT/x.zip", "IN"],
+            &[
+                "build",
+                "--profile",
+                crate::harness::PROFILE,
+                "-o",
+                "OUT/x.zip",
+                "IN",
+            ],
             Expect::Warned("Huge.apk"),
         );
         // Identified by neither: verify and unpack only read images.
         case.check(&["verify", "IN"], Expect::Ok);
-        let bare = Case::new(&format!("apk manifest declaring {what} (bare)"), "system.img", &img);
+        let bare = Case::new(
+            &format!("apk manifest declaring {what} (bare)"),
+            "system.img",
+            &img,
+        );
         bare.check(&["apps", "IN"], Expect::Warned("Huge.apk"));
     }
 }

@@ -123,7 +123,10 @@ const ESCAPES: [&str; 3] = ["../x", "a/../../x", crate::harness::ABSOLUTE_TARGET
 #[test]
 fn ota_zip_entries_leaving_the_folder() {
     for name in ESCAPES {
-        let bytes = with(zipraw::sample_entries(), vec![zipraw::stored(name, b"escaped")]);
+        let bytes = with(
+            zipraw::sample_entries(),
+            vec![zipraw::stored(name, b"escaped")],
+        );
         let case = Case::new(&format!("ota zip entry {name}"), "ota.zip", &bytes);
         case.check_package(Expect::Fail(INVALID, name));
     }
@@ -132,7 +135,10 @@ fn ota_zip_entries_leaving_the_folder() {
 #[test]
 fn fastboot_zip_entries_leaving_the_folder() {
     for name in ESCAPES {
-        let bytes = with(fastboot_zip_entries(), vec![zipraw::stored(name, b"escaped")]);
+        let bytes = with(
+            fastboot_zip_entries(),
+            vec![zipraw::stored(name, b"escaped")],
+        );
         let case = Case::new(&format!("fastboot zip entry {name}"), "fb.zip", &bytes);
         case.check_package(Expect::Fail(INVALID, name));
     }
@@ -142,7 +148,14 @@ fn fastboot_zip_entries_leaving_the_folder() {
 fn fastboot_tgz_entries_leaving_the_folder() {
     for name in ESCAPES {
         let bytes = tgz_with(|b| {
-            tar_entry(b, name.as_bytes(), tar::EntryType::Regular, b"", b"escaped", 7)
+            tar_entry(
+                b,
+                name.as_bytes(),
+                tar::EntryType::Regular,
+                b"",
+                b"escaped",
+                7,
+            )
         });
         let case = Case::new(&format!("fastboot tgz entry {name}"), "fb.tgz", &bytes);
         case.check_package(Expect::Fail(INVALID, name));
@@ -152,24 +165,48 @@ fn fastboot_tgz_entries_leaving_the_folder() {
 #[test]
 fn links_in_archives() {
     let bytes = tgz_with(|b| {
-        tar_entry(b, b"images/x.img", tar::EntryType::Symlink, b"/etc/passwd", b"", 0)
+        tar_entry(
+            b,
+            b"images/x.img",
+            tar::EntryType::Symlink,
+            b"/etc/passwd",
+            b"",
+            0,
+        )
     });
     Case::new("tgz symlink images/x.img", "fb.tgz", &bytes)
         .check_package(Expect::Fail(INVALID, "images/x.img"));
     let bytes = tgz_with(|b| {
-        tar_entry(b, b"images/y.img", tar::EntryType::Link, b"images/boot.img", b"", 0)
+        tar_entry(
+            b,
+            b"images/y.img",
+            tar::EntryType::Link,
+            b"images/boot.img",
+            b"",
+            0,
+        )
     });
     Case::new("tgz hard link images/y.img", "fb.tgz", &bytes)
         .check_package(Expect::Fail(INVALID, "images/y.img"));
     // A symlink that leaves the folder, then a file written through it.
     let bytes = tgz_with(|b| {
         tar_entry(b, b"images/up", tar::EntryType::Symlink, b"../..", b"", 0);
-        tar_entry(b, b"images/up/x", tar::EntryType::Regular, b"", b"escaped", 7);
+        tar_entry(
+            b,
+            b"images/up/x",
+            tar::EntryType::Regular,
+            b"",
+            b"escaped",
+            7,
+        );
     });
     Case::new("tgz symlink images/up -> ../..", "fb.tgz", &bytes)
         .check_package(Expect::Fail(INVALID, "images/up"));
 
-    let bytes = with(fastboot_zip_entries(), vec![symlink("images/x.img", "/etc/passwd")]);
+    let bytes = with(
+        fastboot_zip_entries(),
+        vec![symlink("images/x.img", "/etc/passwd")],
+    );
     Case::new("fastboot zip symlink images/x.img", "fb.zip", &bytes)
         .check_package(Expect::Fail(INVALID, "images/x.img"));
     let bytes = with(
@@ -183,20 +220,43 @@ fn links_in_archives() {
 #[test]
 fn duplicate_entry_names() {
     let entries = zipraw::sample_entries();
-    let payload = entries.iter().find(|e| e.name == b"payload.bin").unwrap().clone();
+    let payload = entries
+        .iter()
+        .find(|e| e.name == b"payload.bin")
+        .unwrap()
+        .clone();
     let mut other = payload.clone();
     other.data[100] ^= 1;
     other.crc = crc32fast::hash(&other.data);
-    Case::new("ota zip two payload.bin", "ota.zip", &with(entries, vec![other]))
-        .check_package(Expect::Fail(INVALID, "payload.bin"));
+    Case::new(
+        "ota zip two payload.bin",
+        "ota.zip",
+        &with(entries, vec![other]),
+    )
+    .check_package(Expect::Fail(INVALID, "payload.bin"));
 
     let entries = fastboot_zip_entries();
-    let boot = entries.iter().find(|e| e.name == b"images/boot.img").unwrap().clone();
-    Case::new("fastboot zip two images/boot.img", "fb.zip", &with(entries, vec![boot]))
-        .check_package(Expect::Fail(INVALID, "images/boot.img"));
+    let boot = entries
+        .iter()
+        .find(|e| e.name == b"images/boot.img")
+        .unwrap()
+        .clone();
+    Case::new(
+        "fastboot zip two images/boot.img",
+        "fb.zip",
+        &with(entries, vec![boot]),
+    )
+    .check_package(Expect::Fail(INVALID, "images/boot.img"));
 
     let bytes = tgz_with(|b| {
-        tar_entry(b, b"images/boot.img", tar::EntryType::Regular, b"", &[1; 4096], 4096)
+        tar_entry(
+            b,
+            b"images/boot.img",
+            tar::EntryType::Regular,
+            b"",
+            &[1; 4096],
+            4096,
+        )
     });
     Case::new("fastboot tgz two images/boot.img", "fb.tgz", &bytes)
         .check_package(Expect::Fail(INVALID, "images/boot.img"));
@@ -206,7 +266,10 @@ fn duplicate_entry_names() {
 fn zip_bombs() {
     // Sizes claiming terabytes: refused from the central directory, before
     // anything is inflated.
-    let bytes = with(zipraw::sample_entries(), vec![claims_terabytes("care_map.pb")]);
+    let bytes = with(
+        zipraw::sample_entries(),
+        vec![claims_terabytes("care_map.pb")],
+    );
     Case::new("ota zip entry claiming 2 TiB", "ota.zip", &bytes)
         .check_package(Expect::Fail(INVALID, "care_map.pb"));
     let mut entries = fastboot_zip_entries();
@@ -221,20 +284,30 @@ fn zip_bombs() {
             e.size = 2 << 40;
         }
     }
-    Case::new("ota zip payload.bin claiming 2 TiB", "ota.zip", &zipraw::build(&entries))
-        .check_package(Expect::Fail(INVALID, "payload.bin"));
+    Case::new(
+        "ota zip payload.bin claiming 2 TiB",
+        "ota.zip",
+        &zipraw::build(&entries),
+    )
+    .check_package(Expect::Fail(INVALID, "payload.bin"));
 
     // Real deflate streams that expand far past their declared size.
     let mut entries = zipraw::sample_entries();
     entries.retain(|e| e.name != b"META-INF/com/android/metadata");
-    let bytes = with(entries, vec![expands_past("META-INF/com/android/metadata", 256)]);
+    let bytes = with(
+        entries,
+        vec![expands_past("META-INF/com/android/metadata", 256)],
+    );
     Case::new("ota zip metadata inflating to 1 GiB", "ota.zip", &bytes)
         .check_package(Expect::Fail(INVALID, "META-INF/com/android/metadata"));
 
     // An entry romkit never needs (care_map.pb): only verify and build
     // inflate it, and they stop at its declared size. Reading the rest of
     // the package is safe, so inspect, unpack, ls and apps succeed.
-    let bytes = with(zipraw::sample_entries(), vec![expands_past("care_map.pb", 4096)]);
+    let bytes = with(
+        zipraw::sample_entries(),
+        vec![expands_past("care_map.pb", 4096)],
+    );
     let case = Case::new("ota zip care_map.pb inflating to 1 GiB", "ota.zip", &bytes);
     case.check(&["inspect", "IN"], Expect::Ok);
     // Exit 1: the entry's content does not match what the zip declares.
@@ -243,7 +316,14 @@ fn zip_bombs() {
     case.check(&["ls", "IN"], Expect::Ok);
     case.check(&["apps", "IN"], Expect::Ok);
     case.check(
-        &["build", "--profile", crate::harness::PROFILE, "-o", "OUT/x.zip", "IN"],
+        &[
+            "build",
+            "--profile",
+            crate::harness::PROFILE,
+            "-o",
+            "OUT/x.zip",
+            "IN",
+        ],
         Expect::Fail(&[1, 3], "care_map.pb"),
     );
 
@@ -257,7 +337,14 @@ fn zip_bombs() {
 
     // A tar entry declaring 512 GiB whose data ends after a few bytes.
     let bytes = tgz_with(|b| {
-        tar_entry(b, b"images/odm.img", tar::EntryType::Regular, b"", &[], 512 << 30)
+        tar_entry(
+            b,
+            b"images/odm.img",
+            tar::EntryType::Regular,
+            b"",
+            &[],
+            512 << 30,
+        )
     });
     Case::new("fastboot tgz image declaring 512 GiB", "fb.tgz", &bytes)
         .check_package(Expect::Fail(INVALID, "images/odm.img"));
@@ -276,9 +363,16 @@ fn nested_archives() {
     // (it is one, byte for byte), never opened as an archive. Odd, handled.
     let mut entries = fastboot_zip_entries();
     entries.push(zipraw::stored("images/cust.img", &sample));
-    let case = Case::new("fastboot zip with a zip as images/cust.img", "fb.zip", &zipraw::build(&entries));
+    let case = Case::new(
+        "fastboot zip with a zip as images/cust.img",
+        "fb.zip",
+        &zipraw::build(&entries),
+    );
     case.check(&["inspect", "IN"], Expect::Ok);
     case.check(&["verify", "IN"], Expect::Ok);
-    let o = case.check(&["unpack", "IN", "-o", "OUT", "--partitions", "cust"], Expect::Ok);
+    let o = case.check(
+        &["unpack", "IN", "-o", "OUT", "--partitions", "cust"],
+        Expect::Ok,
+    );
     assert!(o.code == Some(0));
 }

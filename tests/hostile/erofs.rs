@@ -34,7 +34,8 @@ pub fn image_of(t: &Tree) -> Vec<u8> {
 }
 
 /// The device check of a flash script, which names the device for `build`.
-const FLASH_ALL: &[u8] = b"fastboot $* getvar product 2>&1 | grep -q \"^product: *fuxi *$\" || exit 1\n";
+const FLASH_ALL: &[u8] =
+    b"fastboot $* getvar product 2>&1 | grep -q \"^product: *fuxi *$\" || exit 1\n";
 
 /// A fastboot zip whose `images/system.img` is `img`.
 pub fn package(img: &[u8]) -> Vec<u8> {
@@ -54,8 +55,12 @@ fn small_image() -> (Vec<u8>, HashMap<String, u64>) {
     });
     t.link(t.root(), b"dir", d).unwrap();
     for (name, len) in [("dir/aa", 5), ("dir/bb", 9000), ("dir/c", 1)] {
-        t.add_file(name, FileData::Bytes(Arc::new(vec![b'r'; len])), meta(0o644))
-            .unwrap();
+        t.add_file(
+            name,
+            FileData::Bytes(Arc::new(vec![b'r'; len])),
+            meta(0o644),
+        )
+        .unwrap();
     }
     let bytes = image_of(&t);
     let fs = erofs_rs::EroFS::new(erofs_rs::backend::SliceImage::new(&bytes)).unwrap();
@@ -81,7 +86,11 @@ fn dirent(bytes: &[u8], dir_nid: u64, name: &[u8]) -> (usize, usize) {
     // Small directories are inline after the inode (layout 2) or in block i_u.
     let base = if (format >> 1) & 7 == 2 {
         let icount = le16(ino + 2);
-        let xattr = if icount == 0 { 0 } else { 12 + (icount - 1) * 4 };
+        let xattr = if icount == 0 {
+            0
+        } else {
+            12 + (icount - 1) * 4
+        };
         ino + if format & 1 == 1 { 64 } else { 32 } + xattr
     } else {
         u32::from_le_bytes(bytes[ino + 16..ino + 20].try_into().unwrap()) as usize * 4096
@@ -105,7 +114,14 @@ fn run_hostile(what: &str, img: &[u8]) {
         &["unpack", "--files", "IN", "-o", "OUT"][..],
         &["ls", "-R", "IN", "system"],
         &["apps", "IN"],
-        &["build", "--profile", crate::harness::PROFILE, "-o", "OUT/x.zip", "IN"],
+        &[
+            "build",
+            "--profile",
+            crate::harness::PROFILE,
+            "-o",
+            "OUT/x.zip",
+            "IN",
+        ],
     ] {
         case.check(args, Expect::Fail(INVALID, "system"));
     }
@@ -138,7 +154,10 @@ fn directory_entries_that_are_not_names() {
 #[test]
 fn directory_cycles() {
     let (good, nids) = small_image();
-    for (what, target) in [("entry pointing at the root", ""), ("entry pointing at its own dir", "dir")] {
+    for (what, target) in [
+        ("entry pointing at the root", ""),
+        ("entry pointing at its own dir", "dir"),
+    ] {
         let mut b = good.clone();
         let (ent, _) = dirent(&b, nids["dir"], b"bb");
         b[ent..ent + 8].copy_from_slice(&nids[target].to_le_bytes());
@@ -165,11 +184,21 @@ fn ten_thousand_deep_tree() {
     // reading it is fine, extracting it fails with exit 3 and no tree left.
     case.check(&["inspect", "IN"], Expect::Ok);
     case.check(&["verify", "IN"], Expect::Ok);
-    case.check(&["unpack", "--files", "IN", "-o", "OUT"], Expect::Fail(INVALID, "system"));
+    case.check(
+        &["unpack", "--files", "IN", "-o", "OUT"],
+        Expect::Fail(INVALID, "system"),
+    );
     case.check(&["ls", "-R", "IN", "system"], Expect::Ok);
     case.check(&["apps", "IN"], Expect::Ok);
     case.check(
-        &["build", "--profile", crate::harness::PROFILE, "-o", "OUT/x.zip", "IN"],
+        &[
+            "build",
+            "--profile",
+            crate::harness::PROFILE,
+            "-o",
+            "OUT/x.zip",
+            "IN",
+        ],
         Expect::Ok,
     );
 }

@@ -146,7 +146,11 @@ impl Case {
                 self.name, o.command, o.code, o.signal, o.stdout, o.stderr
             )
         };
-        assert!(o.signal.is_none(), "killed by a signal (memory or time limit): {}", ctx());
+        assert!(
+            o.signal.is_none(),
+            "killed by a signal (memory or time limit): {}",
+            ctx()
+        );
         assert!(o.elapsed < TIME_LIMIT, "took too long: {}", ctx());
         assert_ne!(o.code, Some(101), "panicked: {}", ctx());
         assert!(!o.stderr.contains("panicked"), "panicked: {}", ctx());
@@ -154,7 +158,11 @@ impl Case {
             Expect::Ok => assert_eq!(o.code, Some(0), "expected success: {}", ctx()),
             Expect::Warned(needle) => {
                 assert_eq!(o.code, Some(0), "expected success: {}", ctx());
-                assert!(o.stderr.contains(needle), "a warning should name {needle:?}: {}", ctx());
+                assert!(
+                    o.stderr.contains(needle),
+                    "a warning should name {needle:?}: {}",
+                    ctx()
+                );
             }
             Expect::Fail(codes, needle) => {
                 assert!(
@@ -167,7 +175,11 @@ impl Case {
                 } else {
                     o.stderr.clone()
                 };
-                assert!(said.contains(needle), "message should name {needle:?}: {}", ctx());
+                assert!(
+                    said.contains(needle),
+                    "message should name {needle:?}: {}",
+                    ctx()
+                );
                 // `unpack --files` writes the partition images first, each
                 // complete and checked; a file tree that cannot be extracted
                 // fails the run after them, leaving those images (and no tree,
@@ -177,7 +189,11 @@ impl Case {
                     .into_iter()
                     .filter(|p| !(images_first && !p.contains('/') && p.ends_with(".img")))
                     .collect();
-                assert!(left.is_empty(), "left behind in the output folder {left:?}: {}", ctx());
+                assert!(
+                    left.is_empty(),
+                    "left behind in the output folder {left:?}: {}",
+                    ctx()
+                );
             }
         }
         self.assert_contained(&ctx());
@@ -191,7 +207,10 @@ impl Case {
             .into_iter()
             .filter(|p| !p.starts_with("work/out/"))
             .collect();
-        assert_eq!(now, self.before, "files appeared outside the output folder: {ctx}");
+        assert_eq!(
+            now, self.before,
+            "files appeared outside the output folder: {ctx}"
+        );
         for p in [
             self.work.join("x"),
             self.root.join("x"),
@@ -227,4 +246,3 @@ pub fn package_commands() -> Vec<Vec<&'static str>> {
 
 /// The debloat profile builds use.
 pub const PROFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/minimal.yaml");
-

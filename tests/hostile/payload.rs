@@ -13,7 +13,11 @@ use crate::zipraw;
 /// (manifest, data blob) of the sample's payload.bin.
 fn sample_payload() -> (DeltaArchiveManifest, Vec<u8>) {
     let entries = zipraw::sample_entries();
-    let p = &entries.iter().find(|e| e.name == b"payload.bin").unwrap().data;
+    let p = &entries
+        .iter()
+        .find(|e| e.name == b"payload.bin")
+        .unwrap()
+        .data;
     let msize = u64::from_be_bytes(p[12..20].try_into().unwrap()) as usize;
     let ssize = u32::from_be_bytes(p[20..24].try_into().unwrap()) as usize;
     let m = DeltaArchiveManifest::decode(&p[24..24 + msize]).unwrap();
@@ -102,6 +106,10 @@ fn partition_claiming_a_petabyte() {
             *e = zipraw::stored("payload.bin", &payload);
         }
     }
-    let case = Case::new("payload system size 1 PiB", "ota.zip", &zipraw::build(&entries));
+    let case = Case::new(
+        "payload system size 1 PiB",
+        "ota.zip",
+        &zipraw::build(&entries),
+    );
     case.check_package(Expect::Fail(INVALID, "system"));
 }

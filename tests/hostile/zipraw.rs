@@ -101,7 +101,11 @@ pub fn build(entries: &[Entry]) -> Vec<u8> {
         out.extend_from_slice(&field(csize, local64).to_le_bytes());
         out.extend_from_slice(&field(lsize, local64).to_le_bytes());
         out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-        let lx = if local64 { zip64_extra(lsize, csize) } else { Vec::new() };
+        let lx = if local64 {
+            zip64_extra(lsize, csize)
+        } else {
+            Vec::new()
+        };
         out.extend_from_slice(&(lx.len() as u16).to_le_bytes());
         out.extend_from_slice(&e.name);
         out.extend_from_slice(&lx);
@@ -118,7 +122,11 @@ pub fn build(entries: &[Entry]) -> Vec<u8> {
         central.extend_from_slice(&field(csize, central64).to_le_bytes());
         central.extend_from_slice(&field(e.size, central64).to_le_bytes());
         central.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-        let cx = if central64 { zip64_extra(e.size, csize) } else { Vec::new() };
+        let cx = if central64 {
+            zip64_extra(e.size, csize)
+        } else {
+            Vec::new()
+        };
         central.extend_from_slice(&(cx.len() as u16).to_le_bytes());
         central.extend_from_slice(&0u16.to_le_bytes()); // comment
         central.extend_from_slice(&0u16.to_le_bytes()); // disk
