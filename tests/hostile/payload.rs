@@ -48,7 +48,8 @@ fn ota_with(edit: impl FnOnce(&mut InstallOperation, u64)) -> Vec<u8> {
 
 #[test]
 fn operations_outside_their_partition_or_blob() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut InstallOperation, u64)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut InstallOperation, u64)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "dst_extents past new_partition_info.size",
             Box::new(|op: &mut InstallOperation, _| {
