@@ -11,8 +11,8 @@ use zip::CompressionMethod;
 use crate::error::{Error, Result};
 use crate::format::source::FileSlice;
 
-/// Entries besides payload.bin larger than this are not inflated for the CRC
-/// check (real ones are a few KiB).
+/// Compressed entries larger than this are not inflated for the CRC check
+/// (real ones are a few KiB; images are stored).
 const MAX_CHECKED_ENTRY: u64 = 1 << 30;
 
 /// Small text entries larger than this are refused (real ones are < 4 KiB).
@@ -210,8 +210,12 @@ impl OtaZip {
             }
             let name = String::from_utf8_lossy(e.name_raw()).into_owned();
             let declared = e.size();
-            // Deflate cannot exceed about 1032:1; a larger claim is a bomb or a lie.
-            if declared > MAX_CHECKED_ENTRY || declared / 1100 > e.compressed_size() + 1 {
+            // Deflate cannot exceed about 1032:1; a larger claim is a bomb or a
+            // lie. Stored entries (images of any size) read only what is there.
+            let compressed = e.compression() != CompressionMethod::Stored;
+            if compressed
+                && (declared > MAX_CHECKED_ENTRY || declared / 1100 > e.compressed_size() + 1)
+            {
                 failures.push((
                     name,
                     format!(
