@@ -366,6 +366,15 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
                 .flat_map(|p| apps::locate(&p.name, &p.files, false))
                 .collect();
             let app_list = apps::identify(locations, opts.jobs);
+            // An app that cannot be identified is kept: no rule can match it.
+            for a in app_list.iter().filter(|a| a.error.is_some()) {
+                tracing::warn!(
+                    "{}: {}: {}; kept as it is",
+                    input.display(),
+                    a.apk,
+                    a.error.as_deref().unwrap_or_default()
+                );
+            }
             let plan = debloat::plan(
                 &profile,
                 &app_list,

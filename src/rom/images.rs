@@ -68,6 +68,8 @@ pub struct StoredFile {
     pub path: String,
     /// Stored (uncompressed) size.
     pub size: u64,
+    /// CRC-32 the zip's central directory records (zip entries only).
+    pub crc32: Option<u32>,
     /// Where it is.
     pub stored: Stored,
 }
@@ -144,7 +146,7 @@ pub enum Source {
 type Found = (String, Option<u32>, StoredFile, bool, u64, Vec<u8>);
 
 /// Checks an archive path: relative, no `..`, no empty components.
-fn safe_path(p: &str) -> bool {
+pub(crate) fn safe_path(p: &str) -> bool {
     !p.starts_with('/') && !p.contains('\\') && p.split('/').all(|c| c != ".." && !c.contains('\0'))
 }
 
@@ -202,7 +204,7 @@ impl ImagePackage {
         };
         let mut found: Vec<Found> = Vec::new();
         for i in 0..archive.len() {
-            let (name, size, stored, dir) = {
+            let (name, size, stored, dir, crc32) = {
                 let e = archive
                     .by_index_raw(i)
                     .map_err(|e| Error::invalid(path, format!("zip entry #{i}: {e}")))?;
@@ -219,7 +221,7 @@ impl ImagePackage {
                 } else {
                     Stored::Zip(i)
                 };
-                (name, e.size(), stored, e.is_dir())
+                (name, e.size(), stored, e.is_dir(), e.crc32())
             };
             if !safe_path(&name) {
                 return Err(Error::invalid(
@@ -262,6 +264,7 @@ impl ImagePackage {
             let f = StoredFile {
                 path: name.clone(),
                 size,
+                crc32: Some(crc32),
                 stored,
             };
             found.push((img, part, f, sp, if sp { isize } else { size }, head));
@@ -289,8 +292,17 @@ impl ImagePackage {
         let entries = tar
             .entries()
             .map_err(|e| terr("not a readable tar.gz".into(), e))?;
+        // An archive ending inside an entry's declared data shows when the
+        // next entry is looked for: the error names the entry before.
+        let mut previous: Option<(String, u64)> = None;
         for (i, entry) in entries.enumerate() {
-            let mut e = entry.map_err(|e| terr(format!("tar entry #{i}"), e))?;
+            let mut e = entry.map_err(|e| match &previous {
+                Some((name, size)) => terr(
+                    format!("tar entry #{i}, after {name} (which declares {size} bytes)"),
+                    e,
+                ),
+                None => terr(format!("tar entry #{i}"), e),
+            })?;
             let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
             let name = name.trim_start_matches("./").to_string();
             if !safe_path(&name) {
@@ -313,6 +325,7 @@ impl ImagePackage {
                 ));
             }
             pkg.entries.push(name.clone());
+            previous = Some((name.clone(), e.size()));
             if !kind.is_file() {
                 continue;
             }
@@ -343,6 +356,7 @@ impl ImagePackage {
             let f = StoredFile {
                 path: name.clone(),
                 size,
+                crc32: None,
                 stored: Stored::Tar(name.clone()),
             };
             found.push((img, part, f, sp, if sp { isize } else { size }, head));
@@ -388,6 +402,7 @@ impl ImagePackage {
             let f = StoredFile {
                 path: p.display().to_string(),
                 size,
+                crc32: None,
                 stored: Stored::InPlace(src),
             };
             let part = (paths.len() > 1).then_some(i as u32);
@@ -690,6 +705,14 @@ impl ImagePackage {
                 "the archive changed while being read: entries are missing",
             ));
         }
+        // The gzip trailer's CRC-32 is the only hash over the images: read
+        // to it, or damage that still inflates would go unnoticed.
+        io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(|e| {
+            Error::invalid(
+                path,
+                format!("gzip stream (its CRC-32 covers the images): {e}"),
+            )
+        })?;
         Ok(())
     }
 
@@ -723,6 +746,7 @@ impl ImagePackage {
             .unwrap_or(Path::new("."));
         let spool = crate::output::temp_dir_in(spool_parent, ".romkit-spool-")?;
         let maps = self.resolve(&needed, spool.path())?;
+        self.check_in_place_crcs(&needed)?;
         for (i, m) in &maps {
             if m.sparse.iter().any(|s| s.has_checksums()) {
                 for (k, s) in m.sparse.iter().enumerate() {
@@ -796,6 +820,41 @@ impl ImagePackage {
             f.commit()?;
         }
         Ok(sizes)
+    }
+
+    /// Zip entries read in place bypass the zip reader and with it their
+    /// CRC-32, the only hash a fastboot zip carries for raw images and for
+    /// the data of super's partitions: checked here before anything is
+    /// written.
+    fn check_in_place_crcs(&self, needed: &[usize]) -> Result<()> {
+        let mut buf = vec![0u8; 1 << 20];
+        for &i in needed {
+            for f in &self.images[i].files {
+                let (Stored::InPlace(s), Some(expected)) = (&f.stored, f.crc32) else {
+                    continue;
+                };
+                let mut h = crc32fast::Hasher::new();
+                let mut at = 0;
+                while at < s.len() {
+                    let n = (s.len() - at).min(buf.len() as u64) as usize;
+                    s.read_exact_at(&mut buf[..n], at)
+                        .map_err(|e| Error::io(&self.path, e))?;
+                    h.update(&buf[..n]);
+                    at += n as u64;
+                }
+                let found = h.finalize();
+                if found != expected {
+                    return Err(Error::CheckFailed {
+                        file: self.path.clone(),
+                        msg: format!(
+                            "zip entry {}: CRC-32 is {found:08x}, the central directory records {expected:08x}",
+                            f.path
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn unknown(&self, name: &str) -> Error {

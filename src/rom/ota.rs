@@ -11,8 +11,8 @@ use zip::CompressionMethod;
 use crate::error::{Error, Result};
 use crate::format::source::FileSlice;
 
-/// Entries besides payload.bin larger than this are not inflated for the CRC
-/// check (real ones are a few KiB).
+/// Compressed entries larger than this are not inflated for the CRC check
+/// (real ones are a few KiB; images are stored).
 const MAX_CHECKED_ENTRY: u64 = 1 << 30;
 
 /// Small text entries larger than this are refused (real ones are < 4 KiB).
@@ -195,7 +195,7 @@ impl OtaZip {
     pub fn check_entry_crcs(path: &Path) -> Result<Vec<(String, String)>> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut archive = zip::ZipArchive::new(file).map_err(|e| zip_err(path, e))?;
-        let mut failures = Vec::new();
+        let mut failures = local_header_mismatches(path, &mut archive)?;
         let mut buf = vec![0u8; 1 << 16];
         for i in 0..archive.len() {
             let mut e = match archive.by_index(i) {
@@ -210,8 +210,12 @@ impl OtaZip {
             }
             let name = String::from_utf8_lossy(e.name_raw()).into_owned();
             let declared = e.size();
-            // Deflate cannot exceed about 1032:1; a larger claim is a bomb or a lie.
-            if declared > MAX_CHECKED_ENTRY || declared / 1100 > e.compressed_size() + 1 {
+            // Deflate cannot exceed about 1032:1; a larger claim is a bomb or a
+            // lie. Stored entries (images of any size) read only what is there.
+            let compressed = e.compression() != CompressionMethod::Stored;
+            if compressed
+                && (declared > MAX_CHECKED_ENTRY || declared / 1100 > e.compressed_size() + 1)
+            {
                 failures.push((
                     name,
                     format!(
@@ -244,6 +248,79 @@ impl OtaZip {
         }
         Ok(failures)
     }
+}
+
+/// Entries whose local header disagrees with the central directory about
+/// the name, the method, the CRC-32 or the sizes: readers that walk local
+/// headers (recovery's, streaming unzip) would see another package than the
+/// one checked. Sizes and CRC are compared unless the local header defers
+/// them (a data descriptor follows the data, or zip64 holds them).
+fn local_header_mismatches(
+    path: &Path,
+    archive: &mut zip::ZipArchive<File>,
+) -> Result<Vec<(String, String)>> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let Ok(e) = archive.by_index_raw(i) else {
+            continue;
+        };
+        let name = e.name_raw().to_vec();
+        let label = String::from_utf8_lossy(&name).into_owned();
+        let at = e.header_start();
+        let mut h = vec![0u8; 30 + name.len()];
+        if file.read_exact_at(&mut h, at).is_err() {
+            out.push((
+                label,
+                format!("local header at offset {at} is past the end of the file"),
+            ));
+            continue;
+        }
+        let le16 = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);
+        let le32 = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+        let mut bad = Vec::new();
+        if &h[..4] != b"PK\x03\x04" {
+            bad.push("signature".to_string());
+        }
+        if usize::from(le16(26)) != name.len() || h[30..] != name[..] {
+            bad.push(format!(
+                "name ({:?})",
+                String::from_utf8_lossy(&h[30..30 + name.len().min(usize::from(le16(26)))])
+            ));
+        }
+        let method: u16 = match e.compression() {
+            CompressionMethod::Stored => 0,
+            CompressionMethod::Deflated => 8,
+            _ => le16(8),
+        };
+        if le16(8) != method {
+            bad.push(format!("method ({})", le16(8)));
+        }
+        let deferred = le16(6) & 8 != 0;
+        if !deferred && le32(14) != e.crc32() {
+            bad.push(format!("CRC-32 ({:08x})", le32(14)));
+        }
+        let (csize, size) = (le32(18), le32(22));
+        if !deferred && csize != u32::MAX && size != u32::MAX {
+            if u64::from(csize) != e.compressed_size() {
+                bad.push(format!("compressed size ({csize})"));
+            }
+            if u64::from(size) != e.size() {
+                bad.push(format!("size ({size})"));
+            }
+        }
+        if !bad.is_empty() {
+            out.push((
+                label,
+                format!(
+                    "local header at offset {at} disagrees with the central directory: {}",
+                    bad.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Writes an OTA zip at `dest` (atomically): `META-INF/com/android/metadata`,
