@@ -1,28 +1,26 @@
 #!/usr/bin/env bash
-# Peak memory (max RSS) of the main commands on a small and a large generated
-# package, to show it does not grow with the package. Usage:
-#   bash bench/memory.sh [SMALL] [LARGE] [JOBS]   (defaults 256M 2G 2)
+# Peak memory of the main commands on a small and a large generated package:
+# anonymous memory (what romkit allocates) and total resident memory (plus
+# the pages of mmap-ed filesystem images, which the kernel can drop).
+# Usage: bash bench/memory.sh [SMALL] [LARGE] [JOBS]   (defaults 256M 1G 2)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SMALL=${1:-256M}
-LARGE=${2:-2G}
+LARGE=${2:-1G}
 JOBS=${3:-2}
 cargo build --release -q
 R=$PWD/target/release/romkit
 W=$(mktemp -d "${TMPDIR:-/tmp}/romkit-bench-memory.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 export SOURCE_DATE_EPOCH=1705300800
-# Peak RSS in MiB of one command (GNU time's %M is in KiB).
-peak() {
-  local f="$W/time.txt"
-  /usr/bin/time -f "%M" -o "$f" "$@" >/dev/null 2>"$W/err.txt" || { cat "$W/err.txt" >&2; return 1; }
-  echo "$(( $(tail -1 "$f") / 1024 ))"
-}
-printf "%-34s %10s %10s\n" "command (-j $JOBS)" "$SMALL" "$LARGE"
+# "ANON/TOTAL" peak MiB of one command.
+peak() { python3 bench/peak_mem.py "$@" | tr ' ' /; }
+printf "%-34s %14s %14s\n" "MiB anon/total (-j $JOBS)" "$SMALL" "$LARGE"
 declare -A res
 for size in "$SMALL" "$LARGE"; do
-  pkg=$("$R" fixture --size "$size" -o "$W/src-$size" -q)
+  pkg=$("$R" fixture --size "$size" --xz-level 0 -o "$W/src-$size" -q)
   res[gen-$size]=$(du -m "$pkg" | cut -f1)
+  res[big-$size]=$("$R" apps --json "$pkg" | python3 -c "import json,sys; print(max(a['apk_size'] for a in json.load(sys.stdin)['apps']) >> 20)")
   res[verify-$size]=$(peak "$R" -j "$JOBS" verify "$pkg")
   res[unpack-$size]=$(peak "$R" -j "$JOBS" unpack -o "$W/u-$size" "$pkg")
   res[files-$size]=$(peak "$R" -j "$JOBS" unpack --files --partitions system -o "$W/f-$size" "$pkg")
@@ -31,8 +29,9 @@ for size in "$SMALL" "$LARGE"; do
   res[ota-$size]=$(peak "$R" -j "$JOBS" build "$pkg" --profile xiaomi-eu --format ota -o "$W/ota-$size.zip")
   rm -rf "$W/u-$size" "$W/f-$size" "$W"/fb-"$size"* "$W"/ota-"$size"* "$W/src-$size"
 done
-row() { printf "%-34s %8s M %8s M\n" "$1" "${res[$2-$SMALL]}" "${res[$2-$LARGE]}"; }
-row "package size" gen
+row() { printf "%-34s %14s %14s\n" "$1" "${res[$2-$SMALL]}" "${res[$2-$LARGE]}"; }
+row "package size (MiB)" gen
+row "largest APK (MiB)" big
 row "verify" verify
 row "unpack (every image)" unpack
 row "unpack --files (system)" files
