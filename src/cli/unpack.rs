@@ -217,8 +217,30 @@ fn report(
     status: impl Fn(&Written) -> &'static str,
 ) -> Result<u8> {
     if args.files {
-        for w in written.iter_mut() {
-            w.files = extract_files(&args.output, &w.partition, &w.path, args.force, ctx.jobs)?;
+        for i in 0..written.len() {
+            let w = &written[i];
+            match extract_files(&args.output, &w.partition, &w.path, args.force, ctx.jobs) {
+                Ok(stats) => written[i].files = stats,
+                Err(e) => {
+                    // A tree that cannot be extracted fails the whole run:
+                    // the images and trees written by this run go too.
+                    for w in &written {
+                        let _ = std::fs::remove_file(&w.path);
+                        if w.files.is_some() {
+                            let _ = std::fs::remove_dir_all(args.output.join(&w.partition));
+                            for kind in ["fs_config", "file_contexts"] {
+                                let _ = std::fs::remove_file(
+                                    args.output
+                                        .join("config")
+                                        .join(format!("{}_{kind}", w.partition)),
+                                );
+                            }
+                        }
+                    }
+                    let _ = std::fs::remove_dir(args.output.join("config"));
+                    return Err(e);
+                }
+            }
         }
     }
     if ctx.json {

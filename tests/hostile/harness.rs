@@ -180,15 +180,9 @@ impl Case {
                     "message should name {needle:?}: {}",
                     ctx()
                 );
-                // `unpack --files` writes the partition images first, each
-                // complete and checked; a file tree that cannot be extracted
-                // fails the run after them, leaving those images (and no tree,
-                // sidecar or temporary file).
-                let images_first = args.first() == Some(&"unpack") && args.contains(&"--files");
-                let left: Vec<String> = crate::common::listing(&self.out)
-                    .into_iter()
-                    .filter(|p| !(images_first && !p.contains('/') && p.ends_with(".img")))
-                    .collect();
+                // `unpack --files` writes the partition images first; a file
+                // tree that cannot be extracted removes them again.
+                let left: Vec<String> = crate::common::listing(&self.out);
                 assert!(
                     left.is_empty(),
                     "left behind in the output folder {left:?}: {}",
