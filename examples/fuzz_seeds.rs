@@ -60,9 +60,12 @@ fn zstd(b: &[u8]) -> Vec<u8> {
     ruzstd::encoding::compress_to_vec(b, ruzstd::encoding::CompressionLevel::Fastest)
 }
 
-/// A full payload: one partition of `blocks` 4 KiB blocks made by the given
-/// operations (type, first block, blocks, data), hashes filled in.
-fn payload(parts: &[(&str, u64, Vec<(OpType, u64, u64, Vec<u8>)>)]) -> Vec<u8> {
+/// One operation of a seed payload: type, first block, blocks, data.
+type SeedOp = (OpType, u64, u64, Vec<u8>);
+
+/// A full payload of the given partitions (name, size in 4 KiB blocks,
+/// operations), every hash filled in.
+fn payload(parts: &[(&str, u64, Vec<SeedOp>)]) -> Vec<u8> {
     let mut data = Vec::new();
     let mut updates = Vec::new();
     for (name, blocks, ops) in parts {
@@ -232,13 +235,25 @@ fn small_tree() -> Tree {
     t.link(root, b"etc", etc).expect("link etc");
     let _ = t.add_file(
         "etc/build.prop",
-        FileData::Bytes(b"ro.build.version.incremental=OS2.0.205.0.VNCCNXM\n".to_vec().into()),
+        FileData::Bytes(
+            b"ro.build.version.incremental=OS2.0.205.0.VNCCNXM\n"
+                .to_vec()
+                .into(),
+        ),
         meta(0o644, "system_file"),
     );
-    let _ = t.add_file("etc/empty", FileData::Bytes(Vec::new().into()), meta(0o644, "system_file"));
+    let _ = t.add_file(
+        "etc/empty",
+        FileData::Bytes(Vec::new().into()),
+        meta(0o644, "system_file"),
+    );
     let big: Vec<u8> = b"romkit ".iter().copied().cycle().take(20_000).collect();
     let id = t
-        .add_file("etc/text", FileData::Bytes(big.into()), meta(0o644, "system_file"))
+        .add_file(
+            "etc/text",
+            FileData::Bytes(big.into()),
+            meta(0o644, "system_file"),
+        )
         .expect("add text");
     t.link(root, b"hardlink", id).expect("hard link");
     let mut caps = meta(0o755, "system_file");
@@ -320,7 +335,11 @@ fn main() -> Res<()> {
                 (OpType::Zero, 5, 1, Vec::new()),
             ],
         ),
-        ("vendor", 1, vec![(OpType::Replace, 0, 1, text[..4096].to_vec())]),
+        (
+            "vendor",
+            1,
+            vec![(OpType::Replace, 0, 1, text[..4096].to_vec())],
+        ),
     ]);
     put(&dir, "payload_manifest", "full", &pay)?;
     let small = payload(&[("boot", 1, vec![(OpType::ReplaceXz, 0, 1, xz(&rnd)?)])]);
@@ -356,12 +375,32 @@ fn main() -> Res<()> {
     put(&dir, "lp_metadata", "ab", &sup)?;
     put(&dir, "lp_metadata", "vab", &super_image(tmp, 3, true)?)?;
     put(&dir, "package_detect", "super", &sup)?;
-    put(&dir, "package_detect", "super_sparse", &sparse_of(&sup, tmp)?)?;
+    put(
+        &dir,
+        "package_detect",
+        "super_sparse",
+        &sparse_of(&sup, tmp)?,
+    )?;
 
     // Transfer lists, versions 1 to 4.
-    put(&dir, "transfer_list", "v1", b"1\n8\nerase 2,0,8\nnew 2,0,4\nzero 2,4,8\n")?;
-    put(&dir, "transfer_list", "v2", b"2\n8\n0\n0\nnew 4,0,2,4,6\nzero 4,2,4,6,8\n")?;
-    put(&dir, "transfer_list", "v3", b"3\n8\n0\n0\nerase 2,0,8\nnew 2,0,8\n")?;
+    put(
+        &dir,
+        "transfer_list",
+        "v1",
+        b"1\n8\nerase 2,0,8\nnew 2,0,4\nzero 2,4,8\n",
+    )?;
+    put(
+        &dir,
+        "transfer_list",
+        "v2",
+        b"2\n8\n0\n0\nnew 4,0,2,4,6\nzero 4,2,4,6,8\n",
+    )?;
+    put(
+        &dir,
+        "transfer_list",
+        "v3",
+        b"3\n8\n0\n0\nerase 2,0,8\nnew 2,0,8\n",
+    )?;
     put(
         &dir,
         "transfer_list",
@@ -436,7 +475,10 @@ fn main() -> Res<()> {
     let fastboot = [
         ("images/super.img", &simg[..]),
         ("images/boot.img", &boot_img[..]),
-        ("flash_all.sh", &b"fastboot flash boot images/boot.img\n"[..]),
+        (
+            "flash_all.sh",
+            &b"fastboot flash boot images/boot.img\n"[..],
+        ),
     ];
     put(
         &dir,
@@ -449,7 +491,12 @@ fn main() -> Res<()> {
         ("fuxi_images/images/boot.img", &boot_img[..]),
         ("fuxi_images/misc.txt", &b"device=fuxi\n"[..]),
     ];
-    put(&dir, "package_detect", "fastboot.tgz", &tgz_of(&fastboot_tgz)?)?;
+    put(
+        &dir,
+        "package_detect",
+        "fastboot.tgz",
+        &tgz_of(&fastboot_tgz)?,
+    )?;
     let block = zip_of(
         &[
             ("META-INF/com/android/metadata", &b"ota-type=BLOCK\n"[..]),

@@ -69,6 +69,24 @@ fn payload_manifest() {
             for part in &p.partitions {
                 let _ = p.partition_head(part, 4096);
             }
+            // `verify`: decode and hash everything, record failures. Up to
+            // 4 GiB of declared partitions (hashing zeros is fast).
+            let total: u64 = p.partitions.iter().map(|x| x.size).sum();
+            if total <= 4 << 30 {
+                use romkit::format::payload::extract::{self, Job, NoProgress};
+                let outcome = extract::run(
+                    &Job {
+                        payload: &p,
+                        partitions: (0..p.partitions.len()).collect(),
+                        outputs: None,
+                        verify: true,
+                        fail_fast: false,
+                        jobs: 2,
+                    },
+                    &NoProgress,
+                );
+                assert_eq!(outcome.partitions.len(), p.partitions.len());
+            }
         }
     });
 }

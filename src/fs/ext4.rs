@@ -572,9 +572,7 @@ fn xattr_entries(
         }
         let name_end = at + 16 + name_len;
         let vs = values_base + value_off;
-        if name_end > region.len()
-            || vs.checked_add(value_size).is_none_or(|e| e > region.len())
-        {
+        if name_end > region.len() || vs.checked_add(value_size).is_none_or(|e| e > region.len()) {
             return Err(bad(format!(
                 "inode {n}: xattr name or value runs past its region"
             )));
