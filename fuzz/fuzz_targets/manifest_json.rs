@@ -21,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let json = m.to_json();
     let again = Manifest::from_json(&json).expect("written manifest reads back");
-    assert!(diff(&m, &again).identical, "round trip changed the manifest");
+    assert!(
+        diff(&m, &again).identical,
+        "round trip changed the manifest"
+    );
     let _ = m.to_yaml();
 });

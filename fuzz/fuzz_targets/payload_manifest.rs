@@ -11,7 +11,10 @@ use romkit::format::payload::{Header, Payload, header::HEADER_SIZE};
 use romkit_fuzz::MemFile;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = Header::parse(&data[..data.len().min(HEADER_SIZE as usize)], data.len() as u64);
+    let _ = Header::parse(
+        &data[..data.len().min(HEADER_SIZE as usize)],
+        data.len() as u64,
+    );
     let mem = MemFile::new(data);
     let Ok(payload) = Payload::open(mem.slice()) else {
         return;
