@@ -35,12 +35,13 @@ max_len() {
   esac
 }
 
-# Extra libFuzzer flags per target. The extractor builds a rayon pool per
+# Extra libFuzzer flags per target. The extractor (run by payload_ops and,
+# on small payloads, payload_manifest) builds a rayon pool per
 # call whose threads finish after it returns: LeakSanitizer would report the
 # exiting threads' bookkeeping as leaks.
 extra_flags() {
   case "$1" in
-    payload_ops) echo -detect_leaks=0 ;;
+    payload_ops | payload_manifest) echo -detect_leaks=0 ;;
   esac
 }
 
