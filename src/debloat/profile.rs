@@ -228,6 +228,15 @@ pub enum ProfileSource {
     File(PathBuf),
     /// A shipped profile.
     Builtin(&'static str),
+    /// Text held in memory, under a label for messages. Like a shipped
+    /// profile, it may extend shipped profiles only: it has no folder to
+    /// look for siblings in.
+    Text {
+        /// Shown as the file in messages.
+        label: String,
+        /// The YAML.
+        text: String,
+    },
 }
 
 impl ProfileSource {
@@ -235,11 +244,24 @@ impl ProfileSource {
         match self {
             ProfileSource::File(p) => p.display().to_string(),
             ProfileSource::Builtin(n) => format!("builtin:{n}"),
+            ProfileSource::Text { label, .. } => label.clone(),
         }
     }
 
     fn text(&self) -> Result<String, ProfileError> {
         match self {
+            ProfileSource::Text { text, .. } => {
+                if text.len() as u64 > MAX_PROFILE_BYTES {
+                    return Err(ProfileError {
+                        location: self.label(),
+                        message: format!(
+                            "{} bytes; a profile may be at most {MAX_PROFILE_BYTES}",
+                            text.len()
+                        ),
+                    });
+                }
+                Ok(text.clone())
+            }
             ProfileSource::Builtin(n) => SHIPPED
                 .iter()
                 .find(|(name, _)| name == n)
@@ -535,6 +557,16 @@ pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
     load_source(&src)
 }
 
+/// Parses and resolves profile text held in memory, never touching the
+/// filesystem: `extends` may name shipped profiles only. `label` stands for
+/// the file in messages.
+pub fn parse_str(text: &str, label: &str) -> Result<Profile, ProfileError> {
+    load_source(&ProfileSource::Text {
+        label: label.to_string(),
+        text: text.to_string(),
+    })
+}
+
 /// Loads and resolves the profile at `src`.
 pub fn load_source(src: &ProfileSource) -> Result<Profile, ProfileError> {
     let mut chain: Vec<String> = Vec::new();
@@ -554,6 +586,7 @@ fn identity(src: &ProfileSource) -> String {
             .display()
             .to_string(),
         ProfileSource::Builtin(n) => format!("builtin:{n}"),
+        ProfileSource::Text { label, .. } => format!("text:{label}"),
     }
 }
 
@@ -582,7 +615,7 @@ fn resolve(
             })
             .into_iter()
             .collect(),
-        ProfileSource::Builtin(_) => Vec::new(),
+        ProfileSource::Builtin(_) | ProfileSource::Text { .. } => Vec::new(),
     };
     let mut merged = Profile {
         name: parsed.name.clone(),
@@ -598,8 +631,8 @@ fn resolve(
     let mut inherited_level = None;
     for (parent, at) in &parsed.extends {
         let psrc = match src {
-            // A shipped profile extends shipped profiles only.
-            ProfileSource::Builtin(_) => SHIPPED
+            // A shipped or in-memory profile extends shipped profiles only.
+            ProfileSource::Builtin(_) | ProfileSource::Text { .. } => SHIPPED
                 .iter()
                 .find(|(n, _)| n == parent)
                 .map(|(n, _)| ProfileSource::Builtin(n)),

@@ -352,86 +352,14 @@ impl Ext4Image {
         Ok(())
     }
 
-    fn xattr_entries(
-        region: &[u8],
-        entries_at: usize,
-        values_base: usize,
-        n: u32,
-        out: &mut BTreeMap<Vec<u8>, Vec<u8>>,
-    ) -> Result<(), Ext4Error> {
-        let mut at = entries_at;
-        while at + 4 <= region.len() && le32(region, at) != 0 {
-            if at + 16 > region.len() {
-                return Err(bad(format!("inode {n}: xattr entry past its region")));
-            }
-            let name_len = usize::from(region[at]);
-            let index = region[at + 1];
-            let value_off = usize::from(le16(region, at + 2));
-            let value_inum = le32(region, at + 4);
-            let value_size = le32(region, at + 8) as usize;
-            if value_inum != 0 {
-                return Err(bad(format!(
-                    "inode {n}: xattr value in an EA inode is not supported"
-                )));
-            }
-            let name_end = at + 16 + name_len;
-            let vs = values_base + value_off;
-            if name_end > region.len()
-                || vs.checked_add(value_size).is_none_or(|e| e > region.len())
-            {
-                return Err(bad(format!(
-                    "inode {n}: xattr name or value runs past its region"
-                )));
-            }
-            let suffix = &region[at + 16..name_end];
-            let prefix: Option<&[u8]> = match index {
-                1 => Some(b"user."),
-                2 => Some(b"system.posix_acl_access"),
-                3 => Some(b"system.posix_acl_default"),
-                4 => Some(b"trusted."),
-                6 => Some(b"security."),
-                7 => Some(b"system."),
-                _ => None,
-            };
-            let Some(prefix) = prefix else {
-                return Err(bad(format!(
-                    "inode {n}: xattr name index {index} is unknown"
-                )));
-            };
-            out.insert(
-                [prefix, suffix].concat(),
-                region[vs..vs + value_size].to_vec(),
-            );
-            at += (16 + name_len).div_ceil(4) * 4;
-        }
-        Ok(())
-    }
-
     fn xattrs(&self, n: u32, raw: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Ext4Error> {
-        let mut out = BTreeMap::new();
-        if self.inode_size > 128 {
-            let extra = usize::from(le16(raw, 0x80));
-            if 128 + extra > raw.len() || extra % 4 != 0 {
-                return Err(bad(format!(
-                    "inode {n}: i_extra_isize {extra} does not fit a {}-byte inode",
-                    raw.len()
-                )));
-            }
-            let start = 128 + extra;
-            if start + 4 <= raw.len() && le32(raw, start) == XATTR_MAGIC {
-                let region = &raw[start + 4..];
-                Self::xattr_entries(region, 0, 0, n, &mut out)?;
-            }
-        }
+        let mut out = inode_xattrs(raw, n)?;
         let acl = u64::from(le32(raw, 0x68)) | (u64::from(le16(raw, 0x76)) << 32);
         if acl != 0 {
             let at = self.block_at(acl, &format!("inode {n} xattr block"))?;
             let mut blk = vec![0u8; self.block as usize];
             self.read_at(&mut blk, at)?;
-            if le32(&blk, 0) != XATTR_MAGIC {
-                return Err(bad(format!("inode {n}: xattr block {acl} has no magic")));
-            }
-            Self::xattr_entries(&blk, 32, 0, n, &mut out)?;
+            out.append(&mut block_xattrs(&blk, n)?);
         }
         Ok(out)
     }
@@ -570,6 +498,107 @@ impl Ext4Image {
         }
         Ok(tree)
     }
+}
+
+/// Parses the extended attributes kept in the body of an ext4 inode: `raw` is
+/// the whole on-disk inode (its size is the filesystem's inode size), `n` its
+/// number for messages. Inodes of 128 bytes have no room for any.
+///
+/// Public so that the parser can be exercised on its own (fuzzing, tests);
+/// [`Ext4Image::tree`] uses it for every inode.
+pub fn inode_xattrs(raw: &[u8], n: u32) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Ext4Error> {
+    let mut out = BTreeMap::new();
+    if raw.len() < 128 {
+        return Err(bad(format!(
+            "inode {n}: {} bytes is shorter than an inode",
+            raw.len()
+        )));
+    }
+    if raw.len() > 128 {
+        if raw.len() < 0x82 {
+            return Err(bad(format!(
+                "inode {n}: {} bytes is too short for i_extra_isize",
+                raw.len()
+            )));
+        }
+        let extra = usize::from(le16(raw, 0x80));
+        if 128 + extra > raw.len() || extra % 4 != 0 {
+            return Err(bad(format!(
+                "inode {n}: i_extra_isize {extra} does not fit a {}-byte inode",
+                raw.len()
+            )));
+        }
+        let start = 128 + extra;
+        if start + 4 <= raw.len() && le32(raw, start) == XATTR_MAGIC {
+            let region = &raw[start + 4..];
+            xattr_entries(region, 0, 0, n, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Parses an ext4 extended-attribute block (`blk`, one filesystem block, the
+/// target of an inode's `i_file_acl`) of inode `n`.
+pub fn block_xattrs(blk: &[u8], n: u32) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Ext4Error> {
+    if blk.len() < 32 || le32(blk, 0) != XATTR_MAGIC {
+        return Err(bad(format!("inode {n}: xattr block has no magic")));
+    }
+    let mut out = BTreeMap::new();
+    xattr_entries(blk, 32, 0, n, &mut out)?;
+    Ok(out)
+}
+
+fn xattr_entries(
+    region: &[u8],
+    entries_at: usize,
+    values_base: usize,
+    n: u32,
+    out: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Result<(), Ext4Error> {
+    let mut at = entries_at;
+    while at + 4 <= region.len() && le32(region, at) != 0 {
+        if at + 16 > region.len() {
+            return Err(bad(format!("inode {n}: xattr entry past its region")));
+        }
+        let name_len = usize::from(region[at]);
+        let index = region[at + 1];
+        let value_off = usize::from(le16(region, at + 2));
+        let value_inum = le32(region, at + 4);
+        let value_size = le32(region, at + 8) as usize;
+        if value_inum != 0 {
+            return Err(bad(format!(
+                "inode {n}: xattr value in an EA inode is not supported"
+            )));
+        }
+        let name_end = at + 16 + name_len;
+        let vs = values_base + value_off;
+        if name_end > region.len() || vs.checked_add(value_size).is_none_or(|e| e > region.len()) {
+            return Err(bad(format!(
+                "inode {n}: xattr name or value runs past its region"
+            )));
+        }
+        let suffix = &region[at + 16..name_end];
+        let prefix: Option<&[u8]> = match index {
+            1 => Some(b"user."),
+            2 => Some(b"system.posix_acl_access"),
+            3 => Some(b"system.posix_acl_default"),
+            4 => Some(b"trusted."),
+            6 => Some(b"security."),
+            7 => Some(b"system."),
+            _ => None,
+        };
+        let Some(prefix) = prefix else {
+            return Err(bad(format!(
+                "inode {n}: xattr name index {index} is unknown"
+            )));
+        };
+        out.insert(
+            [prefix, suffix].concat(),
+            region[vs..vs + value_size].to_vec(),
+        );
+        at += (16 + name_len).div_ceil(4) * 4;
+    }
+    Ok(())
 }
 
 impl DataSource for Ext4Image {

@@ -188,33 +188,37 @@ fn sniff(path: &Path) -> Result<std::result::Result<RomKind, String>> {
             Err(e) => return Err(Error::io(path, e)),
         }
     }
-    let head = &head[..n];
+    Ok(sniff_bytes(&head[..n]))
+}
+
+/// Identifies the package kind from the first bytes of a file (4100 bytes are
+/// enough for every kind; fewer only when the file is smaller). `Err` carries
+/// a description of a recognised but unsupported kind, or of unknown bytes.
+pub fn sniff_bytes(head: &[u8]) -> std::result::Result<RomKind, String> {
     let le32 = |o: usize| {
         head.get(o..o + 4)
             .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
     };
-    Ok(
-        if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-            Ok(RomKind::RecoveryOta)
-        } else if head.starts_with(b"CrAU") {
-            Ok(RomKind::Payload)
-        } else if head.starts_with(&[0x1f, 0x8b]) {
-            Ok(RomKind::FastbootTgz)
-        } else if le32(0) == Some(0xED26_FF3A) {
-            Ok(RomKind::SparseImage)
-        } else if le32(4096) == Some(crate::format::lp::GEOMETRY_MAGIC) {
-            Ok(RomKind::SuperImage)
-        } else if le32(1024) == Some(0xE0F5_E1E2) {
-            Err("an EROFS image, not a package".into())
-        } else if head.get(1080..1082) == Some(&[0x53, 0xEF]) {
-            Err("an ext4 image, not a package".into())
-        } else {
-            Err(format!(
-                "not a package romkit recognises (first bytes {:02x?})",
-                &head[..head.len().min(8)]
-            ))
-        },
-    )
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Ok(RomKind::RecoveryOta)
+    } else if head.starts_with(b"CrAU") {
+        Ok(RomKind::Payload)
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(RomKind::FastbootTgz)
+    } else if le32(0) == Some(0xED26_FF3A) {
+        Ok(RomKind::SparseImage)
+    } else if le32(4096) == Some(crate::format::lp::GEOMETRY_MAGIC) {
+        Ok(RomKind::SuperImage)
+    } else if le32(1024) == Some(0xE0F5_E1E2) {
+        Err("an EROFS image, not a package".into())
+    } else if head.get(1080..1082) == Some(&[0x53, 0xEF]) {
+        Err("an ext4 image, not a package".into())
+    } else {
+        Err(format!(
+            "not a package romkit recognises (first bytes {:02x?})",
+            &head[..head.len().min(8)]
+        ))
+    }
 }
 
 impl Rom {

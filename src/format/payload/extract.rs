@@ -135,15 +135,6 @@ impl Drop for OpBuf {
 }
 
 impl OpBuf {
-    fn new() -> Self {
-        OpBuf {
-            bytes: Vec::new(),
-            start: 0,
-            len: 0,
-            pool: None,
-        }
-    }
-
     fn pooled(pool: &Arc<BufPool>) -> Self {
         OpBuf {
             bytes: pool.take(),
@@ -310,8 +301,9 @@ impl<'a> PartPlan<'a> {
 
 /// Mutable per-partition state for in-order hashing.
 struct HashInner {
-    /// Finished outputs not fully hashed yet: position -> (bytes, segments left).
-    ready: HashMap<usize, (Arc<OpBuf>, usize)>,
+    /// Finished outputs not fully hashed yet: position -> (bytes, segments
+    /// left). `None` stands for zeros: the output of an operation that failed.
+    ready: HashMap<usize, (Option<Arc<OpBuf>>, usize)>,
     /// Next segment to hash.
     seg_pos: usize,
     hasher: Option<Sha256>,
@@ -387,14 +379,16 @@ impl PartState {
     }
 
     /// Hands over a finished output (or `None` for a partition without data
-    /// operations) and hashes whatever became contiguous.
-    fn submit(&self, plan: &PartPlan, item: Option<(usize, Arc<OpBuf>)>) {
+    /// operations) and hashes whatever became contiguous. An output of `None`
+    /// hashes as zeros of the operation's size without allocating them: a
+    /// failed operation may claim a terabyte.
+    fn submit(&self, plan: &PartPlan, item: Option<(usize, Option<Arc<OpBuf>>)>) {
         let mut g = self.lock();
         if !g.enabled || g.result.is_some() {
             return;
         }
         if let Some((pos, buf)) = item {
-            g.buffered += buf.len as u64;
+            g.buffered += buf.as_ref().map_or(0, |b| b.len as u64);
             g.ready.insert(pos, (buf, plan.seg_count[pos]));
         }
         if g.hashing {
@@ -408,7 +402,8 @@ impl PartState {
                 match plan.segs[sp] {
                     Seg::Zero { len } => batch.push(Piece::Zero(len)),
                     Seg::Op { pos, within, len } => match g.ready.get(&pos) {
-                        Some((b, _)) => batch.push(Piece::Data(b.clone(), within, len)),
+                        Some((Some(b), _)) => batch.push(Piece::Data(b.clone(), within, len)),
+                        Some((None, _)) => batch.push(Piece::Zero(len)),
                         None => break,
                     },
                 }
@@ -447,7 +442,7 @@ impl PartState {
                     if left == 0
                         && let Some((b, _)) = g.ready.remove(pos)
                     {
-                        g.buffered -= b.len as u64;
+                        g.buffered -= b.map_or(0, |b| b.len as u64);
                     }
                 }
             }
@@ -637,7 +632,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                         let _ = tx.send((pi, plan.order[pos], out.clone()));
                     }
                     if job.verify {
-                        state.submit(plan, Some((pos, out)));
+                        state.submit(plan, Some((pos, Some(out))));
                     }
                 }
                 Err(e) => {
@@ -646,10 +641,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                     if job.verify && !job.fail_fast {
                         // Keep the partition's hashing moving; its result is
                         // discarded because an operation failed.
-                        let mut zeros = OpBuf::new();
-                        zeros.reset(op.dst_len as usize);
-                        zeros.get_mut().fill(0);
-                        state.submit(plan, Some((pos, Arc::new(zeros))));
+                        state.submit(plan, Some((pos, None)));
                     }
                 }
             }

@@ -589,6 +589,9 @@ impl Payload {
             return Ok(head);
         };
         let kind = match op.kind {
+            // A ZERO or DISCARD operation may cover the whole partition (up
+            // to 1 TiB): the head is already its output, never decode it.
+            Ok(OpType::Zero | OpType::Discard) => return Ok(head),
             Ok(k) if !k.needs_source() => k,
             _ => return Ok(head),
         };
