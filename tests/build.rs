@@ -273,25 +273,12 @@ fn existing_output_needs_force() {
     assert_eq!(read(&out), b"keep me");
 }
 
-/// Mounts a small tmpfs (root only); `None` when that is not possible here.
-fn small_tmpfs(size: &str) -> Option<(tempfile::TempDir, PathBuf)> {
-    let d = tempfile::tempdir().ok()?;
-    let m = d.path().join("mnt");
-    std::fs::create_dir(&m).ok()?;
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(&m)
-        .status()
-        .ok()?
-        .success();
-    ok.then_some((d, m))
-}
-
 #[test]
 fn full_disk_exits_4_and_leaves_nothing() {
-    let Some((_keep, mnt)) = need("a tmpfs mount (root)", small_tmpfs("3M")) else {
+    let Some(fs) = need("a tmpfs mount (root)", tmpfs("3M")) else {
         return;
     };
+    let mnt = fs.mnt.clone();
     let out = mnt.join("fuxi.zip");
     let r = romkit()
         .env("SOURCE_DATE_EPOCH", EPOCH)
@@ -301,7 +288,6 @@ fn full_disk_exits_4_and_leaves_nothing() {
         .output()
         .unwrap();
     let left = listing(&mnt);
-    let _ = Command::new("umount").arg(&mnt).status();
     assert_eq!(
         r.status.code(),
         Some(4),
@@ -337,10 +323,7 @@ fn sigint_mid_build_leaves_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc_kill(child.id() as i32, 2);
-    }
+    signal(&child, 2);
     let status = child.wait().unwrap();
     if status.success() {
         // The build won the race; nothing to learn from this run.
@@ -352,11 +335,6 @@ fn sigint_mid_build_leaves_nothing() {
         "left behind: {:?}",
         listing(d.path())
     );
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 #[test]

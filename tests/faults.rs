@@ -12,31 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Mounts a small tmpfs (root only); `None` when that is not possible here.
-struct Tmpfs {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mnt).status();
-    }
-}
-
-fn tmpfs(size: &str) -> Option<Tmpfs> {
-    let d = tempfile::tempdir().ok()?;
-    let m = d.path().join("mnt");
-    std::fs::create_dir(&m).ok()?;
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(&m)
-        .status()
-        .ok()?
-        .success();
-    ok.then_some(Tmpfs { _dir: d, mnt: m })
-}
-
 /// Every entry (hidden ones included) directly in `dir`.
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -80,18 +55,6 @@ fn wait_for_new_entry(dir: &Path, before: &[String], child: &mut Child) -> bool 
         }
         assert!(start.elapsed() < Duration::from_secs(60), "never started");
         std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc_kill(child.id() as i32, sig);
     }
 }
 

@@ -210,3 +210,43 @@ pub fn read_dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
+
+/// A small tmpfs mounted for a test (root only), unmounted when dropped.
+pub struct Tmpfs {
+    _dir: tempfile::TempDir,
+    /// The mount point.
+    pub mnt: PathBuf,
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+/// Mounts a tmpfs of `size` (`3M`); `None` when that is not possible here.
+pub fn tmpfs(size: &str) -> Option<Tmpfs> {
+    let d = tempfile::tempdir().ok()?;
+    let m = d.path().join("mnt");
+    std::fs::create_dir(&m).ok()?;
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&m)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(Tmpfs { _dir: d, mnt: m })
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Sends signal `sig` to a child process.
+pub fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc_kill(child.id() as i32, sig);
+    }
+}
