@@ -336,13 +336,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
                 let path = img(&p.name);
                 let kind = crate::fs::sniff(&path).map_err(|e| Error::io(&path, e))?;
                 if let Some(k) = kind {
-                    fs_kind.push((
-                        p.name.clone(),
-                        match k {
-                            crate::fs::FsKind::Erofs => "erofs",
-                            crate::fs::FsKind::Ext4 => "ext4",
-                        },
-                    ));
+                    fs_kind.push((p.name.clone(), k.name()));
                 }
                 if !apps::APP_PARTITIONS.contains(&p.name.as_str()) || kind.is_none() {
                     continue;
@@ -487,24 +481,19 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         .iter()
         .filter(|p| !apps::APP_PARTITIONS.contains(&p.name.as_str()))
     {
-        let head = if decoded.contains(&p.name) {
+        let kind = if decoded.contains(&p.name) {
             let path = img(&p.name);
-            let mut head = vec![0u8; 2048];
-            let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            use std::os::unix::fs::FileExt;
-            let n = f.read_at(&mut head, 0).map_err(|e| Error::io(&path, e))?;
-            head.truncate(n);
-            head
+            crate::fs::sniff(&path).map_err(|e| Error::io(&path, e))?
         } else {
             let pl = copy_from.expect("partitions are only left encoded when copying");
             let part = pl.partition(&p.name).expect("listed by the payload");
-            pl.partition_head(part, 2048)
-                .map_err(|e| Error::payload(input, e))?
+            let head = pl
+                .partition_head(part, 2048)
+                .map_err(|e| Error::payload(input, e))?;
+            crate::fs::FsKind::from_head(&head)
         };
-        match crate::format::detect_content(&head) {
-            Some("erofs") => fs_kind.push((p.name.clone(), "erofs")),
-            Some("ext4") => fs_kind.push((p.name.clone(), "ext4")),
-            _ => {}
+        if let Some(k) = kind {
+            fs_kind.push((p.name.clone(), k.name()));
         }
     }
     // Outputs other than fastboot packages carry vbmeta with verification

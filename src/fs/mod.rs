@@ -30,6 +30,25 @@ pub enum FsKind {
     Ext4,
 }
 
+impl FsKind {
+    /// `erofs` or `ext4`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FsKind::Erofs => "erofs",
+            FsKind::Ext4 => "ext4",
+        }
+    }
+
+    /// Identifies the filesystem from an image's first bytes (2 KiB suffice).
+    pub fn from_head(head: &[u8]) -> Option<FsKind> {
+        match crate::format::detect_content(head) {
+            Some("erofs") => Some(FsKind::Erofs),
+            Some("ext4") => Some(FsKind::Ext4),
+            _ => None,
+        }
+    }
+}
+
 /// Identifies the filesystem in the first 2 KiB of `path`.
 pub fn sniff(path: &Path) -> std::io::Result<Option<FsKind>> {
     let mut head = vec![0u8; 2048];
@@ -42,11 +61,7 @@ pub fn sniff(path: &Path) -> std::io::Result<Option<FsKind>> {
         }
     }
     head.truncate(n);
-    Ok(match crate::format::detect_content(&head) {
-        Some("erofs") => Some(FsKind::Erofs),
-        Some("ext4") => Some(FsKind::Ext4),
-        _ => None,
-    })
+    Ok(FsKind::from_head(&head))
 }
 
 /// Reads any filesystem image romkit understands into a tree. `Err(None)`

@@ -726,13 +726,7 @@ pub fn input_record(path: &Path, rom: Option<&crate::rom::Rom>) -> Result<InputR
 }
 
 fn fs_name(k: Option<crate::fs::FsKind>) -> Option<String> {
-    k.map(|k| {
-        match k {
-            crate::fs::FsKind::Erofs => "erofs",
-            crate::fs::FsKind::Ext4 => "ext4",
-        }
-        .to_string()
-    })
+    k.map(|k| k.name().to_string())
 }
 
 /// Fills the build facts an image-only input lacks from its build.props.
