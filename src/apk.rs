@@ -57,7 +57,7 @@ pub struct ApkFile {
 /// Hashes and identifies the APK in `bytes`.
 pub fn read_apk(bytes: Vec<u8>) -> ApkFile {
     let size = bytes.len() as u64;
-    let sha256 = crate::format::payload::hex(&Sha256::digest(&bytes));
+    let sha256 = crate::util::hex(&Sha256::digest(&bytes));
     ApkFile {
         size,
         sha256,

@@ -286,7 +286,7 @@ pub fn identify(locations: Vec<AppLocation>, jobs: usize) -> Vec<App> {
                 };
                 let (file, error) = match loc.apk.data.stream(&mut sink) {
                     Ok(()) => {
-                        let sha256 = crate::format::payload::hex(&sink.hash.finalize());
+                        let sha256 = crate::util::hex(&sink.hash.finalize());
                         let f = ApkFile {
                             size: sink.bytes.len() as u64,
                             sha256,

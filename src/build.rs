@@ -15,14 +15,13 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::apps::{self, LoadedPartition};
 use crate::debloat::{self, Plan, PlanOptions};
 use crate::error::{Error, Result};
-use crate::format::payload::hex;
 use crate::rom::fastboot::{FromRom, PackageFormat};
 use crate::rom::{PartInfo, Rom};
+use crate::util::hex;
 
 /// What `build` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -145,13 +144,6 @@ pub struct BuildReport {
     pub plan: Plan,
 }
 
-/// `SOURCE_DATE_EPOCH`, when set.
-pub fn source_date_epoch() -> Option<i64> {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// `<output>.manifest.json` (and `.yaml`).
 pub fn manifest_path(output: &Path, ext: &str) -> PathBuf {
     let mut s = output.as_os_str().to_owned();
@@ -160,19 +152,9 @@ pub fn manifest_path(output: &Path, ext: &str) -> PathBuf {
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(path, e)),
-        }
-    }
-    Ok(hex(&h.finalize()))
+    crate::util::hash::sha256_file(path)
+        .map(|(h, _)| h)
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Whether an EROFS image uses compression (superblock incompat features
@@ -408,7 +390,8 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
                 });
             }
             let mut manifest =
-                crate::manifest::Manifest::new(crate::manifest::input_record(input, Some(&rom))?);
+                crate::manifest::Manifest::new(crate::manifest::input_record(input, Some(&rom))?)
+                    .created_at(crate::util::time::source_date_epoch()?);
             manifest.set_profile(&profile);
             manifest.add_apps(&app_list, Some(&plan));
             ptimes.plan = t.elapsed().as_secs_f64();
@@ -430,7 +413,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
             ptimes.manifest = t.elapsed().as_secs_f64();
             let t = Instant::now();
             let touched = touched_names(&plan);
-            let build_time = source_date_epoch().or(info.timestamp);
+            let build_time = crate::util::time::source_date_epoch()?.or(info.timestamp);
             for lp in loaded.iter_mut().filter(|p| touched.contains(&p.name)) {
                 let path = img(&lp.name);
                 if fs_kind.iter().any(|(n, k)| *n == lp.name && *k == "ext4") {
@@ -847,7 +830,7 @@ fn write_ota(
             m
         }
     };
-    let when = source_date_epoch()
+    let when = crate::util::time::source_date_epoch()?
         .or(info.timestamp)
         .unwrap_or(315_532_800);
     let mtime = zip_time(when);
@@ -855,19 +838,7 @@ fn write_ota(
     Ok(())
 }
 
-/// A zip timestamp from seconds since the epoch (UTC; 1980 at the earliest).
-fn zip_time(secs: i64) -> zip::DateTime {
-    let (y, m, d, h, mi, sec) = crate::output::utc_parts(secs.max(315_532_800));
-    zip::DateTime::from_date_and_time(
-        y.min(2107) as u16,
-        m as u8,
-        d as u8,
-        h as u8,
-        mi as u8,
-        sec as u8,
-    )
-    .unwrap_or_default()
-}
+use crate::util::time::zip_time;
 
 /// Re-opens the output and compares every partition image in it with what
 /// was packaged.

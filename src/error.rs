@@ -100,5 +100,11 @@ impl Error {
     }
 }
 
+impl From<crate::util::time::BadSourceDateEpoch> for Error {
+    fn from(e: crate::util::time::BadSourceDateEpoch) -> Self {
+        Error::Usage(e.to_string())
+    }
+}
+
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -20,5 +20,6 @@ pub mod fs;
 pub mod manifest;
 pub mod output;
 pub mod rom;
+pub mod util;
 
 pub use error::{Error, Result};

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use super::fixture::parse_size;
 use super::{Ctx, emit, emit_json, human_size};
 use crate::build::{BuildOptions, OutputFormat, build};
 use crate::error::Result;
+use crate::util::size::parse_size;
 
 /// Arguments of `build`.
 #[derive(clap::Args, Debug)]

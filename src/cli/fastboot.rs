@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use super::fixture::parse_size;
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
 use crate::rom::fastboot::PackageFormat;
 use crate::rom::{PartInfo, Rom};
+use crate::util::size::parse_size;
 
 /// Arguments of `fastboot`.
 #[derive(clap::Args, Debug)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
 use crate::fixture::{FixtureOptions, generate_release, release};
-use crate::format::payload::hex;
+use crate::util::hex;
 
 /// Arguments of `fixture`.
 #[derive(clap::Args, Debug)]
@@ -29,27 +29,7 @@ pub struct Args {
     pub release: u32,
 }
 
-/// Parses `123`, `64K`, `6M`, `1.5G`.
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                _ => return Err(format!("unknown size suffix {c:?} (use K, M or G)")),
-            };
-            (&s[..i], m)
-        }
-        _ => (s, 1),
-    };
-    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
-    if !(v.is_finite() && v > 0.0 && v * mult as f64 <= (1u64 << 44) as f64) {
-        return Err(format!("size {s:?} must be positive and at most 16T"));
-    }
-    Ok((v * mult as f64) as u64)
-}
+use crate::util::size::parse_size;
 
 /// Runs `fixture`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::{Ctx, emit, emit_json, human_size};
 use crate::error::Result;
-use crate::format::detect_content;
 use crate::format::payload::sign::SigStatus;
 use crate::rom::{BuildInfo, Rom, RomKind};
+use crate::util::magic::Magic;
 
 /// Arguments of `inspect`.
 #[derive(clap::Args, Debug)]
@@ -114,7 +114,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
                 // reported as unidentified here; `verify` names the problem.
                 p.partition_head(part, 4096)
                     .ok()
-                    .and_then(|h| detect_content(&h))
+                    .and_then(|h| Magic::of(&h).map(Magic::name))
             })
             .collect::<Vec<_>>()
     };
@@ -133,7 +133,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             operations: part.ops.len(),
             operation_types: part.op_counts().into_iter().collect(),
             data_bytes: part.ops.iter().map(|o| o.data_len).sum(),
-            hash: part.hash.map(|h| crate::format::payload::hex(&h)),
+            hash: part.hash.map(|h| crate::util::hex(&h)),
             group: group_of(&part.name),
         })
         .collect();
@@ -499,7 +499,7 @@ fn run_images(ctx: &Ctx, rom: &Rom) -> Result<u8> {
         for (row, (_, _, src)) in rows.iter_mut().zip(pkg.sources()) {
             row.content = pkg
                 .partition_head(&src, 4096)
-                .and_then(|h| detect_content(&h));
+                .and_then(|h| Magic::of(&h).map(Magic::name));
         }
         images = pkg
             .images

@@ -101,7 +101,7 @@ struct Entry {
 
 /// `YYYY-MM-DD HH:MM` in UTC.
 pub(crate) fn fmt_time(secs: i64) -> String {
-    let (y, m, d, h, mi, _) = crate::output::utc_parts(secs);
+    let (y, m, d, h, mi, _) = crate::util::time::utc_parts(secs);
     format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}")
 }
 

@@ -180,21 +180,7 @@ pub(crate) fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
     emit(&s)
 }
 
-/// Sizes for people: `1.5 GiB`.
-pub(crate) fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub(crate) use crate::util::size::human_size;
 
 /// Exit code for a run whose checks found failures.
 pub(crate) fn check_code(failed: bool) -> u8 {

@@ -66,18 +66,6 @@ fn parse_compress(s: &str, cluster: u32) -> Result<Option<Lz4hc>> {
     }
 }
 
-/// `SOURCE_DATE_EPOCH`, when set.
-pub(crate) fn source_date_epoch() -> Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
-            ))
-        }),
-        Err(_) => Ok(None),
-    }
-}
-
 /// Runs `pack`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let compression = parse_compress(&args.compress, args.cluster)?;
@@ -109,7 +97,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         .clone()
         .unwrap_or_else(|| config_dir.join(format!("{mount}_file_contexts")));
     let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| Error::io(p, e));
-    let fixed_time = source_date_epoch()?;
+    let fixed_time = crate::util::time::source_date_epoch()?;
     let tree = read_dir_tree(
         &args.dir,
         &mount,
@@ -140,7 +128,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             "size": stats.size,
             "inodes": stats.inodes,
             "compressed_files": stats.compressed_files,
-            "uuid": crate::format::payload::hex(&stats.uuid),
+            "uuid": crate::util::hex(&stats.uuid),
         }))?;
     } else {
         emit(&format!(

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::fixture::parse_size;
 use super::{Ctx, emit, emit_json, human_size};
 use crate::error::{Error, Result};
 use crate::format::image::{CopyTask, ImageMap, copy_all};
 use crate::format::sparse;
+use crate::util::size::parse_size;
 
 /// Arguments of `sparse`.
 #[derive(clap::Args, Debug)]

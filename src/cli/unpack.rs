@@ -8,10 +8,11 @@ use serde::Serialize;
 use super::progress::Bars;
 use super::{Ctx, emit, emit_json, human_size};
 use crate::error::{Error, Result};
+use crate::format::payload::PayloadError;
 use crate::format::payload::extract::{self, Job, OutputFile};
-use crate::format::payload::{PayloadError, hex};
 use crate::output::{AtomicFile, check_overwrite};
 use crate::rom::Rom;
+use crate::util::hex;
 
 /// Arguments of `unpack`.
 #[derive(clap::Args, Debug)]

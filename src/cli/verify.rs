@@ -10,10 +10,11 @@ use sha2::{Digest, Sha256};
 use super::progress::Bars;
 use super::{Ctx, check_code, emit, emit_json};
 use crate::error::{EXIT_CHECK, Error, Result};
+use crate::format::payload::PayloadError;
 use crate::format::payload::extract::{self, Job};
 use crate::format::payload::sign::{self, RsaPublicKey, SigStatus, base64_encode};
-use crate::format::payload::{PayloadError, hex};
 use crate::rom::Rom;
+use crate::util::hex;
 
 /// Arguments of `verify`.
 #[derive(clap::Args, Debug)]

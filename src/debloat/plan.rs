@@ -501,16 +501,7 @@ pub fn build_prop_candidates(partition: &str) -> Vec<String> {
 /// Parses build.prop lines into (key, value) in order; comments and blank
 /// lines are skipped.
 pub fn parse_props(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            if l.is_empty() || l.starts_with('#') {
-                return None;
-            }
-            let (k, v) = l.split_once('=')?;
-            Some((k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect()
+    crate::util::text::key_values(text).collect()
 }
 
 fn read_small(data: &FileData) -> Option<String> {

@@ -574,7 +574,7 @@ pub fn load_source(src: &ProfileSource) -> Result<Profile, ProfileError> {
     let mut extends = Vec::new();
     let mut out = resolve(src, &mut chain, &mut hasher, &mut extends)?;
     use sha2::Digest;
-    out.sha256 = crate::format::payload::hex(&hasher.finalize());
+    out.sha256 = crate::util::hex(&hasher.finalize());
     out.extends = extends;
     Ok(out)
 }

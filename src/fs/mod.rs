@@ -7,7 +7,7 @@ pub mod extract;
 pub mod sidecar;
 pub mod tree;
 
-use std::io::Read;
+use crate::util::magic::Magic;
 use std::path::Path;
 
 /// Why a filesystem image could not be read.
@@ -41,27 +41,17 @@ impl FsKind {
 
     /// Identifies the filesystem from an image's first bytes (2 KiB suffice).
     pub fn from_head(head: &[u8]) -> Option<FsKind> {
-        match crate::format::detect_content(head) {
-            Some("erofs") => Some(FsKind::Erofs),
-            Some("ext4") => Some(FsKind::Ext4),
+        match Magic::of(head) {
+            Some(Magic::Erofs) => Some(FsKind::Erofs),
+            Some(Magic::Ext4) => Some(FsKind::Ext4),
             _ => None,
         }
     }
 }
 
-/// Identifies the filesystem in the first 2 KiB of `path`.
+/// Identifies the filesystem at the start of `path`.
 pub fn sniff(path: &Path) -> std::io::Result<Option<FsKind>> {
-    let mut head = vec![0u8; 2048];
-    let mut f = std::fs::File::open(path)?;
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    head.truncate(n);
-    Ok(FsKind::from_head(&head))
+    Ok(FsKind::from_head(&crate::util::magic::read_head(path)?))
 }
 
 /// Reads any filesystem image romkit understands into a tree. `Err(None)`

@@ -10,6 +10,7 @@
 //! - `file_contexts`: `/PARTITION/PATH LABEL`, the path regex-escaped so that
 //!   each line matches exactly one entry.
 
+use crate::util::hex;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -79,10 +80,6 @@ fn unescape_path(p: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "path is not UTF-8".to_string())
-}
-
-fn hex(b: &[u8]) -> String {
-    crate::format::payload::hex(b)
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

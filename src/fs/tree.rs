@@ -416,13 +416,13 @@ impl Tree {
                     data.read(&mut buf)?;
                     (
                         buf.len() as u64,
-                        Some(crate::format::payload::hex(&Sha256::digest(&buf))),
+                        Some(crate::util::hex(&Sha256::digest(&buf))),
                         None,
                     )
                 }
                 Kind::Symlink(t) => (
                     t.len() as u64,
-                    Some(crate::format::payload::hex(&Sha256::digest(t))),
+                    Some(crate::util::hex(&Sha256::digest(t))),
                     Some(String::from_utf8_lossy(t).into_owned()),
                 ),
                 _ => (0, None, None),

@@ -514,21 +514,7 @@ fn short(s: Option<&str>) -> String {
         .unwrap_or_else(|| "none".to_string())
 }
 
-/// Sizes for people: `1.5 MiB`.
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+use crate::util::size::human_size as human;
 
 fn signed_size(d: i64) -> String {
     let s = human(d.unsigned_abs());

@@ -13,12 +13,10 @@
 pub mod diff;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -340,22 +338,7 @@ pub struct OutputRecord {
 
 /// SHA-256 and size of a file, streamed.
 pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(k) => {
-                h.update(&buf[..k]);
-                n += k as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((n, crate::format::payload::hex(&h.finalize())))
+    crate::util::hash::sha256_file(path).map(|(h, n)| (n, h))
 }
 
 fn file_name(path: &Path) -> String {
@@ -408,12 +391,10 @@ pub fn props_map(text: &str) -> BTreeMap<String, String> {
 }
 
 impl Manifest {
-    /// An empty manifest for `input`: schema, tool and `created` (from
-    /// `SOURCE_DATE_EPOCH`, absent when unset or not a number) filled in.
+    /// An empty manifest for `input`, schema and tool filled in; `created`
+    /// is absent until [`Manifest::created_at`] sets it.
     pub fn new(input: InputRecord) -> Self {
-        let created = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|v| v.trim().parse().ok());
+        let created = None;
         Manifest {
             apps: Vec::new(),
             created,
@@ -429,6 +410,13 @@ impl Manifest {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             },
         }
+    }
+
+    /// Records when the manifest was made (`SOURCE_DATE_EPOCH`, which
+    /// callers read through [`crate::util::time::source_date_epoch`]).
+    pub fn created_at(mut self, created: Option<i64>) -> Self {
+        self.created = created;
+        self
     }
 
     /// Records the resolved profile: its identity, every rule and the prop
@@ -801,7 +789,8 @@ pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
         return describe_folder(path, jobs);
     }
     if let Some(kind) = crate::fs::sniff(path).map_err(|e| Error::io(path, e))? {
-        let mut m = Manifest::new(input_record(path, None)?);
+        let mut m = Manifest::new(input_record(path, None)?)
+            .created_at(crate::util::time::source_date_epoch()?);
         let name = file_name(path).trim_end_matches(".img").to_string();
         let tree =
             crate::fs::read_tree(path).map_err(|e| Error::invalid(path, e.unwrap_or_default()))?;
@@ -820,7 +809,8 @@ pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
         return Ok(m);
     }
     let rom = crate::rom::Rom::open(path)?;
-    let mut m = Manifest::new(input_record(path, Some(&rom))?);
+    let mut m = Manifest::new(input_record(path, Some(&rom))?)
+        .created_at(crate::util::time::source_date_epoch()?);
     let tmp = tempfile::Builder::new()
         .prefix("romkit-manifest-")
         .tempdir()
@@ -876,7 +866,8 @@ pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
 /// [`describe`] for a folder: `unpack --files` output (partition folders
 /// with `config/NAME_fs_config` and `config/NAME_file_contexts`).
 fn describe_folder(path: &Path, jobs: usize) -> Result<Manifest> {
-    let mut m = Manifest::new(input_record(path, None)?);
+    let mut m = Manifest::new(input_record(path, None)?)
+        .created_at(crate::util::time::source_date_epoch()?);
     let config = path.join("config");
     let mut names: Vec<String> = std::fs::read_dir(path)
         .map_err(|e| Error::io(path, e))?

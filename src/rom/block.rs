@@ -54,20 +54,10 @@ fn read_entry(
     let e = archive
         .by_index(i)
         .map_err(|e| Error::invalid(path, format!("zip entry {name}: {e}")))?;
-    if e.size() > MAX_LIST {
-        return Err(Error::invalid(
-            path,
-            format!(
-                "zip entry {name} declares {} bytes; at most {MAX_LIST} expected",
-                e.size()
-            ),
-        ));
-    }
-    let mut s = String::new();
-    e.take(MAX_LIST)
-        .read_to_string(&mut s)
-        .map_err(|err| Error::invalid(path, format!("zip entry {name}: {err}")))?;
-    Ok(Some(s))
+    let declared = e.size();
+    crate::util::text::read_bounded(e, declared, MAX_LIST)
+        .map(Some)
+        .map_err(|err| Error::invalid(path, format!("zip entry {name} {err}")))
 }
 
 impl BlockOta {

@@ -269,27 +269,7 @@ fn script_bat(spec: &FastbootSpec<'_>, flash: &[(String, String)], wipe: bool) -
     s
 }
 
-fn zip_time(mtime: i64) -> zip::DateTime {
-    let (y, mo, d, h, mi, s) = civil(mtime.max(315_532_800));
-    zip::DateTime::from_date_and_time(y as u16, mo as u8, d as u8, h as u8, mi as u8, s as u8)
-        .unwrap_or_default()
-}
-
-/// (year, month, day, hour, minute, second) in UTC.
-fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
-}
+use crate::util::time::zip_time;
 
 fn mode_of(rel: &str) -> u32 {
     if rel.ends_with(".sh") { 0o755 } else { 0o644 }
@@ -474,9 +454,7 @@ pub fn from_rom(
         .filter(|p| !logical.iter().any(|(n, _)| *n == p.name))
         .map(|p| (p.name.clone(), path_of(&p.name)))
         .collect();
-    let mtime = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    let mtime = crate::util::time::source_date_epoch()?
         .or(info.timestamp)
         .unwrap_or(315_532_800);
     let spec = FastbootSpec {

@@ -234,13 +234,11 @@ impl ImagePackage {
                 continue;
             }
             if is_text(&name) && size <= MAX_TEXT {
-                let mut s = String::new();
                 let e = archive
                     .by_index(i)
                     .map_err(|e| Error::invalid(path, format!("zip entry {name}: {e}")))?;
-                e.take(MAX_TEXT)
-                    .read_to_string(&mut s)
-                    .map_err(|e| Error::invalid(path, format!("zip entry {name}: {e}")))?;
+                let s = crate::util::text::read_bounded(e, size, MAX_TEXT)
+                    .map_err(|e| Error::invalid(path, format!("zip entry {name} {e}")))?;
                 pkg.texts.insert(name, s);
                 continue;
             }
@@ -337,11 +335,8 @@ impl ImagePackage {
                 ));
             }
             if is_text(&name) && size <= MAX_TEXT {
-                let mut s = String::new();
-                (&mut e)
-                    .take(MAX_TEXT)
-                    .read_to_string(&mut s)
-                    .map_err(|err| terr(format!("tar entry {name}"), err))?;
+                let s = crate::util::text::read_bounded(&mut e, size, MAX_TEXT)
+                    .map_err(|err| Error::invalid(path, format!("tar entry {name} {err}")))?;
                 pkg.texts.insert(name, s);
                 continue;
             }

@@ -174,50 +174,37 @@ impl BuildInfo {
     }
 }
 
-/// Identifies the package kind of the first bytes of a file; `Err` carries a
-/// description of a recognised but unsupported kind.
-fn sniff(path: &Path) -> Result<std::result::Result<RomKind, String>> {
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut head = [0u8; 4100];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(path, e)),
-        }
-    }
-    Ok(sniff_bytes(&head[..n]))
+/// Identifies the package kind of a file from its first bytes.
+fn sniff(path: &Path) -> Result<std::result::Result<RomKind, NotAPackage>> {
+    let head = crate::util::magic::read_head(path).map_err(|e| Error::io(path, e))?;
+    Ok(sniff_bytes(&head))
 }
 
-/// Identifies the package kind from the first bytes of a file (4100 bytes are
-/// enough for every kind; fewer only when the file is smaller). `Err` carries
-/// a description of a recognised but unsupported kind, or of unknown bytes.
-pub fn sniff_bytes(head: &[u8]) -> std::result::Result<RomKind, String> {
-    let le32 = |o: usize| {
-        head.get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
-    };
-    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        Ok(RomKind::RecoveryOta)
-    } else if head.starts_with(b"CrAU") {
-        Ok(RomKind::Payload)
-    } else if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(RomKind::FastbootTgz)
-    } else if le32(0) == Some(0xED26_FF3A) {
-        Ok(RomKind::SparseImage)
-    } else if le32(4096) == Some(crate::format::lp::GEOMETRY_MAGIC) {
-        Ok(RomKind::SuperImage)
-    } else if le32(1024) == Some(0xE0F5_E1E2) {
-        Err("an EROFS image, not a package".into())
-    } else if head.get(1080..1082) == Some(&[0x53, 0xEF]) {
-        Err("an ext4 image, not a package".into())
-    } else {
-        Err(format!(
-            "not a package romkit recognises (first bytes {:02x?})",
-            &head[..head.len().min(8)]
-        ))
+/// A file whose first bytes are not those of a package kind romkit reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAPackage {
+    /// A filesystem image, which `ls`, `cat` and `apps` read but which is no package.
+    #[error("an {0} image, not a package")]
+    Filesystem(&'static str),
+    /// Nothing romkit knows.
+    #[error("not a package romkit recognises (first bytes {0:02x?})")]
+    Unknown(Vec<u8>),
+}
+
+/// Identifies the package kind from the first bytes of a file
+/// ([`crate::util::magic::HEAD_LEN`] bytes are enough for every kind; fewer
+/// only when the file is smaller).
+pub fn sniff_bytes(head: &[u8]) -> std::result::Result<RomKind, NotAPackage> {
+    use crate::util::magic::Magic;
+    match Magic::of(head) {
+        Some(Magic::Zip) => Ok(RomKind::RecoveryOta),
+        Some(Magic::Payload) => Ok(RomKind::Payload),
+        Some(Magic::Gzip) => Ok(RomKind::FastbootTgz),
+        Some(Magic::Sparse) => Ok(RomKind::SparseImage),
+        Some(Magic::Super) => Ok(RomKind::SuperImage),
+        Some(Magic::Erofs) => Err(NotAPackage::Filesystem("EROFS")),
+        Some(Magic::Ext4) => Err(NotAPackage::Filesystem("ext4")),
+        _ => Err(NotAPackage::Unknown(head[..head.len().min(8)].to_vec())),
     }
 }
 
@@ -231,7 +218,7 @@ impl Rom {
                 "is a directory; expected a package file",
             ));
         }
-        let mut kind = sniff(path)?.map_err(|why| Error::invalid(path, why))?;
+        let mut kind = sniff(path)?.map_err(|why| Error::invalid(path, why.to_string()))?;
         let mut rom = Rom {
             path: path.to_path_buf(),
             file_size: meta.len(),
@@ -478,7 +465,7 @@ fn first_duplicate_name(path: &Path, start: u64) -> Option<String> {
 }
 
 /// Deflate cannot expand more than about 1032:1; a larger claim is a bomb or a lie.
-const MAX_DEFLATE_RATIO: u64 = 1100;
+pub(crate) const MAX_DEFLATE_RATIO: u64 = 1100;
 
 /// Why a zip entry cannot be part of a package: a path leaving the folder it
 /// is extracted to, a symbolic link, data past the end of the file, or sizes

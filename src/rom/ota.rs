@@ -61,12 +61,7 @@ impl PayloadProperties {
 
 /// `KEY=value` lines into a map; later keys win, blank and `#` lines skipped.
 pub fn parse_key_values(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
+    crate::util::text::key_values(text).collect()
 }
 
 /// An opened OTA zip.
@@ -101,27 +96,10 @@ fn read_text(
         return Ok(None);
     };
     let entry = archive.by_index(idx).map_err(|e| zip_err(path, e))?;
-    if entry.size() > MAX_TEXT_ENTRY {
-        return Err(Error::invalid(
-            path,
-            format!(
-                "entry {name} declares {} bytes; at most {MAX_TEXT_ENTRY} expected",
-                entry.size()
-            ),
-        ));
-    }
-    let mut buf = Vec::new();
-    entry
-        .take(MAX_TEXT_ENTRY + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::invalid(path, format!("entry {name}: {e}")))?;
-    if buf.len() as u64 > MAX_TEXT_ENTRY {
-        return Err(Error::invalid(
-            path,
-            format!("entry {name} inflates past {MAX_TEXT_ENTRY} bytes"),
-        ));
-    }
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+    let declared = entry.size();
+    crate::util::text::read_bounded(entry, declared, MAX_TEXT_ENTRY)
+        .map(Some)
+        .map_err(|e| Error::invalid(path, format!("entry {name} {e}")))
 }
 
 impl OtaZip {
@@ -214,7 +192,8 @@ impl OtaZip {
             // lie. Stored entries (images of any size) read only what is there.
             let compressed = e.compression() != CompressionMethod::Stored;
             if compressed
-                && (declared > MAX_CHECKED_ENTRY || declared / 1100 > e.compressed_size() + 1)
+                && (declared > MAX_CHECKED_ENTRY
+                    || declared / super::MAX_DEFLATE_RATIO > e.compressed_size() + 1)
             {
                 failures.push((
                     name,

@@ -26,8 +26,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::decode::decode_into;
-use super::{OpType, Partition, Payload, PayloadError, hex};
+use super::{OpType, Partition, Payload, PayloadError};
 use crate::error::Error;
+use crate::util::hex;
 
 /// Bytes of finished-but-unhashed output a partition may hold before workers
 /// that are ahead of the hashing position wait.
