@@ -210,7 +210,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
     let t = Instant::now();
     let rom = Rom::open(input)?;
-    if opts.verify && rom.zip.is_some() {
+    if opts.verify && rom.ota_zip().is_some() {
         let bad = crate::rom::ota::OtaZip::check_entry_crcs(input)?;
         if let Some((entry, msg)) = bad.first() {
             return Err(Error::CheckFailed {
@@ -673,7 +673,7 @@ fn space_report(rom: &Rom, outcomes: &[PartitionOutcome]) -> Vec<Space> {
                 out.push(space(format!("group {name}"), size, used));
             }
         }
-    } else if let Some(s) = rom.images.as_ref().and_then(|p| p.super_image.as_ref()) {
+    } else if let Some(s) = rom.images().and_then(|p| p.super_image.as_ref()) {
         let parts = rom.partitions();
         let lp_of = |n: &str| {
             parts
@@ -816,7 +816,7 @@ fn write_ota(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut prepared = prepare_payload_from(&inputs, &wopts, parent)?;
-    let metadata = match &rom.zip {
+    let metadata = match rom.ota_zip() {
         Some(z) => z.metadata.clone(),
         None => {
             let mut m = std::collections::BTreeMap::new();

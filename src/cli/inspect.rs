@@ -495,7 +495,7 @@ fn run_images(ctx: &Ctx, rom: &Rom) -> Result<u8> {
     let mut images = Vec::new();
     let mut flash_scripts = Vec::new();
     let mut super_image = None;
-    if let Some(pkg) = &rom.images {
+    if let Some(pkg) = rom.images() {
         for (row, (_, _, src)) in rows.iter_mut().zip(pkg.sources()) {
             row.content = pkg
                 .partition_head(&src, 4096)

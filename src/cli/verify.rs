@@ -73,9 +73,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     };
     let mut worst_invalid: Option<u8> = None;
 
-    if let Some(_zip) = &rom.zip {
+    if let Some(_zip) = rom.ota_zip() {
         let failures = crate::rom::OtaZip::check_entry_crcs(&rom.path)?;
-        let n = rom.zip.as_ref().map_or(0, |z| z.entries.len());
+        let n = rom.ota_zip().map_or(0, |z| z.entries.len());
         if failures.is_empty() {
             push(
                 "zip entries",
@@ -127,7 +127,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         Err(_) => return Err(Error::invalid(&rom.path, "internal error while hashing")),
     };
 
-    if let Some(zip) = &rom.zip {
+    if let Some(zip) = rom.ota_zip() {
         let ok = whole.crc32 == zip.payload_crc32;
         push(
             "zip entry payload.bin",
@@ -378,7 +378,7 @@ fn run_images(ctx: &Ctx, rom: &Rom) -> Result<u8> {
         Err(e) => (Status::Failed, e.to_string()),
     };
     let mut worst_invalid = false;
-    if let Some(pkg) = &rom.images {
+    if let Some(pkg) = rom.images() {
         if pkg.archive == Archive::Zip {
             let failures = crate::rom::OtaZip::check_entry_crcs(&rom.path)?;
             if failures.is_empty() {
@@ -487,7 +487,7 @@ fn run_images(ctx: &Ctx, rom: &Rom) -> Result<u8> {
             }
         }
     }
-    if let Some(b) = &rom.block {
+    if let Some(b) = rom.block() {
         let failures = crate::rom::OtaZip::check_entry_crcs(&rom.path)?;
         if failures.is_empty() {
             push(

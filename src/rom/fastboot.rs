@@ -394,7 +394,7 @@ pub fn from_rom(
         rom.kind,
         crate::rom::RomKind::RecoveryOta | crate::rom::RomKind::Payload
     );
-    if let Some(s) = rom.images.as_ref().and_then(|p| p.super_image.as_ref()) {
+    if let Some(s) = rom.images().and_then(|p| p.super_image.as_ref()) {
         for p in &parts {
             if let Some(lp_name) = &p.lp_name {
                 logical.push((p.name.clone(), lp_name.clone()));

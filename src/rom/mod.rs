@@ -71,14 +71,26 @@ pub struct Rom {
     pub file_size: u64,
     /// What kind it is.
     pub kind: RomKind,
-    /// The zip, for recovery OTA packages.
-    pub zip: Option<OtaZip>,
-    /// The payload, for recovery OTAs and bare payloads.
-    pub payload: Option<Payload>,
-    /// The images, for fastboot packages and bare images.
-    pub images: Option<images::ImagePackage>,
-    /// The block-based OTA.
-    pub block: Option<block::BlockOta>,
+    /// What was read of it, by family of kinds.
+    pub content: Content,
+}
+
+/// What an opened package holds: one variant per family of package kinds,
+/// so that code which needs one family matches on it once, and everything
+/// else goes through [`Rom`]'s methods, which answer for every kind.
+#[derive(Debug)]
+pub enum Content {
+    /// A payload: a recovery OTA zip (`zip` present) or a bare `payload.bin`.
+    Payload {
+        /// The OTA zip around the payload, if any.
+        zip: Option<OtaZip>,
+        /// The payload.
+        payload: Box<Payload>,
+    },
+    /// Partition images: a fastboot package or a bare (super or sparse) image.
+    Images(Box<images::ImagePackage>),
+    /// A block-based OTA.
+    Block(Box<block::BlockOta>),
 }
 
 /// One partition of a package, whatever its kind.
@@ -219,34 +231,29 @@ impl Rom {
             ));
         }
         let mut kind = sniff(path)?.map_err(|why| Error::invalid(path, why.to_string()))?;
-        let mut rom = Rom {
-            path: path.to_path_buf(),
-            file_size: meta.len(),
-            kind,
-            zip: None,
-            payload: None,
-            images: None,
-            block: None,
+        let open_payload = |src: FileSlice| {
+            Payload::open(src)
+                .map(Box::new)
+                .map_err(|source| Error::payload(path.to_path_buf(), source))
         };
-        match kind {
+        let content = match kind {
             RomKind::RecoveryOta | RomKind::FastbootZip | RomKind::BlockOta => {
                 match zip_kind(path)? {
                     ZipKind::Payload => {
                         let z = OtaZip::open(path)?;
-                        let src = z.payload.clone();
-                        rom.zip = Some(z);
-                        rom.payload = Some(
-                            Payload::open(src)
-                                .map_err(|source| Error::payload(path.to_path_buf(), source))?,
-                        );
+                        let payload = open_payload(z.payload.clone())?;
+                        Content::Payload {
+                            zip: Some(z),
+                            payload,
+                        }
                     }
                     ZipKind::Block => {
                         kind = RomKind::BlockOta;
-                        rom.block = Some(block::BlockOta::open(path)?);
+                        Content::Block(Box::new(block::BlockOta::open(path)?))
                     }
                     ZipKind::Images => {
                         kind = RomKind::FastbootZip;
-                        rom.images = Some(images::ImagePackage::open_zip(path)?);
+                        Content::Images(Box::new(images::ImagePackage::open_zip(path)?))
                     }
                     ZipKind::Other(names) => {
                         return Err(Error::invalid(
@@ -258,15 +265,12 @@ impl Rom {
                     }
                 }
             }
-            RomKind::Payload => {
-                let src = FileSlice::open(path).map_err(|e| Error::io(path, e))?;
-                rom.payload = Some(
-                    Payload::open(src)
-                        .map_err(|source| Error::payload(path.to_path_buf(), source))?,
-                );
-            }
+            RomKind::Payload => Content::Payload {
+                zip: None,
+                payload: open_payload(FileSlice::open(path).map_err(|e| Error::io(path, e))?)?,
+            },
             RomKind::FastbootTgz => {
-                rom.images = Some(images::ImagePackage::open_tgz(path)?);
+                Content::Images(Box::new(images::ImagePackage::open_tgz(path)?))
             }
             RomKind::SuperImage | RomKind::SparseImage => {
                 let parts = split_siblings(path);
@@ -276,16 +280,47 @@ impl Rom {
                 } else {
                     RomKind::SparseImage
                 };
-                rom.images = Some(pkg);
+                Content::Images(Box::new(pkg))
             }
-        }
-        rom.kind = kind;
-        Ok(rom)
+        };
+        Ok(Rom {
+            path: path.to_path_buf(),
+            file_size: meta.len(),
+            kind,
+            content,
+        })
     }
 
     /// The payload, for payload-based kinds.
     pub fn payload(&self) -> Option<&Payload> {
-        self.payload.as_ref()
+        match &self.content {
+            Content::Payload { payload, .. } => Some(payload),
+            _ => None,
+        }
+    }
+
+    /// The OTA zip around the payload, for recovery OTA zips.
+    pub fn ota_zip(&self) -> Option<&OtaZip> {
+        match &self.content {
+            Content::Payload { zip, .. } => zip.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The images, for fastboot packages and bare images.
+    pub fn images(&self) -> Option<&images::ImagePackage> {
+        match &self.content {
+            Content::Images(pkg) => Some(pkg),
+            _ => None,
+        }
+    }
+
+    /// The block-based OTA.
+    pub fn block(&self) -> Option<&block::BlockOta> {
+        match &self.content {
+            Content::Block(b) => Some(b),
+            _ => None,
+        }
     }
 
     /// An upper bound of the bytes extracting `name` occupies on disk:
@@ -293,7 +328,7 @@ impl Rom {
     /// whole image.
     pub fn disk_estimate(&self, name: &str) -> u64 {
         use crate::format::payload::OpType;
-        if let Some(part) = self.payload.as_ref().and_then(|p| p.partition(name)) {
+        if let Some(part) = self.payload().and_then(|p| p.partition(name)) {
             return part
                 .ops
                 .iter()
@@ -310,7 +345,7 @@ impl Rom {
 
     /// Every partition of the package, in package order.
     pub fn partitions(&self) -> Vec<PartInfo> {
-        if let Some(p) = &self.payload {
+        if let Some(p) = self.payload() {
             let dyn_meta = p.manifest.dynamic_partition_metadata.as_ref();
             return p
                 .partitions
@@ -330,7 +365,7 @@ impl Rom {
                 })
                 .collect();
         }
-        if let Some(pkg) = &self.images {
+        if let Some(pkg) = self.images() {
             return pkg
                 .sources()
                 .into_iter()
@@ -364,7 +399,7 @@ impl Rom {
                 })
                 .collect();
         }
-        if let Some(b) = &self.block {
+        if let Some(b) = self.block() {
             return b.partitions();
         }
         Vec::new()
@@ -372,8 +407,8 @@ impl Rom {
 
     /// What the package says about its build.
     pub fn build_info(&self) -> BuildInfo {
-        if let Some(p) = &self.payload {
-            return match &self.zip {
+        if let Some(p) = self.payload() {
+            return match self.ota_zip() {
                 Some(z) => BuildInfo::from_metadata(&z.metadata, p),
                 None => BuildInfo {
                     security_patch: p.manifest.security_patch_level.clone(),
@@ -382,11 +417,11 @@ impl Rom {
                 },
             };
         }
-        if let Some(b) = &self.block {
+        if let Some(b) = self.block() {
             return b.build_info();
         }
         let mut info = BuildInfo::from_file_name(&self.path);
-        if let Some(pkg) = &self.images
+        if let Some(pkg) = self.images()
             && let Some(d) = pkg.script_device()
         {
             info.device = Some(d);
@@ -564,7 +599,7 @@ impl Rom {
     /// Index of a payload partition by name; a usage error listing the
     /// partitions if absent (payload kinds only).
     pub fn partition_index(&self, name: &str) -> Result<usize> {
-        let Some(p) = &self.payload else {
+        let Some(p) = self.payload() else {
             return Err(self.unknown_partition(name));
         };
         p.partitions
@@ -607,18 +642,17 @@ impl Rom {
         jobs: usize,
         force: bool,
     ) -> Result<Vec<u64>> {
-        if let Some(pkg) = &self.images {
+        if let Some(pkg) = self.images() {
             return pkg.extract(requests, jobs, force);
         }
-        if let Some(b) = &self.block {
+        if let Some(b) = self.block() {
             return b.extract(requests, force);
         }
         let mut sizes = Vec::new();
         for (name, dest) in requests {
             self.extract_payload_partition(name, dest, jobs, force)?;
             sizes.push(
-                self.payload
-                    .as_ref()
+                self.payload()
                     .and_then(|p| p.partition(name))
                     .map_or(0, |p| p.size),
             );
@@ -634,7 +668,7 @@ impl Rom {
         force: bool,
     ) -> Result<()> {
         use crate::format::payload::extract::{self, Job, NoProgress, OutputFile};
-        let Some(p) = &self.payload else {
+        let Some(p) = self.payload() else {
             return Err(self.unknown_partition(name));
         };
         let idx = self.partition_index(name)?;
