@@ -12,6 +12,7 @@ pub mod block;
 pub mod fastboot;
 pub mod images;
 pub mod ota;
+pub mod unpack;
 pub mod verify;
 pub mod version;
 mod zip;
@@ -496,7 +497,7 @@ impl Rom {
             .ok_or_else(|| self.unknown_partition(name))
     }
 
-    fn unknown_partition(&self, name: &str) -> Error {
+    pub(crate) fn unknown_partition(&self, name: &str) -> Error {
         Error::Usage(format!(
             "partition {name:?} is not in {} (it has: {})",
             self.path.display(),
@@ -536,64 +537,24 @@ impl Rom {
         if let Some(b) = self.block() {
             return b.extract(requests, force);
         }
-        let mut sizes = Vec::new();
-        for (name, dest) in requests {
-            self.extract_payload_partition(name, dest, jobs, force)?;
-            sizes.push(
-                self.payload()
-                    .and_then(|p| p.partition(name))
-                    .map_or(0, |p| p.size),
-            );
-        }
-        Ok(sizes)
-    }
-
-    fn extract_payload_partition(
-        &self,
-        name: &str,
-        dest: &Path,
-        jobs: usize,
-        force: bool,
-    ) -> Result<()> {
-        use crate::format::payload::extract::{self, Job, NoProgress, OutputFile};
         let Some(p) = self.payload() else {
-            return Err(self.unknown_partition(name));
+            return Err(Error::Usage(format!(
+                "{} holds no partition images",
+                self.path.display()
+            )));
         };
-        let idx = self.partition_index(name)?;
-        let part = &p.partitions[idx];
-        if let Some(op) = part.first_incremental_op() {
-            return Err(Error::payload(
-                &self.path,
-                crate::format::payload::PayloadError::Incremental {
-                    partition: part.name.clone(),
-                    index: op.index,
-                    kind: op.kind_name(),
-                },
-            ));
+        for (name, _) in requests {
+            self.partition_index(name)?;
+            unpack::refuse_incremental(self, p, name)?;
         }
-        let f = crate::output::AtomicFile::create(dest, force)?;
-        f.file()
-            .set_len(part.size)
-            .map_err(|e| Error::io(f.tmp_path(), e))?;
-        let clone = f
-            .file()
-            .try_clone()
-            .map_err(|e| Error::io(f.tmp_path(), e))?;
-        let outcome = extract::run(
-            &Job {
-                payload: p,
-                partitions: vec![idx],
-                outputs: Some(vec![OutputFile::new(clone, f.tmp_path().to_path_buf())]),
-                verify: true,
-                fail_fast: true,
-                jobs,
-            },
-            &NoProgress,
-        );
-        if let Some(e) = outcome.failures.into_iter().next() {
-            return Err(e);
-        }
-        f.commit()?;
-        Ok(())
+        let written = self.unpack_payload(
+            p,
+            requests,
+            true,
+            force,
+            jobs,
+            &crate::format::payload::extract::NoProgress,
+        )?;
+        Ok(written.into_iter().map(|w| w.size).collect())
     }
 }
