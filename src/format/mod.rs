@@ -2,6 +2,7 @@
 
 pub mod image;
 pub mod lp;
+pub mod patch;
 pub mod payload;
 pub mod sdat;
 pub mod source;

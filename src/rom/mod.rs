@@ -9,6 +9,7 @@
 //! [`Rom::extract_partition`] writes one.
 
 pub mod block;
+pub mod describe;
 pub mod fastboot;
 pub mod images;
 pub mod ota;
