@@ -811,10 +811,8 @@ pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
     let rom = crate::rom::Rom::open(path)?;
     let mut m = Manifest::new(input_record(path, Some(&rom))?)
         .created_at(crate::util::time::source_date_epoch()?);
-    let tmp = tempfile::Builder::new()
-        .prefix("romkit-manifest-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    // Tracked: a signal during the decode removes it.
+    let tmp = crate::output::temp_dir_in(&std::env::temp_dir(), "romkit-manifest-")?;
     let parts = rom.partitions();
     let requests: Vec<(String, std::path::PathBuf)> = parts
         .iter()
