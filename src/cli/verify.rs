@@ -287,7 +287,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             );
         }
         Some(outcome) => {
-            for e in &outcome.failures {
+            let failures: Vec<Error> = outcome
+                .failures
+                .into_iter()
+                .map(|e| Error::payload(p.source.path(), e))
+                .collect();
+            for e in &failures {
                 if e.exit_code() != EXIT_CHECK {
                     worst_invalid = Some(e.exit_code());
                 }
@@ -320,7 +325,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
                 }
                 push(&format!("partition {}", po.name), status, detail);
             }
-            for e in outcome.failures {
+            for e in failures {
                 if let Error::Payload { source, .. } = &e
                     && matches!(**source, PayloadError::PartitionHash { .. })
                 {

@@ -12,6 +12,7 @@ pub mod block;
 pub mod fastboot;
 pub mod images;
 pub mod ota;
+pub mod super_image;
 pub mod version;
 
 use std::collections::BTreeMap;
@@ -669,7 +670,7 @@ impl Rom {
             &NoProgress,
         );
         if let Some(e) = outcome.failures.into_iter().next() {
-            return Err(e);
+            return Err(Error::payload(p.source.path(), e));
         }
         f.commit()?;
         Ok(())
