@@ -815,7 +815,8 @@ fn write_ota(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut prepared = prepare_payload_from(&inputs, &wopts, parent)?;
+    let scratch = crate::output::scratch_file(parent)?;
+    let mut prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
     let metadata = match rom.ota_zip() {
         Some(z) => z.metadata.clone(),
         None => {

@@ -13,6 +13,7 @@ pub mod describe;
 pub mod fastboot;
 pub mod images;
 pub mod ota;
+pub mod super_image;
 pub mod unpack;
 pub mod verify;
 pub mod version;

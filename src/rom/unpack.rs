@@ -181,7 +181,7 @@ impl Rom {
         );
         if let Some(e) = outcome.failures.into_iter().next() {
             // `files` drop here: every temporary image is removed.
-            return Err(e);
+            return Err(Error::payload(p.source.path(), e));
         }
         let mut written = Vec::with_capacity(files.len());
         for (f, po) in files.into_iter().zip(&outcome.partitions) {

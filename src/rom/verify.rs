@@ -180,7 +180,7 @@ impl Rom {
         signature_checks(&mut c, p, &whole, opts.key).map_err(perr)?;
         match outcome {
             None => data_hash_checks(&mut c, p),
-            Some(outcome) => operation_checks(&mut c, outcome),
+            Some(outcome) => operation_checks(&mut c, outcome, p.source.path()),
         }
         Ok(c.0)
     }
@@ -350,7 +350,7 @@ fn data_hash_checks(c: &mut Checks, p: &Payload) {
 
 /// Full payload: one line per partition (operations hashed, image hash) and
 /// one per failed operation.
-fn operation_checks(c: &mut Checks, outcome: extract::Outcome) {
+fn operation_checks(c: &mut Checks, outcome: extract::Outcome, file: &std::path::Path) {
     for po in &outcome.partitions {
         let status = if po.ok() { Status::Ok } else { Status::Failed };
         let mut detail = format!("{} operations hashed", po.ops_verified);
@@ -379,6 +379,7 @@ fn operation_checks(c: &mut Checks, outcome: extract::Outcome) {
         c.integrity(format!("partition {}", po.name), status, detail);
     }
     for e in outcome.failures {
+        let e = Error::payload(file, e);
         if let Error::Payload { source, .. } = &e
             && matches!(**source, PayloadError::PartitionHash { .. })
         {
