@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         s.push_str(&format!(
             "  {:<12} {:<11} {:>10}\n",
             p.name,
-            p.status,
+            p.status.name(),
             human_size(p.size)
         ));
     }

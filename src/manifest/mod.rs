@@ -195,6 +195,18 @@ pub enum PartitionStatus {
     Source,
 }
 
+impl PartitionStatus {
+    /// The name manifests use (`passthrough`, `rebuilt`, `patched`, `source`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionStatus::Passthrough => "passthrough",
+            PartitionStatus::Rebuilt => "rebuilt",
+            PartitionStatus::Patched => "patched",
+            PartitionStatus::Source => "source",
+        }
+    }
+}
+
 /// One partition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRecord {

@@ -1,0 +1,474 @@
+//! The pipeline `romkit build` runs, as stages, each in its own module:
+//!
+//! 1. [`open`]: refuse what can be refused (profile, protected items,
+//!    existing outputs), open the input, check its zip CRCs;
+//! 2. [`decode`]: choose which partitions become images and decode them;
+//! 3. [`plan`]: read the app partitions as trees, identify the apps, plan
+//!    the profile;
+//! 4. and 5. [`rebuild`]: apply the plan to the trees, write the touched
+//!    partitions again;
+//! 6. [`package`]: lay the images out in the output format;
+//! 7. [`check`]: re-open the output and compare every image with what was
+//!    packaged;
+//! 8. [`record`]: the manifest and the report.
+//!
+//! The partitions outside the app set decode (and hash) while the app
+//! partitions go through stages 2 to 5. Where each output image comes from is
+//! decided once, as an [`ImageSource`].
+//!
+//! Everything is staged in a temporary folder beside the output (same
+//! filesystem, so the final step is a rename); a failure or an interrupt
+//! leaves nothing under the output's final name. Every image the build
+//! decodes or rebuilds is `NAME.img` in that folder.
+
+mod check;
+mod decode;
+mod open;
+mod package;
+mod plan;
+mod rebuild;
+mod record;
+mod sources;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::debloat::{Plan, Profile};
+use crate::error::{Error, Result};
+use crate::fs::FsKind;
+use crate::manifest::{Manifest, PartitionStatus};
+use crate::rom::Rom;
+
+pub use sources::{ImageSource, disable_avb};
+
+/// What `build` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// A fastboot package (zip; `.tgz` or a folder by the output's name).
+    Fastboot,
+    /// A full recovery OTA zip with a new payload.bin.
+    Ota,
+    /// A folder of partition images.
+    Images,
+}
+
+/// Options of a build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// The profile (name or path).
+    pub profile: String,
+    /// Output kind.
+    pub format: OutputFormat,
+    /// Check the input's own hashes first (zip CRCs; payload and sparse
+    /// hashes are always checked while decoding).
+    pub verify: bool,
+    /// Allow removing protected packages and paths.
+    pub allow_unsafe: bool,
+    /// Rules that match nothing fail the build.
+    pub strict: bool,
+    /// Split the fastboot package's super into parts of at most this size.
+    pub split: Option<u64>,
+    /// Also write the manifest as YAML.
+    pub manifest_yaml: bool,
+    /// Replace existing outputs.
+    pub force: bool,
+    /// Estimate the space the build needs and fail before any work when
+    /// the output's filesystem cannot hold it.
+    pub space_check: bool,
+    /// Worker threads.
+    pub jobs: usize,
+}
+
+/// One partition of the output, as the report shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BuiltPartition {
+    /// Name.
+    pub name: String,
+    /// `passthrough`, `rebuilt` or `patched`.
+    pub status: PartitionStatus,
+    /// Filesystem, when it has one romkit reads.
+    pub filesystem: Option<&'static str>,
+    /// Size in the source.
+    pub source_size: u64,
+    /// Size in the output.
+    pub size: u64,
+    /// SHA-256 of the output image.
+    pub sha256: String,
+}
+
+/// Room left in a dynamic partition group or the super device.
+#[derive(Clone, Debug, Serialize)]
+pub struct Space {
+    /// `group NAME` or `super`.
+    pub name: String,
+    /// Its size (a group's maximum size).
+    pub size: u64,
+    /// Bytes the output's partitions take in it.
+    pub used: u64,
+    /// `size - used`.
+    pub free: u64,
+}
+
+/// Seconds spent in each stage.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StageTimes {
+    /// Opening and checking the input.
+    pub open_verify: f64,
+    /// Decoding the app partitions.
+    pub decode: f64,
+    /// Decoding and hashing the other partitions the output needs as
+    /// images, alongside decode, plan, manifest and rebuild.
+    pub decode_other: f64,
+    /// Reading trees, identifying apps, planning.
+    pub plan: f64,
+    /// Applying the plan and writing the changed filesystems.
+    pub rebuild: f64,
+    /// Hashing every file of the app partitions for the manifest.
+    pub manifest: f64,
+    /// Writing the package.
+    pub package: f64,
+    /// Re-opening the output and checking it.
+    pub verify_output: f64,
+}
+
+/// The result of a build.
+#[derive(Debug, Serialize)]
+pub struct BuildReport {
+    /// The package (or folder) written.
+    pub output: PathBuf,
+    /// Its manifest.
+    pub manifest: PathBuf,
+    /// The YAML copy, if asked for.
+    pub manifest_yaml: Option<PathBuf>,
+    /// The output kind.
+    pub format: OutputFormat,
+    /// Every partition.
+    pub partitions: Vec<BuiltPartition>,
+    /// Apps removed.
+    pub removed_apps: usize,
+    /// Bytes freed in the file trees.
+    pub freed: u64,
+    /// build.prop edits made.
+    pub prop_edits: usize,
+    /// Room left in the dynamic partition groups and super.
+    pub space: Vec<Space>,
+    /// Warnings (unmatched rules and the like).
+    pub warnings: Vec<String>,
+    /// Stage timings.
+    pub times: StageTimes,
+    /// The plan that was applied.
+    #[serde(skip)]
+    pub plan: Plan,
+}
+
+/// `<output>.manifest.json` (and `.yaml`).
+pub fn manifest_path(output: &Path, ext: &str) -> PathBuf {
+    let mut s = output.as_os_str().to_owned();
+    s.push(format!(".manifest.{ext}"));
+    PathBuf::from(s)
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    crate::util::hash::sha256_file(path)
+        .map(|(h, _)| h)
+        .map_err(|e| Error::io(path, e))
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// Runs the whole pipeline.
+pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildReport> {
+    let mut times = StageTimes::default();
+    let profile = open::load_profile(opts)?;
+    let dest = open::destination(output, opts)?;
+    let t = Instant::now();
+    let source = open::open_and_verify(input, opts.verify)?;
+    times.open_verify = secs(t);
+
+    let (parent, work) = open::work_dir(output)?;
+    let work = work.path();
+    let t = Instant::now();
+    let sel = decode::select(&source.rom, opts.format);
+    if opts.space_check {
+        decode::check_space(&source.rom, &sel, input, opts.format, &parent)?;
+    }
+    // The other partitions decode (and hash) while the app partitions are
+    // read, planned and rebuilt.
+    let (others, apps) = rayon::join(
+        || decode::decode_others(&source.rom, &sel, work, opts.jobs),
+        || app_stages(input, &source, &profile, &sel, work, opts, t),
+    );
+    let (mut apps, others) = (apps?, others?);
+    times.decode_other = others.secs;
+    apps.times.merge_into(&mut times);
+
+    sources::sniff_others(&sel, input, work, &mut apps.filesystems)?;
+    let patched = sources::patch_vbmeta(&sel, work, opts.format)?;
+    let images = sources::sources(&sel, &apps.touched, &patched, work);
+    let partitions = record::partitions(&source.rom, &images, &apps.filesystems, &others.hashes)?;
+
+    let t = Instant::now();
+    package::package(&source, &images, work, output, input, opts)?;
+    times.package = secs(t);
+
+    let t = Instant::now();
+    if let Err(e) = check::check_output(output, opts.format, &partitions, work, opts.jobs) {
+        check::remove_output(output, opts.format);
+        return Err(e);
+    }
+    times.verify_output = secs(t);
+
+    let written = record::write_manifest(
+        apps.manifest,
+        &partitions,
+        output,
+        opts.format,
+        &dest,
+        opts.force,
+    );
+    if let Err(e) = written {
+        check::remove_output(output, opts.format);
+        let _ = std::fs::remove_file(&dest.manifest_json);
+        return Err(e);
+    }
+    Ok(report(
+        output,
+        dest,
+        opts.format,
+        &source.rom,
+        partitions,
+        apps.plan,
+        times,
+    ))
+}
+
+/// What the app stages hand on.
+struct AppStages {
+    times: AppTimes,
+    filesystems: BTreeMap<String, FsKind>,
+    touched: BTreeSet<String>,
+    plan: Plan,
+    manifest: Manifest,
+}
+
+/// Seconds spent in the app stages.
+#[derive(Default)]
+struct AppTimes {
+    decode: f64,
+    plan: f64,
+    manifest: f64,
+    rebuild: f64,
+}
+
+impl AppTimes {
+    fn merge_into(&self, times: &mut StageTimes) {
+        times.decode = self.decode;
+        times.plan = self.plan;
+        times.manifest = self.manifest;
+        times.rebuild = self.rebuild;
+    }
+}
+
+/// Stages 2 to 5 for the app partitions: decode, read trees and plan,
+/// apply, rebuild. `started` is when decoding began.
+fn app_stages(
+    input: &Path,
+    source: &open::Source,
+    profile: &Profile,
+    sel: &decode::Selection<'_>,
+    work: &Path,
+    opts: &BuildOptions,
+    started: Instant,
+) -> Result<AppStages> {
+    let mut times = AppTimes::default();
+    decode::decode(&source.rom, &sel.apps, work, opts.jobs)?;
+    times.decode = secs(started);
+
+    let t = Instant::now();
+    let mut trees = plan::read_trees(input, &sel.apps, work)?;
+    let (app_list, plan) = plan::plan(
+        input,
+        profile,
+        &trees.loaded,
+        opts.allow_unsafe,
+        opts.strict,
+        opts.jobs,
+    )?;
+    let mut manifest = record::start_manifest(input, &source.rom, profile, &app_list, &plan)?;
+    drop(app_list);
+    times.plan = secs(t);
+
+    let t = Instant::now();
+    rebuild::apply(&plan, &mut trees.loaded, &mut manifest, input, work)?;
+    times.manifest = secs(t);
+
+    let t = Instant::now();
+    let touched = rebuild::touched(&plan);
+    let build_time = crate::util::time::source_date_epoch()?.or(source.info.timestamp);
+    rebuild::rebuild(
+        &mut trees.loaded,
+        &touched,
+        &trees.filesystems,
+        input,
+        work,
+        build_time,
+        opts.jobs,
+    )?;
+    times.rebuild = secs(t);
+    Ok(AppStages {
+        times,
+        filesystems: trees.filesystems,
+        touched,
+        plan,
+        manifest,
+    })
+}
+
+/// The report of a finished build.
+fn report(
+    output: &Path,
+    dest: open::Destination,
+    format: OutputFormat,
+    rom: &Rom,
+    partitions: Vec<BuiltPartition>,
+    plan: Plan,
+    times: StageTimes,
+) -> BuildReport {
+    BuildReport {
+        output: output.to_path_buf(),
+        manifest: dest.manifest_json,
+        manifest_yaml: dest.manifest_yaml,
+        format,
+        space: record::space_report(rom, &partitions),
+        partitions,
+        removed_apps: plan.removed.iter().filter(|r| r.package.is_some()).count(),
+        freed: plan.freed_total,
+        prop_edits: plan.props.len(),
+        warnings: plan.warnings.clone(),
+        times,
+        plan,
+    }
+}
+
+/// A full OTA: a new payload from every image, the source's metadata.
+fn write_ota(
+    rom: &Rom,
+    work: &Path,
+    output: &Path,
+    opts: &BuildOptions,
+    info: &crate::rom::BuildInfo,
+    copy: &BTreeSet<String>,
+) -> Result<()> {
+    use crate::format::payload::writer::{
+        ImageInput, PayloadInput, WriteOptions, prepare_payload_from,
+    };
+    let parts = rom.partitions();
+    let images: Vec<ImageInput> = parts
+        .iter()
+        .map(|p| ImageInput {
+            name: p.name.clone(),
+            path: work.join(format!("{}.img", p.name)),
+        })
+        .collect();
+    let inputs: Vec<PayloadInput> = images
+        .iter()
+        .map(|i| match rom.payload() {
+            Some(payload) if copy.contains(&i.name) => PayloadInput::Copy {
+                payload,
+                partition: &i.name,
+            },
+            _ => PayloadInput::Image(i),
+        })
+        .collect();
+    let image_size = |n: &str| -> Option<u64> {
+        if copy.contains(n) {
+            rom.payload()?.partition(n).map(|p| p.size)
+        } else {
+            std::fs::metadata(work.join(format!("{n}.img")))
+                .ok()
+                .map(|m| m.len())
+        }
+    };
+    let mut wopts = WriteOptions {
+        jobs: opts.jobs,
+        max_timestamp: info.timestamp,
+        security_patch_level: info.security_patch.clone(),
+        ..Default::default()
+    };
+    if let Some(d) = rom
+        .payload()
+        .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
+    {
+        wopts.groups = d
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.name.clone().unwrap_or_else(|| "main".into()),
+                    g.size.unwrap_or(0),
+                    g.partition_names.clone(),
+                )
+            })
+            .collect();
+        wopts.snapshot_enabled = d.snapshot_enabled.unwrap_or(false);
+    } else {
+        // From a fastboot package: the logical partitions form one group.
+        let logical: Vec<String> = parts
+            .iter()
+            .filter(|p| p.lp_name.is_some())
+            .map(|p| p.name.clone())
+            .collect();
+        if !logical.is_empty() {
+            let size = logical
+                .iter()
+                .filter_map(|n| std::fs::metadata(work.join(format!("{n}.img"))).ok())
+                .map(|m| m.len())
+                .sum();
+            wopts.groups = vec![("main".into(), size, logical)];
+        }
+    }
+    // The group must hold the rebuilt partitions: report, then fail clearly.
+    for (g, size, names) in &wopts.groups {
+        let need: u64 = names.iter().filter_map(|n| image_size(n)).sum();
+        if *size > 0 && need > *size {
+            return Err(Error::invalid(
+                output,
+                format!("partitions of group {g} need {need} bytes, more than its {size}"),
+            ));
+        }
+    }
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let scratch = crate::output::scratch_file(parent)?;
+    let mut prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
+    let metadata = match rom.ota_zip() {
+        Some(z) => z.metadata.clone(),
+        None => {
+            let mut m = std::collections::BTreeMap::new();
+            m.insert("ota-type".to_string(), "AB".to_string());
+            if let Some(d) = &info.device {
+                m.insert("pre-device".to_string(), d.clone());
+            }
+            if let Some(t) = info.timestamp {
+                m.insert("post-timestamp".to_string(), t.to_string());
+            }
+            m
+        }
+    };
+    let when = crate::util::time::source_date_epoch()?
+        .or(info.timestamp)
+        .unwrap_or(315_532_800);
+    let mtime = zip_time(when);
+    crate::rom::ota::write_ota_zip(output, &mut prepared, &metadata, mtime, opts.force)?;
+    Ok(())
+}
+
+use crate::util::time::zip_time;

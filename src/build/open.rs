@@ -1,0 +1,91 @@
+//! Stage 1, open and verify: everything that can be refused is refused here,
+//! before any work — the profile (and the protected items it reaches), existing
+//! outputs without `--force`, an input whose zip entries fail their CRC-32.
+
+use std::path::{Path, PathBuf};
+
+use super::{BuildOptions, manifest_path};
+use crate::debloat::{self, Profile};
+use crate::error::{Error, Result};
+use crate::output::TempDir;
+use crate::rom::{BuildInfo, Rom};
+
+/// The files a build writes besides the package.
+pub(super) struct Destination {
+    /// `OUT.manifest.json`.
+    pub manifest_json: PathBuf,
+    /// `OUT.manifest.yaml`, when asked for.
+    pub manifest_yaml: Option<PathBuf>,
+}
+
+/// The opened input.
+pub(super) struct Source {
+    /// The package.
+    pub rom: Rom,
+    /// What it says about its build.
+    pub info: BuildInfo,
+    /// Its device codename (the first one when it lists several).
+    pub device: Option<String>,
+}
+
+/// Loads the profile; refuses one that reaches protected items unless
+/// `allow_unsafe`.
+pub(super) fn load_profile(opts: &BuildOptions) -> Result<Profile> {
+    let refuse = |e: debloat::ProfileError| Error::Invalid {
+        file: PathBuf::from(e.location),
+        msg: e.message,
+    };
+    let profile = debloat::load(&opts.profile).map_err(refuse)?;
+    debloat::check_protected(&profile, opts.allow_unsafe).map_err(refuse)?;
+    Ok(profile)
+}
+
+/// The output's manifest paths; refuses any output that exists without `force`.
+pub(super) fn destination(output: &Path, opts: &BuildOptions) -> Result<Destination> {
+    let manifest_json = manifest_path(output, "json");
+    let manifest_yaml = opts.manifest_yaml.then(|| manifest_path(output, "yaml"));
+    crate::output::check_overwrite(output, opts.force)?;
+    crate::output::check_overwrite(&manifest_json, opts.force)?;
+    if let Some(y) = &manifest_yaml {
+        crate::output::check_overwrite(y, opts.force)?;
+    }
+    Ok(Destination {
+        manifest_json,
+        manifest_yaml,
+    })
+}
+
+/// Opens the input and, with `verify`, checks its zip entries' CRC-32s
+/// (payload and sparse hashes are checked while decoding).
+pub(super) fn open_and_verify(input: &Path, verify: bool) -> Result<Source> {
+    let rom = Rom::open(input)?;
+    if verify && rom.ota_zip().is_some() {
+        let bad = crate::rom::ota::OtaZip::check_entry_crcs(input)?;
+        if let Some((entry, msg)) = bad.first() {
+            return Err(Error::CheckFailed {
+                file: input.to_path_buf(),
+                msg: format!("zip entry {entry}: {msg}"),
+            });
+        }
+    }
+    let info = rom.build_info();
+    let device = info
+        .device
+        .as_deref()
+        .and_then(|d| d.split(',').next())
+        .map(str::to_string);
+    Ok(Source { rom, info, device })
+}
+
+/// The folder the output goes in (created) and a work folder inside it, so
+/// that the final step is a rename on one filesystem.
+pub(super) fn work_dir(output: &Path) -> Result<(PathBuf, TempDir)> {
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let work = crate::output::temp_dir_in(&parent, ".romkit-build-")?;
+    Ok((parent, work))
+}

@@ -1,0 +1,114 @@
+//! Stages 4 and 5, apply and rebuild: the plan edits the trees in memory
+//! (every tree's files are recorded in the manifest on the way), then each
+//! touched partition is written again as EROFS beside its source image and
+//! renamed over it.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::Path;
+
+use super::decode::image_path;
+use crate::apps::LoadedPartition;
+use crate::debloat::Plan;
+use crate::error::{Error, Result};
+use crate::fs::FsKind;
+use crate::fs::erofs::writer::{self, Lz4hc};
+use crate::fs::tree::Tree;
+use crate::manifest::Manifest;
+
+/// The partitions a plan changes.
+pub(super) fn touched(plan: &Plan) -> BTreeSet<String> {
+    plan.removed
+        .iter()
+        .map(|r| r.partition.clone())
+        .chain(plan.props.iter().map(|c| c.partition.clone()))
+        .collect()
+}
+
+/// Applies `plan` to the trees it touches and records every tree's files.
+pub(super) fn apply(
+    plan: &Plan,
+    loaded: &mut [LoadedPartition],
+    manifest: &mut Manifest,
+    input: &Path,
+    work: &Path,
+) -> Result<()> {
+    let touched = touched(plan);
+    for lp in loaded.iter_mut() {
+        let Some(tree) = lp.tree.as_mut() else {
+            continue;
+        };
+        if touched.contains(&lp.name) {
+            plan.apply(&lp.name, tree)
+                .map_err(|m| Error::invalid(input, m))?;
+        }
+        manifest
+            .add_tree(&lp.name, tree)
+            .map_err(|e| Error::io(image_path(work, &lp.name), e))?;
+    }
+    Ok(())
+}
+
+/// Writes every partition in `touched` again from its edited tree, with
+/// `build_time` in its superblock. Only EROFS partitions can be rebuilt.
+pub(super) fn rebuild(
+    loaded: &mut [LoadedPartition],
+    touched: &BTreeSet<String>,
+    filesystems: &BTreeMap<String, FsKind>,
+    input: &Path,
+    work: &Path,
+    build_time: Option<i64>,
+    jobs: usize,
+) -> Result<()> {
+    for lp in loaded.iter_mut().filter(|p| touched.contains(&p.name)) {
+        if filesystems.get(&lp.name) == Some(&FsKind::Ext4) {
+            return Err(Error::invalid(
+                format!("{}:{}", input.display(), lp.name),
+                "the profile changes an ext4 partition; romkit rebuilds EROFS partitions only",
+            ));
+        }
+        let Some(tree) = lp.tree.as_ref() else {
+            continue;
+        };
+        let path = image_path(work, &lp.name);
+        let new_path = work.join(format!("{}.rebuilt", lp.name));
+        write_erofs(tree, &lp.name, &path, &new_path, build_time, jobs)?;
+        // The trees read lazily from the old image: drop it only now.
+        lp.tree = None;
+        std::fs::rename(&new_path, &path).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Writes `tree` as the EROFS image `dest`, compressed like `source` was.
+fn write_erofs(
+    tree: &Tree,
+    name: &str,
+    source: &Path,
+    dest: &Path,
+    build_time: Option<i64>,
+    jobs: usize,
+) -> Result<()> {
+    let opts = writer::WriteOptions {
+        build_time,
+        volume_name: Some(name.to_string()),
+        compression: erofs_compressed(source).then(Lz4hc::default),
+        jobs,
+    };
+    let mut f = File::create(dest).map_err(|e| Error::io(dest, e))?;
+    writer::write(tree, &opts, &mut f)
+        .map_err(|e| Error::io(dest, std::io::Error::other(e.to_string())))?;
+    f.sync_all().map_err(|e| Error::io(dest, e))
+}
+
+/// Whether an EROFS image uses compression (superblock incompat features
+/// ZERO_PADDING / COMPR_CFGS, which mkfs.erofs sets for compressed images).
+fn erofs_compressed(img: &Path) -> bool {
+    let mut sb = [0u8; 4];
+    let ok = File::open(img).and_then(|f| {
+        use std::os::unix::fs::FileExt;
+        f.read_exact_at(&mut sb, 1024 + 0x50)
+    });
+    ok.is_ok() && u32::from_le_bytes(sb) & 0x3 != 0
+}

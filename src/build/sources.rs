@@ -1,0 +1,171 @@
+//! Where each output image comes from, decided once after the trees are
+//! rebuilt: decoded from the input unchanged, rebuilt from an edited tree,
+//! patched in place (vbmeta), or left encoded in the input's payload and
+//! copied operation by operation into an OTA.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::OutputFormat;
+use super::decode::{Selection, image_path, is_app_partition};
+use crate::error::{Error, Result};
+use crate::fs::FsKind;
+use crate::manifest::PartitionStatus;
+
+/// Where an output partition image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// Decoded from the input and left as it was.
+    Decoded(PathBuf),
+    /// Written again from a tree the profile edited.
+    Rebuilt(PathBuf),
+    /// Decoded, then its vbmeta header patched to disable verification.
+    Patched(PathBuf),
+    /// Never decoded: an OTA output copies its payload operations; the
+    /// image is the one the payload's `new_partition_info` describes.
+    Copied {
+        /// Image size.
+        size: u64,
+        /// SHA-256 of the image.
+        sha256: [u8; 32],
+    },
+}
+
+impl ImageSource {
+    /// What the manifest and the report call it.
+    pub fn status(&self) -> PartitionStatus {
+        match self {
+            ImageSource::Decoded(_) | ImageSource::Copied { .. } => PartitionStatus::Passthrough,
+            ImageSource::Rebuilt(_) => PartitionStatus::Rebuilt,
+            ImageSource::Patched(_) => PartitionStatus::Patched,
+        }
+    }
+
+    /// Whether the image is the input's own (an OTA may copy it from the
+    /// input's payload).
+    pub fn is_unchanged(&self) -> bool {
+        matches!(self, ImageSource::Decoded(_) | ImageSource::Copied { .. })
+    }
+}
+
+/// Adds the filesystems of the partitions outside the app set: sniffed from
+/// the decoded image, or from the first bytes of a partition left encoded.
+pub(super) fn sniff_others(
+    sel: &Selection<'_>,
+    input: &Path,
+    work: &Path,
+    filesystems: &mut BTreeMap<String, FsKind>,
+) -> Result<()> {
+    for p in sel.parts.iter().filter(|p| !is_app_partition(&p.name)) {
+        let kind = match (sel.encoded.contains_key(&p.name), sel.copy_from) {
+            (true, Some(pl)) => {
+                let Some(part) = pl.partition(&p.name) else {
+                    continue;
+                };
+                let head = pl
+                    .partition_head(part, 2048)
+                    .map_err(|e| Error::payload(input, e))?;
+                FsKind::from_head(&head)
+            }
+            _ => {
+                let path = image_path(work, &p.name);
+                crate::fs::sniff(&path).map_err(|e| Error::io(&path, e))?
+            }
+        };
+        if let Some(k) = kind {
+            filesystems.insert(p.name.clone(), k);
+        }
+    }
+    Ok(())
+}
+
+/// Outputs other than fastboot packages carry vbmeta with verification
+/// disabled in its flags (a fastboot package's scripts flash it so).
+/// Returns the partitions patched.
+pub(super) fn patch_vbmeta(
+    sel: &Selection<'_>,
+    work: &Path,
+    format: OutputFormat,
+) -> Result<BTreeSet<String>> {
+    let mut patched = BTreeSet::new();
+    if format == OutputFormat::Fastboot {
+        return Ok(patched);
+    }
+    for p in sel.parts.iter().filter(|p| p.name.starts_with("vbmeta")) {
+        if disable_avb(&image_path(work, &p.name))? {
+            patched.insert(p.name.clone());
+        }
+    }
+    Ok(patched)
+}
+
+/// The source of every output image, in the input's partition order.
+pub(super) fn sources(
+    sel: &Selection<'_>,
+    touched: &BTreeSet<String>,
+    patched: &BTreeSet<String>,
+    work: &Path,
+) -> Vec<(String, ImageSource)> {
+    sel.parts
+        .iter()
+        .map(|p| {
+            let path = image_path(work, &p.name);
+            let source = if touched.contains(&p.name) {
+                ImageSource::Rebuilt(path)
+            } else if patched.contains(&p.name) {
+                ImageSource::Patched(path)
+            } else if let Some(e) = sel.encoded.get(&p.name) {
+                ImageSource::Copied {
+                    size: e.size,
+                    sha256: e.sha256,
+                }
+            } else {
+                ImageSource::Decoded(path)
+            };
+            (p.name.clone(), source)
+        })
+        .collect()
+}
+
+/// Sets the AVB "verification disabled" and "hashtree disabled" flags of a
+/// vbmeta image (big-endian `flags` at offset 120 of the header), as
+/// `fastboot --disable-verity --disable-verification` does. Returns whether
+/// the image was a vbmeta image.
+pub fn disable_avb(img: &Path) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(img)
+        .map_err(|e| Error::io(img, e))?;
+    let mut head = [0u8; 128];
+    if f.read_exact_at(&mut head, 0).is_err() || &head[..4] != b"AVB0" {
+        return Ok(false);
+    }
+    let flags = u32::from_be_bytes([head[120], head[121], head[122], head[123]]) | 0x3;
+    f.write_all_at(&flags.to_be_bytes(), 120)
+        .map_err(|e| Error::io(img, e))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_serialized_ones() {
+        for s in [
+            ImageSource::Decoded(PathBuf::new()),
+            ImageSource::Rebuilt(PathBuf::new()),
+            ImageSource::Patched(PathBuf::new()),
+            ImageSource::Copied {
+                size: 0,
+                sha256: [0; 32],
+            },
+        ] {
+            let status = s.status();
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.name()));
+        }
+    }
+}
