@@ -211,7 +211,7 @@ impl From<PayloadWriteError> for Error {
                 file: payload.clone(),
                 msg: e.to_string(),
             },
-            W::Read { payload, source } => Error::payload(payload, source),
+            W::Read { payload, source } => Error::payload(payload, *source),
         }
     }
 }

@@ -139,7 +139,7 @@ pub enum PayloadWriteError {
         /// The source payload.
         payload: PathBuf,
         /// What went wrong.
-        source: PayloadError,
+        source: Box<PayloadError>,
     },
 }
 
@@ -564,7 +564,7 @@ fn copy_partition(
                         .map_err(|source| {
                             CopyError::Other(PayloadWriteError::Read {
                                 payload: path.clone(),
-                                source,
+                                source: Box::new(source),
                             })
                         })?;
                     if let Some(want) = op.data_hash {
