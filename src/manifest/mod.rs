@@ -23,6 +23,32 @@ use crate::error::{Error, Result};
 /// The schema identifier of this version of the manifest.
 pub const SCHEMA: &str = "romkit.manifest/1";
 
+/// Why [`Manifest::from_json`] refuses a document.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Larger than [`MAX_MANIFEST_BYTES`].
+    #[error("{0} bytes is larger than the {mib} MiB a manifest may be", mib = MAX_MANIFEST_BYTES >> 20)]
+    TooLarge(u64),
+    /// Not a JSON object with a `schema` field.
+    #[error(
+        "not a romkit manifest (expected a JSON object with \"schema\": \"{SCHEMA}\"){}",
+        .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+    )]
+    NotManifest(Option<serde_json::Error>),
+    /// Not JSON at all.
+    #[error("malformed JSON: {0}")]
+    Json(serde_json::Error),
+    /// Another schema.
+    #[error("schema is {0}, expected \"{SCHEMA}\" (not a romkit manifest, or a newer one)")]
+    Schema(String),
+    /// No schema field.
+    #[error("no \"schema\": not a romkit manifest ({SCHEMA})")]
+    NoSchema,
+    /// The records do not match the schema.
+    #[error("malformed manifest: {0}")]
+    Malformed(serde_json::Error),
+}
+
 /// Largest manifest [`Manifest::from_json`] accepts.
 pub const MAX_MANIFEST_BYTES: u64 = 512 << 20;
 
@@ -604,13 +630,9 @@ impl Manifest {
     /// Reads a manifest from JSON. Refuses documents larger than
     /// [`MAX_MANIFEST_BYTES`], other schemas and malformed records; the
     /// message says what and where.
-    pub fn from_json(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+    pub fn from_json(bytes: &[u8]) -> std::result::Result<Manifest, ManifestError> {
         if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(format!(
-                "{} bytes is larger than the {} MiB a manifest may be",
-                bytes.len(),
-                MAX_MANIFEST_BYTES >> 20
-            ));
+            return Err(ManifestError::TooLarge(bytes.len() as u64));
         }
         // Check the schema first, so that another document gets a clear
         // message rather than the first missing field.
@@ -619,26 +641,18 @@ impl Manifest {
             schema: Option<serde_json::Value>,
         }
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(format!(
-                "not a romkit manifest (expected a JSON object with \"schema\": \"{SCHEMA}\")"
-            ));
+            return Err(ManifestError::NotManifest(None));
         }
         let head: Head = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => format!(
-                "not a romkit manifest (expected a JSON object with \"schema\": \"{SCHEMA}\"): {e}"
-            ),
-            _ => format!("malformed JSON: {e}"),
+            serde_json::error::Category::Data => ManifestError::NotManifest(Some(e)),
+            _ => ManifestError::Json(e),
         })?;
         match head.schema {
             Some(serde_json::Value::String(s)) if s == SCHEMA => {}
-            Some(other) => {
-                return Err(format!(
-                    "schema is {other}, expected \"{SCHEMA}\" (not a romkit manifest, or a newer one)"
-                ));
-            }
-            None => return Err(format!("no \"schema\": not a romkit manifest ({SCHEMA})")),
+            Some(other) => return Err(ManifestError::Schema(other.to_string())),
+            None => return Err(ManifestError::NoSchema),
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("malformed manifest: {e}"))
+        serde_json::from_slice(bytes).map_err(ManifestError::Malformed)
     }
 
     /// Reads a manifest file (size checked before reading).
@@ -655,7 +669,7 @@ impl Manifest {
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Manifest::from_json(&bytes).map_err(|e| Error::invalid(path, e))
+        Manifest::from_json(&bytes).map_err(|e| Error::invalid(path, e.to_string()))
     }
 
     /// Apps still present (status kept).

@@ -59,33 +59,55 @@ pub(crate) const MAX_DEFLATE_RATIO: u64 = 1100;
 /// Why a zip entry cannot be part of a package: a path leaving the folder it
 /// is extracted to, a symbolic link, data past the end of the file, or sizes
 /// no real entry has (stored with two different sizes, deflate claiming more
-/// than it can expand to).
+/// than it can expand to). Messages follow the entry's name.
+#[derive(Debug, thiserror::Error)]
+enum ZipEntryError {
+    #[error("has an absolute or '..' path")]
+    UnsafePath,
+    #[error("is a symbolic link; a package holds only files and folders")]
+    Symlink,
+    #[error(
+        "has {packed} bytes of data at offset {start}, past the end of the file ({file_len} bytes)"
+    )]
+    PastEnd {
+        packed: u64,
+        start: u64,
+        file_len: u64,
+    },
+    #[error("is stored uncompressed but declares {size} bytes for {packed} stored bytes")]
+    StoredSize { size: u64, packed: u64 },
+    #[error("declares {size} bytes from {packed} deflated bytes, more than deflate can expand to")]
+    DeflateRatio { size: u64, packed: u64 },
+}
+
 fn check_zip_entry(
     e: &zip::read::ZipFile<'_, File>,
     file_len: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), ZipEntryError> {
     let name = String::from_utf8_lossy(e.name_raw());
     if !super::images::safe_path(&name) {
-        return Err("has an absolute or '..' path".into());
+        return Err(ZipEntryError::UnsafePath);
     }
     if e.is_symlink() {
-        return Err("is a symbolic link; a package holds only files and folders".into());
+        return Err(ZipEntryError::Symlink);
     }
     let (size, packed) = (e.size(), e.compressed_size());
     if let Some(start) = e.data_start()
         && start.checked_add(packed).is_none_or(|end| end > file_len)
     {
-        return Err(format!(
-            "has {packed} bytes of data at offset {start}, past the end of the file ({file_len} bytes)"
-        ));
+        return Err(ZipEntryError::PastEnd {
+            packed,
+            start,
+            file_len,
+        });
     }
     match e.compression() {
-        zip::CompressionMethod::Stored if size != packed => Err(format!(
-            "is stored uncompressed but declares {size} bytes for {packed} stored bytes"
-        )),
-        zip::CompressionMethod::Deflated if size / MAX_DEFLATE_RATIO > packed + 1 => Err(format!(
-            "declares {size} bytes from {packed} deflated bytes, more than deflate can expand to"
-        )),
+        zip::CompressionMethod::Stored if size != packed => {
+            Err(ZipEntryError::StoredSize { size, packed })
+        }
+        zip::CompressionMethod::Deflated if size / MAX_DEFLATE_RATIO > packed + 1 => {
+            Err(ZipEntryError::DeflateRatio { size, packed })
+        }
         _ => Ok(()),
     }
 }

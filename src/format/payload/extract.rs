@@ -569,7 +569,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
             if job.verify {
                 state.wait_for_room(plan, pos, &cancel);
             }
-            let op_err = |why: String| PayloadError::Decode {
+            let op_err = |why: super::decode::DecodeError| PayloadError::Decode {
                 partition: plan.part.name.clone(),
                 index: op.index,
                 kind: op.kind_name(),

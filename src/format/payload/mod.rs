@@ -150,8 +150,8 @@ pub enum PayloadError {
         index: usize,
         /// Operation type name.
         kind: String,
-        /// Decoder message.
-        why: String,
+        /// What the decoder found.
+        why: decode::DecodeError,
     },
     /// The payload is incremental and romkit cannot apply it.
     #[error(
