@@ -15,7 +15,6 @@ pub mod diff;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -810,80 +809,51 @@ fn record_apps(m: &mut Manifest, trees: &[(String, crate::fs::tree::Tree)], jobs
 /// of their decoded images; every app is `kept`; files and props are
 /// recorded for every partition with a filesystem.
 pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
-    let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if md.is_dir() {
-        return describe_folder(path, jobs);
-    }
-    if let Some(kind) = crate::fs::sniff(path).map_err(|e| Error::io(path, e))? {
-        let mut m = Manifest::new(input_record(path, None)?)
-            .created_at(crate::util::time::source_date_epoch()?);
-        let name = file_name(path).trim_end_matches(".img").to_string();
-        let tree =
-            crate::fs::read_tree(path).map_err(|e| Error::invalid(path, e.unwrap_or_default()))?;
-        let (size, sha256) = hash_file(path).map_err(|e| Error::io(path, e))?;
-        m.add_partition(PartitionRecord {
-            filesystem: fs_name(Some(kind)),
-            name: name.clone(),
-            sha256,
-            size,
-            status: PartitionStatus::Source,
-        });
-        m.add_tree(&name, &tree).map_err(|e| Error::io(path, e))?;
-        let trees = vec![(name, tree)];
-        record_apps(&mut m, &trees, jobs);
-        facts_from_props(&mut m);
-        return Ok(m);
-    }
-    let rom = crate::rom::Rom::open(path)?;
-    let mut m = Manifest::new(input_record(path, Some(&rom))?)
-        .created_at(crate::util::time::source_date_epoch()?);
-    // Tracked: a signal during the decode removes it.
-    let tmp = crate::output::temp_dir_in(&std::env::temp_dir(), "romkit-manifest-")?;
-    let parts = rom.partitions();
-    let requests: Vec<(String, std::path::PathBuf)> = parts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.name.clone(), tmp.path().join(format!("{i}.img"))))
-        .collect();
-    rom.extract_partitions(&requests, jobs, false)?;
-    let read = |(name, img): &(String, std::path::PathBuf)| -> Result<_> {
-        let (size, sha256) = hash_file(img).map_err(|e| Error::io(img, e))?;
-        let kind = crate::fs::sniff(img).map_err(|e| Error::io(img, e))?;
-        let tree = match kind {
-            Some(_) => Some(crate::fs::read_tree(img).map_err(|e| {
-                Error::invalid(format!("{}:{name}", path.display()), e.unwrap_or_default())
-            })?),
-            None => None,
-        };
-        Ok((
-            PartitionRecord {
-                filesystem: fs_name(kind),
+    use crate::rom::load::{Input, open_input, read_image_tree};
+    let rom = match open_input(path)? {
+        Input::Folder(_) => return describe_folder(path, jobs),
+        Input::Image { path, kind } => {
+            let mut m = Manifest::new(input_record(&path, None)?)
+                .created_at(crate::util::time::source_date_epoch()?);
+            let name = file_name(&path).trim_end_matches(".img").to_string();
+            let tree = read_image_tree(&path)?;
+            let (size, sha256) = hash_file(&path).map_err(|e| Error::io(&path, e))?;
+            m.add_partition(PartitionRecord {
+                filesystem: fs_name(Some(kind)),
                 name: name.clone(),
                 sha256,
                 size,
                 status: PartitionStatus::Source,
-            },
-            tree,
-        ))
-    };
-    let run = || requests.par_iter().map(read).collect::<Vec<_>>();
-    let results = match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
-    let mut trees = Vec::new();
-    for r in results {
-        let (rec, tree) = r?;
-        if let Some(tree) = tree {
-            m.add_tree(&rec.name, &tree)
-                .map_err(|e| Error::io(format!("{}:{}", path.display(), rec.name), e))?;
-            trees.push((rec.name.clone(), tree));
+            });
+            m.add_tree(&name, &tree).map_err(|e| Error::io(&path, e))?;
+            let trees = vec![(name, tree)];
+            record_apps(&mut m, &trees, jobs);
+            facts_from_props(&mut m);
+            return Ok(m);
         }
-        m.add_partition(rec);
+        Input::Package(rom) => rom,
+    };
+    let mut m = Manifest::new(input_record(path, Some(&rom))?)
+        .created_at(crate::util::time::source_date_epoch()?);
+    let decoded = rom.decode_trees(&rom.partition_names(), true, jobs)?;
+    let mut trees = Vec::new();
+    for p in decoded.partitions {
+        let (sha256, size) = p.hash.unwrap_or_default();
+        if let Some(tree) = p.tree {
+            m.add_tree(&p.name, &tree)
+                .map_err(|e| Error::io(format!("{}:{}", path.display(), p.name), e))?;
+            trees.push((p.name.clone(), tree));
+        }
+        m.add_partition(PartitionRecord {
+            filesystem: fs_name(p.kind),
+            name: p.name,
+            sha256,
+            size,
+            status: PartitionStatus::Source,
+        });
     }
     record_apps(&mut m, &trees, jobs);
     drop(trees);
-    drop(tmp);
     Ok(m)
 }
 
