@@ -754,10 +754,15 @@ struct Huffman {
     codes: Vec<(u16, u8)>,
 }
 
+/// Code lengths that claim more codes than the bit lengths allow.
+#[derive(Debug, thiserror::Error)]
+#[error("oversubscribed Huffman code lengths")]
+struct Oversubscribed;
+
 impl Huffman {
     /// Builds the code of `lens` (lengths ≤ 15); refuses oversubscribed sets.
     /// Incomplete sets are accepted; their unused codes fail to decode.
-    fn new(lens: &[u8]) -> Result<Self, String> {
+    fn new(lens: &[u8]) -> Result<Self, Oversubscribed> {
         let mut count = [0u16; 16];
         for &l in lens {
             count[l as usize] += 1;
@@ -767,7 +772,7 @@ impl Huffman {
         for c in &count[1..] {
             left = (left << 1) - *c as i32;
             if left < 0 {
-                return Err("oversubscribed Huffman code lengths".into());
+                return Err(Oversubscribed);
             }
         }
         let max_bits = (1..16).rev().find(|&b| count[b] != 0).unwrap_or(0) as u32;
