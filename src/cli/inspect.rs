@@ -58,8 +58,18 @@ fn sig_text(s: &SigStatus) -> String {
 }
 
 fn render(d: &Description) -> String {
-    let r = d;
     let mut s = String::new();
+    render_build(d, &mut s);
+    render_payload(d, &mut s);
+    render_groups(d, &mut s);
+    render_images(d, &mut s);
+    render_super(d, &mut s);
+    render_partitions(d, &mut s);
+    s
+}
+
+fn render_build(d: &Description, s: &mut String) {
+    let r = d;
     let b = &r.build;
     let _ = writeln!(
         s,
@@ -102,6 +112,10 @@ fn render(d: &Description) -> String {
     if let Some(t) = b.timestamp {
         let _ = writeln!(s, "Build time:      {t}");
     }
+}
+
+fn render_payload(d: &Description, s: &mut String) {
+    let r = d;
     if let Some(p) = &r.payload {
         let _ = writeln!(
             s,
@@ -131,6 +145,10 @@ fn render(d: &Description) -> String {
             );
         }
     }
+}
+
+fn render_groups(d: &Description, s: &mut String) {
+    let r = d;
     if r.super_image.is_none() {
         for g in &r.groups {
             let _ = writeln!(
@@ -144,6 +162,9 @@ fn render(d: &Description) -> String {
             );
         }
     }
+}
+
+fn render_images(d: &Description, s: &mut String) {
     if !d.flash_scripts.is_empty() {
         let _ = writeln!(s, "Flash scripts:   {}", d.flash_scripts.join(", "));
     }
@@ -164,6 +185,9 @@ fn render(d: &Description) -> String {
             );
         }
     }
+}
+
+fn render_super(d: &Description, s: &mut String) {
     if let Some(sp) = &d.super_image {
         let _ = writeln!(
             s,
@@ -229,6 +253,10 @@ fn render(d: &Description) -> String {
             let _ = writeln!(s, "Note:            {n}");
         }
     }
+}
+
+fn render_partitions(d: &Description, s: &mut String) {
+    let r = d;
     if r.payload.is_some() {
         let _ = writeln!(s, "\nPartitions ({}):", r.partitions.len());
         let w = r
@@ -286,5 +314,4 @@ fn render(d: &Description) -> String {
             );
         }
     }
-    s
 }
