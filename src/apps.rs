@@ -515,3 +515,52 @@ pub fn load(input: &Path, only: Option<&[String]>, jobs: usize) -> crate::Result
         _tmp: Some(tmp),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str) -> FileEntry {
+        FileEntry {
+            path: path.to_string(),
+            data: FileData::Bytes(Arc::new(Vec::new())),
+        }
+    }
+
+    fn base_of(dir: &str, names: &[&str]) -> String {
+        let files: Vec<FileEntry> = names.iter().map(|n| entry(&format!("{dir}/{n}"))).collect();
+        let apks: Vec<&FileEntry> = files.iter().collect();
+        let name = dir.rsplit('/').next().unwrap();
+        base_apk(dir, name, &apks).unwrap().path.clone()
+    }
+
+    #[test]
+    fn base_apk_of_plain_split_and_installed_folders() {
+        let d = "product/app/split-XiaomiServiceFrameworkCN";
+        assert_eq!(
+            base_of(
+                d,
+                &[
+                    "split-XiaomiServiceFrameworkCN-arm64-v8a.apk",
+                    "split-XiaomiServiceFrameworkCN-master.apk",
+                    "split-XiaomiServiceFrameworkCN-xxhdpi.apk",
+                ]
+            ),
+            format!("{d}/split-XiaomiServiceFrameworkCN-master.apk")
+        );
+        let d = "product/app/Weather";
+        assert_eq!(
+            base_of(d, &["split_config.arm64_v8a.apk", "Weather.apk"]),
+            format!("{d}/Weather.apk")
+        );
+        let d = "data/app/x";
+        assert_eq!(
+            base_of(d, &["split_config.en.apk", "base.apk"]),
+            format!("{d}/base.apk")
+        );
+        assert_eq!(
+            base_of(d, &["config.xxhdpi.apk", "other.apk"]),
+            format!("{d}/other.apk")
+        );
+    }
+}

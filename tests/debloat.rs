@@ -369,6 +369,20 @@ fn shipped_profiles_validate_and_touch_nothing_protected() {
                 );
             }
         }
+        // Every shipped rule says why.
+        let out = romkit()
+            .args(["--json", "profile", "show", name])
+            .assert()
+            .success();
+        let shown: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        for r in shown["remove"].as_array().unwrap() {
+            let why = r["reason"].as_str().unwrap_or("");
+            assert!(
+                !why.is_empty() && !why.contains('\n'),
+                "{name}: {} has no one-line reason",
+                r["origin"]
+            );
+        }
         // The resolved profile prints, and what it prints loads again.
         let out = romkit().args(["profile", "show", name]).assert().success();
         let d = tempfile::tempdir().unwrap();

@@ -920,3 +920,32 @@ fn merge_props(into: &mut PropEdits, child: PropEdits) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rom::version::VersionCode;
+
+    #[test]
+    fn releases_and_regions_of_version_codes() {
+        let os = |c: &str| Os::of(&VersionCode::parse(c).unwrap());
+        assert_eq!(os("V14.0.5.0.TKHCNXM"), Some(Os::Miui14));
+        assert_eq!(os("V816.0.9.0.UNCCNXM"), Some(Os::Hyperos1));
+        assert_eq!(os("OS1.0.24.0.UMCCNXM"), Some(Os::Hyperos1));
+        assert_eq!(os("OS2.0.200.9.VMCCNXM"), Some(Os::Hyperos2));
+        assert_eq!(os("OS3.0.1.0.WNCCNXM"), Some(Os::Hyperos3));
+        assert_eq!(os("V13.0.1.0.SKHCNXM"), None);
+        assert!(Region::China.covers("CN") && !Region::China.covers("MI"));
+        assert!(Region::International.covers("EU") && !Region::International.covers("CN"));
+        assert!(Region::Global.covers("MI") && !Region::Global.covers("EU"));
+        for r in Region::ALL {
+            let yaml = format!("{:?}", r.name());
+            let back: Region = serde_json::from_str(&yaml).unwrap();
+            assert_eq!(back, r);
+        }
+        for o in Os::ALL {
+            let back: Os = serde_json::from_str(&format!("{:?}", o.name())).unwrap();
+            assert_eq!(back, o);
+        }
+    }
+}

@@ -43,8 +43,11 @@ pub type UadList = BTreeMap<String, UadEntry>;
 /// Parses a list. The error names line and column.
 pub fn parse(text: &str) -> Result<UadList, String> {
     serde_json::from_str(text).map_err(|e| {
+        // serde_json ends its message with the position; ours leads with it.
+        let msg = e.to_string();
+        let what = msg.rsplit_once(" at line ").map_or(msg.as_str(), |m| m.0);
         format!(
-            "line {} column {}: not a UAD list (an object of package -> {{list, description, removal, ...}}): {e}",
+            "line {} column {}: not a UAD list (an object of package -> {{list, description, removal, ...}}): {what}",
             e.line(),
             e.column()
         )
