@@ -374,7 +374,7 @@ pub struct LoadedPartition {
 pub struct Loaded {
     /// The partitions, in [`APP_PARTITIONS`] order.
     pub partitions: Vec<LoadedPartition>,
-    _tmp: Option<crate::output::TempDir>,
+    _tmp: Option<crate::rom::load::Decoded>,
 }
 
 impl Loaded {
@@ -476,8 +476,6 @@ pub fn load(input: &Path, only: Option<&[String]>, jobs: usize) -> crate::Result
         });
     }
     let rom = crate::rom::Rom::open(input)?;
-    let tmp = crate::output::temp_dir_in(&std::env::temp_dir(), "romkit-apps-")?;
-    let mut parts = Vec::new();
     let present = rom.partition_names();
     if let Some(o) = only
         && let Some(bad) = o.iter().find(|n| !present.contains(n))
@@ -488,31 +486,28 @@ pub fn load(input: &Path, only: Option<&[String]>, jobs: usize) -> crate::Result
             present.join(", ")
         )));
     }
-    for name in APP_PARTITIONS {
-        if !present.iter().any(|p| p == name) || !wanted(name, only) {
-            continue;
-        }
-        let img = tmp.path().join(format!("{name}.img"));
-        rom.extract_partition(name, &img, jobs, false)?;
-        match crate::fs::read_tree(&img) {
-            Ok(tree) => {
-                let files = tree_files(name, &tree);
-                parts.push(LoadedPartition {
-                    name: name.to_string(),
-                    tree: Some(tree),
-                    files,
-                    loose: false,
-                });
-            }
-            Err(None) => {}
-            Err(Some(msg)) => {
-                return Err(Error::invalid(format!("{}:{name}", input.display()), msg));
-            }
-        }
-    }
+    let names: Vec<String> = APP_PARTITIONS
+        .iter()
+        .filter(|n| present.iter().any(|p| p == *n) && wanted(n, only))
+        .map(|n| n.to_string())
+        .collect();
+    let mut decoded = rom.decode_trees(&names, false, jobs)?;
+    let parts = decoded
+        .partitions
+        .iter_mut()
+        .filter_map(|p| {
+            let tree = p.tree.take()?;
+            Some(LoadedPartition {
+                name: p.name.clone(),
+                files: tree_files(&p.name, &tree),
+                tree: Some(tree),
+                loose: false,
+            })
+        })
+        .collect();
     Ok(Loaded {
         partitions: parts,
-        _tmp: Some(tmp),
+        _tmp: Some(decoded),
     })
 }
 
