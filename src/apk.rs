@@ -51,7 +51,58 @@ pub struct ApkFile {
     /// SHA-256 of the file (lowercase hex).
     pub sha256: String,
     /// The identity, or why it could not be read.
-    pub identity: Result<ApkIdentity, String>,
+    pub identity: Result<ApkIdentity, ApkError>,
+}
+
+/// Why an APK's identity could not be read. Serialized as its message.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ApkError {
+    /// Smaller than the smallest zip.
+    #[error("{0} bytes: too short for a zip archive")]
+    TooShort(usize),
+    /// The zip structure does not parse.
+    #[error("not a valid zip archive: {0}")]
+    NotZip(String),
+    /// No `AndroidManifest.xml` entry.
+    #[error("no AndroidManifest.xml")]
+    NoManifest,
+    /// The manifest entry claims an absurd size.
+    #[error(
+        "AndroidManifest.xml declares {size} bytes ({compressed} compressed); refusing more than {MAX_MANIFEST} ({MAX_MANIFEST_COMPRESSED})"
+    )]
+    ManifestTooLarge {
+        /// Declared uncompressed size.
+        size: u64,
+        /// Declared compressed size.
+        compressed: u64,
+    },
+    /// The manifest entry cannot be read.
+    #[error("AndroidManifest.xml: {0}")]
+    ManifestRead(String),
+    /// The manifest is not binary XML.
+    #[error("AndroidManifest.xml is not valid binary XML: {0}")]
+    ManifestXml(String),
+    /// The manifest names no package.
+    #[error("AndroidManifest.xml has no package attribute")]
+    NoPackage,
+    /// `versionName` is a resource reference that does not resolve.
+    #[error("versionName {0} does not resolve in resources.arsc")]
+    VersionName(String),
+    /// `resources.arsc` claims an absurd size.
+    #[error("resources.arsc declares {0} bytes; refusing more than {MAX_ARSC}")]
+    ArscTooLarge(u64),
+    /// `resources.arsc` cannot be read.
+    #[error("resources.arsc: {0}")]
+    ArscRead(String),
+    /// `resources.arsc` is not a resource table.
+    #[error("resources.arsc is not a valid resource table: {0}")]
+    ArscInvalid(String),
+}
+
+impl Serialize for ApkError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Hashes and identifies the APK in `bytes`.
@@ -80,43 +131,36 @@ fn nonempty(s: Option<String>) -> Option<String> {
 }
 
 /// Reads the identity of the APK in `bytes`.
-pub fn identify(bytes: Vec<u8>) -> Result<ApkIdentity, String> {
+pub fn identify(bytes: Vec<u8>) -> Result<ApkIdentity, ApkError> {
     if bytes.len() < 22 {
-        return Err(format!(
-            "{} bytes: too short for a zip archive",
-            bytes.len()
-        ));
+        return Err(ApkError::TooShort(bytes.len()));
     }
-    let zip = ZipEntry::new(bytes).map_err(|e| format!("not a valid zip archive: {e}"))?;
+    let zip = ZipEntry::new(bytes).map_err(|e| ApkError::NotZip(e.to_string()))?;
     let info = zip
         .entry_info("AndroidManifest.xml")
-        .ok_or("no AndroidManifest.xml")?;
+        .ok_or(ApkError::NoManifest)?;
     if info.compressed_size > MAX_MANIFEST_COMPRESSED || info.uncompressed_size > MAX_MANIFEST {
-        return Err(format!(
-            "AndroidManifest.xml declares {} bytes ({} compressed); refusing more than {} ({})",
-            info.uncompressed_size, info.compressed_size, MAX_MANIFEST, MAX_MANIFEST_COMPRESSED
-        ));
+        return Err(ApkError::ManifestTooLarge {
+            size: info.uncompressed_size.into(),
+            compressed: info.compressed_size.into(),
+        });
     }
     let (manifest, _) = zip
         .read("AndroidManifest.xml")
-        .map_err(|e| format!("AndroidManifest.xml: {e}"))?;
-    let axml = AXML::new(&mut &manifest[..], None)
-        .map_err(|e| format!("AndroidManifest.xml is not valid binary XML: {e}"))?;
+        .map_err(|e| ApkError::ManifestRead(e.to_string()))?;
+    let axml =
+        AXML::new(&mut &manifest[..], None).map_err(|e| ApkError::ManifestXml(e.to_string()))?;
     let mut arsc: Option<ARSC> = None;
     let attr = |tag: &str, name: &str, arsc: Option<&ARSC>| {
         nonempty(axml.get_attribute_value(tag, name, arsc))
     };
-    let package =
-        attr("manifest", "package", None).ok_or("AndroidManifest.xml has no package attribute")?;
+    let package = attr("manifest", "package", None).ok_or(ApkError::NoPackage)?;
     let mut version_name = attr("manifest", "versionName", None);
     if version_name.as_deref().is_some_and(|v| v.starts_with('@')) {
         arsc = load_arsc(&zip)?;
         version_name = attr("manifest", "versionName", arsc.as_ref());
         if version_name.as_deref().is_some_and(|v| v.starts_with('@')) {
-            return Err(format!(
-                "versionName {} does not resolve in resources.arsc",
-                version_name.unwrap_or_default()
-            ));
+            return Err(ApkError::VersionName(version_name.unwrap_or_default()));
         }
     }
     let code = parse_num(attr("manifest", "versionCode", None));
@@ -138,22 +182,19 @@ pub fn identify(bytes: Vec<u8>) -> Result<ApkIdentity, String> {
     })
 }
 
-fn load_arsc(zip: &ZipEntry) -> Result<Option<ARSC>, String> {
+fn load_arsc(zip: &ZipEntry) -> Result<Option<ARSC>, ApkError> {
     let Some(info) = zip.entry_info("resources.arsc") else {
         return Ok(None);
     };
     if info.uncompressed_size > MAX_ARSC || info.compressed_size > MAX_ARSC {
-        return Err(format!(
-            "resources.arsc declares {} bytes; refusing more than {MAX_ARSC}",
-            info.uncompressed_size
-        ));
+        return Err(ApkError::ArscTooLarge(info.uncompressed_size.into()));
     }
     let (data, _) = zip
         .read("resources.arsc")
-        .map_err(|e| format!("resources.arsc: {e}"))?;
+        .map_err(|e| ApkError::ArscRead(e.to_string()))?;
     ARSC::new(&mut &data[..])
         .map(Some)
-        .map_err(|e| format!("resources.arsc is not a valid resource table: {e}"))
+        .map_err(|e| ApkError::ArscInvalid(e.to_string()))
 }
 
 /// The first signer's certificate digest and the schemes present. Newer

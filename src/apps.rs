@@ -310,7 +310,7 @@ pub fn identify(locations: Vec<AppLocation>, jobs: usize) -> Vec<App> {
                             sha256,
                             identity: crate::apk::identify(sink.bytes),
                         };
-                        let err = f.identity.as_ref().err().cloned();
+                        let err = f.identity.as_ref().err().map(ToString::to_string);
                         (Some(f), err)
                     }
                     Err(e) => (None, Some(format!("reading {}: {e}", loc.apk.path))),

@@ -41,7 +41,7 @@ pub(super) fn apply(
         };
         if touched.contains(&lp.name) {
             plan.apply(&lp.name, tree)
-                .map_err(|m| Error::invalid(input, m))?;
+                .map_err(|m| Error::invalid(input, m.to_string()))?;
         }
         manifest
             .add_tree(&lp.name, tree)

@@ -46,9 +46,13 @@ pub struct ImportUadArgs {
     pub name: String,
 }
 
-fn parse_level(s: &str) -> std::result::Result<debloat::Level, String> {
-    debloat::uad::level(s)
-        .ok_or_else(|| format!("{s:?}: use recommended, advanced, expert or unsafe"))
+/// A `--max-level` that names no level.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}: use recommended, advanced, expert or unsafe")]
+struct UnknownLevel(String);
+
+fn parse_level(s: &str) -> std::result::Result<debloat::Level, UnknownLevel> {
+    debloat::uad::level(s).ok_or_else(|| UnknownLevel(s.to_string()))
 }
 
 /// Arguments of `profile check`.
@@ -173,7 +177,7 @@ fn import_uad(ctx: &Ctx, a: ImportUadArgs) -> Result<u8> {
             format!("not UTF-8 (byte offset {})", e.utf8_error().valid_up_to()),
         )
     })?;
-    let list = debloat::uad::parse(&text).map_err(|m| Error::invalid(&a.file, m))?;
+    let list = debloat::uad::parse(&text).map_err(|m| Error::invalid(&a.file, m.to_string()))?;
     let present = match &a.present_in {
         Some(rom) => {
             let loaded = crate::apps::load(rom, None, ctx.jobs)?;

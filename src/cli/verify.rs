@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     let key = match &args.key {
         Some(k) => {
             let bytes = std::fs::read(k).map_err(|e| Error::io(k, e))?;
-            Some(RsaPublicKey::parse(&bytes).map_err(|why| Error::invalid(k, why))?)
+            Some(RsaPublicKey::parse(&bytes).map_err(|why| Error::invalid(k, why.to_string()))?)
         }
         None => None,
     };

@@ -827,17 +827,61 @@ pub fn edit_props(text: &str, changes: &[&PropChange]) -> String {
     out
 }
 
+/// Why a plan could not be carried out on a partition's tree.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A planned path could not be removed.
+    #[error("{partition}: removing {path}: {source}")]
+    Remove {
+        /// The partition.
+        partition: String,
+        /// The planned path.
+        path: String,
+        /// Why.
+        source: crate::fs::tree::TreeError,
+    },
+    /// A build.prop to edit is missing.
+    #[error("{partition}: {file}: {source}")]
+    Missing {
+        /// The partition.
+        partition: String,
+        /// The build.prop.
+        file: String,
+        /// Why.
+        source: crate::fs::tree::TreeError,
+    },
+    /// A build.prop to edit is not a regular file.
+    #[error("{partition}: {file} is not a regular file")]
+    NotAFile {
+        /// The partition.
+        partition: String,
+        /// The build.prop.
+        file: String,
+    },
+    /// A build.prop to edit cannot be read (or is too large for one).
+    #[error("{partition}: {file}: unreadable build.prop")]
+    Unreadable {
+        /// The partition.
+        partition: String,
+        /// The build.prop.
+        file: String,
+    },
+}
+
 impl Plan {
     /// Carries out the plan on one partition's tree: removes every planned
     /// folder and file, and rewrites its build.prop. Returns the number of
     /// entries removed.
-    pub fn apply(&self, partition: &str, tree: &mut Tree) -> Result<usize, String> {
+    pub fn apply(&self, partition: &str, tree: &mut Tree) -> Result<usize, ApplyError> {
         let prefix = mount_prefix(partition, tree);
         let mut n = 0;
         for r in self.removed.iter().filter(|r| r.partition == partition) {
             let inner = r.path.strip_prefix(&prefix).unwrap_or(&r.path);
-            tree.remove(inner)
-                .map_err(|e| format!("{partition}: removing {}: {e}", r.path))?;
+            tree.remove(inner).map_err(|source| ApplyError::Remove {
+                partition: partition.to_string(),
+                path: r.path.clone(),
+                source,
+            })?;
             n += 1;
         }
         let mut by_file: BTreeMap<&str, Vec<&PropChange>> = BTreeMap::new();
@@ -846,14 +890,21 @@ impl Plan {
         }
         for (file, changes) in by_file {
             let inner = file.strip_prefix(&prefix).unwrap_or(file);
-            let id = tree
-                .lookup(inner)
-                .map_err(|e| format!("{partition}: {file}: {e}"))?;
+            let id = tree.lookup(inner).map_err(|source| ApplyError::Missing {
+                partition: partition.to_string(),
+                file: file.to_string(),
+                source,
+            })?;
             let Kind::File(data) = &tree.inode(id).kind else {
-                return Err(format!("{partition}: {file} is not a regular file"));
+                return Err(ApplyError::NotAFile {
+                    partition: partition.to_string(),
+                    file: file.to_string(),
+                });
             };
-            let text = read_small(data)
-                .ok_or_else(|| format!("{partition}: {file}: unreadable build.prop"))?;
+            let text = read_small(data).ok_or_else(|| ApplyError::Unreadable {
+                partition: partition.to_string(),
+                file: file.to_string(),
+            })?;
             let edited = edit_props(&text, &changes);
             tree.inode_mut(id).kind =
                 Kind::File(FileData::Bytes(std::sync::Arc::new(edited.into_bytes())));

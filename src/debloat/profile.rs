@@ -537,26 +537,35 @@ pub(crate) fn valid_package(p: &str) -> bool {
 
 /// Checks a device path or glob: relative, no `.`/`..` components, no empty
 /// components, printable.
-fn check_path(p: &str) -> Result<(), String> {
+/// A `path:` or `glob:` of a rule that cannot name a file in a partition.
+#[derive(Debug, thiserror::Error)]
+enum BadRulePath {
+    #[error("is empty")]
+    Empty,
+    #[error("{0:?} is absolute; write device paths without the leading / (e.g. product/app/X)")]
+    Absolute(String),
+    #[error("{0:?} contains control characters")]
+    Control(String),
+    #[error("{0:?} has an empty path component")]
+    EmptyComponent(String),
+    #[error("{0:?} contains {1:?}; paths may not leave their partition")]
+    Leaves(String, String),
+}
+
+fn check_path(p: &str) -> Result<(), BadRulePath> {
     if p.is_empty() {
-        return Err("is empty".into());
+        return Err(BadRulePath::Empty);
     }
     if p.starts_with('/') {
-        return Err(format!(
-            "{p:?} is absolute; write device paths without the leading / (e.g. product/app/X)"
-        ));
+        return Err(BadRulePath::Absolute(p.to_string()));
     }
     if p.bytes().any(|b| b.is_ascii_control()) {
-        return Err(format!("{p:?} contains control characters"));
+        return Err(BadRulePath::Control(p.to_string()));
     }
     for c in p.trim_end_matches('/').split('/') {
         match c {
-            "" => return Err(format!("{p:?} has an empty path component")),
-            "." | ".." => {
-                return Err(format!(
-                    "{p:?} contains {c:?}; paths may not leave their partition"
-                ));
-            }
+            "" => return Err(BadRulePath::EmptyComponent(p.to_string())),
+            "." | ".." => return Err(BadRulePath::Leaves(p.to_string(), c.to_string())),
             _ => {}
         }
     }

@@ -40,17 +40,31 @@ pub struct UadEntry {
 /// A parsed UAD list, by package.
 pub type UadList = BTreeMap<String, UadEntry>;
 
+/// A UAD list file that does not parse, with the position.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "line {line} column {column}: not a UAD list (an object of package -> {{list, description, removal, ...}}): {what}"
+)]
+pub struct UadError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What the JSON reader found wrong.
+    pub what: String,
+}
+
 /// Parses a list. The error names line and column.
-pub fn parse(text: &str) -> Result<UadList, String> {
+pub fn parse(text: &str) -> Result<UadList, UadError> {
     serde_json::from_str(text).map_err(|e| {
         // serde_json ends its message with the position; ours leads with it.
         let msg = e.to_string();
         let what = msg.rsplit_once(" at line ").map_or(msg.as_str(), |m| m.0);
-        format!(
-            "line {} column {}: not a UAD list (an object of package -> {{list, description, removal, ...}}): {what}",
-            e.line(),
-            e.column()
-        )
+        UadError {
+            line: e.line(),
+            column: e.column(),
+            what: what.to_string(),
+        }
     })
 }
 

@@ -76,12 +76,6 @@ pub enum KeyError {
     Base64,
 }
 
-impl From<KeyError> for String {
-    fn from(e: KeyError) -> Self {
-        e.to_string()
-    }
-}
-
 impl RsaPublicKey {
     /// Modulus length in bytes.
     pub fn size(&self) -> usize {
