@@ -141,8 +141,8 @@ pub fn identify(bytes: Vec<u8>) -> Result<ApkIdentity, ApkError> {
         .ok_or(ApkError::NoManifest)?;
     if info.compressed_size > MAX_MANIFEST_COMPRESSED || info.uncompressed_size > MAX_MANIFEST {
         return Err(ApkError::ManifestTooLarge {
-            size: info.uncompressed_size.into(),
-            compressed: info.compressed_size.into(),
+            size: info.uncompressed_size,
+            compressed: info.compressed_size,
         });
     }
     let (manifest, _) = zip
@@ -187,7 +187,7 @@ fn load_arsc(zip: &ZipEntry) -> Result<Option<ARSC>, ApkError> {
         return Ok(None);
     };
     if info.uncompressed_size > MAX_ARSC || info.compressed_size > MAX_ARSC {
-        return Err(ApkError::ArscTooLarge(info.uncompressed_size.into()));
+        return Err(ApkError::ArscTooLarge(info.uncompressed_size));
     }
     let (data, _) = zip
         .read("resources.arsc")
