@@ -621,7 +621,7 @@ fn extraction_never_leaves_the_destination() {
     }
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("system");
-    let stats = extract::extract(&tree, &dest, 2).unwrap();
+    let stats = extract::write_tree(&tree, &dest, 2).unwrap();
     assert_eq!(
         stats.recorded, 2,
         "the device node and the FIFO are recorded, not created"

@@ -71,7 +71,7 @@ fn set_symlink_time(path: &Path, secs: i64, nsec: u32) -> io::Result<()> {
 
 /// Writes `tree` under `dest` (which must not exist; its parent must), file
 /// contents in parallel on `jobs` threads.
-pub fn extract(tree: &Tree, dest: &Path, jobs: usize) -> io::Result<ExtractStats> {
+pub fn write_tree(tree: &Tree, dest: &Path, jobs: usize) -> io::Result<ExtractStats> {
     use rayon::prelude::*;
     std::fs::create_dir(dest)?;
     let mut stats = ExtractStats::default();

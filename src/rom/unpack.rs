@@ -315,7 +315,7 @@ fn extract_files(
     let dest = out.join(name);
     let tmp = out.join(format!(".{name}.romkit-{}.tmp", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let stats = match extract::extract(&tree, &tmp, jobs) {
+    let stats = match extract::write_tree(&tree, &tmp, jobs) {
         Ok(s) => s,
         Err(e) => {
             remove_tree(&tmp);
