@@ -19,6 +19,7 @@ pub mod format;
 pub mod fs;
 pub mod manifest;
 pub mod output;
+pub mod package;
 pub mod rom;
 pub mod util;
 

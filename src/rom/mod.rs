@@ -9,7 +9,6 @@
 //! [`Rom::extract_partition`] writes one.
 
 pub mod block;
-pub mod fastboot;
 pub mod images;
 pub mod ota;
 pub mod version;

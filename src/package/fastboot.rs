@@ -1,4 +1,4 @@
-//! Writing fastboot packages: `images/` with the other images passed through
+//! Writing fastboot packages (what `rom::images` reads): `images/` with the other images passed through
 //! byte for byte and a rebuilt sparse `super.img` (optionally split into
 //! `super.img.0 … N`, each a sparse image over the whole super, flashed one
 //! after the other), plus install scripts for Linux/macOS (`.sh`) and
@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::format::image::ImageMap;
 use crate::format::lp::{self, SuperSpec};
 use crate::format::sparse;
+use crate::util::time::{ZIP_EPOCH, zip_time};
 
 /// Container of the written package.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -269,8 +270,6 @@ fn script_bat(spec: &FastbootSpec<'_>, flash: &[(String, String)], wipe: bool) -
     s
 }
 
-use crate::util::time::zip_time;
-
 fn mode_of(rel: &str) -> u32 {
     if rel.ends_with(".sh") { 0o755 } else { 0o644 }
 }
@@ -456,7 +455,7 @@ pub fn from_rom(
         .collect();
     let mtime = crate::util::time::source_date_epoch()?
         .or(info.timestamp)
-        .unwrap_or(315_532_800);
+        .unwrap_or(ZIP_EPOCH);
     let spec = FastbootSpec {
         device: opts.device.clone(),
         images,
