@@ -277,7 +277,7 @@ fn small_tree() -> Tree {
 
 fn erofs_image(tree: &Tree, compression: Option<Lz4hc>) -> Res<Vec<u8>> {
     let mut out = Cursor::new(Vec::new());
-    let opts = erofs::WriteOptions {
+    let opts = erofs::ErofsOptions {
         build_time: Some(1_700_000_000),
         volume_name: Some("system".into()),
         compression,
