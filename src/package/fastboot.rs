@@ -413,17 +413,7 @@ pub fn from_rom(
         .payload()
         .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
     {
-        let groups: Vec<(String, u64, Vec<String>)> = d
-            .groups
-            .iter()
-            .map(|g| {
-                (
-                    g.name.clone().unwrap_or_else(|| "main".into()),
-                    g.size.unwrap_or(0),
-                    g.partition_names.clone(),
-                )
-            })
-            .collect();
+        let (groups, virtual_ab) = super::payload_groups(d);
         let sizes: Vec<(String, u64)> = parts
             .iter()
             .map(|p| (p.name.clone(), size_of(&p.name)))
@@ -436,7 +426,7 @@ pub fn from_rom(
         layout = Some(layout_for_groups(
             &groups,
             &sizes,
-            d.snapshot_enabled.unwrap_or(false),
+            virtual_ab,
             opts.super_size,
         ));
     }
@@ -475,7 +465,7 @@ pub fn from_rom(
 /// slots) when the payload says snapshots are enabled. The device is the
 /// group size plus room for the metadata, unless `device_size` is given.
 pub fn layout_for_groups(
-    groups: &[(String, u64, Vec<String>)],
+    groups: &[super::Group],
     sizes: &[(String, u64)],
     virtual_ab: bool,
     device_size: Option<u64>,

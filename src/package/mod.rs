@@ -16,3 +16,26 @@
 pub mod fastboot;
 pub mod images;
 pub mod ota;
+
+use crate::format::payload::proto::DynamicPartitionMetadata;
+
+/// A dynamic partition group: (name, maximum size, partitions).
+pub type Group = (String, u64, Vec<String>);
+
+/// The groups a payload's dynamic partition metadata declares (a group
+/// without a name is `main`, one without a size has 0) and whether it
+/// enables Virtual A/B snapshots.
+fn payload_groups(d: &DynamicPartitionMetadata) -> (Vec<Group>, bool) {
+    let groups = d
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.name.clone().unwrap_or_else(|| "main".into()),
+                g.size.unwrap_or(0),
+                g.partition_names.clone(),
+            )
+        })
+        .collect();
+    (groups, d.snapshot_enabled.unwrap_or(false))
+}

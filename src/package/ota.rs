@@ -11,15 +11,13 @@ use std::path::Path;
 
 use zip::CompressionMethod;
 
+use super::Group;
 use crate::error::{Error, Result};
 use crate::format::payload::writer::{
     ImageInput, PayloadInput, PayloadSummary, PreparedPayload, WriteOptions, prepare_payload_from,
 };
 use crate::rom::{BuildInfo, PartInfo, Rom};
 use crate::util::time::{ZIP_EPOCH, source_date_epoch, zip_time};
-
-/// A dynamic partition group: (name, maximum size, partitions).
-type Group = (String, u64, Vec<String>);
 
 /// Writes a full OTA at `dest` for `rom` from its partition images, in
 /// `work` as `NAME.img`; the partitions in `copy` are copied from the
@@ -85,18 +83,7 @@ fn groups(rom: &Rom, parts: &[PartInfo], work: &Path) -> (Vec<Group>, bool) {
         .payload()
         .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
     {
-        let groups = d
-            .groups
-            .iter()
-            .map(|g| {
-                (
-                    g.name.clone().unwrap_or_else(|| "main".into()),
-                    g.size.unwrap_or(0),
-                    g.partition_names.clone(),
-                )
-            })
-            .collect();
-        return (groups, d.snapshot_enabled.unwrap_or(false));
+        return super::payload_groups(d);
     }
     let logical: Vec<String> = parts
         .iter()
