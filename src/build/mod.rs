@@ -1,16 +1,16 @@
 //! The pipeline `romkit build` runs, as stages, each in its own module:
 //!
-//! 1. [`open`]: refuse what can be refused (profile, protected items,
+//! 1. `open`: refuse what can be refused (profile, protected items,
 //!    existing outputs), open the input, check its zip CRCs;
-//! 2. [`decode`]: choose which partitions become images and decode them;
-//! 3. [`plan`]: read the app partitions as trees, identify the apps, plan
+//! 2. `decode`: choose which partitions become images and decode them;
+//! 3. `plan`: read the app partitions as trees, identify the apps, plan
 //!    the profile;
-//! 4. and 5. [`rebuild`]: apply the plan to the trees, write the touched
+//! 4. and 5. `rebuild`: apply the plan to the trees, write the touched
 //!    partitions again;
-//! 6. [`package`]: lay the images out in the output format;
-//! 7. [`check`]: re-open the output and compare every image with what was
+//! 6. `package`: lay the images out in the output format;
+//! 7. `check`: re-open the output and compare every image with what was
 //!    packaged;
-//! 8. [`record`]: the manifest and the report.
+//! 8. `record`: the manifest and the report.
 //!
 //! The partitions outside the app set decode (and hash) while the app
 //! partitions go through stages 2 to 5. Where each output image comes from is
