@@ -121,6 +121,15 @@ fn be64(b: &[u8], at: usize) -> u64 {
     (u64::from(be32(b, at)) << 32) | u64::from(be32(b, at + 4))
 }
 
+fn field(field: &'static str, value: u64, offset: usize, why: String) -> AvbError {
+    AvbError::Field {
+        field,
+        value,
+        offset,
+        why,
+    }
+}
+
 /// Checks the magic of a header's first bytes.
 fn check_magic(bytes: &[u8], need: usize) -> Result<(), AvbError> {
     if bytes.len() < need {
@@ -170,12 +179,6 @@ impl VbmetaHeader {
     /// that the header and both blocks fit in `data_len` bytes and that every
     /// item lies inside its block.
     pub fn validate(&self, data_len: u64) -> Result<(), AvbError> {
-        let field = |field, value, offset, why: String| AvbError::Field {
-            field,
-            value,
-            offset,
-            why,
-        };
         if self.required_libavb_version_major != VERSION_MAJOR {
             let v = u64::from(self.required_libavb_version_major);
             let why = format!("only major version {VERSION_MAJOR} is supported");
@@ -204,7 +207,14 @@ impl VbmetaHeader {
             let why = format!("header and blocks run past the {data_len}-byte image");
             return Err(field("auxiliary_data_block_size", aux, 20, why));
         }
-        let items = [
+        self.items_inside_blocks()
+    }
+
+    /// Every (offset, size) item lies inside its block.
+    fn items_inside_blocks(&self) -> Result<(), AvbError> {
+        let auth = self.authentication_data_block_size;
+        let aux = self.auxiliary_data_block_size;
+        let items: [(&'static str, u64, u64, usize, u64); 5] = [
             ("hash_offset", self.hash_offset, self.hash_size, 32, auth),
             (
                 "signature_offset",
