@@ -146,6 +146,31 @@ fn is_app_root(dir: &str) -> bool {
     depth <= 4 && APP_ROOTS.contains(&last)
 }
 
+/// The base APK of app folder `dir` (named `name`) among its APKs: `NAME.apk`;
+/// else `NAME-master.apk` or another `*-master.apk` (HyperOS split folders such
+/// as `split-XiaomiServiceFrameworkCN/`, whose splits are hyphenated too);
+/// else `base.apk` (as installers write); else the first APK that is not
+/// named like a split (`split_*`, `split-*`, `config.*`); else the first.
+fn base_apk<'f>(dir: &str, name: &str, apks: &[&'f FileEntry]) -> Option<&'f FileEntry> {
+    let file = |f: &FileEntry| f.path[dir.len() + 1..].to_string();
+    let named = |want: &str| apks.iter().copied().find(|f| file(f) == want);
+    named(&format!("{name}.apk"))
+        .or_else(|| named(&format!("{name}-master.apk")))
+        .or_else(|| {
+            apks.iter()
+                .copied()
+                .find(|f| file(f).ends_with("-master.apk"))
+        })
+        .or_else(|| named("base.apk"))
+        .or_else(|| {
+            apks.iter().copied().find(|f| {
+                let n = file(f);
+                !(n.starts_with("split_") || n.starts_with("split-") || n.starts_with("config."))
+            })
+        })
+        .or_else(|| apks.first().copied())
+}
+
 /// Finds the apps among a partition's files. With `loose_anywhere`, an APK
 /// outside every app root is an app of its own (a plain folder of APKs).
 pub fn locate(partition: &str, files: &[FileEntry], loose_anywhere: bool) -> Vec<AppLocation> {
@@ -189,24 +214,17 @@ pub fn locate(partition: &str, files: &[FileEntry], loose_anywhere: bool) -> Vec
     }
     for (dir, members) in groups {
         let name = dir.rsplit('/').next().unwrap_or(&dir);
-        let apks: Vec<&&FileEntry> = members
+        let apks: Vec<&FileEntry> = members
             .iter()
+            .copied()
             .filter(|f| f.path.ends_with(".apk") && f.path[dir.len() + 1..].split('/').count() == 1)
             .collect();
-        let preferred = format!("{dir}/{name}.apk");
-        let base = apks
-            .iter()
-            .find(|f| f.path == preferred)
-            .or_else(|| {
-                apks.iter()
-                    .find(|f| !f.path[dir.len() + 1..].starts_with("split_"))
-            })
-            .or_else(|| apks.first());
+        let base = base_apk(&dir, name, &apks);
         let Some(base) = base else { continue };
         out.push(AppLocation {
             partition: partition.to_string(),
             path: dir.clone(),
-            apk: (**base).clone(),
+            apk: base.clone(),
             splits: apks
                 .iter()
                 .filter(|f| f.path != base.path)

@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
+use crate::format::image::OpenError;
+use crate::format::lp::{LayoutError, LpError};
 use crate::format::payload::PayloadError;
+use crate::format::payload::writer::PayloadWriteError;
+use crate::format::sparse::SparseError;
 
 /// What went wrong, grouped by what the caller should conclude from it.
 ///
@@ -25,6 +29,23 @@ pub enum Error {
         file: PathBuf,
         /// What is wrong with it.
         source: Box<PayloadError>,
+    },
+    /// A sparse image is malformed, fails its CRC-32 or cannot be read.
+    #[error("{}: {source}", file.display())]
+    Sparse {
+        /// The sparse file.
+        file: PathBuf,
+        /// What is wrong with it.
+        source: Box<SparseError>,
+    },
+    /// LP metadata (a super image's partition table) is malformed, fails its
+    /// SHA-256 or cannot be read.
+    #[error("{}: {}", file.display(), lp_message(source))]
+    Lp {
+        /// The super image.
+        file: PathBuf,
+        /// What is wrong with it.
+        source: Box<LpError>,
     },
     /// The input is not a package romkit can read, or is malformed outside payload.bin.
     #[error("{}: {msg}", file.display())]
@@ -69,6 +90,16 @@ impl Error {
                     EXIT_INVALID
                 }
             }
+            Error::Sparse { source, .. } => match &**source {
+                SparseError::Crc { .. } => EXIT_CHECK,
+                SparseError::Io(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => EXIT_IO,
+                _ => EXIT_INVALID,
+            },
+            Error::Lp { source, .. } => match &**source {
+                LpError::Checksum { .. } => EXIT_CHECK,
+                LpError::Io(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => EXIT_IO,
+                _ => EXIT_INVALID,
+            },
             Error::Invalid { .. } => EXIT_INVALID,
             Error::CheckFailed { .. } => EXIT_CHECK,
             Error::Usage(_) => EXIT_USAGE,
@@ -83,11 +114,44 @@ impl Error {
         }
     }
 
-    /// A payload error about `file`.
+    /// A payload error about `file`. A failed write names the file written
+    /// and is an I/O error.
     pub fn payload(file: impl Into<PathBuf>, source: PayloadError) -> Self {
-        Error::Payload {
+        match source {
+            PayloadError::Io { path, source, .. } => Error::Io { path, source },
+            source => Error::Payload {
+                file: file.into(),
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// A sparse-image error about `file`: a CRC mismatch is a failed check
+    /// (exit 1), a read error I/O (exit 4), the rest invalid input (exit 3).
+    pub fn sparse(file: impl Into<PathBuf>, source: SparseError) -> Self {
+        Error::Sparse {
             file: file.into(),
             source: Box::new(source),
+        }
+    }
+
+    /// An LP metadata error about `file`: a checksum mismatch is a failed
+    /// check (exit 1), a read error I/O (exit 4), the rest invalid input (exit 3).
+    pub fn lp(file: impl Into<PathBuf>, source: LpError) -> Self {
+        Error::Lp {
+            file: file.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// A super layout that cannot be built or written at `dest`: an image
+    /// for a partition the layout lacks is a usage error, a failed read or
+    /// write I/O, the rest invalid input.
+    pub fn layout(dest: impl Into<PathBuf>, source: LayoutError) -> Self {
+        match source {
+            e @ LayoutError::UnknownPartition(_) => Error::Usage(e.to_string()),
+            LayoutError::Io(e) => Error::io(dest, e),
+            e => Error::invalid(dest, e.to_string()),
         }
     }
 
@@ -103,6 +167,68 @@ impl Error {
 impl From<crate::util::time::BadSourceDateEpoch> for Error {
     fn from(e: crate::util::time::BadSourceDateEpoch) -> Self {
         Error::Usage(e.to_string())
+    }
+}
+
+/// The text after the file name for an LP error: a read error reads as the
+/// I/O error alone, as for every other file.
+fn lp_message(e: &LpError) -> String {
+    match e {
+        LpError::Io(io) if io.kind() != std::io::ErrorKind::UnexpectedEof => io.to_string(),
+        e => e.to_string(),
+    }
+}
+
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Io { path, source } => Error::Io { path, source },
+            OpenError::NotSparse { path } => Error::invalid(
+                path,
+                "not an Android sparse image; only sparse parts can be merged",
+            ),
+            OpenError::Sparse { path, source } => Error::sparse(path, source),
+        }
+    }
+}
+
+impl From<PayloadWriteError> for Error {
+    fn from(e: PayloadWriteError) -> Self {
+        use PayloadWriteError as W;
+        match e {
+            W::BlockSize(_) | W::ChunkSize { .. } | W::Threads { .. } | W::PartitionName(_) => {
+                Error::Usage(e.to_string())
+            }
+            W::Io { path, source } => Error::Io { path, source },
+            W::ImageSize { ref path, .. } => Error::invalid(path.clone(), e.to_string()),
+            W::CopyBlockSize { ref payload, .. }
+            | W::CopyMissing { ref payload, .. }
+            | W::CopyIncremental { ref payload, .. }
+            | W::CopyMissingOp { ref payload, .. } => {
+                Error::invalid(payload.clone(), e.to_string())
+            }
+            W::CopyHash { ref payload, .. } => Error::CheckFailed {
+                file: payload.clone(),
+                msg: e.to_string(),
+            },
+            W::Read { payload, source } => Error::payload(payload, *source),
+        }
+    }
+}
+
+// The conversions the format errors once carried themselves, kept for the
+// callers that still use them.
+impl SparseError {
+    /// Same as [`Error::sparse`].
+    pub fn into_error(self, file: &std::path::Path) -> Error {
+        Error::sparse(file, self)
+    }
+}
+
+impl LpError {
+    /// Same as [`Error::lp`].
+    pub fn into_error(self, file: &std::path::Path) -> Error {
+        Error::lp(file, self)
     }
 }
 

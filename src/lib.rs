@@ -1,10 +1,19 @@
 //! romkit: read, verify, unpack and write Android firmware packages.
 //!
-//! The command-line tool is a thin shell over this library. Data flows one
-//! way: [`rom`] opens a package and yields partitions, [`format`] decodes and
-//! encodes the on-disk formats, [`fs`] turns a partition into a file tree,
-//! [`apk`], [`apps`] and [`debloat`] read and edit the trees, and [`output`]
-//! writes results atomically.
+//! The command-line tool is a thin shell over this library. Modules are
+//! layered; each imports only from its own layer or those below
+//! (`tests/layers.rs` enforces it, `ARCHITECTURE.md` explains it):
+//!
+//! ```text
+//! util < format < error, output < fs < rom < apk, apps < debloat
+//!      < manifest < package < build, fixture < cli
+//! ```
+//!
+//! Data flows one way: [`rom`] opens a package and yields partitions,
+//! [`format`] decodes and encodes the on-disk formats, [`fs`] turns a
+//! partition into a file tree, [`apk`], [`apps`] and [`debloat`] read and
+//! edit the trees, the package writers lay out the output, [`manifest`]
+//! records it, and [`output`] writes every file atomically.
 
 #![warn(missing_docs)]
 

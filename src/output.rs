@@ -271,3 +271,62 @@ pub fn ensure_space(dir: &Path, need: u64, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Sparse image parts written atomically: `BASE` for a single file, or
+/// `BASE.0`, `BASE.1`, … when split, each created under a temporary name
+/// (registered for signal cleanup) and renamed by [`PartFiles::commit`].
+pub struct PartFiles {
+    base: PathBuf,
+    split: bool,
+    force: bool,
+    files: Vec<AtomicFile>,
+}
+
+impl PartFiles {
+    /// Files for `base` (split: `base.N`); existing files are refused unless `force`.
+    pub fn new(base: &Path, split: bool, force: bool) -> Self {
+        PartFiles {
+            base: base.to_path_buf(),
+            split,
+            force,
+            files: Vec::new(),
+        }
+    }
+
+    /// The final path of part `index`.
+    pub fn part_path(base: &Path, split: bool, index: usize) -> PathBuf {
+        if split {
+            let mut s = base.as_os_str().to_owned();
+            s.push(format!(".{index}"));
+            PathBuf::from(s)
+        } else {
+            base.to_path_buf()
+        }
+    }
+
+    /// Renames every part to its final name; returns the paths.
+    pub fn commit(self) -> Result<Vec<PathBuf>> {
+        self.files.into_iter().map(|f| f.commit()).collect()
+    }
+}
+
+impl crate::format::sparse::PartSink for PartFiles {
+    fn create(&mut self, index: usize) -> std::io::Result<File> {
+        if !self.split && index > 0 {
+            return Err(std::io::Error::other("more than one part without --split"));
+        }
+        let path = Self::part_path(&self.base, self.split, index);
+        let f = AtomicFile::create(&path, self.force)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let file = f.file().try_clone()?;
+        self.files.push(f);
+        Ok(file)
+    }
+}
+
+/// An unnamed read-write scratch file in `dir` (on the same disk as the
+/// output that will be made from it). It has no name, so nothing is left
+/// behind however the process ends. Errors name `dir`.
+pub fn scratch_file(dir: &Path) -> Result<File> {
+    tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))
+}

@@ -122,7 +122,8 @@ fn fixture_apps_match_aapt_and_signers() {
         .find(|a| a["package"] == "com.android.settings")
         .unwrap();
     assert_eq!(settings["shared_user_id"], "android.uid.system");
-    assert_eq!(settings["path"], "system/priv-app/Settings");
+    // HyperOS keeps Settings in system_ext, not system (real-builds inventories).
+    assert_eq!(settings["path"], "system_ext/priv-app/Settings");
 }
 
 #[test]
@@ -173,7 +174,9 @@ fn package_image_and_folder_agree() {
             .iter()
             .all(|a| a["partition"] == "vendor")
     );
-    assert_eq!(v["count"], 3);
+    // The ten vendor/app folders of the HyperOS 1 China inventory and the
+    // QTI framework overlay.
+    assert_eq!(v["count"], 11);
     romkit()
         .args(["apps", "--partition", "nope"])
         .arg(sample())
@@ -375,7 +378,11 @@ fn broken_apks_get_errors_not_panics() {
         .arg(sample())
         .assert()
         .success();
-    let good = std::fs::read(dir.path().join("product/app/Weather/Weather.apk")).unwrap();
+    let good = std::fs::read(
+        dir.path()
+            .join("product/data-app/MIUIWeather/MIUIWeather.apk"),
+    )
+    .unwrap();
     let bad = tempfile::tempdir().unwrap();
     let mut cases: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     cases.insert("good.apk".into(), good.clone());

@@ -351,3 +351,76 @@ fn a_tree_erofs_cannot_hold_exits_3_from_pack() {
     assert!(err.contains("more than a block"), "{err}");
     assert!(!dir.path().join("out.img").exists());
 }
+
+#[test]
+fn interrupted_inspect_manifest_leaves_no_temporary_folder() {
+    let pkg = big_package();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("romkit"))
+        .args(["-j", "1", "inspect", "--manifest"])
+        .arg(pkg)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if !wait_for_new_entry(tmp.path(), &[], &mut child) {
+        panic!("inspect --manifest ended before making its temporary folder");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    signal(&child, 2);
+    let r = child.wait_with_output().unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(entries(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_bad_source_date_epoch_is_the_same_usage_error_everywhere() {
+    let d = tempfile::tempdir().unwrap();
+    let tree = d.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/hosts"), b"127.0.0.1 localhost\n").unwrap();
+    let runs: Vec<Vec<std::ffi::OsString>> = vec![
+        vec![
+            "build".into(),
+            sample().into(),
+            "--profile".into(),
+            "minimal".into(),
+            "-o".into(),
+            d.path().join("b.zip").into(),
+        ],
+        vec![
+            "pack".into(),
+            tree.clone().into(),
+            "-o".into(),
+            d.path().join("p.img").into(),
+        ],
+        vec![
+            "fastboot".into(),
+            sample().into(),
+            "-o".into(),
+            d.path().join("f.zip").into(),
+        ],
+        vec!["inspect".into(), "--manifest".into(), sample().into()],
+    ];
+    for args in runs {
+        let out = romkit()
+            .args(&args)
+            .env("SOURCE_DATE_EPOCH", "last tuesday")
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("SOURCE_DATE_EPOCH=\"last tuesday\" is not a number"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(entries(d.path()), vec!["tree".to_string()]);
+}

@@ -361,11 +361,16 @@ fn hostile_extents_and_groups_are_invalid() {
     // A group smaller than its partitions, when building.
     let mut s = spec();
     s.groups[0].1 = 1 << 20;
-    assert!(s.build().unwrap_err().contains("the group allows 1048576"));
+    assert!(
+        s.build()
+            .unwrap_err()
+            .to_string()
+            .contains("the group allows 1048576")
+    );
     let mut s = spec();
     s.partitions[1].size = 7 << 20;
     s.groups[0].1 = 0;
-    assert!(s.build().unwrap_err().contains("does not fit"));
+    assert!(s.build().unwrap_err().to_string().contains("does not fit"));
 }
 
 #[test]

@@ -452,8 +452,8 @@ fn check_release_diff(d: &Value) {
             a["version_code"]
         )),
         [
-            "com.miui.freeform system_ext/app/MiuiFreeformService 5084900",
-            "com.xiaomi.aiasst.vision product/app/MiuiAiAsst 6020100",
+            "com.miui.fm product/data-app/MiRadio 4030800",
+            "com.xiaomi.youpin product/data-app/MIUIYoupin 1023100",
         ]
     );
     assert_eq!(
@@ -463,8 +463,8 @@ fn check_release_diff(d: &Value) {
             s(&a["path"])
         )),
         [
-            "com.miui.cleanmaster product/app/CleanMaster",
-            "com.miui.virtualsim product/app/VirtualSim",
+            "com.miui.cleanmaster product/data-app/MIUICleanMaster",
+            "com.miui.virtualsim product/data-app/MIUIVirtualSim",
         ]
     );
     assert_eq!(
@@ -528,22 +528,22 @@ fn check_release_diff(d: &Value) {
         [
             "changed mi_ext/etc/build.prop content",
             "changed odm/etc/build.prop content",
-            "removed product/app/CleanMaster ",
-            "removed product/app/CleanMaster/CleanMaster.apk ",
-            "added product/app/MiuiAiAsst ",
-            "added product/app/MiuiAiAsst/MiuiAiAsst.apk ",
-            "removed product/app/VirtualSim ",
-            "removed product/app/VirtualSim/VirtualSim.apk ",
-            "changed product/app/Weather/Weather.apk content",
-            "changed product/app/Weather/split_config.arm64_v8a.apk content",
-            "changed product/data-app/MIUIMusicT/MIUIMusicT.apk content",
+            "changed product/app/MiBugReport/MiBugReport.apk content",
+            "changed product/app/Music/Music.apk content",
+            "removed product/data-app/MIUICleanMaster ",
+            "removed product/data-app/MIUICleanMaster/MIUICleanMaster.apk ",
+            "changed product/data-app/MIUIGallery/MIUIGallery.apk content",
+            "removed product/data-app/MIUIVirtualSim ",
+            "removed product/data-app/MIUIVirtualSim/MIUIVirtualSim.apk ",
+            "changed product/data-app/MIUIWeather/MIUIWeather.apk content",
+            "changed product/data-app/MIUIWeather/split_config.arm64_v8a.apk content",
+            "added product/data-app/MIUIYoupin ",
+            "added product/data-app/MIUIYoupin/MIUIYoupin.apk ",
+            "added product/data-app/MiRadio ",
+            "added product/data-app/MiRadio/MiRadio.apk ",
             "changed product/etc/build.prop content",
-            "changed product/priv-app/MiuiGallery/MiuiGallery.apk content",
             "changed product/priv-app/MiuiHome/MiuiHome.apk content",
             "changed system/build.prop content",
-            "changed system_ext/app/MiuiBugReport/MiuiBugReport.apk content",
-            "added system_ext/app/MiuiFreeformService ",
-            "added system_ext/app/MiuiFreeformService/MiuiFreeformService.apk ",
             "changed system_ext/etc/build.prop content",
             "changed vendor/bin/thermal-engine mode",
             "changed vendor/build.prop content",
@@ -646,12 +646,12 @@ fn diff_of_two_releases_text_and_markdown() {
     let text = diff_out(&[], &r.m1, &r.m2, 1);
     assert_eq!(diff_out(&["--format", "text"], &r.m1, &r.m2, 1), text);
     for line in [
-        "A: miui_FUXI_OS1.0.24.0.UMCCNXM_41fdb73651_14.0.zip (OS1.0.24.0.UMCCNXM)",
+        "A: miui_FUXI_OS1.0.24.0.UMCCNXM_daf2425dda_14.0.zip (OS1.0.24.0.UMCCNXM)",
         "Apps: 2 added, 2 removed, 4 updated, 1 re-signed, 0 moved, 0 changed",
-        "  + com.miui.freeform  5.8.49 (5084900)  system_ext/app/MiuiFreeformService",
-        "  + com.xiaomi.aiasst.vision  6.2.1 (6020100)  product/app/MiuiAiAsst",
-        "  - com.miui.cleanmaster  8.0.17 (8001700)  product/app/CleanMaster",
-        "  - com.miui.virtualsim  13.6.35 (13063500)  product/app/VirtualSim",
+        "  + com.miui.fm  4.3.8 (4030800)  product/data-app/MiRadio",
+        "  + com.xiaomi.youpin  1.2.31 (1023100)  product/data-app/MIUIYoupin",
+        "  - com.miui.cleanmaster  8.0.17 (8001700)  product/data-app/MIUICleanMaster",
+        "  - com.miui.virtualsim  13.6.35 (13063500)  product/data-app/MIUIVirtualSim",
         "  ^ com.miui.gallery  11.1.27 (11012700) -> 11.2.27 (11022700) (up)",
         "  ^ com.miui.home  2.0.39 (2003900) -> 2.1.39 (2013900) (up)",
         "  v com.miui.player  2.4.15 (2041500) -> 2.3.15 (2031500) (down)",
@@ -660,7 +660,7 @@ fn diff_of_two_releases_text_and_markdown() {
         "Partitions: 6 changed",
         "Files: 4 added, 4 removed, 13 changed",
         "  ~ vendor/bin/thermal-engine  mode 0755 -> 0750",
-        "  - product/app/CleanMaster/CleanMaster.apk  file, 18.6 KiB",
+        "  - product/data-app/MIUICleanMaster/MIUICleanMaster.apk  file, 7.1 KiB",
         "Props: 21 changed",
         "  ~ product: ro.miui.ui.version.code: 816 -> 818",
         "  + product: ro.miui.has_security_keyboard=1",
@@ -683,11 +683,11 @@ fn diff_of_two_releases_text_and_markdown() {
     for line in [
         "### Apps",
         "| Change | Package | Path | Version |",
-        "| added | `com.miui.freeform` | `system_ext/app/MiuiFreeformService` | 5.8.49 (5084900) |",
-        "| removed | `com.miui.cleanmaster` | `product/app/CleanMaster` | 8.0.17 (8001700) |",
-        "| updated | `com.miui.gallery` | `product/priv-app/MiuiGallery` | 11.1.27 (11012700) → 11.2.27 (11022700) |",
-        "| downgraded | `com.miui.player` | `product/data-app/MIUIMusicT` | 2.4.15 (2041500) → 2.3.15 (2031500) |",
-        "| signer changed | `com.miui.bugreport` | `system_ext/app/MiuiBugReport` | `14314a1ae17d52d7` → `d27f9280870acdce` |",
+        "| added | `com.miui.fm` | `product/data-app/MiRadio` | 4.3.8 (4030800) |",
+        "| removed | `com.miui.cleanmaster` | `product/data-app/MIUICleanMaster` | 8.0.17 (8001700) |",
+        "| updated | `com.miui.gallery` | `product/data-app/MIUIGallery` | 11.1.27 (11012700) → 11.2.27 (11022700) |",
+        "| downgraded | `com.miui.player` | `product/app/Music` | 2.4.15 (2041500) → 2.3.15 (2031500) |",
+        "| signer changed | `com.miui.bugreport` | `product/app/MiBugReport` | `14314a1ae17d52d7` → `d27f9280870acdce` |",
         "### Partitions",
         "### Properties",
         "| product | `ro.miui.ui.version.code` | `816` | `818` |",
@@ -696,7 +696,7 @@ fn diff_of_two_releases_text_and_markdown() {
         "### Files",
         "<summary>4 added, 4 removed, 13 changed</summary>",
         "| changed | `vendor/bin/thermal-engine` | mode 0755 -&gt; 0750 |",
-        "| added | `product/app/MiuiAiAsst` | dir |",
+        "| added | `product/data-app/MiRadio` | dir |",
     ] {
         assert!(
             md.lines().any(|l| l == line),

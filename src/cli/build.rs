@@ -48,6 +48,8 @@ pub struct Args {
 
 /// Runs `build`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    // A bad SOURCE_DATE_EPOCH is a usage error before any work is done.
+    crate::util::time::source_date_epoch()?;
     let report = build(
         &args.rom,
         &args.output,

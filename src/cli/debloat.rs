@@ -1,4 +1,5 @@
-//! `romkit profile check FILE`, `romkit profile show NAME` and
+//! `romkit profile check FILE`, `romkit profile show NAME`,
+//! `romkit profile schema`, `romkit profile import-uad FILE` and
 //! `romkit debloat ROM --profile P --dry-run`.
 
 use std::fmt::Write as _;
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Ctx, emit, emit_json, human_size};
-use crate::debloat::plan::Status;
+use crate::debloat::plan::{Applies, Status};
 use crate::debloat::{self, Plan, PlanOptions, Profile, ProfileError};
 use crate::error::{EXIT_CHECK, Error, Result};
 
@@ -18,6 +19,36 @@ pub enum ProfileCmd {
     Check(CheckArgs),
     /// Print a profile fully resolved (after `extends`).
     Show(ShowArgs),
+    /// Print the JSON Schema of profile files (for editors, e.g.
+    /// yaml-language-server's `# yaml-language-server: $schema=FILE`).
+    Schema,
+    /// Turn a Universal Android Debloater list (`uad_lists.json`) into a
+    /// profile, printed on stdout.
+    ImportUad(ImportUadArgs),
+}
+
+/// Arguments of `profile import-uad`.
+#[derive(clap::Args, Debug)]
+pub struct ImportUadArgs {
+    /// The UAD list file (`uad_lists.json` format); romkit ships none.
+    pub file: PathBuf,
+    /// Import rules up to this level (also the profile's max_level).
+    #[arg(long, value_name = "LEVEL", default_value = "recommended", value_parser = parse_level)]
+    pub max_level: debloat::Level,
+    /// Only these UAD lists (`Oem`, `Google`, `Aosp`, `Carrier`, `Misc`), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "LIST,...")]
+    pub list: Vec<String>,
+    /// Only packages present in this ROM (a package, an image or a folder).
+    #[arg(long, value_name = "ROM")]
+    pub present_in: Option<PathBuf>,
+    /// The profile's name.
+    #[arg(long, default_value = "uad")]
+    pub name: String,
+}
+
+fn parse_level(s: &str) -> std::result::Result<debloat::Level, String> {
+    debloat::uad::level(s)
+        .ok_or_else(|| format!("{s:?}: use recommended, advanced, expert or unsafe"))
 }
 
 /// Arguments of `profile check`.
@@ -114,7 +145,93 @@ pub fn run_profile(ctx: &Ctx, cmd: ProfileCmd) -> Result<u8> {
             }
             Ok(0)
         }
+        ProfileCmd::Schema => {
+            emit_json(&debloat::schema::profile_schema())?;
+            Ok(0)
+        }
+        ProfileCmd::ImportUad(a) => import_uad(ctx, a),
     }
+}
+
+/// Runs `profile import-uad`.
+fn import_uad(ctx: &Ctx, a: ImportUadArgs) -> Result<u8> {
+    let md = std::fs::metadata(&a.file).map_err(|e| Error::io(&a.file, e))?;
+    if md.len() > debloat::uad::MAX_UAD_BYTES {
+        return Err(Error::invalid(
+            &a.file,
+            format!(
+                "{} bytes; a UAD list may be at most {}",
+                md.len(),
+                debloat::uad::MAX_UAD_BYTES
+            ),
+        ));
+    }
+    let bytes = std::fs::read(&a.file).map_err(|e| Error::io(&a.file, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::invalid(
+            &a.file,
+            format!("not UTF-8 (byte offset {})", e.utf8_error().valid_up_to()),
+        )
+    })?;
+    let list = debloat::uad::parse(&text).map_err(|m| Error::invalid(&a.file, m))?;
+    let present = match &a.present_in {
+        Some(rom) => {
+            let loaded = crate::apps::load(rom, None, ctx.jobs)?;
+            let apps = crate::apps::identify(loaded.locate(), ctx.jobs);
+            Some(
+                apps.iter()
+                    .filter_map(|x| x.package().map(str::to_string))
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    if !debloat::profile::valid_profile_name(&a.name) {
+        return Err(Error::Usage(format!(
+            "--name {:?}: use letters, digits, '-', '_' or '.' (at most 64)",
+            a.name
+        )));
+    }
+    let out = debloat::uad::import(
+        &list,
+        &debloat::uad::ImportOptions {
+            max_level: a.max_level,
+            lists: a.list.clone(),
+            present,
+            name: a.name.clone(),
+            source: a
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        },
+    );
+    for p in &out.invalid {
+        tracing::warn!(
+            "{}: {p:?} is not a package name; left out",
+            a.file.display()
+        );
+    }
+    if !out.protected.is_empty() {
+        tracing::warn!(
+            "left out {} package(s) romkit protects: {}",
+            out.protected.len(),
+            out.protected.join(", ")
+        );
+    }
+    // What we print must load: check it before anyone relies on it.
+    debloat::profile::parse_str(&out.yaml, "<import-uad>").map_err(profile_error)?;
+    if ctx.json {
+        emit_json(&serde_json::json!({
+            "rules": out.rules,
+            "protected": out.protected,
+            "invalid": out.invalid,
+            "yaml": out.yaml,
+        }))?;
+    } else {
+        emit(&out.yaml)?;
+    }
+    Ok(0)
 }
 
 /// A resolved profile as YAML in the profile schema (comments name each
@@ -146,6 +263,30 @@ fn render_profile(p: &Profile) -> String {
     for r in &p.remove {
         let _ = writeln!(out, "  - {}    # {}", sel(&r.selector), r.origin);
         let _ = writeln!(out, "    level: {}", r.level);
+        if let Some(w) = &r.when {
+            let list = |v: Vec<&str>| v.join(", ");
+            let mut keys = Vec::new();
+            if !w.region.is_empty() {
+                keys.push(format!(
+                    "region: [{}]",
+                    list(w.region.iter().map(|x| x.name()).collect())
+                ));
+            }
+            if !w.os.is_empty() {
+                keys.push(format!(
+                    "os: [{}]",
+                    list(w.os.iter().map(|x| x.name()).collect())
+                ));
+            }
+            let _ = writeln!(out, "    when: {{ {} }}", keys.join(", "));
+        }
+        if r.optional {
+            out.push_str("    optional: true\n");
+        }
+        if !r.except.is_empty() {
+            let e: Vec<String> = r.except.iter().map(|x| q(x)).collect();
+            let _ = writeln!(out, "    except: [{}]", e.join(", "));
+        }
         if let Some(reason) = &r.reason {
             let _ = writeln!(out, "    reason: {}", q(reason));
         }
@@ -208,8 +349,21 @@ fn render_plan(plan: &Plan) -> String {
                 .map(|x| format!(" — {x}"))
                 .unwrap_or_default()
         );
-        if r.matches.is_empty() {
-            out.push_str("    matches nothing\n");
+        match (r.applies, &r.condition) {
+            (Applies::No, Some(c)) => {
+                let _ = writeln!(out, "    skipped by condition: {c}");
+            }
+            (Applies::Unknown, Some(c)) => {
+                let _ = writeln!(out, "    condition not checked: {c}");
+            }
+            _ => {}
+        }
+        if r.matches.is_empty() && r.applies != Applies::No {
+            out.push_str(if r.optional {
+                "    matches nothing (optional)\n"
+            } else {
+                "    matches nothing\n"
+            });
         }
         for m in &r.matches {
             let status = match m.status {
@@ -249,6 +403,34 @@ fn render_plan(plan: &Plan) -> String {
             );
         }
     }
+    let i = &plan.input;
+    let _ = writeln!(
+        out,
+        "\ninput: region {}{}, {}",
+        i.region.as_deref().unwrap_or("unknown"),
+        i.region_from
+            .as_deref()
+            .map(|f| format!(" (from {f})"))
+            .unwrap_or_default(),
+        i.os.map_or("release unknown", |o| o.name())
+    );
+    for p in &plan.profiles {
+        let _ = writeln!(
+            out,
+            "profile {}: {} rules, {} applied ({} matched, {} matched nothing{}), {} skipped by region/release conditions",
+            p.profile,
+            p.rules,
+            p.applied,
+            p.matched,
+            p.unmatched,
+            if p.unmatched_allowed > 0 {
+                format!(", {} of them optional or unchecked", p.unmatched_allowed)
+            } else {
+                String::new()
+            },
+            p.skipped_by_condition
+        );
+    }
     let _ = writeln!(
         out,
         "\n{} removals, {} refused, {} freed",
@@ -283,6 +465,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     );
     for w in &plan.warnings {
         tracing::warn!("{w}");
+    }
+    for n in &plan.notes {
+        tracing::info!("{n}");
     }
     if ctx.json {
         emit_json(&plan)?;

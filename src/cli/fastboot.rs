@@ -36,6 +36,8 @@ pub struct Args {
 
 /// Runs `fastboot`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
+    // A bad SOURCE_DATE_EPOCH is a usage error before any work is done.
+    crate::util::time::source_date_epoch()?;
     let rom = Rom::open(&args.rom)?;
     let format =
         args.format

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
-use crate::fixture::{FixtureOptions, generate_release, release};
+use crate::fixture::{FixtureOptions, LAYOUTS, generate_release, layout, layout_release, release};
 use crate::util::hex;
 
 /// Arguments of `fixture`.
@@ -27,6 +27,13 @@ pub struct Args {
     /// and a file mode changed; for `diff` demos and tests).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
     pub release: u32,
+    /// Whose apps: a layout from a real HyperOS build's app inventory
+    /// (folders, partitions, package names). `hyperos1-china` (alias
+    /// `sample`, the default and the committed sample), `hyperos2-china`
+    /// (alias `china`), `hyperos1-global` (alias `global`). `--release 2`
+    /// exists for the default layout only.
+    #[arg(long, value_name = "NAME")]
+    pub layout: Option<String>,
 }
 
 use crate::util::size::parse_size;
@@ -36,8 +43,25 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if args.size < 1 << 20 {
         return Err(Error::Usage("--size must be at least 1M".into()));
     }
-    let rel = release(args.release)
+    let mut rel = release(args.release)
         .ok_or_else(|| Error::Usage(format!("no fixture release {}", args.release)))?;
+    if let Some(name) = &args.layout {
+        let l = layout(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "no fixture layout {name:?} (known: {})",
+                LAYOUTS.map(|l| l.name).join(", ")
+            ))
+        })?;
+        if l != rel.layout {
+            if args.release != 1 {
+                return Err(Error::Usage(format!(
+                    "--release {} exists for layout {} only",
+                    args.release, LAYOUTS[0].name
+                )));
+            }
+            rel = layout_release(l);
+        }
+    }
     let (path, summary) = generate_release(
         &args.output,
         &FixtureOptions {

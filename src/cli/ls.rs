@@ -13,9 +13,8 @@ use serde::Serialize;
 
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
-use crate::fs::sniff;
 use crate::fs::tree::{Kind, Tree};
-use crate::rom::Rom;
+use crate::rom::load::{Decoded, Input, open_input, read_image_tree};
 
 /// Arguments of `ls`.
 #[derive(clap::Args, Debug)]
@@ -42,46 +41,51 @@ pub struct CatArgs {
 pub(crate) struct Opened {
     pub tree: Tree,
     pub inner: String,
-    _tmp: Option<crate::output::TempDir>,
+    _decoded: Option<Decoded>,
+}
+
+/// What TARGET and PATH name: a tree and a path in it, or a package's
+/// partitions (a package without a path).
+pub(crate) enum Target {
+    Tree(Opened),
+    Partitions(Vec<String>),
 }
 
 /// Opens TARGET (image or package) and resolves PATH.
-pub(crate) fn open_target(ctx: &Ctx, target: &Path, path: Option<&str>) -> Result<Option<Opened>> {
+pub(crate) fn open_target(ctx: &Ctx, target: &Path, path: Option<&str>) -> Result<Target> {
     let path = path.unwrap_or("").trim_matches('/');
-    match sniff(target).map_err(|e| Error::io(target, e))? {
-        Some(_) => {
-            let tree = crate::fs::read_tree(target)
-                .map_err(|e| Error::invalid(target, e.unwrap_or_default()))?;
-            Ok(Some(Opened {
-                tree,
+    let rom = match open_input(target)? {
+        Input::Image { path: image, .. } => {
+            return Ok(Target::Tree(Opened {
+                tree: read_image_tree(&image)?,
                 inner: path.to_string(),
-                _tmp: None,
-            }))
+                _decoded: None,
+            }));
         }
-        None => {
-            let rom = Rom::open(target)?;
-            if path.is_empty() {
-                return Ok(None);
-            }
-            let (part, inner) = path.split_once('/').unwrap_or((path, ""));
-            let tmp = crate::output::temp_dir_in(&std::env::temp_dir(), "romkit-ls-")?;
-            let img_path = tmp.path().join(format!("{part}.img"));
-            rom.extract_partition(part, &img_path, ctx.jobs, false)?;
-            let label = format!("{}:{part}", target.display());
-            let tree = crate::fs::read_tree(&img_path).map_err(|e| match e {
-                Some(msg) => Error::invalid(&label, msg),
-                None => Error::invalid(
-                    target,
-                    format!("partition {part} holds no filesystem romkit can read"),
-                ),
-            })?;
-            Ok(Some(Opened {
-                tree,
-                inner: inner.to_string(),
-                _tmp: Some(tmp),
-            }))
+        Input::Folder(_) => {
+            return Err(Error::invalid(
+                target,
+                "is a directory; expected a package or a filesystem image",
+            ));
         }
+        Input::Package(rom) => rom,
+    };
+    if path.is_empty() {
+        return Ok(Target::Partitions(rom.partition_names()));
     }
+    let (part, inner) = path.split_once('/').unwrap_or((path, ""));
+    let mut decoded = rom.decode_trees(&[part.to_string()], false, ctx.jobs)?;
+    let tree = decoded.partitions[0].tree.take().ok_or_else(|| {
+        Error::invalid(
+            target,
+            format!("partition {part} holds no filesystem romkit can read"),
+        )
+    })?;
+    Ok(Target::Tree(Opened {
+        tree,
+        inner: inner.to_string(),
+        _decoded: Some(decoded),
+    }))
 }
 
 /// One listed entry.
@@ -137,17 +141,16 @@ pub(crate) fn mode_string(kind: &Kind, perm: u32) -> String {
 
 /// Runs `ls`.
 pub fn run_ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
-    let Some(opened) = open_target(ctx, &args.target, args.path.as_deref())? else {
-        // A package without a path: its partitions.
-        let rom = Rom::open(&args.target)?;
-        let parts = rom.partitions();
-        let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
-        if ctx.json {
-            emit_json(&names)?;
-        } else {
-            emit(&names.iter().map(|n| format!("{n}/\n")).collect::<String>())?;
+    let opened = match open_target(ctx, &args.target, args.path.as_deref())? {
+        Target::Tree(opened) => opened,
+        Target::Partitions(names) => {
+            if ctx.json {
+                emit_json(&names)?;
+            } else {
+                emit(&names.iter().map(|n| format!("{n}/\n")).collect::<String>())?;
+            }
+            return Ok(0);
         }
-        return Ok(0);
     };
     let t = &opened.tree;
     let start = t
@@ -232,7 +235,7 @@ pub fn run_ls(ctx: &Ctx, args: LsArgs) -> Result<u8> {
 
 /// Runs `cat`.
 pub fn run_cat(ctx: &Ctx, args: CatArgs) -> Result<u8> {
-    let Some(opened) = open_target(ctx, &args.target, Some(&args.path))? else {
+    let Target::Tree(opened) = open_target(ctx, &args.target, Some(&args.path))? else {
         return Err(Error::Usage(
             "cat needs a path inside a partition, e.g. system/build.prop".into(),
         ));

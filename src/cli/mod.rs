@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{EXIT_CHECK, Error, Result};
+use crate::error::{Error, Result};
 
 /// Read, verify, unpack and rebuild Android firmware packages.
 #[derive(Parser, Debug)]
@@ -181,8 +181,3 @@ pub(crate) fn emit_json<T: serde::Serialize>(value: &T) -> Result<()> {
 }
 
 pub(crate) use crate::util::size::human_size;
-
-/// Exit code for a run whose checks found failures.
-pub(crate) fn check_code(failed: bool) -> u8 {
-    if failed { EXIT_CHECK } else { 0 }
-}

@@ -55,7 +55,8 @@ pub fn run_sparse(ctx: &Ctx, args: SparseArgs) -> Result<u8> {
         block_size: 4096,
         split: args.split,
     };
-    let (paths, parts) = sparse::sparse_raw_file(&args.image, &args.output, &opts, args.force)?;
+    let (paths, parts) =
+        crate::package::sparse_out::sparse_raw_file(&args.image, &args.output, &opts, args.force)?;
     let rows: Vec<Written> = paths
         .into_iter()
         .zip(parts)
@@ -80,7 +81,8 @@ pub fn run_unsparse(ctx: &Ctx, args: UnsparseArgs) -> Result<u8> {
     }
     for (k, s) in map.sparse.iter().enumerate() {
         if s.has_checksums() {
-            s.check_crcs().map_err(|e| e.into_error(&args.parts[k]))?;
+            s.check_crcs()
+                .map_err(|e| Error::sparse(&args.parts[k], e))?;
         }
     }
     let out = crate::output::AtomicFile::create(&args.output, args.force)?;

@@ -4,9 +4,11 @@
 
 pub mod plan;
 pub mod profile;
+pub mod schema;
+pub mod uad;
 
 pub use plan::{Plan, PlanOptions, plan};
-pub use profile::{Level, Profile, ProfileError, Selector, load};
+pub use profile::{Condition, Level, Os, Profile, ProfileError, Region, Selector, load};
 
 /// Packages that no profile may remove without `--allow-unsafe`: the
 /// framework, the system UI and settings, the package installer and

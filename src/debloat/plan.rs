@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use super::profile::{Level, Origin, Profile, Selector};
+use super::profile::{Condition, Level, Origin, Os, Profile, Rule, Selector};
 use super::{protected_package, protected_path};
 use crate::apps::{App, LoadedPartition, mount_prefix};
 use crate::fs::tree::{FileData, Kind, Tree};
@@ -55,6 +55,132 @@ pub struct Match {
     pub detail: Option<String>,
 }
 
+/// Whether a rule's `when:` condition holds for the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Applies {
+    /// It holds (or the rule has no condition): the rule is applied.
+    Yes,
+    /// The input's region or release is not known: the rule is applied, but
+    /// matching nothing is no `--strict` error.
+    Unknown,
+    /// It does not hold: the rule is skipped.
+    No,
+}
+
+/// What the plan knows about the input, for `when:` conditions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InputFacts {
+    /// The Xiaomi version code found in a build.prop.
+    pub version: Option<String>,
+    /// Two-letter region (`CN`, `MI`, `EU`…).
+    pub region: Option<String>,
+    /// Where the region came from: `version code` or `ro.miui.region`.
+    pub region_from: Option<String>,
+    /// OS release decoded from the version code.
+    pub os: Option<Os>,
+}
+
+impl InputFacts {
+    /// Whether `when` holds for this input, and if not (or unknown) why.
+    pub fn check(&self, when: &Condition) -> (Applies, Option<String>) {
+        let mut unknown = Vec::new();
+        if !when.region.is_empty() {
+            match &self.region {
+                None => unknown.push("the input's region is unknown".to_string()),
+                Some(code) if !when.region.iter().any(|r| r.covers(code)) => {
+                    return (
+                        Applies::No,
+                        Some(format!("{when}; the input's region is {code}")),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        if !when.os.is_empty() {
+            match self.os {
+                None => unknown.push("the input's OS release is unknown".to_string()),
+                Some(os) if !when.os.contains(&os) => {
+                    return (
+                        Applies::No,
+                        Some(format!("{when}; the input is {}", os.name())),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        if unknown.is_empty() {
+            (Applies::Yes, None)
+        } else {
+            (
+                Applies::Unknown,
+                Some(format!("{when}: {}", unknown.join(", "))),
+            )
+        }
+    }
+}
+
+/// The region and release of the input, from its build.prop files: the
+/// version code (`ro.build.version.incremental` or a partition's
+/// `ro.PART.build.version.incremental`) first, then `ro.miui.region`.
+pub fn input_facts(partitions: &[LoadedPartition]) -> InputFacts {
+    use crate::rom::version::VersionCode;
+    let mut facts = InputFacts::default();
+    let mut miui_region = None;
+    for lp in partitions {
+        let Some(text) = build_prop_candidates(&lp.name)
+            .into_iter()
+            .find_map(|c| lp.files.iter().find(|f| f.path == c))
+            .and_then(|f| read_small(&f.data))
+        else {
+            continue;
+        };
+        for (k, v) in parse_props(&text) {
+            let incremental = k == "ro.build.version.incremental"
+                || (k.starts_with("ro.") && k.ends_with(".build.version.incremental"));
+            if incremental
+                && facts.version.is_none()
+                && let Some(vc) = VersionCode::parse(&v)
+            {
+                facts.os = Os::of(&vc);
+                facts.region = Some(vc.region.clone());
+                facts.region_from = Some("version code".into());
+                facts.version = Some(vc.code);
+            }
+            if k == "ro.miui.region" && miui_region.is_none() && !v.is_empty() {
+                miui_region = Some(v.to_ascii_uppercase());
+            }
+        }
+    }
+    if facts.region.is_none()
+        && let Some(r) = miui_region
+    {
+        facts.region = Some(if r == "GLOBAL" { "MI".into() } else { r });
+        facts.region_from = Some("ro.miui.region".into());
+    }
+    facts
+}
+
+/// How one profile of the chain fared on this input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProfileReport {
+    /// Profile name.
+    pub profile: String,
+    /// Its removal rules.
+    pub rules: usize,
+    /// Rules whose conditions hold (or cannot be checked).
+    pub applied: usize,
+    /// Applied rules that matched something.
+    pub matched: usize,
+    /// Applied rules that matched nothing.
+    pub unmatched: usize,
+    /// Of those, the ones that are optional or whose condition could not be
+    /// checked (no `--strict` error).
+    pub unmatched_allowed: usize,
+    /// Rules skipped because their region/release condition does not hold.
+    pub skipped_by_condition: usize,
+}
+
 /// One rule and what it did.
 #[derive(Clone, Debug, Serialize)]
 pub struct RulePlan {
@@ -70,6 +196,12 @@ pub struct RulePlan {
     pub level: Level,
     /// Its reason.
     pub reason: Option<String>,
+    /// Whether its `when:` condition holds for the input.
+    pub applies: Applies,
+    /// The condition, and why it does not hold or cannot be checked.
+    pub condition: Option<String>,
+    /// Matching nothing is no `--strict` error.
+    pub optional: bool,
     /// What it matched.
     pub matches: Vec<Match>,
 }
@@ -140,6 +272,14 @@ pub struct Plan {
     /// The number of those warnings that are unmatched rules or props
     /// (errors under `--strict`).
     pub unmatched: usize,
+    /// Optional rules, and rules whose condition cannot be checked, that
+    /// matched nothing (never `--strict` errors).
+    pub notes: Vec<String>,
+    /// The input's region and release, as conditions see them.
+    pub input: InputFacts,
+    /// Per profile of the chain (parents first): rules applied, matched,
+    /// skipped by condition.
+    pub profiles: Vec<ProfileReport>,
 }
 
 /// A glob over device paths: `*` and `?` within one component, `**` for any
@@ -261,8 +401,18 @@ pub fn plan(
         })
     };
 
-    let targets_of = |sel: &Selector| -> Vec<Target> {
-        match sel {
+    let targets_of = |rule: &Rule| -> Vec<Target> {
+        // Apps a glob leaves alone, with their files.
+        let excepted: BTreeSet<usize> = apps
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| {
+                a.package()
+                    .is_some_and(|p| rule.except.iter().any(|e| e == p))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        match &rule.selector {
             Selector::Package(p) => apps
                 .iter()
                 .enumerate()
@@ -280,7 +430,7 @@ pub fn plan(
                 let mut out: Vec<Target> = apps
                     .iter()
                     .enumerate()
-                    .filter(|(_, a)| glob_match(g, &a.path))
+                    .filter(|(i, a)| glob_match(g, &a.path) && !excepted.contains(i))
                     .map(|(i, _)| Target::App(i))
                     .collect();
                 let taken: BTreeSet<usize> = out
@@ -294,7 +444,10 @@ pub fn plan(
                 // matching ancestor of each file.
                 let mut seen = BTreeSet::new();
                 for f in &all_files {
-                    if owner.get(f).is_some_and(|i| taken.contains(i)) {
+                    if owner
+                        .get(f)
+                        .is_some_and(|i| taken.contains(i) || excepted.contains(i))
+                    {
                         continue;
                     }
                     let comps: Vec<&str> = f.split('/').collect();
@@ -326,11 +479,29 @@ pub fn plan(
     let mut unmatched = 0;
     // A target's risk is the highest level any rule gives it: an app that a
     // specific rule rates `expert` is not removed by a broad `advanced` glob.
+    let input = input_facts(partitions);
+    let applies: Vec<(Applies, Option<String>)> = profile
+        .remove
+        .iter()
+        .map(|r| match &r.when {
+            Some(w) => input.check(w),
+            None => (Applies::Yes, None),
+        })
+        .collect();
+    // A rule whose condition does not hold selects nothing.
     let all_targets: Vec<Vec<Target>> = profile
         .remove
         .iter()
-        .map(|r| targets_of(&r.selector))
+        .zip(&applies)
+        .map(|(r, a)| {
+            if a.0 == Applies::No {
+                Vec::new()
+            } else {
+                targets_of(r)
+            }
+        })
         .collect();
+    let mut notes = Vec::new();
     let key = |t: &Target| match t {
         Target::App(i) => apps[*i].path.clone(),
         Target::Path { path, .. } => path.clone(),
@@ -346,12 +517,23 @@ pub fn plan(
     }
     for (n, (rule, targets)) in profile.remove.iter().zip(all_targets).enumerate() {
         let index = n + 1;
-        if targets.is_empty() {
-            unmatched += 1;
-            warnings.push(format!(
+        let (applies, condition) = applies[n].clone();
+        if targets.is_empty() && applies != Applies::No {
+            let msg = format!(
                 "{}: rule {index} ({}) matches nothing",
                 rule.origin, rule.selector
-            ));
+            );
+            if rule.optional {
+                notes.push(format!("{msg} (optional)"));
+            } else if applies == Applies::Unknown {
+                notes.push(format!(
+                    "{msg} ({})",
+                    condition.as_deref().unwrap_or("condition unchecked")
+                ));
+            } else {
+                unmatched += 1;
+                warnings.push(msg);
+            }
         }
         let mut matches = Vec::new();
         for t in targets {
@@ -457,9 +639,13 @@ pub fn plan(
             selector: rule.selector.clone(),
             level: rule.level,
             reason: rule.reason.clone(),
+            applies,
+            condition,
+            optional: rule.optional,
             matches,
         });
     }
+    let profiles = profile_reports(profile, &rules);
     let mut freed: BTreeMap<String, u64> = BTreeMap::new();
     for f in &removed_files {
         if let Some((p, s)) = sizes.get(f.as_str()) {
@@ -483,7 +669,43 @@ pub fn plan(
         freed,
         warnings,
         unmatched,
+        notes,
+        input,
+        profiles,
     }
+}
+
+/// One report per profile of the chain, parents first.
+fn profile_reports(profile: &Profile, rules: &[RulePlan]) -> Vec<ProfileReport> {
+    let mut names: Vec<&str> = profile.extends.iter().map(String::as_str).collect();
+    names.push(&profile.name);
+    for r in rules {
+        if !names.contains(&r.profile.as_str()) {
+            names.push(&r.profile);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let mine: Vec<&RulePlan> = rules.iter().filter(|r| r.profile == name).collect();
+            let applied: Vec<&&RulePlan> =
+                mine.iter().filter(|r| r.applies != Applies::No).collect();
+            let unmatched: Vec<&&&RulePlan> =
+                applied.iter().filter(|r| r.matches.is_empty()).collect();
+            ProfileReport {
+                profile: name.to_string(),
+                rules: mine.len(),
+                applied: applied.len(),
+                matched: applied.len() - unmatched.len(),
+                unmatched: unmatched.len(),
+                unmatched_allowed: unmatched
+                    .iter()
+                    .filter(|r| r.optional || r.applies == Applies::Unknown)
+                    .count(),
+                skipped_by_condition: mine.len() - applied.len(),
+            }
+        })
+        .collect()
 }
 
 /// Where a partition keeps its build.prop (device paths, in order of preference).

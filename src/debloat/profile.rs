@@ -92,6 +92,163 @@ impl fmt::Display for Origin {
     }
 }
 
+/// A region a rule can be limited to: the region letters of the version code
+/// (`…CNXM` China, `…MIXM` Global, `…EUXM` EEA) or `ro.miui.region`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Region {
+    /// Mainland China (`CN`).
+    China,
+    /// Every build that is not a China build.
+    International,
+    /// Global (`MI`).
+    Global,
+    /// European Economic Area (`EU`).
+    Eea,
+    /// India (`IN`).
+    India,
+    /// Russia (`RU`).
+    Russia,
+    /// Turkey (`TR`).
+    Turkey,
+    /// Indonesia (`ID`).
+    Indonesia,
+    /// Taiwan (`TW`).
+    Taiwan,
+    /// Japan (`JP`).
+    Japan,
+    /// South Korea (`KR`).
+    Korea,
+}
+
+impl Region {
+    /// Every region, in schema order.
+    pub const ALL: [Region; 11] = [
+        Region::China,
+        Region::International,
+        Region::Global,
+        Region::Eea,
+        Region::India,
+        Region::Russia,
+        Region::Turkey,
+        Region::Indonesia,
+        Region::Taiwan,
+        Region::Japan,
+        Region::Korea,
+    ];
+
+    /// The name used in profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::China => "china",
+            Region::International => "international",
+            Region::Global => "global",
+            Region::Eea => "eea",
+            Region::India => "india",
+            Region::Russia => "russia",
+            Region::Turkey => "turkey",
+            Region::Indonesia => "indonesia",
+            Region::Taiwan => "taiwan",
+            Region::Japan => "japan",
+            Region::Korea => "korea",
+        }
+    }
+
+    /// Does a build of two-letter region `code` (`CN`, `MI`, `EU`…) belong here?
+    pub fn covers(self, code: &str) -> bool {
+        match self {
+            Region::China => code == "CN",
+            Region::International => code != "CN",
+            Region::Global => code == "MI",
+            Region::Eea => code == "EU",
+            Region::India => code == "IN",
+            Region::Russia => code == "RU",
+            Region::Turkey => code == "TR",
+            Region::Indonesia => code == "ID",
+            Region::Taiwan => code == "TW",
+            Region::Japan => code == "JP",
+            Region::Korea => code == "KR",
+        }
+    }
+}
+
+/// An OS release a rule can be limited to, decoded from the version code
+/// (`V14.…` MIUI 14, `V816.…` and `OS1.…` HyperOS 1, `OS2.…` HyperOS 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Os {
+    /// MIUI 14.
+    Miui14,
+    /// HyperOS 1.
+    Hyperos1,
+    /// HyperOS 2.
+    Hyperos2,
+    /// HyperOS 3.
+    Hyperos3,
+}
+
+impl Os {
+    /// Every release, in schema order.
+    pub const ALL: [Os; 4] = [Os::Miui14, Os::Hyperos1, Os::Hyperos2, Os::Hyperos3];
+
+    /// The name used in profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Os::Miui14 => "miui14",
+            Os::Hyperos1 => "hyperos1",
+            Os::Hyperos2 => "hyperos2",
+            Os::Hyperos3 => "hyperos3",
+        }
+    }
+
+    /// The release of a decoded version code, when it is one of these.
+    pub fn of(v: &crate::rom::version::VersionCode) -> Option<Os> {
+        let major = v.release.split('.').next().unwrap_or("");
+        match (v.os, major) {
+            ("MIUI", "14") => Some(Os::Miui14),
+            ("MIUI", "816") | ("HyperOS", "1") => Some(Os::Hyperos1),
+            ("MIUI", "817") | ("HyperOS", "2") => Some(Os::Hyperos2),
+            ("MIUI", "818") | ("HyperOS", "3") => Some(Os::Hyperos3),
+            _ => None,
+        }
+    }
+}
+
+/// When a rule applies: every listed key must hold (a key that is absent
+/// holds always; a list holds when the input is any of its entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// Regions the rule is for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub region: Vec<Region>,
+    /// OS releases the rule is for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub os: Vec<Os>,
+}
+
+impl Condition {
+    /// Whether the condition limits anything.
+    pub fn is_empty(&self) -> bool {
+        self.region.is_empty() && self.os.is_empty()
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.region.is_empty() {
+            let r: Vec<&str> = self.region.iter().map(|r| r.name()).collect();
+            parts.push(format!("region {}", r.join("|")));
+        }
+        if !self.os.is_empty() {
+            let o: Vec<&str> = self.os.iter().map(|o| o.name()).collect();
+            parts.push(format!("os {}", o.join("|")));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
 /// A removal rule after loading.
 #[derive(Clone, Debug, Serialize)]
 pub struct Rule {
@@ -101,6 +258,16 @@ pub struct Rule {
     pub level: Level,
     /// Why it goes.
     pub reason: Option<String>,
+    /// The regions and releases it is limited to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// Not every build it applies to has what it selects: matching nothing
+    /// is no `--strict` error.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// Packages a glob rule never removes, wherever they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
     /// The profile that declared it.
     pub profile: String,
     /// Where.
@@ -185,6 +352,12 @@ struct FileRule {
     level: Option<Level>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    when: Option<Spanned<Condition>>,
+    #[serde(default)]
+    optional: Option<bool>,
+    #[serde(default)]
+    except: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +497,12 @@ pub fn find(name: &str, dirs: &[PathBuf]) -> Option<ProfileSource> {
         .map(|(n, _)| ProfileSource::Builtin(n))
 }
 
+/// Whether `name` is a valid profile name: letters, digits, `-`, `_`, `.`
+/// (not first), at most 64.
+pub fn valid_profile_name(name: &str) -> bool {
+    valid_name(name)
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -348,7 +527,7 @@ fn yaml_options() -> serde_saphyr::Options {
 }
 
 /// Checks a package name: Java-package-like segments.
-fn valid_package(p: &str) -> bool {
+pub(crate) fn valid_package(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 255
         && p.split('.').all(|seg| {
@@ -475,10 +654,39 @@ fn parse(text: &str, label: &str) -> Result<Parsed, ProfileError> {
     for r in file.remove {
         let at = origin(label, r.referenced);
         let sel = selector(&r.value, &at)?;
+        let when = match &r.value.when {
+            Some(w) if w.value.is_empty() => {
+                return Err(err_at(
+                    &origin(label, w.referenced),
+                    "an empty when: name a region or an os",
+                ));
+            }
+            Some(w) => Some(w.value.clone()),
+            None => None,
+        };
+        let mut except = Vec::new();
+        if let Some(e) = &r.value.except {
+            let e_at = origin(label, e.referenced);
+            if !matches!(sel, Selector::Glob(_)) {
+                return Err(err_at(&e_at, "except is for glob rules only"));
+            }
+            for p in &e.value {
+                if !valid_package(p) {
+                    return Err(err_at(
+                        &e_at,
+                        format!("except: {p:?} is not a valid package name"),
+                    ));
+                }
+            }
+            except = e.value.clone();
+        }
         remove.push(Rule {
             selector: sel,
             level: r.value.level.unwrap_or_default(),
             reason: r.value.reason.clone(),
+            when,
+            optional: r.value.optional.unwrap_or(false),
+            except,
             profile: name.clone(),
             origin: at,
         });
@@ -488,6 +696,12 @@ fn parse(text: &str, label: &str) -> Result<Parsed, ProfileError> {
         let at = origin(label, k.referenced);
         if k.value.level.is_some() {
             return Err(err_at(&at, "a keep rule has no level"));
+        }
+        if k.value.when.is_some() || k.value.optional.is_some() || k.value.except.is_some() {
+            return Err(err_at(
+                &at,
+                "a keep rule has no when, optional or except: it holds everywhere",
+            ));
         }
         keep.push(Keep {
             selector: selector(&k.value, &at)?,

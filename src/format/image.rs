@@ -12,13 +12,40 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
 use crate::format::source::FileSlice;
 use crate::format::sparse::{ChunkKind, SparseError, SparseFile};
+
+/// Why the files of an image cannot be opened; each names its file.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Opening or reading the file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// One of several files is not a sparse image.
+    #[error("{}: not an Android sparse image; only sparse parts can be merged", path.display())]
+    NotSparse {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A sparse file (or the set of parts) is malformed.
+    #[error("{}: {source}", path.display())]
+    Sparse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: SparseError,
+    },
+}
 
 /// Where a segment's bytes come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,27 +199,35 @@ impl ImageMap {
 
     /// Opens the files of one image: a raw image, a sparse image, or several
     /// sparse parts. Errors name the file.
-    pub fn open_files(paths: &[&Path]) -> crate::Result<Self> {
+    pub fn open_files(paths: &[&Path]) -> Result<Self, OpenError> {
         let mut sparse = Vec::new();
         for p in paths {
-            let src = FileSlice::open(p).map_err(|e| crate::Error::io(*p, e))?;
+            let io_err = |source| OpenError::Io {
+                path: p.to_path_buf(),
+                source,
+            };
+            let src = FileSlice::open(p).map_err(io_err)?;
             let mut head = [0u8; 4];
             if src.len() >= 4 {
-                src.read_exact_at(&mut head, 0)
-                    .map_err(|e| crate::Error::io(*p, e))?;
+                src.read_exact_at(&mut head, 0).map_err(io_err)?;
             }
             if !crate::format::sparse::Header::is_sparse(&head) {
                 if paths.len() == 1 {
                     return Ok(ImageMap::raw(src));
                 }
-                return Err(crate::Error::invalid(
-                    *p,
-                    "not an Android sparse image; only sparse parts can be merged",
-                ));
+                return Err(OpenError::NotSparse {
+                    path: p.to_path_buf(),
+                });
             }
-            sparse.push(SparseFile::open(src).map_err(|e| e.into_error(p))?);
+            sparse.push(SparseFile::open(src).map_err(|source| OpenError::Sparse {
+                path: p.to_path_buf(),
+                source,
+            })?);
         }
-        ImageMap::from_sparse(sparse).map_err(|(i, e)| e.into_error(paths[i]))
+        ImageMap::from_sparse(sparse).map_err(|(i, source)| OpenError::Sparse {
+            path: paths[i].to_path_buf(),
+            source,
+        })
     }
 
     /// Whether the image is stored sparse.
@@ -398,4 +433,10 @@ pub fn copy_between(src: &File, soff: u64, dst: &File, doff: u64, len: u64) -> i
         left -= n as u64;
     }
     Ok(())
+}
+
+impl crate::format::source::ReadAt for ImageMap {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        ImageMap::read_at(self, buf, offset)
+    }
 }

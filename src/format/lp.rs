@@ -20,7 +20,10 @@ use std::io;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::format::sparse::ReadAt;
+use crate::format::image::ImageMap;
+use crate::format::is_safe_partition_name;
+use crate::format::source::ReadAt;
+use crate::format::sparse;
 
 /// Geometry magic ("gDla").
 pub const GEOMETRY_MAGIC: u32 = 0x616c_4467;
@@ -93,19 +96,133 @@ impl LpError {
             msg: msg.into(),
         }
     }
+}
 
-    /// Converts to the crate error naming `file`: checksum mismatches are
-    /// failed checks (exit 1), the rest invalid input (exit 3).
-    pub fn into_error(self, file: &std::path::Path) -> crate::Error {
-        match self {
-            e @ LpError::Checksum { .. } => crate::Error::CheckFailed {
-                file: file.to_path_buf(),
-                msg: e.to_string(),
-            },
-            LpError::Io(e) if e.kind() != io::ErrorKind::UnexpectedEof => crate::Error::io(file, e),
-            e => crate::Error::invalid(file, e.to_string()),
-        }
-    }
+/// Why a super layout cannot be built or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// The block device name is not a usable name.
+    #[error("device name {0:?} is not usable")]
+    DeviceName(String),
+    /// `metadata_slots` is out of range.
+    #[error("metadata slots must be 1..={MAX_SLOTS}, not {0}")]
+    Slots(u32),
+    /// `metadata_max_size` is out of range or not sector-aligned.
+    #[error("metadata max size must be a multiple of 512 between 512 and 16 MiB, not {0}")]
+    MetadataMaxSize(u32),
+    /// `block_size` is not a multiple of the sector size.
+    #[error("block size must be a multiple of 512, not {0}")]
+    BlockSize(u32),
+    /// The device size is not a multiple of the sector size.
+    #[error("device size {0} is not a multiple of 512")]
+    DeviceSize(u64),
+    /// The device cannot hold the metadata and one block.
+    #[error("device of {size} bytes is too small: the metadata needs {need} bytes plus one block")]
+    DeviceTooSmall {
+        /// Device size.
+        size: u64,
+        /// Bytes the metadata area takes.
+        need: u64,
+    },
+    /// A group name is not a usable name.
+    #[error("group name {0:?} is not usable")]
+    GroupName(String),
+    /// A group is listed twice.
+    #[error("group {0} is listed twice")]
+    GroupTwice(String),
+    /// A group is larger than the device.
+    #[error("group {group} of {size} bytes is larger than the {device}-byte device")]
+    GroupTooLarge {
+        /// Group name.
+        group: String,
+        /// Its maximum size.
+        size: u64,
+        /// Device size.
+        device: u64,
+    },
+    /// A partition name is not a usable name.
+    #[error("partition name {0:?} is not usable")]
+    PartitionName(String),
+    /// A partition is listed twice.
+    #[error("partition {0} is listed twice")]
+    PartitionTwice(String),
+    /// A partition names a group that is not defined.
+    #[error("partition {partition} names group {group}, which is not defined")]
+    UnknownGroup {
+        /// Partition name.
+        partition: String,
+        /// The group it names.
+        group: String,
+    },
+    /// The partitions of a group exceed its maximum size.
+    #[error(
+        "partitions of group {group} need {used} bytes (with {partition} of {size} bytes), the group allows {max}"
+    )]
+    GroupFull {
+        /// Group name.
+        group: String,
+        /// Bytes its partitions need so far.
+        used: u64,
+        /// The partition that overflowed it.
+        partition: String,
+        /// That partition's size.
+        size: u64,
+        /// The group's maximum size.
+        max: u64,
+    },
+    /// A partition does not fit on the device.
+    #[error(
+        "partition {partition} of {size} bytes does not fit: the {device}-byte device has {left} bytes left"
+    )]
+    NoRoom {
+        /// Partition name.
+        partition: String,
+        /// Its size.
+        size: u64,
+        /// Device size.
+        device: u64,
+        /// Bytes left after the partitions before it.
+        left: u64,
+    },
+    /// The serialized metadata is larger than `metadata_max_size`.
+    #[error("metadata of {size} bytes exceeds the metadata max size of {max}")]
+    MetadataTooLarge {
+        /// Serialized size.
+        size: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// The metadata lists no block device.
+    #[error("metadata lists no block device")]
+    NoBlockDevice,
+    /// An image is given for a partition the layout does not have.
+    #[error("image for {0}, which the super layout does not have")]
+    UnknownPartition(String),
+    /// An image is larger than its partition.
+    #[error("image for {partition} has {image} bytes, its partition {size}")]
+    ImageTooLarge {
+        /// Partition name.
+        partition: String,
+        /// Image size.
+        image: u64,
+        /// Partition size.
+        size: u64,
+    },
+    /// An extent is not aligned to the sparse block size.
+    #[error(
+        "extent at byte {offset} of {len} bytes is not aligned to the {block}-byte sparse block"
+    )]
+    Unaligned {
+        /// Byte offset of the extent in the super image.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// The sparse block size.
+        block: u64,
+    },
+    /// Reading an image or writing the super image failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
 }
 
 /// The geometry block.
@@ -305,7 +422,7 @@ fn name_field(b: &[u8], offset: u64, what: &str) -> Result<String, LpError> {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     let s = std::str::from_utf8(&b[..end])
         .ok()
-        .filter(|s| crate::format::payload::is_safe_partition_name(s) && s.len() < 36)
+        .filter(|s| is_safe_partition_name(s) && s.len() < 36)
         .ok_or_else(|| {
             LpError::invalid(
                 offset,
@@ -781,15 +898,14 @@ impl Metadata {
     /// The whole metadata area (reserved bytes, both geometries, every
     /// primary and backup slot holding this metadata), as written to the
     /// start of the super image.
-    pub fn metadata_area(&self) -> Result<Vec<u8>, String> {
+    pub fn metadata_area(&self) -> Result<Vec<u8>, LayoutError> {
         let blob = self.serialize();
         let g = &self.geometry;
         if blob.len() as u64 > u64::from(g.metadata_max_size) {
-            return Err(format!(
-                "metadata of {} bytes exceeds the metadata max size of {}",
-                blob.len(),
-                g.metadata_max_size
-            ));
+            return Err(LayoutError::MetadataTooLarge {
+                size: blob.len() as u64,
+                max: g.metadata_max_size,
+            });
         }
         let mut area = vec![0u8; g.total_metadata_size() as usize];
         let geo = g.to_block();
@@ -841,12 +957,6 @@ fn read_geometry(src: &dyn ReadAt, offset: u64) -> Result<Geometry, LpError> {
     let mut b = vec![0u8; GEOMETRY_STRUCT];
     src.read_at(&mut b, offset)?;
     Geometry::parse(&b, offset)
-}
-
-impl ReadAt for crate::format::image::ImageMap {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        crate::format::image::ImageMap::read_at(self, buf, offset)
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -921,25 +1031,23 @@ fn align_to(v: u64, align: u64, offset: u64) -> u64 {
 impl SuperSpec {
     /// Lays the partitions out and returns the metadata, or a message naming
     /// what does not fit.
-    pub fn build(&self) -> Result<Metadata, String> {
-        let name_ok = |n: &str| crate::format::payload::is_safe_partition_name(n) && n.len() < 36;
+    pub fn build(&self) -> Result<Metadata, LayoutError> {
+        let name_ok = |n: &str| is_safe_partition_name(n) && n.len() < 36;
         if !name_ok(&self.device_name) {
-            return Err(format!("device name {:?} is not usable", self.device_name));
+            return Err(LayoutError::DeviceName(self.device_name.clone()));
         }
         if self.metadata_slots == 0 || self.metadata_slots > MAX_SLOTS {
-            return Err(format!("metadata slots must be 1..={MAX_SLOTS}"));
+            return Err(LayoutError::Slots(self.metadata_slots));
         }
         if self.metadata_max_size < HEADER_V1_2
             || self.metadata_max_size > MAX_METADATA
             || u64::from(self.metadata_max_size) % SECTOR != 0
         {
-            return Err(
-                "metadata max size must be a multiple of 512 between 512 and 16 MiB".into(),
-            );
+            return Err(LayoutError::MetadataMaxSize(self.metadata_max_size));
         }
         let bs = u64::from(self.block_size);
         if bs == 0 || bs % SECTOR != 0 {
-            return Err("block size must be a multiple of 512".into());
+            return Err(LayoutError::BlockSize(self.block_size));
         }
         let geometry = Geometry {
             metadata_max_size: self.metadata_max_size,
@@ -954,16 +1062,13 @@ impl SuperSpec {
             align_to(geometry.total_metadata_size(), bs, 0)
         };
         if !self.device_size.is_multiple_of(SECTOR) {
-            return Err(format!(
-                "device size {} is not a multiple of 512",
-                self.device_size
-            ));
+            return Err(LayoutError::DeviceSize(self.device_size));
         }
         if self.device_size < first + bs {
-            return Err(format!(
-                "device of {} bytes is too small: the metadata needs {first} bytes plus one block",
-                self.device_size
-            ));
+            return Err(LayoutError::DeviceTooSmall {
+                size: self.device_size,
+                need: first,
+            });
         }
         let mut groups = vec![Group {
             name: "default".into(),
@@ -976,16 +1081,17 @@ impl SuperSpec {
                 continue;
             }
             if !name_ok(n) {
-                return Err(format!("group name {n:?} is not usable"));
+                return Err(LayoutError::GroupName(n.clone()));
             }
             if groups.iter().any(|g| &g.name == n) {
-                return Err(format!("group {n} is listed twice"));
+                return Err(LayoutError::GroupTwice(n.clone()));
             }
             if *size > self.device_size {
-                return Err(format!(
-                    "group {n} of {size} bytes is larger than the {}-byte device",
-                    self.device_size
-                ));
+                return Err(LayoutError::GroupTooLarge {
+                    group: n.clone(),
+                    size: *size,
+                    device: self.device_size,
+                });
             }
             groups.push(Group {
                 name: n.clone(),
@@ -1001,28 +1107,29 @@ impl SuperSpec {
         let mut minor = 0;
         for p in &self.partitions {
             if !name_ok(&p.name) {
-                return Err(format!("partition name {:?} is not usable", p.name));
+                return Err(LayoutError::PartitionName(p.name.clone()));
             }
             if partitions.iter().any(|q: &Partition| q.name == p.name) {
-                return Err(format!("partition {} is listed twice", p.name));
+                return Err(LayoutError::PartitionTwice(p.name.clone()));
             }
             let gi = groups
                 .iter()
                 .position(|g| g.name == p.group)
-                .ok_or_else(|| {
-                    format!(
-                        "partition {} names group {}, which is not defined",
-                        p.name, p.group
-                    )
+                .ok_or_else(|| LayoutError::UnknownGroup {
+                    partition: p.name.clone(),
+                    group: p.group.clone(),
                 })?;
             let size = p.size.div_ceil(bs) * bs;
             used[gi] += size;
             let g = &groups[gi];
             if g.maximum_size > 0 && used[gi] > g.maximum_size {
-                return Err(format!(
-                    "partitions of group {} need {} bytes (with {} of {size} bytes), the group allows {}",
-                    g.name, used[gi], p.name, g.maximum_size
-                ));
+                return Err(LayoutError::GroupFull {
+                    group: g.name.clone(),
+                    used: used[gi],
+                    partition: p.name.clone(),
+                    size,
+                    max: g.maximum_size,
+                });
             }
             if p.attributes & (ATTR_UPDATED | ATTR_DISABLED) != 0 {
                 minor = minor.max(1);
@@ -1033,12 +1140,12 @@ impl SuperSpec {
                 let start = align_to(cursor * SECTOR, align, align_off).div_ceil(SECTOR);
                 let sectors = size / SECTOR;
                 if start + sectors > end {
-                    return Err(format!(
-                        "partition {} of {size} bytes does not fit: the {}-byte device has {} bytes left",
-                        p.name,
-                        self.device_size,
-                        end.saturating_sub(start) * SECTOR
-                    ));
+                    return Err(LayoutError::NoRoom {
+                        partition: p.name.clone(),
+                        size,
+                        device: self.device_size,
+                        left: end.saturating_sub(start) * SECTOR,
+                    });
                 }
                 extents.push(Extent {
                     num_sectors: sectors,
@@ -1081,11 +1188,10 @@ impl SuperSpec {
         };
         let blob = m.serialize();
         if blob.len() as u64 > u64::from(self.metadata_max_size) {
-            return Err(format!(
-                "metadata of {} bytes exceeds the metadata max size of {}",
-                blob.len(),
-                self.metadata_max_size
-            ));
+            return Err(LayoutError::MetadataTooLarge {
+                size: blob.len() as u64,
+                max: self.metadata_max_size,
+            });
         }
         Ok(m)
     }
@@ -1125,103 +1231,106 @@ pub fn respec(m: &Metadata, sizes: &[(String, u64)]) -> SuperSpec {
     }
 }
 
-/// Writes a super image holding `m` and the partition images (by LP name;
-/// partitions without an image are left empty) at `dest`: raw when `sparse`
-/// is `None`, else as a sparse image (split into `dest.0 …` when the options
-/// say so) with everything outside the metadata and the partitions
-/// DONT_CARE. Returns the files written.
-pub fn write_super(
-    m: &Metadata,
-    images: &[(String, &crate::format::image::ImageMap)],
-    dest: &std::path::Path,
-    sparse: Option<&crate::format::sparse::WriteOptions>,
-    force: bool,
-) -> crate::Result<Vec<std::path::PathBuf>> {
-    use crate::format::sparse::{self, Region};
-    let area = m
-        .metadata_area()
-        .map_err(|msg| crate::Error::invalid(dest, msg))?;
-    let dev = m
-        .block_devices
-        .first()
-        .ok_or_else(|| crate::Error::invalid(dest, "metadata lists no block device"))?;
-    for (name, img) in images {
-        let p = m.partition(name).ok_or_else(|| {
-            crate::Error::Usage(format!(
-                "image for {name}, which the super layout does not have"
-            ))
-        })?;
-        let size = m.partition_size(p);
-        if img.size > size {
-            return Err(crate::Error::invalid(
-                dest,
-                format!(
-                    "image for {name} has {} bytes, its partition {size}",
-                    img.size
-                ),
-            ));
-        }
-    }
-    // (offset, len, image, offset in image)
-    let mut runs: Vec<(u64, u64, &crate::format::image::ImageMap, u64)> = Vec::new();
-    for (name, img) in images {
-        let Some(p) = m.partition(name) else { continue };
-        let mut logical = 0u64;
-        for e in m.extents_of(p) {
-            let len = e.num_sectors * SECTOR;
-            if e.target_type == TARGET_LINEAR && e.target_source == 0 && logical < img.size {
-                runs.push((e.target_data * SECTOR, len, img, logical));
-            }
-            logical += len;
-        }
-    }
-    runs.sort_by_key(|r| r.0);
-    match sparse {
-        None => {
-            let out = crate::output::AtomicFile::create(dest, force)?;
-            let f = out.file();
-            let tmp = out.tmp_path().to_path_buf();
-            let e = |err| crate::Error::io(&tmp, err);
-            f.set_len(dev.size).map_err(e)?;
-            std::os::unix::fs::FileExt::write_all_at(f, &area, 0).map_err(e)?;
-            for (off, len, img, from) in &runs {
-                let n = (*len).min(img.size - from);
-                img.copy_to(*from, n, f, *off).map_err(e)?;
-            }
-            Ok(vec![out.commit()?])
-        }
-        Some(opts) => {
-            let bs = u64::from(opts.block_size);
-            let mut regions = vec![Region {
-                offset: 0,
-                len: (area.len() as u64).div_ceil(bs) * bs,
-                src: &area,
-                src_offset: 0,
-                src_len: area.len() as u64,
-            }];
-            for (off, len, img, from) in &runs {
-                if off % bs != 0 || len % bs != 0 {
-                    return Err(crate::Error::invalid(
-                        dest,
-                        format!(
-                            "extent at byte {off} of {len} bytes is not aligned to the {bs}-byte sparse block"
-                        ),
-                    ));
-                }
-                regions.push(Region {
-                    offset: *off,
-                    len: *len,
-                    src: *img,
-                    src_offset: *from,
-                    src_len: img.size - from,
+/// What a super image is made of: the metadata area at offset 0, then runs
+/// of partition images, checked against the layout.
+pub struct SuperPlan<'a> {
+    /// The metadata area ([`Metadata::metadata_area`]).
+    pub area: Vec<u8>,
+    /// Size of the super block device.
+    pub device_size: u64,
+    /// (offset in the super image, length, image, offset in the image), by offset.
+    pub runs: Vec<(u64, u64, &'a ImageMap, u64)>,
+}
+
+impl<'a> SuperPlan<'a> {
+    /// Places the partition images (by LP name; partitions without an image
+    /// stay empty) on the layout of `m`.
+    pub fn new(m: &Metadata, images: &[(String, &'a ImageMap)]) -> Result<Self, LayoutError> {
+        let area = m.metadata_area()?;
+        let dev = m.block_devices.first().ok_or(LayoutError::NoBlockDevice)?;
+        for (name, img) in images {
+            let p = m
+                .partition(name)
+                .ok_or_else(|| LayoutError::UnknownPartition(name.clone()))?;
+            let size = m.partition_size(p);
+            if img.size > size {
+                return Err(LayoutError::ImageTooLarge {
+                    partition: name.clone(),
+                    image: img.size,
+                    size,
                 });
             }
-            let size = dev.size.div_ceil(bs) * bs;
-            let mut sink = sparse::FilePartSink::new(dest, opts.split.is_some(), force);
-            sparse::write(size, &regions, opts, &mut sink)
-                .map_err(|e| crate::Error::io(dest, e))?;
-            sink.commit()
         }
+        let mut runs: Vec<(u64, u64, &ImageMap, u64)> = Vec::new();
+        for (name, img) in images {
+            let Some(p) = m.partition(name) else { continue };
+            let mut logical = 0u64;
+            for e in m.extents_of(p) {
+                let len = e.num_sectors * SECTOR;
+                if e.target_type == TARGET_LINEAR && e.target_source == 0 && logical < img.size {
+                    runs.push((e.target_data * SECTOR, len, img, logical));
+                }
+                logical += len;
+            }
+        }
+        runs.sort_by_key(|r| r.0);
+        Ok(SuperPlan {
+            area,
+            device_size: dev.size,
+            runs,
+        })
+    }
+
+    /// Writes the raw super image into `out` (sized to the device).
+    pub fn write_raw(&self, out: &std::fs::File) -> io::Result<()> {
+        out.set_len(self.device_size)?;
+        std::os::unix::fs::FileExt::write_all_at(out, &self.area, 0)?;
+        for (off, len, img, from) in &self.runs {
+            let n = (*len).min(img.size - from);
+            img.copy_to(*from, n, out, *off)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the super image as a sparse image (or parts, as `opts` say)
+    /// into `sink`, with everything outside the metadata and the partitions
+    /// DONT_CARE.
+    pub fn write_sparse(
+        &self,
+        opts: &sparse::WriteOptions,
+        sink: &mut dyn sparse::PartSink,
+    ) -> Result<Vec<sparse::PartSummary>, LayoutError> {
+        let bs = u64::from(opts.block_size);
+        if bs == 0 {
+            return Err(LayoutError::Io(io::Error::other(
+                "block size must be a positive multiple of 4",
+            )));
+        }
+        let mut regions = vec![sparse::Region {
+            offset: 0,
+            len: (self.area.len() as u64).div_ceil(bs) * bs,
+            src: &self.area,
+            src_offset: 0,
+            src_len: self.area.len() as u64,
+        }];
+        for (off, len, img, from) in &self.runs {
+            if off % bs != 0 || len % bs != 0 {
+                return Err(LayoutError::Unaligned {
+                    offset: *off,
+                    len: *len,
+                    block: bs,
+                });
+            }
+            regions.push(sparse::Region {
+                offset: *off,
+                len: *len,
+                src: *img,
+                src_offset: *from,
+                src_len: img.size - from,
+            });
+        }
+        let size = self.device_size.div_ceil(bs) * bs;
+        Ok(sparse::write(size, &regions, opts, sink)?)
     }
 }
 
@@ -1269,7 +1378,12 @@ mod tests {
         assert!(r.check_all_copies(&img, img.len() as u64).is_empty());
         let mut big = spec.clone();
         big.partitions[0].size = 40 << 20;
-        assert!(big.build().unwrap_err().contains("group main_a"));
+        assert!(
+            big.build()
+                .unwrap_err()
+                .to_string()
+                .contains("group main_a")
+        );
         // A flipped table byte is a checksum failure; the backup still reads.
         let off = m.geometry.primary_offset(0) as usize + 256 + 3;
         img[off] ^= 1;

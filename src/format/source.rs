@@ -100,3 +100,26 @@ impl FileSlice {
         Ok(v)
     }
 }
+
+/// Random-access input: a file slice, an image map, bytes in memory.
+pub trait ReadAt: Sync {
+    /// Fills `buf` from `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+impl ReadAt for FileSlice {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let o = usize::try_from(offset).map_err(io::Error::other)?;
+        let src = self
+            .get(o..o + buf.len())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}

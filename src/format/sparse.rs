@@ -19,9 +19,10 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::format::source::FileSlice;
+pub use crate::format::source::ReadAt;
 
 /// Magic number at offset 0, little-endian.
 pub const MAGIC: u32 = 0xED26_FF3A;
@@ -77,21 +78,6 @@ impl SparseError {
         SparseError::Invalid {
             offset,
             msg: msg.into(),
-        }
-    }
-
-    /// Converts into the crate error naming `file`: CRC mismatches are failed
-    /// checks (exit 1), the rest invalid input (exit 3) or I/O (exit 4).
-    pub fn into_error(self, file: &Path) -> crate::Error {
-        match self {
-            e @ SparseError::Crc { .. } => crate::Error::CheckFailed {
-                file: file.to_path_buf(),
-                msg: e.to_string(),
-            },
-            SparseError::Io(e) if e.kind() != io::ErrorKind::UnexpectedEof => {
-                crate::Error::io(file, e)
-            }
-            e => crate::Error::invalid(file, e.to_string()),
         }
     }
 }
@@ -403,9 +389,8 @@ impl SparseFile {
     }
 
     /// Opens a file by path.
-    pub fn open_path(path: &Path) -> Result<Self, crate::Error> {
-        let src = FileSlice::open(path).map_err(|e| crate::Error::io(path, e))?;
-        SparseFile::open(src).map_err(|e| e.into_error(path))
+    pub fn open_path(path: &Path) -> Result<Self, SparseError> {
+        SparseFile::open(FileSlice::open(path)?)
     }
 
     /// Size of the expanded image.
@@ -705,29 +690,6 @@ fn skip(r: &mut dyn Read, n: u64) -> io::Result<()> {
 // ---------------------------------------------------------------------------
 // Writer
 // ---------------------------------------------------------------------------
-
-/// Random-access input for the writer.
-pub trait ReadAt: Sync {
-    /// Fills `buf` from `offset`.
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
-}
-
-impl ReadAt for FileSlice {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.read_exact_at(buf, offset)
-    }
-}
-
-impl ReadAt for Vec<u8> {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let o = usize::try_from(offset).map_err(io::Error::other)?;
-        let src = self
-            .get(o..o + buf.len())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
 
 /// A defined region of the image to write: `len` bytes at `offset`, read
 /// from `src` at `src_offset`. Bytes past the end of `src` read as zeros.
@@ -1189,81 +1151,31 @@ impl<'s> ChunkWriter<'s> {
     }
 }
 
-/// A [`PartSink`] writing `BASE` for a single file or `BASE.0`, `BASE.1`, …
-/// when split, each created under a temporary name and renamed by
-/// [`FilePartSink::commit`].
-pub struct FilePartSink {
-    base: PathBuf,
-    split: bool,
-    force: bool,
-    files: Vec<crate::output::AtomicFile>,
-}
-
-impl FilePartSink {
-    /// Files for `base` (split: `base.N`).
-    pub fn new(base: &Path, split: bool, force: bool) -> Self {
-        FilePartSink {
-            base: base.to_path_buf(),
-            split,
-            force,
-            files: Vec::new(),
-        }
-    }
-
-    /// The final path of part `index`.
-    pub fn part_path(base: &Path, split: bool, index: usize) -> PathBuf {
-        if split {
-            let mut s = base.as_os_str().to_owned();
-            s.push(format!(".{index}"));
-            PathBuf::from(s)
-        } else {
-            base.to_path_buf()
-        }
-    }
-
-    /// Renames every part to its final name; returns the paths.
-    pub fn commit(self) -> crate::Result<Vec<PathBuf>> {
-        self.files.into_iter().map(|f| f.commit()).collect()
-    }
-}
-
-impl PartSink for FilePartSink {
-    fn create(&mut self, index: usize) -> io::Result<File> {
-        if !self.split && index > 0 {
-            return Err(io::Error::other("more than one part without --split"));
-        }
-        let path = Self::part_path(&self.base, self.split, index);
-        let f = crate::output::AtomicFile::create(&path, self.force)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let file = f.file().try_clone()?;
-        self.files.push(f);
-        Ok(file)
-    }
-}
-
-/// Writes a raw image file as a sparse image (or parts) at `dest`. Blocks of
-/// one repeated 4-byte word become FILL chunks; nothing is DONT_CARE.
-pub fn sparse_raw_file(
-    src: &Path,
-    dest: &Path,
+/// Writes the raw image of `len` bytes read from `src` as a sparse image (or
+/// parts) into `sink`. The image is padded with zeros to whole blocks; blocks
+/// of one repeated 4-byte word become FILL chunks; nothing is DONT_CARE.
+pub fn write_raw(
+    src: &dyn ReadAt,
+    len: u64,
     opts: &WriteOptions,
-    force: bool,
-) -> crate::Result<(Vec<PathBuf>, Vec<PartSummary>)> {
-    let slice = FileSlice::open(src).map_err(|e| crate::Error::io(src, e))?;
+    sink: &mut dyn PartSink,
+) -> io::Result<Vec<PartSummary>> {
     let bs = u64::from(opts.block_size);
-    let size = slice.len().div_ceil(bs) * bs;
+    if bs == 0 {
+        return Err(io::Error::other(
+            "block size must be a positive multiple of 4",
+        ));
+    }
+    let size = len.div_ceil(bs) * bs;
     let region = Region {
         offset: 0,
         len: size,
-        src: &slice,
+        src,
         src_offset: 0,
-        src_len: slice.len(),
+        src_len: len,
     };
-    let mut sink = FilePartSink::new(dest, opts.split.is_some(), force);
     let regions: &[Region<'_>] = if size == 0 { &[] } else { &[region] };
-    let parts = write(size, regions, opts, &mut sink).map_err(|e| crate::Error::io(dest, e))?;
-    let paths = sink.commit()?;
-    Ok((paths, parts))
+    write(size, regions, opts, sink)
 }
 
 #[cfg(test)]

@@ -64,7 +64,17 @@ fn escape_path(p: &str) -> String {
     s
 }
 
-fn unescape_path(p: &str) -> Result<String, String> {
+/// A line of a sidecar file that cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {why}")]
+pub struct SidecarError {
+    /// 1-based line number in the sidecar file.
+    pub line: usize,
+    /// What is wrong with it, naming the field and its value.
+    pub why: String,
+}
+
+fn unescape_path(p: &str) -> Result<String, &'static str> {
     let b = p.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -72,14 +82,14 @@ fn unescape_path(p: &str) -> Result<String, String> {
         if b[i] == b'\\' {
             let oct = b.get(i + 1..i + 4).ok_or("truncated \\ escape")?;
             let s = std::str::from_utf8(oct).map_err(|_| "bad \\ escape")?;
-            out.push(u8::from_str_radix(s, 8).map_err(|_| format!("bad escape \\{s}"))?);
+            out.push(u8::from_str_radix(s, 8).map_err(|_| "bad \\ escape")?);
             i += 4;
         } else {
             out.push(b[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| "path is not UTF-8".to_string())
+    String::from_utf8(out).map_err(|_| "path is not UTF-8")
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -185,16 +195,16 @@ pub fn file_contexts(tree: &Tree, mount: &str) -> String {
 }
 
 /// Parses `fs_config` text; paths are returned relative to `mount`.
-pub fn parse_fs_config(text: &str, mount: &str) -> Result<Vec<ConfigEntry>, String> {
+pub fn parse_fs_config(text: &str, mount: &str) -> Result<Vec<ConfigEntry>, SidecarError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_end();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let err = |why: String| format!("line {}: {why}", n + 1);
+        let err = |why: String| SidecarError { line: n + 1, why };
         let mut f = line.split(' ');
-        let path = unescape_path(f.next().unwrap_or("")).map_err(err)?;
+        let path = unescape_path(f.next().unwrap_or("")).map_err(|w| err(w.to_string()))?;
         let rel = if path == mount {
             String::new()
         } else {
@@ -202,7 +212,7 @@ pub fn parse_fs_config(text: &str, mount: &str) -> Result<Vec<ConfigEntry>, Stri
                 .ok_or_else(|| err(format!("{path:?} is not under {mount}")))?
                 .to_string()
         };
-        let num = |s: Option<&str>, what: &str, radix: u32| -> Result<u32, String> {
+        let num = |s: Option<&str>, what: &str, radix: u32| -> Result<u32, SidecarError> {
             let s = s.ok_or_else(|| err(format!("missing {what}")))?;
             u32::from_str_radix(s, radix).map_err(|_| err(format!("{what} {s:?} is not a number")))
         };
@@ -228,7 +238,7 @@ pub fn parse_fs_config(text: &str, mount: &str) -> Result<Vec<ConfigEntry>, Stri
                     .map_err(|_| err(format!("capabilities {v:?} is not hex")))?;
             } else if let Some(v) = field.strip_prefix("type=") {
                 let parts: Vec<&str> = v.split(':').collect();
-                let dev = |i: usize| -> Result<u64, String> {
+                let dev = |i: usize| -> Result<u64, SidecarError> {
                     parts
                         .get(i)
                         .and_then(|x| x.parse().ok())
@@ -266,14 +276,17 @@ pub fn parse_fs_config(text: &str, mount: &str) -> Result<Vec<ConfigEntry>, Stri
 /// paths relative to `/mount`. Lines for other mount points are ignored;
 /// regular-expression patterns are refused, since a sidecar must name each
 /// entry exactly.
-pub fn parse_file_contexts(text: &str, mount: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_file_contexts(
+    text: &str,
+    mount: &str,
+) -> Result<BTreeMap<String, String>, SidecarError> {
     let mut out = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let err = |why: String| format!("line {}: {why}", n + 1);
+        let err = |why: String| SidecarError { line: n + 1, why };
         let mut f = line.split_whitespace();
         let pat = f.next().unwrap_or("");
         let label = f.next().ok_or_else(|| err("missing label".into()))?;
@@ -365,11 +378,13 @@ mod tests {
         assert!(
             parse_fs_config("system 0 0 0755\nsystem/x 0 zero 0644\n", "system")
                 .unwrap_err()
+                .to_string()
                 .starts_with("line 2")
         );
         assert!(
             parse_fs_config("vendor/x 0 0 0644\n", "system")
                 .unwrap_err()
+                .why
                 .contains("not under system")
         );
         assert!(parse_fs_config("system/x 0 0 17777\n", "system").is_err());

@@ -15,13 +15,38 @@ pub mod diff;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// The schema identifier of this version of the manifest.
 pub const SCHEMA: &str = "romkit.manifest/1";
+
+/// Why [`Manifest::from_json`] refuses a document.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Larger than [`MAX_MANIFEST_BYTES`].
+    #[error("{0} bytes is larger than the {mib} MiB a manifest may be", mib = MAX_MANIFEST_BYTES >> 20)]
+    TooLarge(u64),
+    /// Not a JSON object with a `schema` field.
+    #[error(
+        "not a romkit manifest (expected a JSON object with \"schema\": \"{SCHEMA}\"){}",
+        .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+    )]
+    NotManifest(Option<serde_json::Error>),
+    /// Not JSON at all.
+    #[error("malformed JSON: {0}")]
+    Json(serde_json::Error),
+    /// Another schema.
+    #[error("schema is {0}, expected \"{SCHEMA}\" (not a romkit manifest, or a newer one)")]
+    Schema(String),
+    /// No schema field.
+    #[error("no \"schema\": not a romkit manifest ({SCHEMA})")]
+    NoSchema,
+    /// The records do not match the schema.
+    #[error("malformed manifest: {0}")]
+    Malformed(serde_json::Error),
+}
 
 /// Largest manifest [`Manifest::from_json`] accepts.
 pub const MAX_MANIFEST_BYTES: u64 = 512 << 20;
@@ -604,13 +629,9 @@ impl Manifest {
     /// Reads a manifest from JSON. Refuses documents larger than
     /// [`MAX_MANIFEST_BYTES`], other schemas and malformed records; the
     /// message says what and where.
-    pub fn from_json(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+    pub fn from_json(bytes: &[u8]) -> std::result::Result<Manifest, ManifestError> {
         if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(format!(
-                "{} bytes is larger than the {} MiB a manifest may be",
-                bytes.len(),
-                MAX_MANIFEST_BYTES >> 20
-            ));
+            return Err(ManifestError::TooLarge(bytes.len() as u64));
         }
         // Check the schema first, so that another document gets a clear
         // message rather than the first missing field.
@@ -619,26 +640,18 @@ impl Manifest {
             schema: Option<serde_json::Value>,
         }
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(format!(
-                "not a romkit manifest (expected a JSON object with \"schema\": \"{SCHEMA}\")"
-            ));
+            return Err(ManifestError::NotManifest(None));
         }
         let head: Head = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => format!(
-                "not a romkit manifest (expected a JSON object with \"schema\": \"{SCHEMA}\"): {e}"
-            ),
-            _ => format!("malformed JSON: {e}"),
+            serde_json::error::Category::Data => ManifestError::NotManifest(Some(e)),
+            _ => ManifestError::Json(e),
         })?;
         match head.schema {
             Some(serde_json::Value::String(s)) if s == SCHEMA => {}
-            Some(other) => {
-                return Err(format!(
-                    "schema is {other}, expected \"{SCHEMA}\" (not a romkit manifest, or a newer one)"
-                ));
-            }
-            None => return Err(format!("no \"schema\": not a romkit manifest ({SCHEMA})")),
+            Some(other) => return Err(ManifestError::Schema(other.to_string())),
+            None => return Err(ManifestError::NoSchema),
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("malformed manifest: {e}"))
+        serde_json::from_slice(bytes).map_err(ManifestError::Malformed)
     }
 
     /// Reads a manifest file (size checked before reading).
@@ -655,7 +668,7 @@ impl Manifest {
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Manifest::from_json(&bytes).map_err(|e| Error::invalid(path, e))
+        Manifest::from_json(&bytes).map_err(|e| Error::invalid(path, e.to_string()))
     }
 
     /// Apps still present (status kept).
@@ -796,82 +809,51 @@ fn record_apps(m: &mut Manifest, trees: &[(String, crate::fs::tree::Tree)], jobs
 /// of their decoded images; every app is `kept`; files and props are
 /// recorded for every partition with a filesystem.
 pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
-    let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if md.is_dir() {
-        return describe_folder(path, jobs);
-    }
-    if let Some(kind) = crate::fs::sniff(path).map_err(|e| Error::io(path, e))? {
-        let mut m = Manifest::new(input_record(path, None)?)
-            .created_at(crate::util::time::source_date_epoch()?);
-        let name = file_name(path).trim_end_matches(".img").to_string();
-        let tree =
-            crate::fs::read_tree(path).map_err(|e| Error::invalid(path, e.unwrap_or_default()))?;
-        let (size, sha256) = hash_file(path).map_err(|e| Error::io(path, e))?;
-        m.add_partition(PartitionRecord {
-            filesystem: fs_name(Some(kind)),
-            name: name.clone(),
-            sha256,
-            size,
-            status: PartitionStatus::Source,
-        });
-        m.add_tree(&name, &tree).map_err(|e| Error::io(path, e))?;
-        let trees = vec![(name, tree)];
-        record_apps(&mut m, &trees, jobs);
-        facts_from_props(&mut m);
-        return Ok(m);
-    }
-    let rom = crate::rom::Rom::open(path)?;
-    let mut m = Manifest::new(input_record(path, Some(&rom))?)
-        .created_at(crate::util::time::source_date_epoch()?);
-    let tmp = tempfile::Builder::new()
-        .prefix("romkit-manifest-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let parts = rom.partitions();
-    let requests: Vec<(String, std::path::PathBuf)> = parts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.name.clone(), tmp.path().join(format!("{i}.img"))))
-        .collect();
-    rom.extract_partitions(&requests, jobs, false)?;
-    let read = |(name, img): &(String, std::path::PathBuf)| -> Result<_> {
-        let (size, sha256) = hash_file(img).map_err(|e| Error::io(img, e))?;
-        let kind = crate::fs::sniff(img).map_err(|e| Error::io(img, e))?;
-        let tree = match kind {
-            Some(_) => Some(crate::fs::read_tree(img).map_err(|e| {
-                Error::invalid(format!("{}:{name}", path.display()), e.unwrap_or_default())
-            })?),
-            None => None,
-        };
-        Ok((
-            PartitionRecord {
-                filesystem: fs_name(kind),
+    use crate::rom::load::{Input, open_input, read_image_tree};
+    let rom = match open_input(path)? {
+        Input::Folder(_) => return describe_folder(path, jobs),
+        Input::Image { path, kind } => {
+            let mut m = Manifest::new(input_record(&path, None)?)
+                .created_at(crate::util::time::source_date_epoch()?);
+            let name = file_name(&path).trim_end_matches(".img").to_string();
+            let tree = read_image_tree(&path)?;
+            let (size, sha256) = hash_file(&path).map_err(|e| Error::io(&path, e))?;
+            m.add_partition(PartitionRecord {
+                filesystem: fs_name(Some(kind)),
                 name: name.clone(),
                 sha256,
                 size,
                 status: PartitionStatus::Source,
-            },
-            tree,
-        ))
-    };
-    let run = || requests.par_iter().map(read).collect::<Vec<_>>();
-    let results = match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
-    let mut trees = Vec::new();
-    for r in results {
-        let (rec, tree) = r?;
-        if let Some(tree) = tree {
-            m.add_tree(&rec.name, &tree)
-                .map_err(|e| Error::io(format!("{}:{}", path.display(), rec.name), e))?;
-            trees.push((rec.name.clone(), tree));
+            });
+            m.add_tree(&name, &tree).map_err(|e| Error::io(&path, e))?;
+            let trees = vec![(name, tree)];
+            record_apps(&mut m, &trees, jobs);
+            facts_from_props(&mut m);
+            return Ok(m);
         }
-        m.add_partition(rec);
+        Input::Package(rom) => rom,
+    };
+    let mut m = Manifest::new(input_record(path, Some(&rom))?)
+        .created_at(crate::util::time::source_date_epoch()?);
+    let decoded = rom.decode_trees(&rom.partition_names(), true, jobs)?;
+    let mut trees = Vec::new();
+    for p in decoded.partitions {
+        let (sha256, size) = p.hash.unwrap_or_default();
+        if let Some(tree) = p.tree {
+            m.add_tree(&p.name, &tree)
+                .map_err(|e| Error::io(format!("{}:{}", path.display(), p.name), e))?;
+            trees.push((p.name.clone(), tree));
+        }
+        m.add_partition(PartitionRecord {
+            filesystem: fs_name(p.kind),
+            name: p.name,
+            sha256,
+            size,
+            status: PartitionStatus::Source,
+        });
     }
     record_apps(&mut m, &trees, jobs);
     drop(trees);
-    drop(tmp);
     Ok(m)
 }
 

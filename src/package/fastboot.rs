@@ -116,12 +116,14 @@ pub fn write_package(
     }
     let mut super_parts = 0;
     if let Some(layout) = &spec.super_layout {
-        let m = layout.build().map_err(|msg| lp_err(dest, msg))?;
+        let m = layout
+            .build()
+            .map_err(|msg| lp_err(dest, msg.to_string()))?;
         let opts = sparse::WriteOptions {
             block_size: 4096,
             split: spec.split,
         };
-        let written = lp::write_super(
+        let written = super::super_image::write_super(
             &m,
             &spec.logical,
             &images_dir.join("super.img"),

@@ -3,19 +3,24 @@
 //! - [`fastboot`]: a fastboot package (folder, zip or `.tgz`) with images,
 //!   a rebuilt sparse super (optionally split) and install scripts;
 //! - [`ota`]: a recovery OTA zip around a new `payload.bin`;
-//! - [`images`]: a folder of raw partition images.
+//! - [`images`]: a folder of raw partition images;
+//! - [`super_image`] and [`sparse_out`]: a super image and a sparse image
+//!   written to files.
 //!
-//! Every writer takes its images from files already on disk, stages its
-//! output beside the destination and moves it into place only when it is
-//! complete (an interrupted or failed write leaves nothing under the final
-//! name), and fixes entry order, modes and times (zip times through
+//! The codecs in [`crate::format`] write into handles they are given; the
+//! writers here choose the paths, take their images from files already on
+//! disk, create their outputs atomically (staged beside the destination and
+//! moved into place only when complete, so an interrupted or failed write
+//! leaves nothing under the final name) and refuse to overwrite without
+//! `force`. Entry order, modes and times are fixed (zip times through
 //! [`crate::util::time::zip_time`]), so equal inputs give equal bytes.
-//! The codecs they use (payload, sparse, LP) live in [`crate::format`];
 //! `rom/` only reads.
 
 pub mod fastboot;
 pub mod images;
 pub mod ota;
+pub mod sparse_out;
+pub mod super_image;
 
 use crate::format::payload::proto::DynamicPartitionMetadata;
 

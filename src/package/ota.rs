@@ -64,7 +64,8 @@ pub fn from_rom(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut prepared = prepare_payload_from(&inputs, &wopts, parent)?;
+    let scratch = crate::output::scratch_file(parent)?;
+    let mut prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
     let when = source_date_epoch()?.or(info.timestamp).unwrap_or(ZIP_EPOCH);
     write_ota_zip(
         dest,

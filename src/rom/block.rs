@@ -64,8 +64,7 @@ impl BlockOta {
     /// Opens the zip and parses every transfer list.
     pub fn open(path: &Path) -> Result<Self> {
         let f = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut archive = zip::ZipArchive::new(f)
-            .map_err(|e| Error::invalid(path, format!("not a readable zip: {e}")))?;
+        let mut archive = super::zip_archive(path, f)?;
         let names: Vec<String> = archive
             .file_names_raw()
             .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -168,8 +167,7 @@ impl BlockOta {
             .set_len(size)
             .map_err(|e| Error::io(out.tmp_path(), e))?;
         let f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let mut archive = zip::ZipArchive::new(f)
-            .map_err(|e| Error::invalid(&self.path, format!("not a readable zip: {e}")))?;
+        let mut archive = super::zip_archive(&self.path, f)?;
         let entry = archive
             .by_name(&p.data_entry)
             .map_err(|e| Error::invalid(&self.path, format!("zip entry {}: {e}", p.data_entry)))?;

@@ -192,8 +192,7 @@ impl ImagePackage {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let shared = Arc::new(file.try_clone().map_err(|e| Error::io(path, e))?);
-        let mut archive = zip::ZipArchive::new(file)
-            .map_err(|e| Error::invalid(path, format!("not a readable zip: {e}")))?;
+        let mut archive = super::zip_archive(path, file)?;
         let mut pkg = ImagePackage {
             path: path.to_path_buf(),
             archive: Archive::Zip,
@@ -640,8 +639,7 @@ impl ImagePackage {
 
     fn spool_zip(&self, index: usize, name: &str, dest: &Path) -> Result<()> {
         let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let mut archive = zip::ZipArchive::new(file)
-            .map_err(|e| Error::invalid(&self.path, format!("not a readable zip: {e}")))?;
+        let mut archive = super::zip_archive(&self.path, file)?;
         let mut e = archive
             .by_index(index)
             .map_err(|e| Error::invalid(&self.path, format!("zip entry {name}: {e}")))?;

@@ -9,13 +9,19 @@
 //! [`Rom::extract_partition`] writes one.
 
 pub mod block;
+pub mod describe;
 pub mod images;
+pub mod load;
 pub mod ota;
+pub mod unpack;
+pub mod verify;
 pub mod version;
+mod zip;
+
+pub(crate) use zip::{MAX_DEFLATE_RATIO, open_zip, zip_archive};
+use zip::{ZipKind, zip_kind};
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -474,121 +480,6 @@ impl BuildInfo {
     }
 }
 
-/// The first name the central directory at `start` lists twice.
-fn first_duplicate_name(path: &Path, start: u64) -> Option<String> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = File::open(path).ok()?;
-    f.seek(SeekFrom::Start(start)).ok()?;
-    let mut cd = Vec::new();
-    f.take(64 << 20).read_to_end(&mut cd).ok()?;
-    let mut seen = std::collections::HashSet::new();
-    let mut at = 0usize;
-    while cd.get(at..at + 4)? == b"PK\x01\x02" {
-        let le16 = |o: usize| {
-            cd.get(at + o..at + o + 2)
-                .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
-        };
-        let (n, m, k) = (le16(28)?, le16(30)?, le16(32)?);
-        let name = cd.get(at + 46..at + 46 + n)?;
-        if !seen.insert(name) {
-            return Some(String::from_utf8_lossy(name).into_owned());
-        }
-        at += 46 + n + m + k;
-    }
-    None
-}
-
-/// Deflate cannot expand more than about 1032:1; a larger claim is a bomb or a lie.
-pub(crate) const MAX_DEFLATE_RATIO: u64 = 1100;
-
-/// Why a zip entry cannot be part of a package: a path leaving the folder it
-/// is extracted to, a symbolic link, data past the end of the file, or sizes
-/// no real entry has (stored with two different sizes, deflate claiming more
-/// than it can expand to).
-fn check_zip_entry(
-    e: &zip::read::ZipFile<'_, File>,
-    file_len: u64,
-) -> std::result::Result<(), String> {
-    let name = String::from_utf8_lossy(e.name_raw());
-    if !images::safe_path(&name) {
-        return Err("has an absolute or '..' path".into());
-    }
-    if e.is_symlink() {
-        return Err("is a symbolic link; a package holds only files and folders".into());
-    }
-    let (size, packed) = (e.size(), e.compressed_size());
-    if let Some(start) = e.data_start()
-        && start.checked_add(packed).is_none_or(|end| end > file_len)
-    {
-        return Err(format!(
-            "has {packed} bytes of data at offset {start}, past the end of the file ({file_len} bytes)"
-        ));
-    }
-    match e.compression() {
-        zip::CompressionMethod::Stored if size != packed => Err(format!(
-            "is stored uncompressed but declares {size} bytes for {packed} stored bytes"
-        )),
-        zip::CompressionMethod::Deflated if size / MAX_DEFLATE_RATIO > packed + 1 => Err(format!(
-            "declares {size} bytes from {packed} deflated bytes, more than deflate can expand to"
-        )),
-        _ => Ok(()),
-    }
-}
-
-enum ZipKind {
-    Payload,
-    Block,
-    Images,
-    Other(String),
-}
-
-/// What a zip holds, from its entry names, once every entry of its central
-/// directory has passed [`check_zip_entry`] and no name appears twice (a
-/// second `payload.bin` or image would be read while the other one is checked,
-/// or the other way round).
-fn zip_kind(path: &Path) -> Result<ZipKind> {
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut a = zip::ZipArchive::new(f)
-        .map_err(|e| Error::invalid(path, format!("not a readable zip: {e}")))?;
-    let mut names: Vec<String> = Vec::with_capacity(a.len());
-    for i in 0..a.len() {
-        let e = a
-            .by_index_raw(i)
-            .map_err(|e| Error::invalid(path, format!("zip entry #{i}: {e}")))?;
-        let name = String::from_utf8_lossy(e.name_raw()).into_owned();
-        check_zip_entry(&e, file_len)
-            .map_err(|why| Error::invalid(path, format!("zip entry {name:?} {why}")))?;
-        names.push(name);
-    }
-    // The zip reader keeps one entry per name: a second `payload.bin` or
-    // image would be invisible to it while another reader takes it.
-    if a.has_duplicate_names() {
-        let name =
-            first_duplicate_name(path, a.central_directory_start()).unwrap_or_else(|| "?".into());
-        return Err(Error::invalid(
-            path,
-            format!("zip entry {name:?} appears more than once in the central directory"),
-        ));
-    }
-    Ok(if names.iter().any(|n| n == "payload.bin") {
-        ZipKind::Payload
-    } else if names.iter().any(|n| n.ends_with(".transfer.list")) {
-        ZipKind::Block
-    } else if names
-        .iter()
-        .any(|n| n.split('/').rev().nth(1) == Some("images") && n.contains(".img"))
-    {
-        ZipKind::Images
-    } else {
-        let mut shown: Vec<&str> = names.iter().map(String::as_str).take(8).collect();
-        if names.len() > 8 {
-            shown.push("…");
-        }
-        ZipKind::Other(format!(" (entries: {})", shown.join(", ")))
-    })
-}
-
 impl Rom {
     /// Names of the partitions the package carries, in package order.
     pub fn partition_names(&self) -> Vec<String> {
@@ -607,7 +498,7 @@ impl Rom {
             .ok_or_else(|| self.unknown_partition(name))
     }
 
-    fn unknown_partition(&self, name: &str) -> Error {
+    pub(crate) fn unknown_partition(&self, name: &str) -> Error {
         Error::Usage(format!(
             "partition {name:?} is not in {} (it has: {})",
             self.path.display(),
@@ -647,64 +538,24 @@ impl Rom {
         if let Some(b) = self.block() {
             return b.extract(requests, force);
         }
-        let mut sizes = Vec::new();
-        for (name, dest) in requests {
-            self.extract_payload_partition(name, dest, jobs, force)?;
-            sizes.push(
-                self.payload()
-                    .and_then(|p| p.partition(name))
-                    .map_or(0, |p| p.size),
-            );
-        }
-        Ok(sizes)
-    }
-
-    fn extract_payload_partition(
-        &self,
-        name: &str,
-        dest: &Path,
-        jobs: usize,
-        force: bool,
-    ) -> Result<()> {
-        use crate::format::payload::extract::{self, Job, NoProgress, OutputFile};
         let Some(p) = self.payload() else {
-            return Err(self.unknown_partition(name));
+            return Err(Error::Usage(format!(
+                "{} holds no partition images",
+                self.path.display()
+            )));
         };
-        let idx = self.partition_index(name)?;
-        let part = &p.partitions[idx];
-        if let Some(op) = part.first_incremental_op() {
-            return Err(Error::payload(
-                &self.path,
-                crate::format::payload::PayloadError::Incremental {
-                    partition: part.name.clone(),
-                    index: op.index,
-                    kind: op.kind_name(),
-                },
-            ));
+        for (name, _) in requests {
+            self.partition_index(name)?;
+            unpack::refuse_incremental(self, p, name)?;
         }
-        let f = crate::output::AtomicFile::create(dest, force)?;
-        f.file()
-            .set_len(part.size)
-            .map_err(|e| Error::io(f.tmp_path(), e))?;
-        let clone = f
-            .file()
-            .try_clone()
-            .map_err(|e| Error::io(f.tmp_path(), e))?;
-        let outcome = extract::run(
-            &Job {
-                payload: p,
-                partitions: vec![idx],
-                outputs: Some(vec![OutputFile::new(clone, f.tmp_path().to_path_buf())]),
-                verify: true,
-                fail_fast: true,
-                jobs,
-            },
-            &NoProgress,
-        );
-        if let Some(e) = outcome.failures.into_iter().next() {
-            return Err(e);
-        }
-        f.commit()?;
-        Ok(())
+        let written = self.unpack_payload(
+            p,
+            requests,
+            true,
+            force,
+            jobs,
+            &crate::format::payload::extract::NoProgress,
+        )?;
+        Ok(written.into_iter().map(|w| w.size).collect())
     }
 }

@@ -108,7 +108,7 @@ impl OtaZip {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let shared = Arc::new(file.try_clone().map_err(|e| Error::io(path, e))?);
-        let mut archive = zip::ZipArchive::new(file).map_err(|e| zip_err(path, e))?;
+        let mut archive = super::zip_archive(path, file)?;
         let mut entries = Vec::with_capacity(archive.len());
         for i in 0..archive.len() {
             let e = archive.by_index_raw(i).map_err(|e| zip_err(path, e))?;
@@ -172,7 +172,7 @@ impl OtaZip {
     /// reader check its CRC-32. Returns (entry, error) for each failure.
     pub fn check_entry_crcs(path: &Path) -> Result<Vec<(String, String)>> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut archive = zip::ZipArchive::new(file).map_err(|e| zip_err(path, e))?;
+        let mut archive = super::zip_archive(path, file)?;
         let mut failures = local_header_mismatches(path, &mut archive)?;
         let mut buf = vec![0u8; 1 << 16];
         for i in 0..archive.len() {

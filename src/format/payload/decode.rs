@@ -16,17 +16,76 @@ pub const XZ_MEMLIMIT: u64 = 128 << 20;
 /// Largest zstd window accepted (the zstd default maximum for decoders).
 pub const ZSTD_MAX_WINDOW: u64 = 128 << 20;
 
+/// Why an operation's data does not decode to its destination.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// REPLACE data of another length than the destination.
+    #[error("REPLACE data is {data} bytes, destination is {dest}")]
+    ReplaceLength {
+        /// Data length.
+        data: usize,
+        /// Destination length.
+        dest: usize,
+    },
+    /// The decoder cannot start or the frame header is unusable.
+    #[error("{what}: {why}")]
+    Setup {
+        /// Which decoder (`xz decoder`, `zstd frame header`).
+        what: &'static str,
+        /// The decoder's message.
+        why: String,
+    },
+    /// The stream ends before the destination is full.
+    #[error("{what} stream ends after {filled} bytes, destination is {dest} bytes")]
+    Short {
+        /// Format name.
+        what: &'static str,
+        /// Bytes decoded.
+        filled: usize,
+        /// Destination length.
+        dest: usize,
+    },
+    /// The stream is corrupt.
+    #[error("corrupt {what} data after {filled} output bytes: {source}")]
+    Corrupt {
+        /// Format name.
+        what: &'static str,
+        /// Bytes decoded before the error.
+        filled: usize,
+        /// The decoder's error.
+        source: std::io::Error,
+    },
+    /// The stream would produce more than the destination holds.
+    #[error("{what} stream decodes to more than the {dest} destination bytes")]
+    Long {
+        /// Format name.
+        what: &'static str,
+        /// Destination length.
+        dest: usize,
+    },
+    /// The stream is corrupt after the last destination byte.
+    #[error("corrupt {what} data at end of stream: {source}")]
+    CorruptEnd {
+        /// Format name.
+        what: &'static str,
+        /// The decoder's error.
+        source: std::io::Error,
+    },
+    /// The operation needs the previous build's partition.
+    #[error("{0} needs the previous build's partition and cannot be decoded alone")]
+    NeedsSource(OpType),
+}
+
 /// Decodes `data` of an operation of type `kind` into `out`, which has the
-/// operation's exact destination size. Returns a message on failure.
-pub fn decode_into(kind: OpType, data: &[u8], out: &mut [u8]) -> Result<(), String> {
+/// operation's exact destination size.
+pub fn decode_into(kind: OpType, data: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
     match kind {
         OpType::Replace => {
             if data.len() != out.len() {
-                return Err(format!(
-                    "REPLACE data is {} bytes, destination is {}",
-                    data.len(),
-                    out.len()
-                ));
+                return Err(DecodeError::ReplaceLength {
+                    data: data.len(),
+                    dest: out.len(),
+                });
             }
             out.copy_from_slice(data);
             Ok(())
@@ -36,8 +95,13 @@ pub fn decode_into(kind: OpType, data: &[u8], out: &mut [u8]) -> Result<(), Stri
             Ok(())
         }
         OpType::ReplaceXz => {
-            let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
-                .map_err(|e| format!("xz decoder: {e}"))?;
+            let stream =
+                liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0).map_err(|e| {
+                    DecodeError::Setup {
+                        what: "xz decoder",
+                        why: e.to_string(),
+                    }
+                })?;
             let dec = liblzma::bufread::XzDecoder::new_stream(data, stream);
             read_exactly(dec, out, "xz")
         }
@@ -48,32 +112,36 @@ pub fn decode_into(kind: OpType, data: &[u8], out: &mut [u8]) -> Result<(), Stri
                 &mut src,
                 ZSTD_MAX_WINDOW,
             )
-            .map_err(|e| format!("zstd frame header: {e}"))?;
+            .map_err(|e| DecodeError::Setup {
+                what: "zstd frame header",
+                why: e.to_string(),
+            })?;
             read_exactly(dec, out, "zstd")
         }
-        other => Err(format!(
-            "{other} needs the previous build's partition and cannot be decoded alone"
-        )),
+        other => Err(DecodeError::NeedsSource(other)),
     }
 }
 
 /// Fills `out` from `r` and checks that the stream ends exactly there.
-fn read_exactly<R: Read>(mut r: R, out: &mut [u8], what: &str) -> Result<(), String> {
+fn read_exactly<R: Read>(mut r: R, out: &mut [u8], what: &'static str) -> Result<(), DecodeError> {
     let mut filled = 0;
     while filled < out.len() {
         match r.read(&mut out[filled..]) {
             Ok(0) => {
-                return Err(format!(
-                    "{what} stream ends after {filled} bytes, destination is {} bytes",
-                    out.len()
-                ));
+                return Err(DecodeError::Short {
+                    what,
+                    filled,
+                    dest: out.len(),
+                });
             }
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(format!(
-                    "corrupt {what} data after {filled} output bytes: {e}"
-                ));
+            Err(source) => {
+                return Err(DecodeError::Corrupt {
+                    what,
+                    filled,
+                    source,
+                });
             }
         }
     }
@@ -82,13 +150,13 @@ fn read_exactly<R: Read>(mut r: R, out: &mut [u8], what: &str) -> Result<(), Str
         match r.read(&mut probe) {
             Ok(0) => return Ok(()),
             Ok(_) => {
-                return Err(format!(
-                    "{what} stream decodes to more than the {} destination bytes",
-                    out.len()
-                ));
+                return Err(DecodeError::Long {
+                    what,
+                    dest: out.len(),
+                });
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("corrupt {what} data at end of stream: {e}")),
+            Err(source) => return Err(DecodeError::CorruptEnd { what, source }),
         }
     }
 }
@@ -115,12 +183,14 @@ mod tests {
         assert!(
             decode_into(OpType::ReplaceXz, &c, &mut short)
                 .unwrap_err()
+                .to_string()
                 .contains("more than")
         );
         let mut long = vec![0u8; data.len() + 1];
         assert!(
             decode_into(OpType::ReplaceXz, &c, &mut long)
                 .unwrap_err()
+                .to_string()
                 .contains("ends after")
         );
         let mut bad = c.clone();

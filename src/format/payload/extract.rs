@@ -27,7 +27,6 @@ use sha2::{Digest, Sha256};
 
 use super::decode::decode_into;
 use super::{OpType, Partition, Payload, PayloadError};
-use crate::error::Error;
 use crate::util::hex;
 
 /// Bytes of finished-but-unhashed output a partition may hold before workers
@@ -229,8 +228,9 @@ impl PartitionOutcome {
 pub struct Outcome {
     /// Per selected partition, in selection order.
     pub partitions: Vec<PartitionOutcome>,
-    /// Every failure found (only the first when failing fast).
-    pub failures: Vec<Error>,
+    /// Every failure found (only the first when failing fast). The caller
+    /// names the payload file when reporting them.
+    pub failures: Vec<PayloadError>,
 }
 
 /// A contiguous piece of a partition image, in image order.
@@ -473,7 +473,6 @@ enum Work {
 /// caller decides what failures mean (exit code, removing outputs).
 pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
     let payload = job.payload;
-    let file = payload.source.path().to_path_buf();
     let plans: Vec<PartPlan> = job
         .partitions
         .iter()
@@ -499,8 +498,8 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
     }
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
-    let failures: Mutex<Vec<Error>> = Mutex::new(Vec::new());
-    let fail = |e: Error| {
+    let failures: Mutex<Vec<PayloadError>> = Mutex::new(Vec::new());
+    let fail = |e: PayloadError| {
         if job.fail_fast {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -531,7 +530,11 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
             for r in &plans[pi].part.ops[oi].dst {
                 if let Err(e) = f.write_at(&buf.get()[at..at + r.len as usize], r.offset) {
                     states[pi].ops_failed.fetch_add(1, Ordering::Relaxed);
-                    fail(Error::io(f.path(), e));
+                    fail(PayloadError::Io {
+                        path: f.path().to_path_buf(),
+                        offset: Some(r.offset),
+                        source: e,
+                    });
                     cancel.store(true, Ordering::Relaxed);
                     return;
                 }
@@ -566,42 +569,37 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
             if job.verify {
                 state.wait_for_room(plan, pos, &cancel);
             }
-            let perr = |source: PayloadError| Error::payload(file.clone(), source);
-            let op_err = |why: String| {
-                perr(PayloadError::Decode {
-                    partition: plan.part.name.clone(),
-                    index: op.index,
-                    kind: op.kind_name(),
-                    why,
-                })
+            let op_err = |why: super::decode::DecodeError| PayloadError::Decode {
+                partition: plan.part.name.clone(),
+                index: op.index,
+                kind: op.kind_name(),
+                why,
             };
-            let result: Result<OpBuf, Error> = (|| {
+            let result: Result<OpBuf, PayloadError> = (|| {
                 let kind = match op.kind {
                     Ok(k) if !k.needs_source() => k,
                     _ => {
-                        return Err(perr(PayloadError::Incremental {
+                        return Err(PayloadError::Incremental {
                             partition: plan.part.name.clone(),
                             index: op.index,
                             kind: op.kind_name(),
-                        }));
+                        });
                     }
                 };
                 data.resize(op.data_len as usize, 0);
                 payload
                     .source
                     .read_exact_at(&mut data, op.data_offset)
-                    .map_err(|e| {
-                        perr(PayloadError::Read {
-                            offset: op.data_offset,
-                            source: e,
-                        })
+                    .map_err(|e| PayloadError::Read {
+                        offset: op.data_offset,
+                        source: e,
                     })?;
                 if job.verify {
                     match op.data_hash {
                         Some(expected) => {
                             let actual: [u8; 32] = Sha256::digest(&data).into();
                             if actual != expected {
-                                return Err(perr(PayloadError::OpHash {
+                                return Err(PayloadError::OpHash {
                                     partition: plan.part.name.clone(),
                                     index: op.index,
                                     kind: op.kind_name(),
@@ -609,7 +607,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                                     len: op.data_len,
                                     expected: hex(&expected),
                                     actual: hex(&actual),
-                                }));
+                                });
                             }
                             state.ops_verified.fetch_add(1, Ordering::Relaxed);
                         }
@@ -662,10 +660,11 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
         if let Some(t) = writer_thread
             && t.join().is_err()
         {
-            fail(Error::io(
-                payload.source.path(),
-                std::io::Error::other("image writer thread panicked"),
-            ));
+            fail(PayloadError::Io {
+                path: payload.source.path().to_path_buf(),
+                offset: None,
+                source: std::io::Error::other("image writer thread panicked"),
+            });
         }
     });
 
@@ -690,14 +689,11 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
             && let (Some(e), Some(a)) = (o.expected_hash, o.actual_hash)
             && e != a
         {
-            fail(Error::payload(
-                file.clone(),
-                PayloadError::PartitionHash {
-                    partition: o.name.clone(),
-                    expected: hex(&e),
-                    actual: hex(&a),
-                },
-            ));
+            fail(PayloadError::PartitionHash {
+                partition: o.name.clone(),
+                expected: hex(&e),
+                actual: hex(&a),
+            });
         }
         outcomes.push(o);
     }

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+pub use crate::format::is_safe_partition_name;
 use crate::format::source::FileSlice;
 pub use header::Header;
 pub use proto::{DeltaArchiveManifest, OpType};
@@ -149,8 +150,8 @@ pub enum PayloadError {
         index: usize,
         /// Operation type name.
         kind: String,
-        /// Decoder message.
-        why: String,
+        /// What the decoder found.
+        why: decode::DecodeError,
     },
     /// The payload is incremental and romkit cannot apply it.
     #[error(
@@ -171,6 +172,16 @@ pub enum PayloadError {
         what: &'static str,
         /// What is wrong.
         why: String,
+    },
+    /// Writing an extracted image failed (or its writer stopped).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The image file written.
+        path: std::path::PathBuf,
+        /// Where the write started, when one did.
+        offset: Option<u64>,
+        /// The I/O error.
+        source: std::io::Error,
     },
     /// Reading the payload failed.
     #[error("read error at payload offset {offset}: {source}")]
@@ -276,17 +287,6 @@ pub struct Payload {
     pub block_size: u64,
     /// Validated partitions, in manifest order.
     pub partitions: Vec<Partition>,
-}
-
-/// Whether `name` is usable as a partition and file name.
-pub fn is_safe_partition_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 impl Payload {

@@ -35,6 +35,53 @@ const SHA256_DIGEST_INFO: [u8; 19] = [
 /// OID 1.2.840.113549.1.1.1 (rsaEncryption), DER content bytes.
 const RSA_ENCRYPTION_OID: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 
+/// Why a public key cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The outer structure is not a SEQUENCE.
+    #[error("key is not a DER SEQUENCE")]
+    NotSequence,
+    /// A PKCS#1 key's exponent is not an INTEGER.
+    #[error("RSA public key: exponent is not an INTEGER")]
+    Exponent,
+    /// The key is not an RSA key.
+    #[error("public key algorithm is not RSA (only RSA keys are supported)")]
+    NotRsa,
+    /// The key's BIT STRING is empty or has unused bits.
+    #[error("public key BIT STRING is empty or not byte-aligned")]
+    BitString,
+    /// A certificate without its public key.
+    #[error("certificate has no SubjectPublicKeyInfo")]
+    NoKeyInfo,
+    /// Neither a certificate nor a known key structure.
+    #[error("unrecognised key structure")]
+    Unrecognised,
+    /// A DER element is cut short.
+    #[error("DER truncated")]
+    DerTruncated,
+    /// A DER length field is malformed.
+    #[error("DER length field invalid")]
+    DerLength,
+    /// A DER element is longer than the bytes left.
+    #[error("DER element runs past the end of the key")]
+    DerPastEnd,
+    /// Not DER and not UTF-8 text.
+    #[error("key file is neither DER nor PEM text")]
+    NotText,
+    /// Text without a PEM block.
+    #[error("no PEM block (-----BEGIN ...) in key file")]
+    NoPem,
+    /// The PEM body is not base64.
+    #[error("PEM body is not valid base64")]
+    Base64,
+}
+
+impl From<KeyError> for String {
+    fn from(e: KeyError) -> Self {
+        e.to_string()
+    }
+}
+
 impl RsaPublicKey {
     /// Modulus length in bytes.
     pub fn size(&self) -> usize {
@@ -43,7 +90,7 @@ impl RsaPublicKey {
 
     /// Reads a key from PEM or DER: an X.509 certificate, a
     /// SubjectPublicKeyInfo (`PUBLIC KEY`) or a PKCS#1 `RSA PUBLIC KEY`.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, KeyError> {
         let der = if bytes.starts_with(b"-----BEGIN") || bytes.iter().take(64).all(|b| b.is_ascii())
         {
             pem_body(bytes)?
@@ -53,10 +100,10 @@ impl RsaPublicKey {
         Self::from_der(&der)
     }
 
-    fn from_der(der: &[u8]) -> Result<Self, String> {
+    fn from_der(der: &[u8]) -> Result<Self, KeyError> {
         let (tag, body, _) = der_next(der)?;
         if tag != 0x30 {
-            return Err("key is not a DER SEQUENCE".into());
+            return Err(KeyError::NotSequence);
         }
         let (t0, first, rest) = der_next(body)?;
         match t0 {
@@ -64,7 +111,7 @@ impl RsaPublicKey {
             0x02 => {
                 let (t1, e, _) = der_next(rest)?;
                 if t1 != 0x02 {
-                    return Err("RSA public key: exponent is not an INTEGER".into());
+                    return Err(KeyError::Exponent);
                 }
                 Ok(RsaPublicKey {
                     n: BigUint::from_bytes_be(first),
@@ -78,14 +125,12 @@ impl RsaPublicKey {
                 if t1 == 0x03 {
                     let (ot, oid, _) = der_next(first)?;
                     if ot != 0x06 || oid != RSA_ENCRYPTION_OID {
-                        return Err(
-                            "public key algorithm is not RSA (only RSA keys are supported)".into(),
-                        );
+                        return Err(KeyError::NotRsa);
                     }
                     let key = second
                         .split_first()
                         .filter(|(unused, _)| **unused == 0)
-                        .ok_or("public key BIT STRING is empty or not byte-aligned")?
+                        .ok_or(KeyError::BitString)?
                         .1;
                     return Self::from_der(key);
                 }
@@ -101,12 +146,12 @@ impl RsaPublicKey {
                 }
                 let (t, _, _) = der_next(tbs)?;
                 if t != 0x30 {
-                    return Err("certificate has no SubjectPublicKeyInfo".into());
+                    return Err(KeyError::NoKeyInfo);
                 }
                 let len = der_len(tbs)?;
                 Self::from_der(&tbs[..len])
             }
-            _ => Err("unrecognised key structure".into()),
+            _ => Err(KeyError::Unrecognised),
         }
     }
 
@@ -136,20 +181,20 @@ impl RsaPublicKey {
 }
 
 /// Splits one DER TLV: (tag, contents, rest).
-pub(crate) fn der_next(b: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
+pub(crate) fn der_next(b: &[u8]) -> Result<(u8, &[u8], &[u8]), KeyError> {
     let total = der_len(b)?;
     let hdr = total - content_len(b)?;
     Ok((b[0], &b[hdr..total], &b[total..]))
 }
 
-fn content_len(b: &[u8]) -> Result<usize, String> {
-    let first = *b.get(1).ok_or("DER truncated")?;
+fn content_len(b: &[u8]) -> Result<usize, KeyError> {
+    let first = *b.get(1).ok_or(KeyError::DerTruncated)?;
     if first < 0x80 {
         return Ok(first as usize);
     }
     let n = (first & 0x7f) as usize;
     if n == 0 || n > 4 || b.len() < 2 + n {
-        return Err("DER length field invalid".into());
+        return Err(KeyError::DerLength);
     }
     Ok(b[2..2 + n]
         .iter()
@@ -157,8 +202,8 @@ fn content_len(b: &[u8]) -> Result<usize, String> {
 }
 
 /// Total length (header + contents) of the TLV at the start of `b`.
-pub(crate) fn der_len(b: &[u8]) -> Result<usize, String> {
-    let first = *b.get(1).ok_or("DER truncated")?;
+pub(crate) fn der_len(b: &[u8]) -> Result<usize, KeyError> {
+    let first = *b.get(1).ok_or(KeyError::DerTruncated)?;
     let hdr = if first < 0x80 {
         2
     } else {
@@ -167,13 +212,13 @@ pub(crate) fn der_len(b: &[u8]) -> Result<usize, String> {
     let total = hdr
         .checked_add(content_len(b)?)
         .filter(|&t| t <= b.len())
-        .ok_or("DER element runs past the end of the key")?;
+        .ok_or(KeyError::DerPastEnd)?;
     Ok(total)
 }
 
 /// Decodes the base64 body of the first PEM block.
-fn pem_body(text: &[u8]) -> Result<Vec<u8>, String> {
-    let text = std::str::from_utf8(text).map_err(|_| "key file is neither DER nor PEM text")?;
+fn pem_body(text: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let text = std::str::from_utf8(text).map_err(|_| KeyError::NotText)?;
     let mut body = String::new();
     let mut inside = false;
     for line in text.lines() {
@@ -187,9 +232,9 @@ fn pem_body(text: &[u8]) -> Result<Vec<u8>, String> {
         }
     }
     if !inside {
-        return Err("no PEM block (-----BEGIN ...) in key file".into());
+        return Err(KeyError::NoPem);
     }
-    base64_decode(&body).ok_or_else(|| "PEM body is not valid base64".into())
+    base64_decode(&body).ok_or(KeyError::Base64)
 }
 
 /// Standard base64 with padding.

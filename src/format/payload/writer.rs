@@ -8,8 +8,9 @@
 //! options, never on thread timing.
 //!
 //! The manifest needs every data offset and hash, so data blobs go to a
-//! temporary file in the destination folder first; the payload is then
-//! streamed as header + manifest + data into any writer, hashed on the way.
+//! scratch file the caller provides first (best on the destination's disk);
+//! the payload is then streamed as header + manifest + data into any writer,
+//! hashed on the way.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
@@ -20,12 +21,138 @@ use prost::Message;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::PayloadError;
 use super::header::{HEADER_SIZE, Header, MAJOR_VERSION};
 use super::proto::{
     DeltaArchiveManifest, DynamicPartitionGroup, DynamicPartitionMetadata, Extent,
     InstallOperation, OpType, PartitionInfo, PartitionUpdate,
 };
-use crate::error::{Error, Result};
+
+/// Why a payload cannot be written. Errors about a file name it.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadWriteError {
+    /// The block size option is unusable.
+    #[error("block size {0} must be a power of two between 512 and 1 MiB")]
+    BlockSize(u64),
+    /// The chunk size option is unusable.
+    #[error(
+        "chunk size {chunk} must be a non-zero multiple of the block size {block}, at most 64 MiB"
+    )]
+    ChunkSize {
+        /// The chunk size asked for.
+        chunk: u64,
+        /// The block size.
+        block: u64,
+    },
+    /// The worker threads could not be started.
+    #[error("cannot start {jobs} threads: {why}")]
+    Threads {
+        /// Threads asked for.
+        jobs: usize,
+        /// Why not.
+        why: String,
+    },
+    /// A partition name is not usable as a partition and file name.
+    #[error("partition name {0:?} must be 1-64 characters of [A-Za-z0-9_.-]")]
+    PartitionName(String),
+    /// Reading an image or writing the scratch file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file read or written.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// An image is not a whole number of blocks.
+    #[error("image size {size} is not a multiple of the block size {block}")]
+    ImageSize {
+        /// The image file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The block size.
+        block: u64,
+    },
+    /// A partition to copy comes from a payload with another block size.
+    #[error(
+        "cannot copy partition {partition}: the payload's block size {theirs} differs from {ours}"
+    )]
+    CopyBlockSize {
+        /// The source payload.
+        payload: PathBuf,
+        /// Partition name.
+        partition: String,
+        /// The source payload's block size.
+        theirs: u64,
+        /// The block size being written.
+        ours: u64,
+    },
+    /// The source payload has no such partition (or operation).
+    #[error("the payload has no partition {partition}")]
+    CopyMissing {
+        /// The source payload.
+        payload: PathBuf,
+        /// Partition name.
+        partition: String,
+    },
+    /// A partition to copy has an operation that needs the previous build.
+    #[error(
+        "cannot copy partition {partition}: operation {index} ({kind}) needs the previous build"
+    )]
+    CopyIncremental {
+        /// The source payload.
+        payload: PathBuf,
+        /// Partition name.
+        partition: String,
+        /// Operation index.
+        index: usize,
+        /// Operation type name.
+        kind: String,
+    },
+    /// An operation of a partition to copy is missing from the manifest.
+    #[error("partition {partition}: operation {index} is missing")]
+    CopyMissingOp {
+        /// The source payload.
+        payload: PathBuf,
+        /// Partition name.
+        partition: String,
+        /// Operation index.
+        index: usize,
+    },
+    /// A copied blob does not match its `data_sha256_hash`.
+    #[error(
+        "partition {partition}, operation {index}: data_sha256_hash mismatch at payload offset {offset}"
+    )]
+    CopyHash {
+        /// The source payload.
+        payload: PathBuf,
+        /// Partition name.
+        partition: String,
+        /// Operation index.
+        index: usize,
+        /// Offset of the blob in the payload.
+        offset: u64,
+    },
+    /// Reading the source payload failed.
+    #[error("{source}")]
+    Read {
+        /// The source payload.
+        payload: PathBuf,
+        /// What went wrong.
+        source: Box<PayloadError>,
+    },
+}
+
+impl PayloadWriteError {
+    fn io(path: &Path) -> impl Fn(io::Error) -> Self + '_ {
+        move |source| PayloadWriteError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+type Result<T, E = PayloadWriteError> = std::result::Result<T, E>;
 
 /// Options for [`write_payload`].
 #[derive(Clone, Debug)]
@@ -115,19 +242,11 @@ impl PayloadSummary {
     }
 }
 
-/// A payload whose data is compressed and waiting in a temporary file.
+/// A payload whose data is compressed and waiting in its scratch file.
 pub struct PreparedPayload {
     manifest_bytes: Vec<u8>,
     data: File,
-    data_path: PathBuf,
     data_len: u64,
-    _tracked: crate::output::Tracked,
-}
-
-impl Drop for PreparedPayload {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.data_path);
-    }
 }
 
 impl PreparedPayload {
@@ -198,54 +317,51 @@ fn compress_xz(raw: &[u8], level: u32, dict: u32) -> io::Result<Vec<u8>> {
     enc.finish()
 }
 
-/// Compresses every image and builds the manifest. `tmp_dir` receives the
-/// temporary data file (use the destination's folder so it is on the same disk).
+/// Compresses every image and builds the manifest. `data` is an empty
+/// read-write scratch file that receives the compressed blobs (best on the
+/// destination's disk, and unnamed so nothing is left behind); `data_path`
+/// names it in errors.
 pub fn prepare_payload(
     images: &[ImageInput],
     opts: &WriteOptions,
-    tmp_dir: &Path,
+    data: File,
+    data_path: &Path,
 ) -> Result<PreparedPayload> {
     let inputs: Vec<PayloadInput> = images.iter().map(PayloadInput::Image).collect();
-    prepare_payload_from(&inputs, opts, tmp_dir)
+    prepare_payload_from(&inputs, opts, data, data_path)
 }
 
 /// [`prepare_payload`] where some partitions are copied from another payload.
 pub fn prepare_payload_from(
     inputs: &[PayloadInput],
     opts: &WriteOptions,
-    tmp_dir: &Path,
+    data: File,
+    data_path: &Path,
 ) -> Result<PreparedPayload> {
     let bs = opts.block_size;
     if !bs.is_power_of_two() || !(512..=(1 << 20)).contains(&bs) {
-        return Err(Error::Usage(format!(
-            "block size {bs} must be a power of two between 512 and 1 MiB"
-        )));
+        return Err(PayloadWriteError::BlockSize(bs));
     }
     if opts.chunk_size == 0 || !opts.chunk_size.is_multiple_of(bs) || opts.chunk_size > 64 << 20 {
-        return Err(Error::Usage(format!(
-            "chunk size {} must be a non-zero multiple of the block size {bs}, at most 64 MiB",
-            opts.chunk_size
-        )));
+        return Err(PayloadWriteError::ChunkSize {
+            chunk: opts.chunk_size,
+            block: bs,
+        });
     }
-    let data_path = tmp_dir.join(format!(".romkit-payload-data-{}.tmp", std::process::id()));
-    let data = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&data_path)
-        .map_err(|e| Error::io(&data_path, e))?;
+    let data_err = PayloadWriteError::io(data_path);
+    data.set_len(0).map_err(&data_err)?;
     let mut prepared = PreparedPayload {
         manifest_bytes: Vec::new(),
         data,
-        data_path: data_path.clone(),
         data_len: 0,
-        _tracked: crate::output::track(&data_path),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", opts.jobs)))?;
+        .map_err(|e| PayloadWriteError::Threads {
+            jobs: opts.jobs,
+            why: e.to_string(),
+        })?;
 
     let mut partitions = Vec::with_capacity(inputs.len());
     let mut writer = BufWriter::with_capacity(1 << 20, &prepared.data);
@@ -257,26 +373,25 @@ pub fn prepare_payload_from(
                 let update =
                     copy_partition(payload, partition, opts, &pool, &mut writer, &mut offset)
                         .map_err(|e| match e {
-                            CopyError::Write(e) => Error::io(&data_path, e),
+                            CopyError::Write(e) => data_err(e),
                             CopyError::Other(e) => e,
                         })?;
                 partitions.push(update);
                 continue;
             }
         };
-        if !super::is_safe_partition_name(&img.name) {
-            return Err(Error::Usage(format!(
-                "partition name {:?} must be 1-64 characters of [A-Za-z0-9_.-]",
-                img.name
-            )));
+        if !crate::format::is_safe_partition_name(&img.name) {
+            return Err(PayloadWriteError::PartitionName(img.name.clone()));
         }
-        let file = File::open(&img.path).map_err(|e| Error::io(&img.path, e))?;
-        let size = file.metadata().map_err(|e| Error::io(&img.path, e))?.len();
+        let img_err = PayloadWriteError::io(&img.path);
+        let file = File::open(&img.path).map_err(&img_err)?;
+        let size = file.metadata().map_err(&img_err)?.len();
         if size % bs != 0 {
-            return Err(Error::invalid(
-                &img.path,
-                format!("image size {size} is not a multiple of the block size {bs}"),
-            ));
+            return Err(PayloadWriteError::ImageSize {
+                path: img.path.clone(),
+                size,
+                block: bs,
+            });
         }
         let chunks = size.div_ceil(opts.chunk_size);
         let window = (opts.jobs.max(1) * 32) as u64;
@@ -294,8 +409,7 @@ pub fn prepare_payload_from(
                                 let start = c * opts.chunk_size;
                                 let len = opts.chunk_size.min(size - start);
                                 let mut raw = vec![0u8; len as usize];
-                                file.read_exact_at(&mut raw, start)
-                                    .map_err(|e| Error::io(&img.path, e))?;
+                                file.read_exact_at(&mut raw, start).map_err(&img_err)?;
                                 let (start_block, num_blocks) = (start / bs, len / bs);
                                 if raw.iter().all(|&b| b == 0) {
                                     return Ok(Chunk {
@@ -306,7 +420,7 @@ pub fn prepare_payload_from(
                                     });
                                 }
                                 let xz = compress_xz(&raw, opts.xz_level, len as u32)
-                                    .map_err(|e| Error::io(&img.path, e))?;
+                                    .map_err(&img_err)?;
                                 Ok(if xz.len() < raw.len() {
                                     Chunk {
                                         kind: OpType::ReplaceXz,
@@ -335,9 +449,7 @@ pub fn prepare_payload_from(
                                 op.data_offset = Some(offset);
                                 op.data_length = Some(chunk.data.len() as u64);
                                 op.data_sha256_hash = Some(Sha256::digest(&chunk.data).to_vec());
-                                writer
-                                    .write_all(&chunk.data)
-                                    .map_err(|e| Error::io(&data_path, e))?;
+                                writer.write_all(&chunk.data).map_err(&data_err)?;
                                 offset += chunk.data.len() as u64;
                             }
                             ops.push(op);
@@ -349,7 +461,7 @@ pub fn prepare_payload_from(
             )
         });
         compressed?;
-        let image_hash = image_hash.map_err(|e| Error::io(&img.path, e))?;
+        let image_hash = image_hash.map_err(&img_err)?;
         partitions.push(PartitionUpdate {
             partition_name: Some(img.name.clone()),
             new_partition_info: Some(PartitionInfo {
@@ -360,7 +472,7 @@ pub fn prepare_payload_from(
             ..Default::default()
         });
     }
-    writer.flush().map_err(|e| Error::io(&data_path, e))?;
+    writer.flush().map_err(&data_err)?;
     drop(writer);
     prepared.data_len = offset;
 
@@ -392,7 +504,7 @@ pub fn prepare_payload_from(
 
 enum CopyError {
     Write(io::Error),
-    Other(Error),
+    Other(PayloadWriteError),
 }
 
 /// Copies one partition's operations from `payload`, appending their blobs
@@ -407,22 +519,28 @@ fn copy_partition(
     offset: &mut u64,
 ) -> std::result::Result<PartitionUpdate, CopyError> {
     let path = payload.source.path().to_path_buf();
-    let other = |msg: String| CopyError::Other(Error::invalid(&path, msg));
+    let missing = || {
+        CopyError::Other(PayloadWriteError::CopyMissing {
+            payload: path.clone(),
+            partition: name.to_string(),
+        })
+    };
     if u64::from(payload.manifest.block_size.unwrap_or(4096)) != opts.block_size {
-        return Err(other(format!(
-            "cannot copy partition {name}: the payload's block size {} differs from {}",
-            payload.block_size, opts.block_size
-        )));
+        return Err(CopyError::Other(PayloadWriteError::CopyBlockSize {
+            payload: path.clone(),
+            partition: name.to_string(),
+            theirs: payload.block_size,
+            ours: opts.block_size,
+        }));
     }
-    let part = payload
-        .partition(name)
-        .ok_or_else(|| other(format!("the payload has no partition {name}")))?;
+    let part = payload.partition(name).ok_or_else(missing)?;
     if let Some(op) = part.first_incremental_op() {
-        return Err(other(format!(
-            "cannot copy partition {name}: operation {} ({}) needs the previous build",
-            op.index,
-            op.kind_name()
-        )));
+        return Err(CopyError::Other(PayloadWriteError::CopyIncremental {
+            payload: path.clone(),
+            partition: name.to_string(),
+            index: op.index,
+            kind: op.kind_name(),
+        }));
     }
     let mut update = payload
         .manifest
@@ -430,7 +548,7 @@ fn copy_partition(
         .iter()
         .find(|p| p.partition_name.as_deref() == Some(name))
         .cloned()
-        .ok_or_else(|| other(format!("the payload has no partition {name}")))?;
+        .ok_or_else(missing)?;
     // A full payload has no source; drop anything describing one.
     update.old_partition_info = None;
     let window = (opts.jobs.max(1) * 16).max(1);
@@ -443,16 +561,20 @@ fn copy_partition(
                     }
                     let data = payload
                         .read(op.data_offset, op.data_len)
-                        .map_err(|e| CopyError::Other(Error::payload(path.clone(), e)))?;
+                        .map_err(|source| {
+                            CopyError::Other(PayloadWriteError::Read {
+                                payload: path.clone(),
+                                source: Box::new(source),
+                            })
+                        })?;
                     if let Some(want) = op.data_hash {
                         let got: [u8; 32] = Sha256::digest(&data).into();
                         if got != want {
-                            return Err(CopyError::Other(Error::CheckFailed {
-                                file: path.clone(),
-                                msg: format!(
-                                    "partition {name}, operation {}: data_sha256_hash mismatch at payload offset {}",
-                                    op.index, op.data_offset
-                                ),
+                            return Err(CopyError::Other(PayloadWriteError::CopyHash {
+                                payload: path.clone(),
+                                partition: name.to_string(),
+                                index: op.index,
+                                offset: op.data_offset,
                             }));
                         }
                     }
@@ -466,10 +588,11 @@ fn copy_partition(
                 continue;
             }
             let proto = update.operations.get_mut(op.index).ok_or_else(|| {
-                other(format!(
-                    "partition {name}: operation {} is missing",
-                    op.index
-                ))
+                CopyError::Other(PayloadWriteError::CopyMissingOp {
+                    payload: path.clone(),
+                    partition: name.to_string(),
+                    index: op.index,
+                })
             })?;
             proto.data_offset = Some(*offset);
             writer.write_all(&blob).map_err(CopyError::Write)?;
