@@ -20,7 +20,7 @@ use romkit::format::payload::{DeltaArchiveManifest, Header, OpType};
 use romkit::format::sparse::WriteOptions;
 use romkit::fs::erofs::writer::{self as erofs, Lz4hc};
 use romkit::fs::tree::{FileData, Kind, Meta, Tree};
-use romkit::rom::super_image::write_super;
+use romkit::package::super_image::write_super;
 use sha2::{Digest, Sha256};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -278,7 +278,7 @@ fn small_tree() -> Tree {
 
 fn erofs_image(tree: &Tree, compression: Option<Lz4hc>) -> Res<Vec<u8>> {
     let mut out = Cursor::new(Vec::new());
-    let opts = erofs::WriteOptions {
+    let opts = erofs::ErofsOptions {
         build_time: Some(1_700_000_000),
         volume_name: Some("system".into()),
         compression,

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
-use romkit::fs::erofs::writer::{WriteOptions, write};
+use romkit::fs::erofs::writer::{ErofsOptions, write};
 use romkit::fs::tree::{FileData, Inode, Kind, Meta, Tree};
 
 fn meta(perm: u32, uid: u32, gid: u32, label: &str) -> Meta {
@@ -130,20 +130,20 @@ pub fn sample_tree() -> (Tree, Vec<(String, Vec<u8>)>) {
     (t, files)
 }
 
-fn option_sets() -> Vec<(&'static str, WriteOptions)> {
+fn option_sets() -> Vec<(&'static str, ErofsOptions)> {
     use romkit::fs::erofs::writer::Lz4hc;
     vec![
-        ("plain", WriteOptions::default()),
+        ("plain", ErofsOptions::default()),
         (
             "lz4hc",
-            WriteOptions {
+            ErofsOptions {
                 compression: Some(Lz4hc::default()),
                 ..Default::default()
             },
         ),
         (
             "lz4hc-64k",
-            WriteOptions {
+            ErofsOptions {
                 compression: Some(Lz4hc {
                     level: 12,
                     pcluster: 65536,
@@ -276,7 +276,7 @@ fn romkit_reads_back_what_it_writes() {
     let img = dir.path().join("system.img");
     write(
         &tree,
-        &WriteOptions::default(),
+        &ErofsOptions::default(),
         &mut std::fs::File::create(&img).unwrap(),
     )
     .unwrap();
@@ -289,7 +289,7 @@ fn romkit_reads_back_what_it_writes() {
     let img2 = dir.path().join("again.img");
     write(
         &back,
-        &WriteOptions::default(),
+        &ErofsOptions::default(),
         &mut std::fs::File::create(&img2).unwrap(),
     )
     .unwrap();
@@ -689,7 +689,7 @@ fn small_image() -> (Vec<u8>, std::collections::HashMap<String, u64>) {
     )
     .unwrap();
     let mut img = std::io::Cursor::new(Vec::new());
-    write(&t, &WriteOptions::default(), &mut img).unwrap();
+    write(&t, &ErofsOptions::default(), &mut img).unwrap();
     let bytes = img.into_inner();
     let fs = erofs_rs::EroFS::new(erofs_rs::backend::SliceImage::new(&bytes)).unwrap();
     let mut nids = std::collections::HashMap::new();
@@ -839,7 +839,7 @@ fn compressed_cluster_claiming_a_huge_output_is_refused() {
     t.add_file("dir/aa", FileData::Bytes(Arc::new(text)), m)
         .unwrap();
     let mut img = std::io::Cursor::new(Vec::new());
-    let opts = WriteOptions {
+    let opts = ErofsOptions {
         compression: Some(romkit::fs::erofs::writer::Lz4hc::default()),
         ..Default::default()
     };

@@ -1,6 +1,8 @@
 //! Faults in the environment: the output on a full filesystem (caught by the
 //! free-space preflight, or mid-write when the estimate is skipped), the
 //! input shrinking under a running command, SIGINT and SIGTERM mid-run.
+//! An EROFS write failure (full disk, a tree EROFS cannot hold) exits alike
+//! from `build` and `pack`.
 //! Every case: the exit code GUIDE.md §2 gives, no temporary file left,
 //! earlier outputs untouched.
 
@@ -225,6 +227,129 @@ fn sigint_and_sigterm_mid_unpack_keep_earlier_outputs() {
             entries(&out)
         );
     }
+}
+
+/// Bytes in use on the filesystem of `dir`.
+fn used_bytes(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=used"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn an_erofs_write_failure_exits_alike_from_build_and_pack() {
+    // What the decoded images take on a tmpfs (holes included), so that a
+    // build's decode fits and its first rebuilt partition does not.
+    let Some(big) = need("a tmpfs mount (root)", tmpfs("1G")) else {
+        return;
+    };
+    let tree = tempfile::tempdir().unwrap();
+    romkit()
+        .args(["unpack", "--files", "--partitions", "system", "-o"])
+        .arg(tree.path())
+        .arg(sample())
+        .assert()
+        .success();
+    romkit()
+        .args(["unpack", "--no-space-check", "-o"])
+        .arg(big.mnt.join("images"))
+        .arg(sample())
+        .assert()
+        .success();
+    let decoded = used_bytes(&big.mnt);
+    drop(big);
+
+    let fs = tmpfs(&format!("{}", decoded + (64 << 10))).expect("a tmpfs mount");
+    let r = romkit()
+        .args(["build", "--no-space-check", "--profile", "minimal"])
+        .args(["--format", "images", "-o"])
+        .arg(fs.mnt.join("out"))
+        .arg(sample())
+        .output()
+        .unwrap();
+    let build_err = String::from_utf8_lossy(&r.stderr).into_owned();
+    let build_code = r.status.code();
+    assert!(build_err.contains("writing image"), "{build_err}");
+    assert!(entries(&fs.mnt).is_empty(), "{:?}", entries(&fs.mnt));
+    drop(fs);
+
+    let fs = tmpfs("256K").expect("a tmpfs mount");
+    let r = romkit()
+        .arg("pack")
+        .arg(tree.path().join("system"))
+        .arg("-o")
+        .arg(fs.mnt.join("system.img"))
+        .output()
+        .unwrap();
+    let pack_err = String::from_utf8_lossy(&r.stderr);
+    assert!(pack_err.contains("writing image"), "{pack_err}");
+    assert!(entries(&fs.mnt).is_empty(), "{:?}", entries(&fs.mnt));
+
+    assert_eq!(build_code, Some(4), "{build_err}");
+    assert_eq!(
+        r.status.code(),
+        build_code,
+        "pack: {pack_err}\nbuild: {build_err}"
+    );
+}
+
+#[test]
+fn erofs_write_errors_map_to_one_exit_code_each() {
+    use romkit::fs::erofs::writer::WriteError;
+    let img = Path::new("out.img");
+    let io = WriteError::Io {
+        context: "writing image".into(),
+        source: std::io::Error::from_raw_os_error(28),
+    };
+    let e = io.into_error(img, "in:system");
+    assert_eq!(e.exit_code(), 4);
+    assert!(e.to_string().starts_with("out.img: writing image: "), "{e}");
+    let unrepresentable = WriteError::Unrepresentable {
+        path: "/a".into(),
+        why: "inode with its xattrs takes 5000 bytes, more than a block".into(),
+    };
+    let e = unrepresentable.into_error(img, "in:system");
+    assert_eq!(e.exit_code(), 3);
+    assert!(e.to_string().starts_with("in:system: /a: "), "{e}");
+}
+
+#[test]
+fn a_tree_erofs_cannot_hold_exits_3_from_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    romkit()
+        .args(["unpack", "--files", "--partitions", "system", "-o"])
+        .arg(dir.path())
+        .arg(sample())
+        .assert()
+        .success();
+    // A label so long that the inode and its xattrs cannot fit a block.
+    let fc = dir.path().join("config/system_file_contexts");
+    let text = std::fs::read_to_string(&fc).unwrap();
+    let label = format!("u:object_r:{}:s0", "x".repeat(5000));
+    let edited: String = text
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some(("/system/bin", _)) => format!("/system/bin {label}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(edited, text, "the sidecar lists /system/bin");
+    std::fs::write(&fc, edited).unwrap();
+    let r = romkit()
+        .arg("pack")
+        .arg(dir.path().join("system"))
+        .arg("-o")
+        .arg(dir.path().join("out.img"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{err}");
+    assert!(err.contains("more than a block"), "{err}");
+    assert!(!dir.path().join("out.img").exists());
 }
 
 #[test]

@@ -1,16 +1,16 @@
 //! The pipeline `romkit build` runs, as stages, each in its own module:
 //!
-//! 1. [`open`]: refuse what can be refused (profile, protected items,
+//! 1. `open`: refuse what can be refused (profile, protected items,
 //!    existing outputs), open the input, check its zip CRCs;
-//! 2. [`decode`]: choose which partitions become images and decode them;
-//! 3. [`plan`]: read the app partitions as trees, identify the apps, plan
+//! 2. `decode`: choose which partitions become images and decode them;
+//! 3. `plan`: read the app partitions as trees, identify the apps, plan
 //!    the profile;
-//! 4. and 5. [`rebuild`]: apply the plan to the trees, write the touched
+//! 4. and 5. `rebuild`: apply the plan to the trees, write the touched
 //!    partitions again;
-//! 6. [`package`]: lay the images out in the output format;
-//! 7. [`check`]: re-open the output and compare every image with what was
+//! 6. `package`: lay the images out in the output format;
+//! 7. `check`: re-open the output and compare every image with what was
 //!    packaged;
-//! 8. [`record`]: the manifest and the report.
+//! 8. `record`: the manifest and the report.
 //!
 //! The partitions outside the app set decode (and hash) while the app
 //! partitions go through stages 2 to 5. Where each output image comes from is
@@ -40,9 +40,8 @@ use crate::debloat::{Plan, Profile};
 use crate::error::{Error, Result};
 use crate::fs::FsKind;
 use crate::manifest::{Manifest, PartitionStatus};
-use crate::rom::Rom;
 
-pub use sources::{ImageSource, disable_avb};
+pub use sources::ImageSource;
 
 /// What `build` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -214,7 +213,8 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     let partitions = record::partitions(&source.rom, &images, &apps.filesystems, &others.hashes)?;
 
     let t = Instant::now();
-    package::package(&source, &images, work, output, input, opts)?;
+    let copy_payload = sel.copy_from.is_some();
+    package::package(&source, &images, copy_payload, work, output, opts)?;
     times.package = secs(t);
 
     let t = Instant::now();
@@ -224,27 +224,14 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
     times.verify_output = secs(t);
 
-    let written = record::write_manifest(
-        apps.manifest,
-        &partitions,
-        output,
-        opts.format,
-        &dest,
-        opts.force,
-    );
-    if let Err(e) = written {
+    if let Err(e) = record::write_manifest(apps.manifest, &partitions, output, &dest, opts) {
         check::remove_output(output, opts.format);
         let _ = std::fs::remove_file(&dest.manifest_json);
         return Err(e);
     }
+    let space = record::space_report(&source.rom, &partitions);
     Ok(report(
-        output,
-        dest,
-        opts.format,
-        &source.rom,
-        partitions,
-        apps.plan,
-        times,
+        output, dest, opts, partitions, space, apps.plan, times,
     ))
 }
 
@@ -334,9 +321,9 @@ fn app_stages(
 fn report(
     output: &Path,
     dest: open::Destination,
-    format: OutputFormat,
-    rom: &Rom,
+    opts: &BuildOptions,
     partitions: Vec<BuiltPartition>,
+    space: Vec<Space>,
     plan: Plan,
     times: StageTimes,
 ) -> BuildReport {
@@ -344,8 +331,8 @@ fn report(
         output: output.to_path_buf(),
         manifest: dest.manifest_json,
         manifest_yaml: dest.manifest_yaml,
-        format,
-        space: record::space_report(rom, &partitions),
+        format: opts.format,
+        space,
         partitions,
         removed_apps: plan.removed.iter().filter(|r| r.package.is_some()).count(),
         freed: plan.freed_total,
@@ -355,120 +342,3 @@ fn report(
         plan,
     }
 }
-
-/// A full OTA: a new payload from every image, the source's metadata.
-fn write_ota(
-    rom: &Rom,
-    work: &Path,
-    output: &Path,
-    opts: &BuildOptions,
-    info: &crate::rom::BuildInfo,
-    copy: &BTreeSet<String>,
-) -> Result<()> {
-    use crate::format::payload::writer::{
-        ImageInput, PayloadInput, WriteOptions, prepare_payload_from,
-    };
-    let parts = rom.partitions();
-    let images: Vec<ImageInput> = parts
-        .iter()
-        .map(|p| ImageInput {
-            name: p.name.clone(),
-            path: work.join(format!("{}.img", p.name)),
-        })
-        .collect();
-    let inputs: Vec<PayloadInput> = images
-        .iter()
-        .map(|i| match rom.payload() {
-            Some(payload) if copy.contains(&i.name) => PayloadInput::Copy {
-                payload,
-                partition: &i.name,
-            },
-            _ => PayloadInput::Image(i),
-        })
-        .collect();
-    let image_size = |n: &str| -> Option<u64> {
-        if copy.contains(n) {
-            rom.payload()?.partition(n).map(|p| p.size)
-        } else {
-            std::fs::metadata(work.join(format!("{n}.img")))
-                .ok()
-                .map(|m| m.len())
-        }
-    };
-    let mut wopts = WriteOptions {
-        jobs: opts.jobs,
-        max_timestamp: info.timestamp,
-        security_patch_level: info.security_patch.clone(),
-        ..Default::default()
-    };
-    if let Some(d) = rom
-        .payload()
-        .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
-    {
-        wopts.groups = d
-            .groups
-            .iter()
-            .map(|g| {
-                (
-                    g.name.clone().unwrap_or_else(|| "main".into()),
-                    g.size.unwrap_or(0),
-                    g.partition_names.clone(),
-                )
-            })
-            .collect();
-        wopts.snapshot_enabled = d.snapshot_enabled.unwrap_or(false);
-    } else {
-        // From a fastboot package: the logical partitions form one group.
-        let logical: Vec<String> = parts
-            .iter()
-            .filter(|p| p.lp_name.is_some())
-            .map(|p| p.name.clone())
-            .collect();
-        if !logical.is_empty() {
-            let size = logical
-                .iter()
-                .filter_map(|n| std::fs::metadata(work.join(format!("{n}.img"))).ok())
-                .map(|m| m.len())
-                .sum();
-            wopts.groups = vec![("main".into(), size, logical)];
-        }
-    }
-    // The group must hold the rebuilt partitions: report, then fail clearly.
-    for (g, size, names) in &wopts.groups {
-        let need: u64 = names.iter().filter_map(|n| image_size(n)).sum();
-        if *size > 0 && need > *size {
-            return Err(Error::invalid(
-                output,
-                format!("partitions of group {g} need {need} bytes, more than its {size}"),
-            ));
-        }
-    }
-    let parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let scratch = crate::output::scratch_file(parent)?;
-    let mut prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
-    let metadata = match rom.ota_zip() {
-        Some(z) => z.metadata.clone(),
-        None => {
-            let mut m = std::collections::BTreeMap::new();
-            m.insert("ota-type".to_string(), "AB".to_string());
-            if let Some(d) = &info.device {
-                m.insert("pre-device".to_string(), d.clone());
-            }
-            if let Some(t) = info.timestamp {
-                m.insert("post-timestamp".to_string(), t.to_string());
-            }
-            m
-        }
-    };
-    let when = crate::util::time::source_date_epoch()?
-        .or(info.timestamp)
-        .unwrap_or(315_532_800);
-    let mtime = zip_time(when);
-    crate::rom::ota::write_ota_zip(output, &mut prepared, &metadata, mtime, opts.force)?;
-    Ok(())
-}
-
-use crate::util::time::zip_time;

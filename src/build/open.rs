@@ -20,6 +20,8 @@ pub(super) struct Destination {
 
 /// The opened input.
 pub(super) struct Source {
+    /// Its path.
+    pub input: PathBuf,
     /// The package.
     pub rom: Rom,
     /// What it says about its build.
@@ -74,7 +76,12 @@ pub(super) fn open_and_verify(input: &Path, verify: bool) -> Result<Source> {
         .as_deref()
         .and_then(|d| d.split(',').next())
         .map(str::to_string);
-    Ok(Source { rom, info, device })
+    Ok(Source {
+        input: input.to_path_buf(),
+        rom,
+        info,
+        device,
+    })
 }
 
 /// The folder the output goes in (created) and a work folder inside it, so

@@ -73,7 +73,16 @@ pub(super) fn rebuild(
         };
         let path = image_path(work, &lp.name);
         let new_path = work.join(format!("{}.rebuilt", lp.name));
-        write_erofs(tree, &lp.name, &path, &new_path, build_time, jobs)?;
+        let tree_source = format!("{}:{}", input.display(), lp.name);
+        write_erofs(
+            tree,
+            &tree_source,
+            &lp.name,
+            &path,
+            &new_path,
+            build_time,
+            jobs,
+        )?;
         // The trees read lazily from the old image: drop it only now.
         lp.tree = None;
         std::fs::rename(&new_path, &path).map_err(|e| Error::io(&path, e))?;
@@ -81,34 +90,26 @@ pub(super) fn rebuild(
     Ok(())
 }
 
-/// Writes `tree` as the EROFS image `dest`, compressed like `source` was.
+/// Writes `tree` (read from `tree_source`, for messages) as the EROFS image
+/// `dest`, compressed like `source` was.
 fn write_erofs(
     tree: &Tree,
+    tree_source: &str,
     name: &str,
     source: &Path,
     dest: &Path,
     build_time: Option<i64>,
     jobs: usize,
 ) -> Result<()> {
-    let opts = writer::WriteOptions {
+    let opts = writer::ErofsOptions {
         build_time,
         volume_name: Some(name.to_string()),
-        compression: erofs_compressed(source).then(Lz4hc::default),
+        compression: crate::fs::erofs::is_compressed(source)
+            .map_err(|e| Error::io(source, e))?
+            .then(Lz4hc::default),
         jobs,
     };
     let mut f = File::create(dest).map_err(|e| Error::io(dest, e))?;
-    writer::write(tree, &opts, &mut f)
-        .map_err(|e| Error::io(dest, std::io::Error::other(e.to_string())))?;
+    writer::write(tree, &opts, &mut f).map_err(|e| e.into_error(dest, tree_source))?;
     f.sync_all().map_err(|e| Error::io(dest, e))
-}
-
-/// Whether an EROFS image uses compression (superblock incompat features
-/// ZERO_PADDING / COMPR_CFGS, which mkfs.erofs sets for compressed images).
-fn erofs_compressed(img: &Path) -> bool {
-    let mut sb = [0u8; 4];
-    let ok = File::open(img).and_then(|f| {
-        use std::os::unix::fs::FileExt;
-        f.read_exact_at(&mut sb, 1024 + 0x50)
-    });
-    ok.is_ok() && u32::from_le_bytes(sb) & 0x3 != 0
 }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::open::Destination;
 use super::sources::ImageSource;
-use super::{BuiltPartition, OutputFormat, Space, sha256_file};
+use super::{BuildOptions, BuiltPartition, OutputFormat, Space, sha256_file};
 use crate::apps::App;
 use crate::debloat::{Plan, Profile};
 use crate::error::{Error, Result};
@@ -80,10 +80,10 @@ pub(super) fn write_manifest(
     mut manifest: Manifest,
     partitions: &[BuiltPartition],
     output: &Path,
-    format: OutputFormat,
     dest: &Destination,
-    force: bool,
+    opts: &BuildOptions,
 ) -> Result<()> {
+    let (format, force) = (opts.format, opts.force);
     for o in partitions {
         manifest.add_partition(manifest::PartitionRecord {
             filesystem: o.filesystem.map(str::to_string),

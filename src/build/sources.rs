@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::OutputFormat;
 use super::decode::{Selection, image_path, is_app_partition};
 use crate::error::{Error, Result};
+use crate::format::avb::{self, AvbError};
 use crate::fs::FsKind;
 use crate::manifest::PartitionStatus;
 
@@ -127,25 +128,20 @@ pub(super) fn sources(
         .collect()
 }
 
-/// Sets the AVB "verification disabled" and "hashtree disabled" flags of a
-/// vbmeta image (big-endian `flags` at offset 120 of the header), as
-/// `fastboot --disable-verity --disable-verification` does. Returns whether
-/// the image was a vbmeta image.
-pub fn disable_avb(img: &Path) -> Result<bool> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new()
+/// Sets the verification-disabled flags of the vbmeta image at `img`;
+/// `false` when it is not a vbmeta image.
+fn disable_avb(img: &Path) -> Result<bool> {
+    let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(img)
         .map_err(|e| Error::io(img, e))?;
-    let mut head = [0u8; 128];
-    if f.read_exact_at(&mut head, 0).is_err() || &head[..4] != b"AVB0" {
-        return Ok(false);
+    match avb::disable_verification(&mut f) {
+        Ok(_) => Ok(true),
+        Err(AvbError::BadMagic { .. } | AvbError::Truncated { .. }) => Ok(false),
+        Err(AvbError::Io(e)) => Err(Error::io(img, e)),
+        Err(e) => Err(Error::invalid(img, e.to_string())),
     }
-    let flags = u32::from_be_bytes([head[120], head[121], head[122], head[123]]) | 0x3;
-    f.write_all_at(&flags.to_be_bytes(), 120)
-        .map_err(|e| Error::io(img, e))?;
-    Ok(true)
 }
 
 #[cfg(test)]

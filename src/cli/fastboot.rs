@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
-use crate::rom::fastboot::PackageFormat;
+use crate::package::fastboot::{FromRom, PackageFormat};
 use crate::rom::{PartInfo, Rom};
 use crate::util::size::parse_size;
 
@@ -76,10 +76,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         .map(|p| (p.name.clone(), work.path().join(format!("{}.img", p.name))))
         .collect();
     rom.extract_partitions(&requests, ctx.jobs, false)?;
-    let summary = crate::rom::fastboot::from_rom(
+    let summary = crate::package::fastboot::from_rom(
         &rom,
         work.path(),
-        &crate::rom::fastboot::FromRom {
+        &FromRom {
             device,
             split: args.split,
             super_size: args.super_size,

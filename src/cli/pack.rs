@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
-use crate::fs::erofs::writer::{Lz4hc, WriteOptions, write};
+use crate::fs::erofs::writer::{ErofsOptions, Lz4hc, write};
 use crate::fs::extract::read_dir_tree;
 use crate::output::AtomicFile;
 
@@ -107,20 +107,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     )
     .map_err(|e| Error::invalid(&args.dir, e.to_string()))?;
     let mut out = AtomicFile::create(&args.output, args.force)?;
-    let opts = WriteOptions {
+    let opts = ErofsOptions {
         build_time: fixed_time,
         volume_name: Some(mount.clone()),
         compression,
         jobs: ctx.jobs,
     };
     let tmp = out.tmp_path().to_path_buf();
-    let stats = write(&tree, &opts, out.file_mut()).map_err(|e| match e {
-        crate::fs::erofs::writer::WriteError::Io { context, source } => Error::io(
-            &tmp,
-            std::io::Error::new(source.kind(), format!("{context}: {source}")),
-        ),
-        other => Error::invalid(&args.dir, other.to_string()),
-    })?;
+    let stats = write(&tree, &opts, out.file_mut()).map_err(|e| e.into_error(&tmp, &args.dir))?;
     let path = out.commit()?;
     if ctx.json {
         emit_json(&serde_json::json!({

@@ -1,5 +1,6 @@
 //! On-disk formats, one module each, reader and writer side by side.
 
+pub mod avb;
 pub mod image;
 pub mod lp;
 pub mod patch;

@@ -10,11 +10,9 @@
 
 pub mod block;
 pub mod describe;
-pub mod fastboot;
 pub mod images;
 pub mod load;
 pub mod ota;
-pub mod super_image;
 pub mod unpack;
 pub mod verify;
 pub mod version;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use romkit::fs::erofs::writer::{WriteOptions, write};
+use romkit::fs::erofs::writer::{ErofsOptions, write};
 use romkit::fs::tree::{FileData, Inode, Kind, Meta, Tree};
 
 use crate::harness::{Case, Expect, INVALID};
@@ -29,7 +29,7 @@ pub fn meta(perm: u32) -> Meta {
 
 pub fn image_of(t: &Tree) -> Vec<u8> {
     let mut img = std::io::Cursor::new(Vec::new());
-    write(t, &WriteOptions::default(), &mut img).unwrap();
+    write(t, &ErofsOptions::default(), &mut img).unwrap();
     img.into_inner()
 }
 

@@ -39,6 +39,11 @@ pub const LAYOUT_CHUNK_BASED: u16 = 4;
 pub const FEATURE_INCOMPAT_ZERO_PADDING: u32 = 0x1;
 /// Incompat feature: physical clusters of more than one block.
 pub const FEATURE_INCOMPAT_BIG_PCLUSTER: u32 = 0x2;
+/// Incompat feature: per-algorithm compression configurations follow the
+/// superblock (the same bit as [`FEATURE_INCOMPAT_BIG_PCLUSTER`]).
+pub const FEATURE_INCOMPAT_COMPR_CFGS: u32 = 0x2;
+/// Offset of `feature_incompat` in the superblock.
+pub const SB_FEATURE_INCOMPAT: usize = 0x50;
 
 /// Directory entry file types.
 pub mod ft {

@@ -53,7 +53,7 @@ impl Default for Lz4hc {
 
 /// Options for [`write`].
 #[derive(Clone, Debug)]
-pub struct WriteOptions {
+pub struct ErofsOptions {
     /// Build time for the superblock; `None` picks the most common mtime.
     pub build_time: Option<i64>,
     /// Volume name (at most 16 bytes).
@@ -64,9 +64,9 @@ pub struct WriteOptions {
     pub jobs: usize,
 }
 
-impl Default for WriteOptions {
+impl Default for ErofsOptions {
     fn default() -> Self {
-        WriteOptions {
+        ErofsOptions {
             build_time: None,
             volume_name: None,
             compression: None,
@@ -110,6 +110,27 @@ pub enum WriteError {
         /// The error.
         source: io::Error,
     },
+}
+
+impl WriteError {
+    /// The library error for writing the image `image` from a tree read
+    /// from `tree_source`: a failed read or write is an I/O error (exit 4), a
+    /// tree EROFS cannot represent or unusable options make the input
+    /// invalid (exit 3). Every command that writes EROFS maps through here,
+    /// so one failure gives one exit code.
+    pub fn into_error(
+        self,
+        image: &std::path::Path,
+        tree_source: impl Into<std::path::PathBuf>,
+    ) -> crate::Error {
+        match self {
+            WriteError::Io { context, source } => crate::Error::io(
+                image,
+                io::Error::new(source.kind(), format!("{context}: {source}")),
+            ),
+            other => crate::Error::invalid(tree_source, other.to_string()),
+        }
+    }
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> WriteError {
@@ -282,7 +303,7 @@ impl<W: Write + Seek> Sink<'_, W> {
 /// Writes `tree` as an EROFS image into `out` (the image starts at offset 0).
 pub fn write<W: Write + Seek>(
     tree: &Tree,
-    opts: &WriteOptions,
+    opts: &ErofsOptions,
     out: &mut W,
 ) -> Result<WriteStats, WriteError> {
     if let Some(c) = opts.compression {
@@ -765,7 +786,7 @@ pub fn write<W: Write + Seek>(
             let n = b.len().min(16);
             sb[64..64 + n].copy_from_slice(&b[..n]);
         }
-        sb[80..84].copy_from_slice(&incompat.to_le_bytes());
+        sb[SB_FEATURE_INCOMPAT..SB_FEATURE_INCOMPAT + 4].copy_from_slice(&incompat.to_le_bytes());
         // With compression configs the union holds the algorithm bitmap (LZ4).
         if big {
             sb[84..86].copy_from_slice(&1u16.to_le_bytes());

@@ -1,8 +1,5 @@
 //! A super image written to a file: the LP layout codec of
 //! [`crate::format::lp::SuperPlan`] over an atomically created output.
-//!
-//! It belongs with the package writers; it sits here while the fastboot
-//! package writer, its only caller, is in `rom/`.
 
 use std::path::{Path, PathBuf};
 

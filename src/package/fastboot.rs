@@ -1,4 +1,4 @@
-//! Writing fastboot packages: `images/` with the other images passed through
+//! Writing fastboot packages (what `rom::images` reads): `images/` with the other images passed through
 //! byte for byte and a rebuilt sparse `super.img` (optionally split into
 //! `super.img.0 … N`, each a sparse image over the whole super, flashed one
 //! after the other), plus install scripts for Linux/macOS (`.sh`) and
@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::format::image::ImageMap;
 use crate::format::lp::{self, SuperSpec};
 use crate::format::sparse;
+use crate::util::time::{ZIP_EPOCH, zip_time};
 
 /// Container of the written package.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -271,8 +272,6 @@ fn script_bat(spec: &FastbootSpec<'_>, flash: &[(String, String)], wipe: bool) -
     s
 }
 
-use crate::util::time::zip_time;
-
 fn mode_of(rel: &str) -> u32 {
     if rel.ends_with(".sh") { 0o755 } else { 0o644 }
 }
@@ -416,17 +415,7 @@ pub fn from_rom(
         .payload()
         .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
     {
-        let groups: Vec<(String, u64, Vec<String>)> = d
-            .groups
-            .iter()
-            .map(|g| {
-                (
-                    g.name.clone().unwrap_or_else(|| "main".into()),
-                    g.size.unwrap_or(0),
-                    g.partition_names.clone(),
-                )
-            })
-            .collect();
+        let (groups, virtual_ab) = super::payload_groups(d);
         let sizes: Vec<(String, u64)> = parts
             .iter()
             .map(|p| (p.name.clone(), size_of(&p.name)))
@@ -439,7 +428,7 @@ pub fn from_rom(
         layout = Some(layout_for_groups(
             &groups,
             &sizes,
-            d.snapshot_enabled.unwrap_or(false),
+            virtual_ab,
             opts.super_size,
         ));
     }
@@ -458,7 +447,7 @@ pub fn from_rom(
         .collect();
     let mtime = crate::util::time::source_date_epoch()?
         .or(info.timestamp)
-        .unwrap_or(315_532_800);
+        .unwrap_or(ZIP_EPOCH);
     let spec = FastbootSpec {
         device: opts.device.clone(),
         images,
@@ -478,7 +467,7 @@ pub fn from_rom(
 /// slots) when the payload says snapshots are enabled. The device is the
 /// group size plus room for the metadata, unless `device_size` is given.
 pub fn layout_for_groups(
-    groups: &[(String, u64, Vec<String>)],
+    groups: &[super::Group],
     sizes: &[(String, u64)],
     virtual_ab: bool,
     device_size: Option<u64>,

@@ -1,0 +1,207 @@
+//! Writing recovery OTA zips: `META-INF/com/android/metadata`, a
+//! `payload.bin` (stored, 4096-aligned, so that it is read in place) and its
+//! `payload_properties.txt` — what `rom::ota` reads.
+//!
+//! [`from_rom`] makes a full OTA from a package's partition images: each
+//! image is encoded anew, except the partitions it is told to copy, whose
+//! operations are taken byte for byte from the source's full payload.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use zip::CompressionMethod;
+
+use super::Group;
+use crate::error::{Error, Result};
+use crate::format::payload::writer::{
+    ImageInput, PayloadInput, PayloadSummary, PreparedPayload, WriteOptions, prepare_payload_from,
+};
+use crate::rom::{BuildInfo, PartInfo, Rom};
+use crate::util::time::{ZIP_EPOCH, source_date_epoch, zip_time};
+
+/// Writes a full OTA at `dest` for `rom` from its partition images, in
+/// `work` as `NAME.img`; the partitions in `copy` are copied from the
+/// source's payload instead (they need no image). The source's metadata is
+/// kept; the groups must hold the new images.
+pub fn from_rom(
+    rom: &Rom,
+    work: &Path,
+    copy: &BTreeSet<String>,
+    dest: &Path,
+    jobs: usize,
+    force: bool,
+) -> Result<PayloadSummary> {
+    let info = rom.build_info();
+    let parts = rom.partitions();
+    let images: Vec<ImageInput> = parts
+        .iter()
+        .map(|p| ImageInput {
+            name: p.name.clone(),
+            path: work.join(format!("{}.img", p.name)),
+        })
+        .collect();
+    let inputs: Vec<PayloadInput> = images
+        .iter()
+        .map(|i| match rom.payload() {
+            Some(payload) if copy.contains(&i.name) => PayloadInput::Copy {
+                payload,
+                partition: &i.name,
+            },
+            _ => PayloadInput::Image(i),
+        })
+        .collect();
+    let (groups, snapshot_enabled) = groups(rom, &parts, work);
+    check_groups(rom, &groups, work, copy, dest)?;
+    let wopts = WriteOptions {
+        jobs,
+        max_timestamp: info.timestamp,
+        security_patch_level: info.security_patch.clone(),
+        groups,
+        snapshot_enabled,
+        ..Default::default()
+    };
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let scratch = crate::output::scratch_file(parent)?;
+    let mut prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
+    let when = source_date_epoch()?.or(info.timestamp).unwrap_or(ZIP_EPOCH);
+    write_ota_zip(
+        dest,
+        &mut prepared,
+        &metadata(rom, &info),
+        zip_time(when),
+        force,
+    )
+}
+
+/// The dynamic partition groups of the new payload and whether snapshots
+/// are enabled: the source payload's, or for a fastboot package one group
+/// `main` holding its logical partitions, sized by their images.
+fn groups(rom: &Rom, parts: &[PartInfo], work: &Path) -> (Vec<Group>, bool) {
+    if let Some(d) = rom
+        .payload()
+        .and_then(|p| p.manifest.dynamic_partition_metadata.as_ref())
+    {
+        return super::payload_groups(d);
+    }
+    let logical: Vec<String> = parts
+        .iter()
+        .filter(|p| p.lp_name.is_some())
+        .map(|p| p.name.clone())
+        .collect();
+    if logical.is_empty() {
+        return (Vec::new(), false);
+    }
+    let size = logical
+        .iter()
+        .filter_map(|n| std::fs::metadata(work.join(format!("{n}.img"))).ok())
+        .map(|m| m.len())
+        .sum();
+    (vec![("main".into(), size, logical)], false)
+}
+
+/// Fails when a group cannot hold its partitions' new images.
+fn check_groups(
+    rom: &Rom,
+    groups: &[Group],
+    work: &Path,
+    copy: &BTreeSet<String>,
+    dest: &Path,
+) -> Result<()> {
+    let image_size = |n: &str| -> Option<u64> {
+        if copy.contains(n) {
+            rom.payload()?.partition(n).map(|p| p.size)
+        } else {
+            std::fs::metadata(work.join(format!("{n}.img")))
+                .ok()
+                .map(|m| m.len())
+        }
+    };
+    for (g, size, names) in groups {
+        let need: u64 = names.iter().filter_map(|n| image_size(n)).sum();
+        if *size > 0 && need > *size {
+            return Err(Error::invalid(
+                dest,
+                format!("partitions of group {g} need {need} bytes, more than its {size}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The OTA metadata: the source zip's, or for another package kind the
+/// keys recovery needs from what the package says about its build.
+fn metadata(rom: &Rom, info: &BuildInfo) -> BTreeMap<String, String> {
+    if let Some(z) = rom.ota_zip() {
+        return z.metadata.clone();
+    }
+    let mut m = BTreeMap::new();
+    m.insert("ota-type".to_string(), "AB".to_string());
+    if let Some(d) = &info.device {
+        m.insert("pre-device".to_string(), d.clone());
+    }
+    if let Some(t) = info.timestamp {
+        m.insert("post-timestamp".to_string(), t.to_string());
+    }
+    m
+}
+
+/// Writes an OTA zip at `dest` (atomically): `META-INF/com/android/metadata`,
+/// then `payload.bin` stored with its data 4096-aligned, then
+/// `payload_properties.txt`. Every entry gets `mtime` (from
+/// [`zip_time`], which clamps to what zip can carry), so equal inputs give
+/// equal bytes.
+pub fn write_ota_zip(
+    dest: &Path,
+    payload: &mut PreparedPayload,
+    metadata: &BTreeMap<String, String>,
+    mtime: zip::DateTime,
+    force: bool,
+) -> Result<PayloadSummary> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+
+    let mut out = crate::output::AtomicFile::create(dest, force)?;
+    let tmp = out.tmp_path().to_path_buf();
+    let zerr = |e: zip::result::ZipError| match e {
+        zip::result::ZipError::Io(io) => Error::io(&tmp, io),
+        other => Error::io(&tmp, std::io::Error::other(other)),
+    };
+    let base = SimpleFileOptions::default()
+        .last_modified_time(mtime)
+        .unix_permissions(0o644);
+    let summary = {
+        let file = std::io::BufWriter::with_capacity(1 << 20, out.file_mut());
+        let mut zw = zip::ZipWriter::new(file);
+        let text: String = metadata.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        zw.start_file(
+            "META-INF/com/android/metadata",
+            base.compression_method(CompressionMethod::Stored),
+        )
+        .map_err(zerr)?;
+        zw.write_all(text.as_bytes())
+            .map_err(|e| Error::io(&tmp, e))?;
+        zw.start_file(
+            "payload.bin",
+            base.compression_method(CompressionMethod::Stored)
+                .with_android_alignment(4096)
+                .large_file(payload.len() >= u32::MAX as u64),
+        )
+        .map_err(zerr)?;
+        let summary = payload.write_to(&mut zw).map_err(|e| Error::io(&tmp, e))?;
+        zw.start_file(
+            "payload_properties.txt",
+            base.compression_method(CompressionMethod::Stored),
+        )
+        .map_err(zerr)?;
+        zw.write_all(summary.properties().as_bytes())
+            .map_err(|e| Error::io(&tmp, e))?;
+        let mut file = zw.finish().map_err(zerr)?;
+        file.flush().map_err(|e| Error::io(&tmp, e))?;
+        summary
+    };
+    out.commit()?;
+    Ok(summary)
+}
