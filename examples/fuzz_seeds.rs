@@ -17,7 +17,7 @@ use prost::Message;
 use romkit::format::lp::{PartitionSpec, SuperSpec};
 use romkit::format::payload::proto::{Extent, InstallOperation, PartitionInfo, PartitionUpdate};
 use romkit::format::payload::{DeltaArchiveManifest, Header, OpType};
-use romkit::format::sparse::WriteOptions;
+use romkit::format::sparse::SparseOptions;
 use romkit::fs::erofs::writer::{self as erofs, Lz4hc};
 use romkit::fs::tree::{FileData, Kind, Meta, Tree};
 use romkit::package::super_image::write_super;
@@ -132,7 +132,7 @@ fn sparse_of(raw: &[u8], tmp: &Path) -> Res<Vec<u8>> {
     std::fs::write(&src, raw)?;
     let dest = tmp.join("out.simg");
     let _ = std::fs::remove_file(&dest);
-    romkit::package::sparse_out::sparse_raw_file(&src, &dest, &WriteOptions::default(), true)?;
+    romkit::package::sparse_out::sparse_raw_file(&src, &dest, &SparseOptions::default(), true)?;
     Ok(std::fs::read(&dest)?)
 }
 

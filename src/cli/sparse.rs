@@ -51,7 +51,7 @@ struct Written {
 
 /// Runs `sparse`.
 pub fn run_sparse(ctx: &Ctx, args: SparseArgs) -> Result<u8> {
-    let opts = sparse::WriteOptions {
+    let opts = sparse::SparseOptions {
         block_size: 4096,
         split: args.split,
     };

@@ -1297,7 +1297,7 @@ impl<'a> SuperPlan<'a> {
     /// DONT_CARE.
     pub fn write_sparse(
         &self,
-        opts: &sparse::WriteOptions,
+        opts: &sparse::SparseOptions,
         sink: &mut dyn sparse::PartSink,
     ) -> Result<Vec<sparse::PartSummary>, LayoutError> {
         let bs = u64::from(opts.block_size);

@@ -708,16 +708,16 @@ pub struct Region<'a> {
 
 /// Options of the writer.
 #[derive(Clone, Copy, Debug)]
-pub struct WriteOptions {
+pub struct SparseOptions {
     /// Output block size (4096 for everything Android flashes).
     pub block_size: u32,
     /// Split into files of at most this many bytes (`None`: one file).
     pub split: Option<u64>,
 }
 
-impl Default for WriteOptions {
+impl Default for SparseOptions {
     fn default() -> Self {
-        WriteOptions {
+        SparseOptions {
             block_size: 4096,
             split: None,
         }
@@ -745,7 +745,7 @@ pub trait PartSink {
 pub fn write(
     size: u64,
     regions: &[Region<'_>],
-    opts: &WriteOptions,
+    opts: &SparseOptions,
     sink: &mut dyn PartSink,
 ) -> io::Result<Vec<PartSummary>> {
     let bs = u64::from(opts.block_size);
@@ -891,7 +891,11 @@ struct ChunkWriter<'s> {
 }
 
 impl<'s> ChunkWriter<'s> {
-    fn new(opts: &WriteOptions, total_blocks: u32, sink: &'s mut dyn PartSink) -> io::Result<Self> {
+    fn new(
+        opts: &SparseOptions,
+        total_blocks: u32,
+        sink: &'s mut dyn PartSink,
+    ) -> io::Result<Self> {
         let mut w = ChunkWriter {
             sink,
             bs: u64::from(opts.block_size),
@@ -1157,7 +1161,7 @@ impl<'s> ChunkWriter<'s> {
 pub fn write_raw(
     src: &dyn ReadAt,
     len: u64,
-    opts: &WriteOptions,
+    opts: &SparseOptions,
     sink: &mut dyn PartSink,
 ) -> io::Result<Vec<PartSummary>> {
     let bs = u64::from(opts.block_size);
@@ -1258,7 +1262,7 @@ mod tests {
                 src_len: img.len() as u64,
             };
             let mut sink = MemSink(Vec::new());
-            let opts = WriteOptions {
+            let opts = SparseOptions {
                 block_size: 4096,
                 split,
             };
@@ -1288,7 +1292,7 @@ mod tests {
             src_len: 3 * 4096,
         };
         let mut sink = MemSink(Vec::new());
-        write(40 * 4096, &[region], &WriteOptions::default(), &mut sink).unwrap();
+        write(40 * 4096, &[region], &SparseOptions::default(), &mut sink).unwrap();
         let out = expand(&sink.0, 40 * 4096);
         let mut want = vec![0u8; 40 * 4096];
         want[8192..8192 + 3 * 4096].copy_from_slice(&img[3 * 4096..6 * 4096]);

@@ -119,7 +119,7 @@ pub fn write_package(
         let m = layout
             .build()
             .map_err(|msg| lp_err(dest, msg.to_string()))?;
-        let opts = sparse::WriteOptions {
+        let opts = sparse::SparseOptions {
             block_size: 4096,
             split: spec.split,
         };

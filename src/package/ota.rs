@@ -14,7 +14,7 @@ use zip::CompressionMethod;
 use super::Group;
 use crate::error::{Error, Result};
 use crate::format::payload::writer::{
-    ImageInput, PayloadInput, PayloadSummary, PreparedPayload, WriteOptions, prepare_payload_from,
+    ImageInput, PayloadInput, PayloadOptions, PayloadSummary, PreparedPayload, prepare_payload_from,
 };
 use crate::rom::{BuildInfo, PartInfo, Rom};
 use crate::util::time::{ZIP_EPOCH, source_date_epoch, zip_time};
@@ -52,7 +52,7 @@ pub fn from_rom(
         .collect();
     let (groups, snapshot_enabled) = groups(rom, &parts, work);
     check_groups(rom, &groups, work, copy, dest)?;
-    let wopts = WriteOptions {
+    let wopts = PayloadOptions {
         jobs,
         max_timestamp: info.timestamp,
         security_patch_level: info.security_patch.clone(),

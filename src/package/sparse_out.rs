@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::source::FileSlice;
-use crate::format::sparse::{self, PartSummary, WriteOptions};
+use crate::format::sparse::{self, PartSummary, SparseOptions};
 use crate::output::PartFiles;
 
 /// Writes the raw image file `src` as a sparse image at `dest` (split into
@@ -14,7 +14,7 @@ use crate::output::PartFiles;
 pub fn sparse_raw_file(
     src: &Path,
     dest: &Path,
-    opts: &WriteOptions,
+    opts: &SparseOptions,
     force: bool,
 ) -> Result<(Vec<PathBuf>, Vec<PartSummary>)> {
     let slice = FileSlice::open(src).map_err(|e| Error::io(src, e))?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::format::image::ImageMap;
 use crate::format::lp::{Metadata, SuperPlan};
-use crate::format::sparse::WriteOptions;
+use crate::format::sparse::SparseOptions;
 use crate::output::{AtomicFile, PartFiles};
 
 /// Writes a super image holding `m` and the partition images (by LP name;
@@ -19,7 +19,7 @@ pub fn write_super(
     m: &Metadata,
     images: &[(String, &ImageMap)],
     dest: &Path,
-    sparse: Option<&WriteOptions>,
+    sparse: Option<&SparseOptions>,
     force: bool,
 ) -> Result<Vec<PathBuf>> {
     let plan = SuperPlan::new(m, images).map_err(|e| Error::layout(dest, e))?;

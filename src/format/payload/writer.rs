@@ -156,7 +156,7 @@ type Result<T, E = PayloadWriteError> = std::result::Result<T, E>;
 
 /// Options for [`write_payload`].
 #[derive(Clone, Debug)]
-pub struct WriteOptions {
+pub struct PayloadOptions {
     /// Bytes per operation; a multiple of `block_size`.
     pub chunk_size: u64,
     /// Block size (4096 on every Android device).
@@ -175,9 +175,9 @@ pub struct WriteOptions {
     pub snapshot_enabled: bool,
 }
 
-impl Default for WriteOptions {
+impl Default for PayloadOptions {
     fn default() -> Self {
-        WriteOptions {
+        PayloadOptions {
             chunk_size: 2 << 20,
             block_size: 4096,
             xz_level: 6,
@@ -323,7 +323,7 @@ fn compress_xz(raw: &[u8], level: u32, dict: u32) -> io::Result<Vec<u8>> {
 /// names it in errors.
 pub fn prepare_payload(
     images: &[ImageInput],
-    opts: &WriteOptions,
+    opts: &PayloadOptions,
     data: File,
     data_path: &Path,
 ) -> Result<PreparedPayload> {
@@ -334,7 +334,7 @@ pub fn prepare_payload(
 /// [`prepare_payload`] where some partitions are copied from another payload.
 pub fn prepare_payload_from(
     inputs: &[PayloadInput],
-    opts: &WriteOptions,
+    opts: &PayloadOptions,
     data: File,
     data_path: &Path,
 ) -> Result<PreparedPayload> {
@@ -513,7 +513,7 @@ enum CopyError {
 fn copy_partition(
     payload: &super::Payload,
     name: &str,
-    opts: &WriteOptions,
+    opts: &PayloadOptions,
     pool: &rayon::ThreadPool,
     writer: &mut impl Write,
     offset: &mut u64,
