@@ -274,11 +274,10 @@ fn app_stages(
     started: Instant,
 ) -> Result<AppStages> {
     let mut times = AppTimes::default();
-    decode::decode(&source.rom, &sel.apps, work, opts.jobs)?;
+    let mut trees = plan::read_trees(&source.rom, &sel.apps, work, opts.jobs)?;
     times.decode = secs(started);
 
     let t = Instant::now();
-    let mut trees = plan::read_trees(input, &sel.apps, work)?;
     let (app_list, plan) = plan::plan(
         input,
         profile,

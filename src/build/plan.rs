@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::decode::image_path;
 use crate::apps::{self, App, LoadedPartition};
 use crate::debloat::{self, Plan, PlanOptions, Profile};
 use crate::error::{Error, Result};
 use crate::fs::FsKind;
 use crate::rom::PartInfo;
+use crate::rom::Rom;
 
 /// The app partitions read as trees.
 pub(super) struct Trees {
@@ -22,26 +22,20 @@ pub(super) struct Trees {
 }
 
 /// Reads the decoded app partitions `parts` as file trees.
-pub(super) fn read_trees(input: &Path, parts: &[PartInfo], work: &Path) -> Result<Trees> {
+pub(super) fn read_trees(rom: &Rom, parts: &[PartInfo], work: &Path, jobs: usize) -> Result<Trees> {
+    let names: Vec<String> = parts.iter().map(|p| p.name.clone()).collect();
     let mut trees = Trees {
         loaded: Vec::new(),
         filesystems: BTreeMap::new(),
     };
-    for p in parts {
-        let path = image_path(work, &p.name);
-        let Some(kind) = crate::fs::sniff(&path).map_err(|e| Error::io(&path, e))? else {
+    for d in rom.decode_trees_into(work, &names, false, jobs)? {
+        let (Some(kind), Some(tree)) = (d.kind, d.tree) else {
             continue;
         };
-        trees.filesystems.insert(p.name.clone(), kind);
-        let tree = crate::fs::read_tree(&path).map_err(|e| {
-            Error::invalid(
-                format!("{}:{}", input.display(), p.name),
-                e.unwrap_or_default(),
-            )
-        })?;
-        let files = apps::tree_files(&p.name, &tree);
+        trees.filesystems.insert(d.name.clone(), kind);
+        let files = apps::tree_files(&d.name, &tree);
         trees.loaded.push(LoadedPartition {
-            name: p.name.clone(),
+            name: d.name,
             tree: Some(tree),
             files,
             loose: false,

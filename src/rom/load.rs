@@ -83,44 +83,61 @@ impl Rom {
     /// error naming the package and partition.
     pub fn decode_trees(&self, names: &[String], hash: bool, jobs: usize) -> Result<Decoded> {
         let dir = crate::output::temp_dir_in(&std::env::temp_dir(), "romkit-load-")?;
-        let requests: Vec<(String, PathBuf)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), dir.path().join(format!("{i}.img"))))
-            .collect();
-        self.extract_partitions(&requests, jobs, false)?;
-        let read = |(name, image): &(String, PathBuf)| -> Result<DecodedPartition> {
-            let hash = if hash {
-                Some(crate::util::hash::sha256_file(image).map_err(|e| Error::io(image, e))?)
-            } else {
-                None
-            };
-            let kind = crate::fs::sniff(image).map_err(|e| Error::io(image, e))?;
-            let tree = match kind {
-                Some(_) => Some(crate::fs::read_tree(image).map_err(|e| {
-                    Error::invalid(
-                        format!("{}:{name}", self.path.display()),
-                        e.unwrap_or_default(),
-                    )
-                })?),
-                None => None,
-            };
-            Ok(DecodedPartition {
-                name: name.clone(),
-                image: image.clone(),
-                kind,
-                tree,
-                hash,
-            })
-        };
-        let run = || requests.par_iter().map(read).collect::<Result<Vec<_>>>();
-        let partitions = match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
-            Ok(pool) => pool.install(run),
-            Err(_) => run(),
-        }?;
+        let partitions = self.decode_trees_into(dir.path(), names, hash, jobs)?;
         Ok(Decoded {
             partitions,
             _dir: dir,
+        })
+    }
+
+    /// [`Rom::decode_trees`] into a folder the caller owns (and cleans up):
+    /// each image is `dir/NAME.img`.
+    pub fn decode_trees_into(
+        &self,
+        dir: &Path,
+        names: &[String],
+        hash: bool,
+        jobs: usize,
+    ) -> Result<Vec<DecodedPartition>> {
+        let requests: Vec<(String, PathBuf)> = names
+            .iter()
+            .map(|n| (n.clone(), dir.join(format!("{n}.img"))))
+            .collect();
+        self.extract_partitions(&requests, jobs, false)?;
+        let run = || {
+            requests
+                .par_iter()
+                .map(|(name, image)| self.read_decoded(name, image, hash))
+                .collect::<Result<Vec<_>>>()
+        };
+        match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+            Ok(pool) => pool.install(run),
+            Err(_) => run(),
+        }
+    }
+
+    fn read_decoded(&self, name: &str, image: &Path, hash: bool) -> Result<DecodedPartition> {
+        let hash = if hash {
+            Some(crate::util::hash::sha256_file(image).map_err(|e| Error::io(image, e))?)
+        } else {
+            None
+        };
+        let kind = crate::fs::sniff(image).map_err(|e| Error::io(image, e))?;
+        let tree = match kind {
+            Some(_) => Some(crate::fs::read_tree(image).map_err(|e| {
+                Error::invalid(
+                    format!("{}:{name}", self.path.display()),
+                    e.unwrap_or_default(),
+                )
+            })?),
+            None => None,
+        };
+        Ok(DecodedPartition {
+            name: name.to_string(),
+            image: image.to_path_buf(),
+            kind,
+            tree,
+            hash,
         })
     }
 }
