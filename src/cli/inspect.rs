@@ -257,15 +257,15 @@ fn render_super(d: &Description, s: &mut String) {
 
 fn render_partitions(d: &Description, s: &mut String) {
     let r = d;
+    let _ = writeln!(s, "\nPartitions ({}):", d.partitions.len());
+    let w = d
+        .partitions
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     if r.payload.is_some() {
-        let _ = writeln!(s, "\nPartitions ({}):", r.partitions.len());
-        let w = r
-            .partitions
-            .iter()
-            .map(|p| p.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
         let _ = writeln!(
             s,
             "  {:<w$}  {:>10}  {:>10}  {:<14}  {:>5}  TYPES",
@@ -289,14 +289,6 @@ fn render_partitions(d: &Description, s: &mut String) {
             );
         }
     } else {
-        let _ = writeln!(s, "\nPartitions ({}):", d.partitions.len());
-        let w = d
-            .partitions
-            .iter()
-            .map(|p| p.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
         let _ = writeln!(
             s,
             "  {:<w$}  {:>10}  {:<14}  {:<26}  FROM",
