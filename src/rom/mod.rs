@@ -12,6 +12,7 @@ pub mod block;
 pub mod describe;
 pub mod fastboot;
 pub mod images;
+pub mod incremental;
 pub mod ota;
 pub mod super_image;
 pub mod unpack;
@@ -552,9 +553,12 @@ impl Rom {
         let written = self.unpack_payload(
             p,
             requests,
-            true,
-            force,
-            jobs,
+            unpack::PayloadRun {
+                verify: true,
+                force,
+                jobs,
+                source: None,
+            },
             &crate::format::payload::extract::NoProgress,
         )?;
         Ok(written.into_iter().map(|w| w.size).collect())
