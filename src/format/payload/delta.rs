@@ -267,6 +267,8 @@ pub fn check_sources(
         {
             errors.push(PayloadError::OldPartition {
                 partition: part.name.clone(),
+                index: first.index,
+                kind: first.kind_name(),
                 why: format!(
                     "old_partition_info.size is {size} bytes, the source image {} has {} bytes",
                     src.path().display(),
@@ -375,8 +377,11 @@ fn check_whole(part: &Partition, src: &Option<FileSlice>) -> Result<(), PayloadE
     }
     let actual: [u8; 32] = sha.finalize().into();
     if actual != expected {
+        let first = part.first_incremental_op();
         return Err(PayloadError::OldPartition {
             partition: part.name.clone(),
+            index: first.map_or(0, |o| o.index),
+            kind: first.map_or_else(String::new, |o| o.kind_name()),
             why: format!(
                 "old_partition_info.hash is {}, the source image {} hashes to {}",
                 hex(&expected),

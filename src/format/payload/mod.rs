@@ -168,10 +168,16 @@ pub enum PayloadError {
     },
     /// The source image is not the one the payload was made from: its size
     /// or SHA-256 differs from `old_partition_info`.
-    #[error("partition {partition}: the source image is not the one this payload updates: {why}")]
+    #[error(
+        "partition {partition}, operation {index} ({kind}) and every later one reading it: the source image is not the one this payload updates: {why}"
+    )]
     OldPartition {
         /// Partition name.
         partition: String,
+        /// The first operation that reads the source.
+        index: usize,
+        /// Its type name.
+        kind: String,
         /// What differs.
         why: String,
     },
