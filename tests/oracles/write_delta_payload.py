@@ -89,8 +89,20 @@ class Writer:
         self.blobs = []
         self.offset = 0
         self.counts = {}
+        self.mangled = False
 
     def blob(self, op, data):
+        mangle = self.args.mangle
+        if mangle and not self.mangled and op.type != OP["REPLACE_XZ"]:
+            self.mangled = True
+            if mangle == "truncate":
+                data = data[:len(data) // 2]
+            elif mangle == "huge" and data[:5] in (b"BSDIF", b"BSDF2"):
+                data = data[:24] + offtout(1 << 40) + data[32:]
+            elif mangle == "garbage":
+                data = data[:8] + bytes(b ^ 0x5A for b in data[8:])
+            else:
+                self.mangled = False
         op.data_offset, op.data_length = self.offset, len(data)
         op.data_sha256_hash = hashlib.sha256(data).digest()
         self.blobs.append(data)
@@ -160,14 +172,45 @@ class Writer:
             written.append((at, at + n))
 
 
+def blob_partition(w, manifest, spec):
+    """NAME=OLD:NEW:TYPE:BLOB: one operation of TYPE with the given data,
+    reading all of OLD and writing all of NEW, both zero-padded to blocks."""
+    bs = w.args.block_size
+    name, _, rest = spec.partition("=")
+    old_path, new_path, kind, blob_path = rest.split(":")
+    pad = lambda b: b + bytes(-len(b) % bs)
+    with open(old_path, "rb") as f:
+        old = pad(f.read())
+    with open(new_path, "rb") as f:
+        new = pad(f.read())
+    with open(blob_path, "rb") as f:
+        blob = f.read()
+    part = manifest.partitions.add(partition_name=name)
+    part.old_partition_info.size = len(old)
+    part.old_partition_info.hash = hashlib.sha256(old).digest()
+    part.new_partition_info.size = len(new)
+    part.new_partition_info.hash = hashlib.sha256(new).digest()
+    w.add_op(part, kind, old, extents(0, len(old), bs), extents(0, len(new), bs), blob)
+    return old, new
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out")
     ap.add_argument("--block-size", type=int, default=4096)
     ap.add_argument("--chunk", type=int, default=1 << 20)
     ap.add_argument("--minor-version", type=int, default=6)
-    ap.add_argument("--part", action="append", required=True,
+    ap.add_argument("--part", action="append", default=[],
                     metavar="NAME=OLD.img:NEW.img[:KINDS]")
+    ap.add_argument("--blob-part", action="append", default=[],
+                    metavar="NAME=OLD:NEW:TYPE:BLOB",
+                    help="one TYPE operation with a given patch; writes NAME.old.img and "
+                         "NAME.new.img (zero-padded) beside OUT")
+    ap.add_argument("--mangle", choices=["truncate", "huge", "garbage"],
+                    help="damage the first patch blob (hashes still match it)")
+    ap.add_argument("--overlap", action="store_true",
+                    help="make the second operation of the first partition also write "
+                         "the first one's first block")
     ap.add_argument("--partial", action="store_true", help="set partial_update")
     ap.add_argument("--zip", metavar="OUT.zip")
     args = ap.parse_args()
@@ -191,6 +234,16 @@ def main():
         if len(old) % args.block_size or len(new) % args.block_size:
             sys.exit("%s: image sizes must be multiples of the block size" % name)
         w.partition(manifest, name, old, new, kinds)
+    for spec in args.blob_part:
+        old, new = blob_partition(w, manifest, spec)
+        name = spec.partition("=")[0]
+        for suffix, img in (("old", old), ("new", new)):
+            with open(os.path.join(os.path.dirname(os.path.abspath(args.out)),
+                                   "%s.%s.img" % (name, suffix)), "wb") as f:
+                f.write(img)
+    if args.overlap:
+        ops = manifest.partitions[0].operations
+        ops[1].dst_extents.add(start_block=ops[0].dst_extents[0].start_block, num_blocks=1)
     data = b"".join(w.blobs)
     mb = manifest.SerializeToString()
     metadata = b"CrAU" + struct.pack(">QQI", 2, len(mb), 0) + mb
