@@ -68,9 +68,11 @@ def bsdf2_brotli(bsdiff40):
     return b"BSDF2" + bytes([2, 2, 2]) + offtout(len(c)) + offtout(len(d)) + offtout(new_size) + c + d + e
 
 
-def find_aligned(old, chunk, prefer, bs):
+def find_aligned(old, chunk, prefer, bs, search=True):
     if old[prefer:prefer + len(chunk)] == chunk:
         return prefer
+    if not search:
+        return None
     at = old.find(chunk)
     while at >= 0:
         if at % bs == 0:
@@ -148,7 +150,7 @@ class Writer:
                 written.append((at, at + n))
                 continue
             if kind in ("copy", "move"):
-                src_at = find_aligned(old, cur, at, bs)
+                src_at = find_aligned(old, cur, at, bs, not self.args.no_search)
                 if src_at is not None and (not in_place or clean(src_at, n)):
                     k = "MOVE" if in_place else "SOURCE_COPY"
                     self.add_op(part, k, old, extents(src_at, n, bs), dst)
@@ -212,6 +214,8 @@ def main():
                     help="make the second operation of the first partition also write "
                          "the first one's first block")
     ap.add_argument("--partial", action="store_true", help="set partial_update")
+    ap.add_argument("--no-search", action="store_true",
+                    help="copy/move only from the same offset (fast on big images)")
     ap.add_argument("--zip", metavar="OUT.zip")
     args = ap.parse_args()
     if args.chunk % args.block_size:
