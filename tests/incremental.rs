@@ -88,7 +88,11 @@ fn assert_same_images(expected: &Path, got: &Path) {
 
 fn assert_empty(dir: &Path) {
     let left = listing(dir);
-    assert!(left.is_empty(), "left behind in {}: {left:?}", dir.display());
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        dir.display()
+    );
 }
 
 /// A copy of release 2's images with a few bytes changed: a third build.
@@ -119,7 +123,14 @@ fn independent_incremental_payloads_apply_byte_exact() {
     let (zip1, img1) = release(d, 1);
     let (_, img2) = release(d, 2);
     let inc = d.join("inc.zip");
-    delta(&py, &img1, &img2, &inc, "copy,bsdiff,brotli,copy,xz,zero", &[]);
+    delta(
+        &py,
+        &img1,
+        &img2,
+        &inc,
+        "copy,bsdiff,brotli,copy,xz,zero",
+        &[],
+    );
     romkit()
         .arg("inspect")
         .arg(&inc)

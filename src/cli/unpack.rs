@@ -61,7 +61,10 @@ pub(super) fn chain(
                 .collect(),
         ),
         None if apply.is_empty() => return Ok(None),
-        None => (rom.to_path_buf(), apply.iter().map(PathBuf::as_path).collect()),
+        None => (
+            rom.to_path_buf(),
+            apply.iter().map(PathBuf::as_path).collect(),
+        ),
     };
     let steps = steps
         .into_iter()

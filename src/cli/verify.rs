@@ -46,7 +46,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         let last = steps.last().expect("a chain has a step");
         let parts: Vec<(String, u64)> = last
             .payload()
-            .map(|p| p.partitions.iter().map(|x| (x.name.clone(), x.size)).collect())
+            .map(|p| {
+                p.partitions
+                    .iter()
+                    .map(|x| (x.name.clone(), x.size))
+                    .collect()
+            })
             .unwrap_or_default();
         let bars = Bars::new(ctx.progress, &parts);
         let report = crate::rom::incremental::verify_chain(

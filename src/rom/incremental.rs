@@ -241,11 +241,7 @@ pub fn unpack_chain(
 /// `verify` of a chain: `base` with every step but the last applied in
 /// temporary folders, then every check of the last step, its partitions
 /// rebuilt in memory from the images before it.
-pub fn verify_chain(
-    base: &Path,
-    steps: &[Rom],
-    opts: &VerifyOptions<'_>,
-) -> Result<VerifyReport> {
+pub fn verify_chain(base: &Path, steps: &[Rom], opts: &VerifyOptions<'_>) -> Result<VerifyReport> {
     check_steps(steps)?;
     let tmp_parent = std::env::temp_dir();
     let base_res = resolve_base(base, &tmp_parent, &[], opts.jobs)?;
@@ -262,7 +258,10 @@ pub fn verify_chain(
         base_res.images.len()
     );
     for s in &steps[..steps.len() - 1] {
-        detail.push_str(&format!(", then {} (applied, every hash matched)", s.path.display()));
+        detail.push_str(&format!(
+            ", then {} (applied, every hash matched)",
+            s.path.display()
+        ));
     }
     report.checks.insert(
         0,

@@ -135,7 +135,10 @@ impl Rom {
         }
         std::fs::create_dir_all(opts.output).map_err(|e| Error::io(opts.output, e))?;
         if opts.space_check {
-            let images: u64 = requests.iter().map(|(n, _)| self.disk_estimate(n)).sum::<u64>()
+            let images: u64 = requests
+                .iter()
+                .map(|(n, _)| self.disk_estimate(n))
+                .sum::<u64>()
                 + carried
                     .iter()
                     .map(|(_, s, _)| std::fs::metadata(s).map_or(0, |m| m.len()))
@@ -335,7 +338,8 @@ fn copy_unchanged(
     for (n, src, d) in carried {
         let mut f = AtomicFile::create(d, force)?;
         let mut input = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
-        let size = std::io::copy(&mut input, f.file_mut()).map_err(|e| Error::io(f.tmp_path(), e))?;
+        let size =
+            std::io::copy(&mut input, f.file_mut()).map_err(|e| Error::io(f.tmp_path(), e))?;
         files.push((n, f, size));
     }
     for (n, f, size) in files {

@@ -23,8 +23,8 @@
 //!   as update_engine does.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -321,7 +321,11 @@ pub fn check_sources(
             return;
         }
         let (i, key, r) = match *t {
-            Task::Whole(i) => (i, 0, check_whole(&payload.partitions[parts[i]], &sources[i])),
+            Task::Whole(i) => (
+                i,
+                0,
+                check_whole(&payload.partitions[parts[i]], &sources[i]),
+            ),
             Task::Op(i, oi) => {
                 let part = &payload.partitions[parts[i]];
                 (i, oi + 1, check_op(part, &part.ops[oi], &sources[i]))

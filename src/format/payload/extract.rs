@@ -31,8 +31,8 @@ use sha2::{Digest, Sha256};
 
 use super::decode::decode_into;
 use super::delta;
-use crate::format::source::FileSlice;
 use super::{OpType, Partition, Payload, PayloadError};
+use crate::format::source::FileSlice;
 use crate::util::hex;
 
 /// Bytes of finished-but-unhashed output a partition may hold before workers

@@ -535,9 +535,8 @@ fn validate_partition(
     };
     let blocks = size / block_size;
     // Source extents must lie in the old partition when its size is known.
-    let max_src_blocks = old_size.map_or(MAX_PARTITION_SIZE / block_size, |s| {
-        s.div_ceil(block_size)
-    });
+    let max_src_blocks =
+        old_size.map_or(MAX_PARTITION_SIZE / block_size, |s| s.div_ceil(block_size));
     let mut ops = Vec::with_capacity(p.operations.len());
     // (start_block, end_block, op index) of every destination extent, to find overlaps.
     let mut spans: Vec<(u64, u64, usize)> = Vec::new();
@@ -617,13 +616,14 @@ fn validate_partition(
             });
             src_len += n * block_size;
         }
-        let src_hash = match &op.src_sha256_hash {
-            None => None,
-            Some(h) if h.is_empty() => None,
-            Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
-                oerr(format!("src_sha256_hash is {} bytes, expected 32", h.len()))
-            })?),
-        };
+        let src_hash =
+            match &op.src_sha256_hash {
+                None => None,
+                Some(h) if h.is_empty() => None,
+                Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
+                    oerr(format!("src_sha256_hash is {} bytes, expected 32", h.len()))
+                })?),
+            };
         if let Ok(k) = kind {
             if k.needs_source() && src.is_empty() {
                 return Err(oerr("has no src_extents".into()));
