@@ -183,7 +183,7 @@ impl Rom {
         &self,
         names: &[String],
         source: Option<&SourceImages>,
-    ) -> Result<(Vec<(String, u64)>, Vec<(String, PathBuf)>)> {
+    ) -> Result<(Vec<(String, u64)>, Carried)> {
         let partial = self
             .payload()
             .is_some_and(|p| p.manifest.partial_update == Some(true));
@@ -317,6 +317,9 @@ impl Rom {
             .collect())
     }
 }
+
+/// Partitions copied unchanged from the source: (name, source image).
+pub type Carried = Vec<(String, PathBuf)>;
 
 /// How [`Rom::unpack_payload`] runs.
 #[derive(Clone, Copy)]
