@@ -366,19 +366,7 @@ fn check_whole(part: &Partition, src: &Option<FileSlice>) -> Result<(), PayloadE
         return Ok(());
     };
     let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut at = 0u64;
-    while at < src.len() {
-        let n = (src.len() - at).min(buf.len() as u64) as usize;
-        src.read_exact_at(&mut buf[..n], at)
-            .map_err(|e| PayloadError::Io {
-                path: src.path().to_path_buf(),
-                offset: Some(at),
-                source: e,
-            })?;
-        sha.update(&buf[..n]);
-        at += n as u64;
-    }
+    hash_range(src, 0, src.len(), &mut sha)?;
     let actual: [u8; 32] = sha.finalize().into();
     if actual != expected {
         let first = part.first_incremental_op();
@@ -402,21 +390,8 @@ fn check_op(part: &Partition, op: &Operation, src: &Option<FileSlice>) -> Result
         return Ok(());
     };
     let mut sha = Sha256::new();
-    let mut buf = vec![0u8; (op.src_len.min(1 << 20)) as usize];
     for r in &op.src {
-        let mut at = r.offset;
-        let end = r.offset + r.len;
-        while at < end {
-            let n = (end - at).min(buf.len() as u64) as usize;
-            src.read_exact_at(&mut buf[..n], at)
-                .map_err(|e| PayloadError::Io {
-                    path: src.path().to_path_buf(),
-                    offset: Some(at),
-                    source: e,
-                })?;
-            sha.update(&buf[..n]);
-            at += n as u64;
-        }
+        hash_range(src, r.offset, r.len, &mut sha)?;
     }
     let actual: [u8; 32] = sha.finalize().into();
     if actual != expected {
@@ -427,6 +402,29 @@ fn check_op(part: &Partition, op: &Operation, src: &Option<FileSlice>) -> Result
             expected: hex(&expected),
             actual: hex(&actual),
         });
+    }
+    Ok(())
+}
+
+/// Feeds `len` bytes of `src` from `offset` to `sha`, 1 MiB at a time.
+fn hash_range(
+    src: &FileSlice,
+    offset: u64,
+    len: u64,
+    sha: &mut Sha256,
+) -> Result<(), PayloadError> {
+    let mut buf = vec![0u8; len.min(1 << 20) as usize];
+    let (mut at, end) = (offset, offset + len);
+    while at < end {
+        let n = (end - at).min(buf.len() as u64) as usize;
+        src.read_exact_at(&mut buf[..n], at)
+            .map_err(|e| PayloadError::Io {
+                path: src.path().to_path_buf(),
+                offset: Some(at),
+                source: e,
+            })?;
+        sha.update(&buf[..n]);
+        at += n as u64;
     }
     Ok(())
 }
