@@ -81,6 +81,7 @@ fn payload_manifest() {
                         outputs: None,
                         verify: true,
                         fail_fast: false,
+                        sources: Vec::new(),
                         jobs: 2,
                     },
                     &NoProgress,

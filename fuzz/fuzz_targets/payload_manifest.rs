@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
                 outputs: None,
                 verify: true,
                 fail_fast: false,
+                sources: Vec::new(),
                 jobs: 1,
             },
             &NoProgress,

@@ -106,6 +106,7 @@ fuzz_target!(|data: &[u8]| {
             outputs: Some(vec![OutputFile::new(file, out.path.clone())]),
             verify: true,
             fail_fast: false,
+            sources: Vec::new(),
             jobs: 1,
         },
         &NoProgress,

@@ -35,6 +35,42 @@ pub struct Args {
     /// up still fails cleanly, exit 4).
     #[arg(long)]
     pub no_space_check: bool,
+    /// The previous build, for an incremental ROM: a full package, a folder
+    /// of PARTITION.img images or one PARTITION.img.
+    #[arg(long, value_name = "BASE")]
+    pub source: Option<PathBuf>,
+    /// Apply this incremental package next (repeatable, in order): ROM is
+    /// then the base, and each package's source hashes are checked against
+    /// the previous step's images.
+    #[arg(long = "apply", value_name = "INC")]
+    pub apply: Vec<PathBuf>,
+}
+
+/// The base and the incremental steps of `ROM [--source BASE] [--apply INC]...`,
+/// or `None` when nothing is applied.
+pub(super) fn chain(
+    rom: &std::path::Path,
+    source: Option<&std::path::Path>,
+    apply: &[PathBuf],
+) -> Result<Option<(PathBuf, Vec<Rom>)>> {
+    let (base, steps): (PathBuf, Vec<&std::path::Path>) = match source {
+        Some(s) => (
+            s.to_path_buf(),
+            std::iter::once(rom)
+                .chain(apply.iter().map(PathBuf::as_path))
+                .collect(),
+        ),
+        None if apply.is_empty() => return Ok(None),
+        None => (
+            rom.to_path_buf(),
+            apply.iter().map(PathBuf::as_path).collect(),
+        ),
+    };
+    let steps = steps
+        .into_iter()
+        .map(Rom::open)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some((base, steps)))
 }
 
 /// Runs `unpack`.
@@ -54,23 +90,47 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         }
         return Ok(0);
     }
-    let rom = Rom::open(&args.rom)?;
-    let bars = Bars::new(
-        ctx.progress && rom.payload().is_some(),
-        &rom.select(&args.partitions)?,
-    );
-    let written = rom.unpack(
-        &UnpackOptions {
-            output: &args.output,
-            partitions: &args.partitions,
-            verify: !args.no_verify,
-            force: args.force,
-            files: args.files,
-            space_check: !args.no_space_check,
-            jobs: ctx.jobs,
-        },
-        &bars,
-    );
+    let opts = UnpackOptions {
+        output: &args.output,
+        partitions: &args.partitions,
+        verify: !args.no_verify,
+        force: args.force,
+        files: args.files,
+        space_check: !args.no_space_check,
+        jobs: ctx.jobs,
+        source: None,
+    };
+    let (bars, written) = match chain(&args.rom, args.source.as_deref(), &args.apply)? {
+        Some((base, steps)) => {
+            let last = steps.last().expect("a chain has a step");
+            let have = last.partition_names();
+            let names: Vec<String> = args
+                .partitions
+                .iter()
+                .filter(|n| have.contains(n))
+                .cloned()
+                .collect();
+            let bars = Bars::new(
+                ctx.progress,
+                &if names.is_empty() && !args.partitions.is_empty() {
+                    Vec::new()
+                } else {
+                    last.select(&names)?
+                },
+            );
+            let written = crate::rom::incremental::unpack_chain(&base, &steps, &opts, &bars);
+            (bars, written)
+        }
+        None => {
+            let rom = Rom::open(&args.rom)?;
+            let bars = Bars::new(
+                ctx.progress && rom.payload().is_some(),
+                &rom.select(&args.partitions)?,
+            );
+            let written = rom.unpack(&opts, &bars);
+            (bars, written)
+        }
+    };
     bars.finish();
     let written = written?;
     if ctx.json {
@@ -95,6 +155,7 @@ fn render(written: &[Written]) -> String {
             Checked::NoHash => "no hash ",
             Checked::Unchecked => "unchecked",
             Checked::Checksums => "checked ",
+            Checked::Unchanged => "unchanged",
         };
         let _ = writeln!(
             s,

@@ -19,6 +19,16 @@ pub struct Args {
     /// to check the metadata and payload signatures against.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// The previous build, for an incremental ROM: a full package, a folder
+    /// of PARTITION.img images or one PARTITION.img; the new images are
+    /// rebuilt in memory and every hash checked, nothing written.
+    #[arg(long, value_name = "BASE")]
+    pub source: Option<PathBuf>,
+    /// Apply this incremental package next (repeatable): ROM is then the
+    /// base; intermediate images go to a temporary folder, the last step is
+    /// checked in memory.
+    #[arg(long = "apply", value_name = "INC")]
+    pub apply: Vec<PathBuf>,
 }
 
 /// Runs `verify`.
@@ -30,6 +40,38 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         }
         None => None,
     };
+    if let Some((base, steps)) =
+        super::unpack::chain(&args.rom, args.source.as_deref(), &args.apply)?
+    {
+        let last = steps.last().expect("a chain has a step");
+        let parts: Vec<(String, u64)> = last
+            .payload()
+            .map(|p| {
+                p.partitions
+                    .iter()
+                    .map(|x| (x.name.clone(), x.size))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let bars = Bars::new(ctx.progress, &parts);
+        let report = crate::rom::incremental::verify_chain(
+            &base,
+            &steps,
+            &VerifyOptions {
+                key: key.as_ref(),
+                jobs: ctx.jobs,
+                progress: &bars,
+                source: None,
+            },
+        )?;
+        bars.finish();
+        if ctx.json {
+            emit_json(&report)?;
+        } else {
+            emit(&render(&report))?;
+        }
+        return Ok(report.exit_code());
+    }
     let rom = Rom::open(&args.rom)?;
     // Bars for what is decoded: a full payload's partitions.
     let decoded: Vec<(String, u64)> = match rom.payload() {
@@ -45,6 +87,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         key: key.as_ref(),
         jobs: ctx.jobs,
         progress: &bars,
+        source: None,
     })?;
     bars.finish();
     if ctx.json {

@@ -11,6 +11,7 @@
 pub mod block;
 pub mod describe;
 pub mod images;
+pub mod incremental;
 pub mod load;
 pub mod ota;
 pub mod unpack;
@@ -551,9 +552,12 @@ impl Rom {
         let written = self.unpack_payload(
             p,
             requests,
-            true,
-            force,
-            jobs,
+            unpack::PayloadRun {
+                verify: true,
+                force,
+                jobs,
+                source: None,
+            },
             &crate::format::payload::extract::NoProgress,
         )?;
         Ok(written.into_iter().map(|w| w.size).collect())

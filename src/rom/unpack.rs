@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::Rom;
+use super::incremental::SourceImages;
 use crate::error::{Error, Result};
 use crate::format::payload::PayloadError;
 use crate::format::payload::extract::{self, Job, OutputFile, Progress};
@@ -35,6 +36,8 @@ pub struct UnpackOptions<'a> {
     pub space_check: bool,
     /// Worker threads.
     pub jobs: usize,
+    /// The previous build's partition images, for an incremental payload.
+    pub source: Option<&'a SourceImages>,
 }
 
 /// How far an image written by `unpack` was checked.
@@ -49,6 +52,8 @@ pub enum Checked {
     Unchecked,
     /// The package's own checksums (sparse CRCs, LP checksums) were checked.
     Checksums,
+    /// Copied unchanged from the source (a partition a partial update leaves alone).
+    Unchanged,
 }
 
 /// One image `unpack` wrote.
@@ -99,8 +104,10 @@ impl Rom {
         opts: &UnpackOptions<'_>,
         progress: &dyn Progress,
     ) -> Result<Vec<Written>> {
-        let selected = self.select(opts.partitions)?;
-        if let Some(p) = self.payload() {
+        let (selected, carried) = self.select_with_source(opts.partitions, opts.source)?;
+        if let Some(p) = self.payload()
+            && opts.source.is_none()
+        {
             for (name, _) in &selected {
                 refuse_incremental(self, p, name)?;
             }
@@ -109,7 +116,18 @@ impl Rom {
             .iter()
             .map(|(n, _)| (n.clone(), opts.output.join(format!("{n}.img"))))
             .collect();
-        for (n, d) in &requests {
+        let carried: Vec<(String, PathBuf, PathBuf)> = carried
+            .into_iter()
+            .map(|(n, src)| {
+                let d = opts.output.join(format!("{n}.img"));
+                (n, src, d)
+            })
+            .collect();
+        let all_dests = requests
+            .iter()
+            .map(|(n, d)| (n, d))
+            .chain(carried.iter().map(|(n, _, d)| (n, d)));
+        for (n, d) in all_dests {
             check_overwrite(d, opts.force)?;
             if opts.files {
                 check_overwrite(&opts.output.join(n), opts.force)?;
@@ -117,7 +135,14 @@ impl Rom {
         }
         std::fs::create_dir_all(opts.output).map_err(|e| Error::io(opts.output, e))?;
         if opts.space_check {
-            let images: u64 = requests.iter().map(|(n, _)| self.disk_estimate(n)).sum();
+            let images: u64 = requests
+                .iter()
+                .map(|(n, _)| self.disk_estimate(n))
+                .sum::<u64>()
+                + carried
+                    .iter()
+                    .map(|(_, s, _)| std::fs::metadata(s).map_or(0, |m| m.len()))
+                    .sum::<u64>();
             let need = if opts.files {
                 images.saturating_mul(2)
             } else {
@@ -126,31 +151,96 @@ impl Rom {
             crate::output::ensure_space(opts.output, need, "the partition images")?;
         }
         let mut written = match self.payload() {
-            Some(p) => {
-                self.unpack_payload(p, &requests, opts.verify, opts.force, opts.jobs, progress)?
-            }
+            Some(p) => self.unpack_payload(
+                p,
+                &requests,
+                PayloadRun {
+                    verify: opts.verify,
+                    force: opts.force,
+                    jobs: opts.jobs,
+                    source: opts.source,
+                },
+                progress,
+            )?,
             None => self.unpack_images(&requests, opts)?,
         };
+        if let Err(e) = copy_unchanged(&carried, opts.force, &mut written) {
+            for w in &written {
+                let _ = std::fs::remove_file(&w.path);
+            }
+            return Err(e);
+        }
         if opts.files {
             extract_trees(&mut written, opts)?;
         }
         Ok(written)
     }
 
-    /// Decodes payload partitions (name, destination) in one parallel run.
+    /// The payload partitions to decode for `names` (all when empty) and,
+    /// for a partial update applied to `source`, the source images of the
+    /// partitions it leaves alone (copied unchanged).
+    pub fn select_with_source(
+        &self,
+        names: &[String],
+        source: Option<&SourceImages>,
+    ) -> Result<(Vec<(String, u64)>, Carried)> {
+        let partial = self
+            .payload()
+            .is_some_and(|p| p.manifest.partial_update == Some(true));
+        let Some(source) = source.filter(|_| partial) else {
+            return Ok((self.select(names)?, Vec::new()));
+        };
+        let here = self.partition_names();
+        let carried: Vec<(String, PathBuf)> = source
+            .iter()
+            .filter(|(n, _)| !here.contains(n) && (names.is_empty() || names.contains(n)))
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect();
+        let wanted: Vec<String> = names
+            .iter()
+            .filter(|n| !carried.iter().any(|(c, _)| c == *n))
+            .cloned()
+            .collect();
+        let selected = if wanted.is_empty() && !names.is_empty() {
+            Vec::new()
+        } else {
+            self.select(&wanted)?
+        };
+        Ok((selected, carried))
+    }
+
+    /// Decodes payload partitions (name, destination) in one parallel run;
+    /// with a source, checks it first (nothing is created when it is wrong).
     pub(super) fn unpack_payload(
         &self,
         p: &crate::format::payload::Payload,
         requests: &[(String, PathBuf)],
-        verify: bool,
-        force: bool,
-        jobs: usize,
+        run: PayloadRun<'_>,
         progress: &dyn Progress,
     ) -> Result<Vec<Written>> {
+        let PayloadRun {
+            verify,
+            force,
+            jobs,
+            source,
+        } = run;
         let selected = requests
             .iter()
             .map(|(n, _)| self.partition_index(n))
             .collect::<Result<Vec<usize>>>()?;
+        let sources = match source {
+            Some(images) => {
+                let sources = super::incremental::open_sources(p, &selected, images)?;
+                let errors = crate::format::payload::delta::check_sources(
+                    p, &selected, &sources, jobs, true,
+                );
+                if let Some(e) = errors.into_iter().next() {
+                    return Err(Error::payload(p.source.path(), e));
+                }
+                sources
+            }
+            None => Vec::new(),
+        };
         let mut files = Vec::with_capacity(requests.len());
         for ((_, d), &i) in requests.iter().zip(&selected) {
             let f = AtomicFile::create(d, force)?;
@@ -176,6 +266,7 @@ impl Rom {
                 verify,
                 fail_fast: true,
                 jobs,
+                sources,
             },
             progress,
         );
@@ -225,6 +316,48 @@ impl Rom {
             })
             .collect())
     }
+}
+
+/// Partitions copied unchanged from the source: (name, source image).
+pub type Carried = Vec<(String, PathBuf)>;
+
+/// How [`Rom::unpack_payload`] runs.
+#[derive(Clone, Copy)]
+pub(super) struct PayloadRun<'a> {
+    pub verify: bool,
+    pub force: bool,
+    pub jobs: usize,
+    pub source: Option<&'a SourceImages>,
+}
+
+/// Copies the images a partial update leaves alone (name, source,
+/// destination), appending them to `written`.
+fn copy_unchanged(
+    carried: &[(String, PathBuf, PathBuf)],
+    force: bool,
+    written: &mut Vec<Written>,
+) -> Result<()> {
+    let mut files = Vec::with_capacity(carried.len());
+    for (n, src, d) in carried {
+        let mut f = AtomicFile::create(d, force)?;
+        let mut input = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
+        let size =
+            std::io::copy(&mut input, f.file_mut()).map_err(|e| Error::io(f.tmp_path(), e))?;
+        files.push((n, f, size));
+    }
+    for (n, f, size) in files {
+        let path = f.commit()?;
+        written.push(Written {
+            partition: n.clone(),
+            path,
+            size,
+            sha256: None,
+            verified: false,
+            checked: Checked::Unchanged,
+            files: None,
+        });
+    }
+    Ok(())
 }
 
 pub(super) fn refuse_incremental(

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::Rom;
 use crate::error::{EXIT_CHECK, EXIT_INVALID, Error, Result};
+use crate::format::payload::delta;
 use crate::format::payload::extract::{self, Job, Progress};
 use crate::format::payload::sign::{self, RsaPublicKey, SigStatus, base64_encode};
 use crate::format::payload::{Payload, PayloadError};
@@ -102,6 +103,9 @@ pub struct VerifyOptions<'a> {
     pub jobs: usize,
     /// Told about decoded bytes (payload operations).
     pub progress: &'a dyn Progress,
+    /// The previous build's images, to rebuild an incremental payload's
+    /// partitions in memory and check them.
+    pub source: Option<&'a super::incremental::SourceImages>,
 }
 
 #[derive(Default)]
@@ -154,20 +158,34 @@ impl Rom {
         // The sequential whole-file pass (FILE_HASH, zip CRC, payload-signature
         // digest) runs beside the parallel operation checks.
         let incremental = p.is_incremental();
+        let all: Vec<usize> = (0..p.partitions.len()).collect();
+        let sources = match opts.source {
+            Some(images) if incremental => super::incremental::open_sources(p, &all, images)?,
+            _ => Vec::new(),
+        };
         let (whole, outcome) = std::thread::scope(|s| {
             let whole = s.spawn(|| p.whole_file_pass(opts.key.is_some()));
-            let outcome = (!incremental).then(|| {
-                extract::run(
+            let outcome = (!incremental || opts.source.is_some()).then(|| {
+                let wrong = if incremental {
+                    delta::check_sources(p, &all, &sources, opts.jobs, false)
+                } else {
+                    Vec::new()
+                };
+                if !wrong.is_empty() {
+                    return Err(wrong);
+                }
+                Ok(extract::run(
                     &Job {
                         payload: p,
-                        partitions: (0..p.partitions.len()).collect(),
+                        partitions: all.clone(),
                         outputs: None,
                         verify: true,
                         fail_fast: false,
                         jobs: opts.jobs,
+                        sources: sources.clone(),
                     },
                     opts.progress,
-                )
+                ))
             });
             (whole.join(), outcome)
         });
@@ -180,7 +198,19 @@ impl Rom {
         signature_checks(&mut c, p, &whole, opts.key).map_err(perr)?;
         match outcome {
             None => data_hash_checks(&mut c, p),
-            Some(outcome) => operation_checks(&mut c, outcome, p.source.path()),
+            Some(Ok(outcome)) => operation_checks(&mut c, outcome, p.source.path()),
+            Some(Err(wrong)) => {
+                data_hash_checks(&mut c, p);
+                for e in wrong {
+                    let e = Error::payload(p.source.path(), e);
+                    let kind = if e.exit_code() == EXIT_CHECK {
+                        CheckKind::Integrity
+                    } else {
+                        CheckKind::Structure
+                    };
+                    c.push("source", kind, Status::Failed, e.to_string());
+                }
+            }
         }
         Ok(c.0)
     }
@@ -341,7 +371,7 @@ fn data_hash_checks(c: &mut Checks, p: &Payload) {
             Status::Failed
         },
         format!(
-            "{} data hashes checked, {} mismatched; incremental payload: partition hashes need the previous build",
+            "{} data hashes checked, {} mismatched; incremental payload: partition hashes need the previous build (--source BASE)",
             results.iter().filter(|r| r.2.is_some()).count(),
             bad.len()
         ),

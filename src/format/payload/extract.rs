@@ -14,6 +14,10 @@
 //! or the next one to take (and is never made to wait).
 //!
 //! With verification off, outputs are written and dropped at once.
+//!
+//! Incremental operations read their source ranges from the old partition
+//! image given per partition in [`Job::sources`] (see [`super::delta`]); the
+//! caller runs [`super::delta::check_sources`] first.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,7 +30,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::decode::decode_into;
+use super::delta;
 use super::{OpType, Partition, Payload, PayloadError};
+use crate::format::source::FileSlice;
 use crate::util::hex;
 
 /// Bytes of finished-but-unhashed output a partition may hold before workers
@@ -188,6 +194,9 @@ pub struct Job<'a> {
     pub fail_fast: bool,
     /// Worker count.
     pub jobs: usize,
+    /// The old partition image of each selected partition, for incremental
+    /// operations (empty, or one entry per selected partition).
+    pub sources: Vec<Option<FileSlice>>,
 }
 
 /// Outcome for one partition.
@@ -550,6 +559,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
     type WriteTx = std::sync::mpsc::SyncSender<(usize, usize, Arc<OpBuf>)>;
     let worker = |write_tx: Option<&WriteTx>| {
         let mut data = Vec::new();
+        let mut src_buf = Vec::new();
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return;
@@ -575,9 +585,10 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                 kind: op.kind_name(),
                 why,
             };
+            let source = job.sources.get(pi).and_then(|s| s.as_ref());
             let result: Result<OpBuf, PayloadError> = (|| {
                 let kind = match op.kind {
-                    Ok(k) if !k.needs_source() => k,
+                    Ok(k) if !k.needs_source() || source.is_some() => k,
                     _ => {
                         return Err(PayloadError::Incremental {
                             partition: plan.part.name.clone(),
@@ -611,14 +622,24 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                             }
                             state.ops_verified.fetch_add(1, Ordering::Relaxed);
                         }
-                        None => {
+                        None if op.data_len > 0 => {
                             state.ops_unhashed.fetch_add(1, Ordering::Relaxed);
                         }
+                        None => {}
                     }
                 }
                 let mut out = OpBuf::pooled(&pool);
-                out.reset(op.dst_len as usize);
-                decode_into(kind, &data, out.get_mut()).map_err(op_err)?;
+                match source {
+                    Some(src) if kind.needs_source() => {
+                        delta::read_source(plan.part, op, src, &mut src_buf)?;
+                        out.reset(op.dst_len as usize);
+                        delta::apply(plan.part, op, kind, &data, &src_buf, out.get_mut())?;
+                    }
+                    _ => {
+                        out.reset(op.dst_len as usize);
+                        decode_into(kind, &data, out.get_mut()).map_err(op_err)?;
+                    }
+                }
                 Ok(out)
             })();
             match result {

@@ -13,6 +13,7 @@
 //! partition sizes here, once, so the extraction code can trust them.
 
 pub mod decode;
+pub mod delta;
 pub mod extract;
 pub mod header;
 pub mod proto;
@@ -153,9 +154,9 @@ pub enum PayloadError {
         /// What the decoder found.
         why: decode::DecodeError,
     },
-    /// The payload is incremental and romkit cannot apply it.
+    /// The payload is incremental and no source image was given.
     #[error(
-        "incremental (delta) payload: partition {partition}, operation {index} is {kind}, which needs the previous build's partition; romkit unpacks full payloads only"
+        "incremental (delta) payload: partition {partition}, operation {index} is {kind}, which needs the previous build's partition; give it with --source BASE (a full package, a folder of images or an image), or start from BASE with --apply"
     )]
     Incremental {
         /// Partition name.
@@ -164,6 +165,49 @@ pub enum PayloadError {
         index: usize,
         /// Operation type name.
         kind: String,
+    },
+    /// The source image is not the one the payload was made from: its size
+    /// or SHA-256 differs from `old_partition_info`.
+    #[error(
+        "partition {partition}, operation {index} ({kind}) and every later one reading it: the source image is not the one this payload updates: {why}"
+    )]
+    OldPartition {
+        /// Partition name.
+        partition: String,
+        /// The first operation that reads the source.
+        index: usize,
+        /// Its type name.
+        kind: String,
+        /// What differs.
+        why: String,
+    },
+    /// An operation's source blocks do not match its `src_sha256_hash`.
+    #[error(
+        "partition {partition}, operation {index} ({kind}): src_sha256_hash mismatch: the source image is not the one this payload updates (expected {expected}, source blocks hash to {actual})"
+    )]
+    SourceHash {
+        /// Partition name.
+        partition: String,
+        /// Operation index.
+        index: usize,
+        /// Operation type name.
+        kind: String,
+        /// Hash in the manifest (hex).
+        expected: String,
+        /// Hash of the source blocks (hex).
+        actual: String,
+    },
+    /// A diff operation's patch is malformed or cannot be applied.
+    #[error("partition {partition}, operation {index} ({kind}): {why}")]
+    Patch {
+        /// Partition name.
+        partition: String,
+        /// Operation index.
+        index: usize,
+        /// Operation type name.
+        kind: String,
+        /// What the patch codec found.
+        why: String,
     },
     /// A signature is missing, malformed or does not verify.
     #[error("{what}: {why}")]
@@ -200,6 +244,8 @@ impl PayloadError {
             self,
             PayloadError::OpHash { .. }
                 | PayloadError::PartitionHash { .. }
+                | PayloadError::OldPartition { .. }
+                | PayloadError::SourceHash { .. }
                 | PayloadError::Signature { .. }
         )
     }
@@ -231,6 +277,13 @@ pub struct Operation {
     pub dst_len: u64,
     /// `data_sha256_hash`, when present and 32 bytes long.
     pub data_hash: Option<[u8; 32]>,
+    /// Source ranges in bytes (of the old partition), in the order the
+    /// operation reads them.
+    pub src: Vec<ByteRange>,
+    /// Total source bytes.
+    pub src_len: u64,
+    /// `src_sha256_hash`, when present and 32 bytes long.
+    pub src_hash: Option<[u8; 32]>,
 }
 
 impl Operation {
@@ -252,6 +305,10 @@ pub struct Partition {
     pub size: u64,
     /// SHA-256 of the new image, when the manifest carries one.
     pub hash: Option<[u8; 32]>,
+    /// Size of the old image (`old_partition_info.size`), for incremental payloads.
+    pub old_size: Option<u64>,
+    /// SHA-256 of the old image (`old_partition_info.hash`), for incremental payloads.
+    pub old_hash: Option<[u8; 32]>,
     /// The operations, in manifest order.
     pub ops: Vec<Operation>,
 }
@@ -453,7 +510,33 @@ fn validate_partition(
             ))
         })?),
     };
+    let (old_size, old_hash) = match &p.old_partition_info {
+        None => (None, None),
+        Some(old) => {
+            let old_hash = match &old.hash {
+                None => None,
+                Some(h) if h.is_empty() => None,
+                Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
+                    perr(format!(
+                        "old_partition_info.hash is {} bytes, expected 32 (SHA-256)",
+                        h.len()
+                    ))
+                })?),
+            };
+            if let Some(s) = old.size
+                && s > MAX_PARTITION_SIZE
+            {
+                return Err(perr(format!(
+                    "old_partition_info.size = {s} bytes is more than the {MAX_PARTITION_SIZE} bytes (1 TiB) romkit accepts"
+                )));
+            }
+            (old.size, old_hash)
+        }
+    };
     let blocks = size / block_size;
+    // Source extents must lie in the old partition when its size is known.
+    let max_src_blocks =
+        old_size.map_or(MAX_PARTITION_SIZE / block_size, |s| s.div_ceil(block_size));
     let mut ops = Vec::with_capacity(p.operations.len());
     // (start_block, end_block, op index) of every destination extent, to find overlaps.
     let mut spans: Vec<(u64, u64, usize)> = Vec::new();
@@ -514,7 +597,37 @@ fn validate_partition(
             });
             dst_len += n * block_size;
         }
+        let mut src = Vec::with_capacity(op.src_extents.len());
+        let mut src_len: u64 = 0;
+        for (ei, ext) in op.src_extents.iter().enumerate() {
+            let (start, n) = (ext.start(), ext.blocks());
+            if n == 0 {
+                return Err(oerr(format!("src_extents[{ei}] has num_blocks = 0")));
+            }
+            start.checked_add(n).filter(|&e| e <= max_src_blocks).ok_or_else(|| {
+                oerr(format!(
+                    "src_extents[{ei}] = blocks {start}+{n} lies past the end of the old partition ({max_src_blocks} blocks of {block_size} bytes)"
+                ))
+            })?;
+            // end <= max_src_blocks and that times block_size <= 1 TiB: no overflow.
+            src.push(ByteRange {
+                offset: start * block_size,
+                len: n * block_size,
+            });
+            src_len += n * block_size;
+        }
+        let src_hash =
+            match &op.src_sha256_hash {
+                None => None,
+                Some(h) if h.is_empty() => None,
+                Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
+                    oerr(format!("src_sha256_hash is {} bytes, expected 32", h.len()))
+                })?),
+            };
         if let Ok(k) = kind {
+            if k.needs_source() && src.is_empty() {
+                return Err(oerr("has no src_extents".into()));
+            }
             if dst.is_empty() && !matches!(k, OpType::Zero | OpType::Discard) {
                 return Err(oerr("has no dst_extents".into()));
             }
@@ -545,6 +658,9 @@ fn validate_partition(
             dst,
             dst_len,
             data_hash,
+            src,
+            src_len,
+            src_hash,
         });
     }
     spans.sort_unstable();
@@ -560,6 +676,8 @@ fn validate_partition(
         name,
         size,
         hash,
+        old_size,
+        old_hash,
         ops,
     })
 }

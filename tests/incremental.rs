@@ -1,0 +1,593 @@
+//! Incremental payloads: written independently (tests/oracles/write_delta_payload.py
+//! on PyPI protobuf, bsdiff4 and brotli) over two releases of the synthetic
+//! HyperOS package, and from the shared real patch vectors; romkit must give
+//! back the new images byte for byte, alone, with `--source` of every kind
+//! and in `--apply` chains, and refuse every broken input cleanly. The Rust
+//! payload_dumper 0.8.4 (`--source-dir`) must agree where it can apply them.
+//! Skipped with a printed reason when the oracles are missing, unless
+//! ROMKIT_ORACLES=require.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use predicates::prelude::*;
+
+const PY_MODULES: &[&str] = &["google.protobuf", "bsdiff4", "brotli"];
+
+fn vectors() -> PathBuf {
+    root().join("../shared/incremental-vectors")
+}
+
+/// A fixture release's package and its images unpacked into `dir/imgN`.
+fn release(dir: &Path, n: u32) -> (PathBuf, PathBuf) {
+    let pkg_dir = dir.join(format!("rel{n}"));
+    let out = romkit()
+        .args(["fixture", "--release", &n.to_string(), "-o"])
+        .arg(&pkg_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let zip = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_string(),
+    );
+    let imgs = dir.join(format!("img{n}"));
+    romkit()
+        .args(["unpack", "-q", "-o"])
+        .arg(&imgs)
+        .arg(&zip)
+        .assert()
+        .success();
+    (zip, imgs)
+}
+
+fn image_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "img"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes an incremental OTA zip from the images in `old` to those in `new`.
+fn delta(py: &Path, old: &Path, new: &Path, out_zip: &Path, kinds: &str, extra: &[&str]) {
+    let mut cmd = Command::new(py);
+    cmd.arg(root().join("tests/oracles/write_delta_payload.py"))
+        .arg(out_zip.with_extension("bin"))
+        .args(["--chunk", "65536", "--zip"])
+        .arg(out_zip);
+    for n in image_names(new) {
+        cmd.arg("--part").arg(format!(
+            "{n}={}:{}:{kinds}",
+            old.join(format!("{n}.img")).display(),
+            new.join(format!("{n}.img")).display()
+        ));
+    }
+    cmd.args(extra);
+    run_ok(&mut cmd);
+}
+
+fn assert_same_images(expected: &Path, got: &Path) {
+    for n in image_names(expected) {
+        let a = std::fs::read(expected.join(format!("{n}.img"))).unwrap();
+        let b = std::fs::read(got.join(format!("{n}.img")))
+            .unwrap_or_else(|e| panic!("{n}.img missing in {}: {e}", got.display()));
+        assert!(a == b, "{n}.img differs in {}", got.display());
+    }
+}
+
+fn assert_empty(dir: &Path) {
+    let left = listing(dir);
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        dir.display()
+    );
+}
+
+/// A copy of release 2's images with a few bytes changed: a third build.
+fn third(dir: &Path, img2: &Path) -> PathBuf {
+    let img3 = dir.join("img3");
+    std::fs::create_dir_all(&img3).unwrap();
+    for n in image_names(img2) {
+        let mut b = std::fs::read(img2.join(format!("{n}.img"))).unwrap();
+        if n == "system" || n == "vendor" {
+            let len = b.len();
+            for i in (0..len).step_by(9973) {
+                b[i] = b[i].wrapping_add(1);
+            }
+            b[len / 2..len / 2 + 4096].copy_from_slice(&noise(7, 4096));
+        }
+        std::fs::write(img3.join(format!("{n}.img")), b).unwrap();
+    }
+    img3
+}
+
+#[test]
+fn independent_incremental_payloads_apply_byte_exact() {
+    let Some(py) = python_with(PY_MODULES) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (zip1, img1) = release(d, 1);
+    let (_, img2) = release(d, 2);
+    let inc = d.join("inc.zip");
+    delta(
+        &py,
+        &img1,
+        &img2,
+        &inc,
+        "copy,bsdiff,brotli,copy,xz,zero",
+        &[],
+    );
+    romkit()
+        .arg("inspect")
+        .arg(&inc)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("SOURCE_COPY"))
+        .stdout(predicate::str::contains("SOURCE_BSDIFF"))
+        .stdout(predicate::str::contains("BROTLI_BSDIFF"));
+    // --source: a folder of images, the full package, a bare image.
+    for (label, base) in [("folder", img1.clone()), ("package", zip1.clone())] {
+        let out = d.join(format!("out-{label}"));
+        romkit()
+            .args(["unpack", "--source"])
+            .arg(&base)
+            .arg(&inc)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        assert_same_images(&img2, &out);
+        let hidden: Vec<String> = listing(&out)
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(hidden.is_empty(), "temporary files left: {hidden:?}");
+    }
+    let out = d.join("out-image");
+    romkit()
+        .args(["unpack", "-p", "system", "--source"])
+        .arg(img1.join("system.img"))
+        .arg(&inc)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(out.join("system.img")).unwrap(),
+        std::fs::read(img2.join("system.img")).unwrap()
+    );
+    // --apply from the full package.
+    let out = d.join("out-apply");
+    romkit()
+        .arg("unpack")
+        .arg(&zip1)
+        .arg("--apply")
+        .arg(&inc)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_images(&img2, &out);
+    // verify rebuilds every partition in memory and writes nothing.
+    romkit()
+        .arg("verify")
+        .arg(&inc)
+        .arg("--source")
+        .arg(&img1)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("partition system"))
+        .stdout(predicate::str::contains("all checks passed"));
+    romkit()
+        .arg("verify")
+        .arg(&zip1)
+        .arg("--apply")
+        .arg(&inc)
+        .assert()
+        .success();
+    // Without a source: a clear refusal that says how to give one.
+    romkit()
+        .arg("unpack")
+        .arg(&inc)
+        .arg("-o")
+        .arg(d.join("none"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("--source"));
+}
+
+#[test]
+fn chains_apply_in_order_and_refuse_a_wrong_start() {
+    let Some(py) = python_with(PY_MODULES) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (zip1, img1) = release(d, 1);
+    let (_, img2) = release(d, 2);
+    let img3 = third(d, &img2);
+    let inc1 = d.join("inc1.zip");
+    let inc2 = d.join("inc2.zip");
+    delta(&py, &img1, &img2, &inc1, "copy,bsdiff,brotli", &[]);
+    delta(&py, &img2, &img3, &inc2, "brotli,copy,bsdiff,xz", &[]);
+    let out = d.join("out");
+    romkit()
+        .arg("unpack")
+        .arg(&zip1)
+        .args(["--apply"])
+        .arg(&inc1)
+        .arg("--apply")
+        .arg(&inc2)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_images(&img3, &out);
+    // INC1 --source BASE --apply INC2 is the same chain.
+    let out = d.join("out2");
+    romkit()
+        .arg("unpack")
+        .arg(&inc1)
+        .arg("--source")
+        .arg(&img1)
+        .arg("--apply")
+        .arg(&inc2)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_images(&img3, &out);
+    romkit()
+        .arg("verify")
+        .arg(&zip1)
+        .arg("--apply")
+        .arg(&inc1)
+        .arg("--apply")
+        .arg(&inc2)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("applied, every hash matched"));
+    // The second step does not start from the first one's result.
+    let bad = d.join("bad");
+    romkit()
+        .arg("unpack")
+        .arg(&zip1)
+        .arg("--apply")
+        .arg(&inc2)
+        .arg("-o")
+        .arg(&bad)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("partition "))
+        .stderr(predicate::str::contains("operation "));
+    assert_empty(&bad);
+    romkit()
+        .arg("unpack")
+        .arg(&zip1)
+        .arg("--apply")
+        .arg(&inc2)
+        .arg("--apply")
+        .arg(&inc1)
+        .arg("-o")
+        .arg(&bad)
+        .assert()
+        .code(1);
+    assert_empty(&bad);
+    romkit()
+        .arg("verify")
+        .arg(&inc2)
+        .arg("--source")
+        .arg(&img1)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAILED   source"));
+}
+
+#[test]
+fn in_place_move_and_bsdiff_partial_updates() {
+    let Some(py) = python_with(PY_MODULES) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old, new) = (d.join("old"), d.join("new"));
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::create_dir_all(&new).unwrap();
+    // The new image is the old one moved down by 3 blocks (each MOVE reads
+    // blocks overlapping its own destination), with an edited stretch.
+    let a = mixed_image(11, 256);
+    let mut b = a[3 * 4096..].to_vec();
+    b.extend_from_slice(&noise(12, 3 * 4096));
+    b[100_000..100_050].copy_from_slice(&[0x42; 50]);
+    std::fs::write(old.join("system.img"), &a).unwrap();
+    std::fs::write(new.join("system.img"), &b).unwrap();
+    // A partition the partial update leaves alone.
+    std::fs::write(old.join("vendor.img"), noise(13, 8 * 4096)).unwrap();
+    let inc = d.join("inc.zip");
+    delta(
+        &py,
+        &old,
+        &new,
+        &inc,
+        "move,bsdiff",
+        &["--minor-version", "1", "--partial"],
+    );
+    romkit()
+        .arg("inspect")
+        .arg(&inc)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("MOVE"))
+        .stdout(predicate::str::contains("BSDIFF"));
+    let out = d.join("out");
+    romkit()
+        .arg("unpack")
+        .arg(&inc)
+        .arg("--source")
+        .arg(&old)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("unchanged"));
+    assert_eq!(std::fs::read(out.join("system.img")).unwrap(), b);
+    assert_eq!(
+        std::fs::read(out.join("vendor.img")).unwrap(),
+        std::fs::read(old.join("vendor.img")).unwrap()
+    );
+}
+
+#[test]
+fn real_patch_vectors_apply_as_payload_operations() {
+    let Some(py) = python_with(PY_MODULES) else {
+        return;
+    };
+    let v = vectors();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let parts = [
+        (
+            "puf_bsdf2",
+            "aosp-puffin/deflates_sample1.bin",
+            "aosp-puffin/deflates_sample2.bin",
+            "PUFFDIFF",
+            "aosp-puffin/patch_1_to_2.puf",
+        ),
+        (
+            "puf_bsdf2_back",
+            "aosp-puffin/deflates_sample2.bin",
+            "aosp-puffin/deflates_sample1.bin",
+            "PUFFDIFF",
+            "aosp-puffin/patch_2_to_1.puf",
+        ),
+        (
+            "puf_zucchini",
+            "chromium-puffin-zucchini/deflates_sample1.bin",
+            "chromium-puffin-zucchini/deflates_sample2.bin",
+            "PUFFDIFF",
+            "chromium-puffin-zucchini/patch_1_to_2.puf",
+        ),
+        (
+            "puf_zucchini_back",
+            "chromium-puffin-zucchini/deflates_sample2.bin",
+            "chromium-puffin-zucchini/deflates_sample1.bin",
+            "PUFFDIFF",
+            "chromium-puffin-zucchini/patch_2_to_1.puf",
+        ),
+        (
+            "puf_bsdiff40",
+            "aosp-update_engine-puffdiff/src_deflates.bin",
+            "aosp-update_engine-puffdiff/dst_deflates.bin",
+            "PUFFDIFF",
+            "aosp-update_engine-puffdiff/puffdiff_patch.puf",
+        ),
+        (
+            "bsdiff_simple",
+            "zhuyie-bsdiff/simple/v1",
+            "zhuyie-bsdiff/simple/v2",
+            "SOURCE_BSDIFF",
+            "zhuyie-bsdiff/simple/v1_v2.patch",
+        ),
+        (
+            "bsdiff_putty",
+            "zhuyie-bsdiff/putty/0.75.exe",
+            "zhuyie-bsdiff/putty/0.76.exe",
+            "BSDIFF",
+            "zhuyie-bsdiff/putty/0.75_0.76.patch",
+        ),
+    ];
+    let mut cmd = Command::new(&py);
+    cmd.arg(root().join("tests/oracles/write_delta_payload.py"))
+        .arg(d.join("vec.bin"))
+        .args(["--minor-version", "1"]);
+    for (name, old, new, kind, patch) in parts {
+        cmd.arg("--blob-part").arg(format!(
+            "{name}={}:{}:{kind}:{}",
+            v.join(old).display(),
+            v.join(new).display(),
+            v.join(patch).display()
+        ));
+    }
+    run_ok(&mut cmd);
+    let src = d.join("src");
+    let expected = d.join("expected");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&expected).unwrap();
+    for (name, ..) in parts {
+        std::fs::rename(
+            d.join(format!("{name}.old.img")),
+            src.join(format!("{name}.img")),
+        )
+        .unwrap();
+        std::fs::rename(
+            d.join(format!("{name}.new.img")),
+            expected.join(format!("{name}.img")),
+        )
+        .unwrap();
+    }
+    let out = d.join("out");
+    romkit()
+        .arg("unpack")
+        .arg(d.join("vec.bin"))
+        .arg("--source")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_images(&expected, &out);
+}
+
+#[test]
+fn hostile_incrementals_exit_cleanly_and_leave_nothing() {
+    let Some(py) = python_with(PY_MODULES) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old, new) = (d.join("old"), d.join("new"));
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::create_dir_all(&new).unwrap();
+    let a = mixed_image(21, 96);
+    let mut b = a.clone();
+    for i in (0..b.len()).step_by(7919) {
+        b[i] ^= 0x33;
+    }
+    std::fs::write(old.join("system.img"), &a).unwrap();
+    std::fs::write(new.join("system.img"), &b).unwrap();
+    let cases: [(&str, &str, &[&str], i32); 7] = [
+        ("truncated-bsdf2", "brotli", &["--mangle", "truncate"], 3),
+        ("truncated-bsdiff40", "bsdiff", &["--mangle", "truncate"], 3),
+        ("garbage-bsdiff40", "bsdiff", &["--mangle", "garbage"], 3),
+        ("garbage-bsdf2", "brotli", &["--mangle", "garbage"], 3),
+        ("huge-output", "bsdiff", &["--mangle", "huge"], 3),
+        ("overlap", "copy,bsdiff", &["--overlap"], 3),
+        ("fine", "bsdiff", &[], 0),
+    ];
+    for (label, kinds, extra, code) in cases {
+        let inc = d.join(format!("{label}.zip"));
+        delta(&py, &old, &new, &inc, kinds, extra);
+        let out = d.join(format!("out-{label}"));
+        let assert = romkit()
+            .arg("unpack")
+            .arg(&inc)
+            .arg("--source")
+            .arg(&old)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .code(code);
+        if code != 0 {
+            assert
+                .stderr(predicate::str::contains("partition system"))
+                .stderr(predicate::str::contains("panicked").not());
+            if out.exists() {
+                assert_empty(&out);
+            }
+            let v = romkit()
+                .arg("verify")
+                .arg(&inc)
+                .arg("--source")
+                .arg(&old)
+                .output()
+                .unwrap();
+            let c = v.status.code().unwrap();
+            assert!(c == 1 || c == 3, "{label}: verify exit {c}: {v:?}");
+        }
+    }
+    // The wrong source: exit 1 naming the partition and an operation.
+    let inc = d.join("fine.zip");
+    let out = d.join("out-wrong");
+    romkit()
+        .arg("unpack")
+        .arg(&inc)
+        .arg("--source")
+        .arg(&new)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("partition system, operation 0"));
+    if out.exists() {
+        assert_empty(&out);
+    }
+    // Same size, one byte changed: the source hashes catch it.
+    let mut c = a.clone();
+    c[5000] ^= 1;
+    let wrong = d.join("wrong");
+    std::fs::create_dir_all(&wrong).unwrap();
+    std::fs::write(wrong.join("system.img"), &c).unwrap();
+    romkit()
+        .arg("unpack")
+        .arg(&inc)
+        .arg("--source")
+        .arg(&wrong)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("partition system"));
+    if out.exists() {
+        assert_empty(&out);
+    }
+}
+
+/// The Rust payload_dumper 0.8.4 applies the same incremental payload to the
+/// same source images and must produce the same bytes.
+#[test]
+fn payload_dumper_agrees_on_incrementals() {
+    let Some(py) = python_with(PY_MODULES) else {
+        return;
+    };
+    let found = std::env::var_os("ROMKIT_PAYLOAD_DUMPER")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .or_else(|| {
+            let p = root().join("target/peers/bin/payload_dumper");
+            p.exists().then_some(p)
+        });
+    let Some(dumper) = need("payload_dumper 0.8.4 (target/peers/bin)", found) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, img1) = release(d, 1);
+    let (_, img2) = release(d, 2);
+    let inc = d.join("inc.zip");
+    delta(&py, &img1, &img2, &inc, "copy,bsdiff,brotli,xz", &[]);
+    let out = d.join("peer");
+    run_ok(
+        Command::new(dumper)
+            .arg(inc.with_extension("bin"))
+            .arg("--source-dir")
+            .arg(&img1)
+            .arg("-o")
+            .arg(&out),
+    );
+    let ours = d.join("ours");
+    romkit()
+        .arg("unpack")
+        .arg(&inc)
+        .arg("--source")
+        .arg(&img1)
+        .arg("-o")
+        .arg(&ours)
+        .assert()
+        .success();
+    assert_same_images(&img2, &ours);
+    assert_same_images(&ours, &out);
+}
