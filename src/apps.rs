@@ -559,3 +559,12 @@ mod tests {
         );
     }
 }
+
+/// The package names of the apps in `input` (anything [`load`] reads).
+pub fn packages_in(input: &Path, jobs: usize) -> crate::Result<Vec<String>> {
+    let loaded = load(input, None, jobs)?;
+    Ok(identify(loaded.locate(), jobs)
+        .iter()
+        .filter_map(|x| x.package().map(str::to_string))
+        .collect())
+}

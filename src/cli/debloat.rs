@@ -159,35 +159,9 @@ pub fn run_profile(ctx: &Ctx, cmd: ProfileCmd) -> Result<u8> {
 
 /// Runs `profile import-uad`.
 fn import_uad(ctx: &Ctx, a: ImportUadArgs) -> Result<u8> {
-    let md = std::fs::metadata(&a.file).map_err(|e| Error::io(&a.file, e))?;
-    if md.len() > debloat::uad::MAX_UAD_BYTES {
-        return Err(Error::invalid(
-            &a.file,
-            format!(
-                "{} bytes; a UAD list may be at most {}",
-                md.len(),
-                debloat::uad::MAX_UAD_BYTES
-            ),
-        ));
-    }
-    let bytes = std::fs::read(&a.file).map_err(|e| Error::io(&a.file, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Error::invalid(
-            &a.file,
-            format!("not UTF-8 (byte offset {})", e.utf8_error().valid_up_to()),
-        )
-    })?;
-    let list = debloat::uad::parse(&text).map_err(|m| Error::invalid(&a.file, m.to_string()))?;
+    let list = debloat::uad::read_file(&a.file)?;
     let present = match &a.present_in {
-        Some(rom) => {
-            let loaded = crate::apps::load(rom, None, ctx.jobs)?;
-            let apps = crate::apps::identify(loaded.locate(), ctx.jobs);
-            Some(
-                apps.iter()
-                    .filter_map(|x| x.package().map(str::to_string))
-                    .collect(),
-            )
-        }
+        Some(rom) => Some(crate::apps::packages_in(rom, ctx.jobs)?),
         None => None,
     };
     if !debloat::profile::valid_profile_name(&a.name) {

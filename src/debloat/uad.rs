@@ -37,6 +37,30 @@ pub struct UadEntry {
     pub needed_by: Vec<String>,
 }
 
+/// Reads and parses a UAD list file: at most [`MAX_UAD_BYTES`], UTF-8,
+/// errors naming the file and the position.
+pub fn read_file(path: &std::path::Path) -> crate::Result<UadList> {
+    use crate::error::Error;
+    let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if md.len() > MAX_UAD_BYTES {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "{} bytes; a UAD list may be at most {MAX_UAD_BYTES}",
+                md.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::invalid(
+            path,
+            format!("not UTF-8 (byte offset {})", e.utf8_error().valid_up_to()),
+        )
+    })?;
+    parse(&text).map_err(|m| Error::invalid(path, m.to_string()))
+}
+
 /// A parsed UAD list, by package.
 pub type UadList = BTreeMap<String, UadEntry>;
 

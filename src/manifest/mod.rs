@@ -893,3 +893,32 @@ fn describe_folder(path: &Path, jobs: usize) -> Result<Manifest> {
     facts_from_props(&mut m);
     Ok(m)
 }
+
+/// Whether `path` is a JSON document: a `.json` name, or a `{` first.
+fn is_json(path: &Path) -> Result<bool> {
+    if path.is_dir() {
+        return Ok(false);
+    }
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return Ok(true);
+    }
+    let mut head = [0u8; 64];
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let n = std::io::Read::read(&mut f, &mut head).map_err(|e| Error::io(path, e))?;
+    Ok(head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{'))
+}
+
+/// A manifest read from JSON, or made by describing a package.
+pub fn load(path: &Path, jobs: usize) -> Result<Manifest> {
+    if is_json(path)? {
+        Manifest::read(path)
+    } else {
+        describe(path, jobs)
+    }
+}
