@@ -511,6 +511,15 @@ pub fn load(input: &Path, only: Option<&[String]>, jobs: usize) -> crate::Result
     })
 }
 
+/// The package names of the apps in `input` (anything [`load`] reads).
+pub fn packages_in(input: &Path, jobs: usize) -> crate::Result<Vec<String>> {
+    let loaded = load(input, None, jobs)?;
+    Ok(identify(loaded.locate(), jobs)
+        .iter()
+        .filter_map(|x| x.package().map(str::to_string))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,13 +567,4 @@ mod tests {
             format!("{d}/other.apk")
         );
     }
-}
-
-/// The package names of the apps in `input` (anything [`load`] reads).
-pub fn packages_in(input: &Path, jobs: usize) -> crate::Result<Vec<String>> {
-    let loaded = load(input, None, jobs)?;
-    Ok(identify(loaded.locate(), jobs)
-        .iter()
-        .filter_map(|x| x.package().map(str::to_string))
-        .collect())
 }
