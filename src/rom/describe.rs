@@ -366,15 +366,22 @@ impl Rom {
     /// What the first 4 KiB of a partition hold; `None` when unknown or
     /// unreadable (`verify` names the problem).
     fn content_of(&self, name: &str) -> Option<&'static str> {
-        let head = if let Some(p) = self.payload() {
-            p.partition_head(p.partition(name)?, 4096).ok()?
+        Magic::of(&self.partition_head(name, 4096)?).map(Magic::name)
+    }
+
+    /// The first `len` bytes of a partition's image, decoded without
+    /// extracting the rest; `None` for a partition that is not there, a kind
+    /// that can only be read in order (block OTAs), or data that does not
+    /// decode.
+    pub fn partition_head(&self, name: &str, len: usize) -> Option<Vec<u8>> {
+        if let Some(p) = self.payload() {
+            p.partition_head(p.partition(name)?, len).ok()
         } else if let Some(pkg) = self.images() {
             let (_, _, src) = pkg.sources().into_iter().find(|(n, _, _)| n == name)?;
-            pkg.partition_head(&src, 4096)?
+            pkg.partition_head(&src, len)
         } else {
-            return None;
-        };
-        Magic::of(&head).map(Magic::name)
+            None
+        }
     }
 
     /// Dynamic partition groups: the payload's dynamic metadata or the LP
