@@ -174,8 +174,10 @@ fn shipped_profiles_validate_against_the_schema() {
             "schema accepts {what}"
         );
     }
-    // A second opinion from Python's jsonschema, when it is installed.
-    let py = Command::new("python3")
+    // A second opinion from Python's jsonschema, when it is installed (CI
+    // installs it into ROMKIT_PYTHON's venv).
+    let python = std::env::var("ROMKIT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let py = Command::new(&python)
         .args(["-c", "import jsonschema"])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -189,7 +191,7 @@ fn shipped_profiles_validate_against_the_schema() {
         let vp = d.path().join("doc.json");
         std::fs::write(&vp, v.to_string()).unwrap();
         let code = "import json,sys,jsonschema\nschema=json.load(open(sys.argv[1]))\njsonschema.Draft7Validator.check_schema(schema)\njsonschema.validate(json.load(open(sys.argv[2])),schema)";
-        Command::new("python3")
+        Command::new(&python)
             .args(["-c", code])
             .arg(&sp)
             .arg(&vp)
