@@ -883,7 +883,7 @@ fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<
         .text("md5sum.xml")
         .or_else(|| pkg.text("images/md5sum.xml"))
         .map(str::to_string);
-    let read = |name: &str| pkg.text(name).map(flash_script::read_official);
+    let read = |name: &str| pkg.text(name).map(crate::rom::scripts::read_official);
     match (read("flash_all.sh"), read("flash_all_except_storage.sh")) {
         (Some(Ok(first)), Some(Ok(update))) => {
             for l in first.locks.iter().chain(&update.locks) {

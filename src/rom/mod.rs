@@ -13,6 +13,7 @@ pub mod describe;
 pub mod images;
 pub mod load;
 pub mod ota;
+pub mod scripts;
 pub mod unpack;
 pub mod verify;
 pub mod version;
