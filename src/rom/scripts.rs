@@ -59,8 +59,14 @@ pub fn read_official(text: &str) -> Result<Official, Unfollowable> {
         if line.starts_with('#') || line.starts_with("rem ") || line.starts_with("::") {
             continue;
         }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first() != Some(&"fastboot") {
+        // The package folder prefixes have spaces (`` `dirname $0`/ ``):
+        // gone before the line is split into words.
+        let norm = PREFIXES
+            .iter()
+            .fold(line.to_string(), |l, p| l.replace(p, ""));
+        let words: Vec<&str> = norm.split_whitespace().collect();
+        // `fb` is the helper the scripts romkit writes call fastboot through.
+        if !matches!(words.first(), Some(&"fastboot") | Some(&"fb")) {
             continue;
         }
         let mut w = &words[1..];
@@ -104,23 +110,22 @@ pub fn read_official(text: &str) -> Result<Official, Unfollowable> {
     Ok(out)
 }
 
-/// `` `dirname $0`/images/abl.elf `` → `images/abl.elf`.
+/// How official scripts name the package folder before a file.
+const PREFIXES: [&str; 8] = [
+    "`dirname $0`/",
+    "$(dirname $0)/",
+    "$(dirname \"$0\")/",
+    "`pwd`/",
+    "${SCRIPT_PATH}/",
+    "$SCRIPT_PATH/",
+    "%~dp0",
+    "./",
+];
+
+/// A file word of a script line, its folder prefix already gone:
+/// `images\abl.elf` → `images/abl.elf`; `None` outside the package.
 fn package_path(word: &str) -> Option<String> {
-    let w = word.trim_matches('"').replace('\\', "/");
-    let rest = [
-        "`dirname $0`/",
-        "$(dirname $0)/",
-        "$(dirname \"$0\")/",
-        "`pwd`/",
-        "${SCRIPT_PATH}/",
-        "$SCRIPT_PATH/",
-        "%~dp0",
-        "./",
-    ]
-    .iter()
-    .find_map(|p| w.strip_prefix(p))
-    .unwrap_or(&w)
-    .to_string();
+    let rest = word.trim_matches('"').replace('\\', "/");
     (is_script_safe(&rest) && !rest.starts_with('/')).then_some(rest)
 }
 
