@@ -666,7 +666,7 @@ fn official_package_keeps_its_checks_and_order_and_loses_its_lock_scripts() {
     // A package whose CRC list no longer matches: verify fails naming it.
     romkit()
         .arg("verify")
-        .arg(&out.join("images/super.img"))
+        .arg(out.join("images/super.img"))
         .assert()
         .success();
     let again = dir.path().join(format!("{top}-again.tgz"));

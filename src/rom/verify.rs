@@ -587,7 +587,7 @@ impl Rom {
             ("images/crclist.txt", false),
             ("images/sparsecrclist.txt", true),
         ];
-        let mut wanted: Vec<(String, String, bool, Vec<u32>, Vec<String>)> = Vec::new();
+        let mut wanted: Vec<ListedEntry> = Vec::new();
         for (rel, sparse_list) in lists {
             let Some(text) = pkg.text(rel) else {
                 continue;
@@ -661,7 +661,7 @@ impl Rom {
         &self,
         pkg: &super::images::ImagePackage,
         paths: &std::collections::BTreeSet<String>,
-    ) -> Result<std::collections::BTreeMap<String, (u32, Option<Vec<u32>>)>> {
+    ) -> Result<std::collections::BTreeMap<String, EntryCrcs>> {
         use super::images::Archive;
         let mut out = std::collections::BTreeMap::new();
         let bad = |e: std::io::Error| Error::invalid(&self.path, e.to_string());
@@ -733,6 +733,13 @@ impl Rom {
     }
 }
 
+/// A CRC list entry to check: (list, partition, sparse list, listed CRCs,
+/// the archive paths flashed to the partition).
+type ListedEntry = (String, String, bool, Vec<u32>, Vec<String>);
+
+/// The CRC-32 of a file and, when sparse, of each of its fastboot downloads.
+type EntryCrcs = (u32, Option<Vec<u32>>);
+
 /// The archive paths of the files a fastboot package flashes to
 /// `partition`: the image `images/NAME.img` (or its split parts), else the
 /// file its `flash_all.sh` flashes to `NAME` or `NAME_ab`.
@@ -762,7 +769,7 @@ fn flashed_files(pkg: &super::images::ImagePackage, root: &str, partition: &str)
 
 /// The CRC-32 of a stream and, when it is a sparse image, of each of its
 /// fastboot downloads.
-fn stream_crcs(r: &mut dyn std::io::Read) -> std::io::Result<(u32, Option<Vec<u32>>)> {
+fn stream_crcs(r: &mut dyn std::io::Read) -> std::io::Result<EntryCrcs> {
     use std::io::Read;
     struct Tee<'a> {
         inner: &'a mut dyn Read,
