@@ -610,17 +610,7 @@ pub fn check_stream(r: &mut dyn Read) -> Result<(Header, usize), SparseError> {
         let (kind, blocks, data_len) = parse_chunk_header(&h, &ch, at, block)?;
         let len = u64::from(blocks) * bs;
         match kind {
-            CHUNK_RAW => {
-                let mut left = len;
-                while left > 0 {
-                    let n = left.min(buf.len() as u64) as usize;
-                    r.read_exact(&mut buf[..n]).map_err(|e| {
-                        SparseError::invalid(at, format!("raw chunk data ends early ({e})"))
-                    })?;
-                    crc.update(&buf[..n]);
-                    left -= n as u64;
-                }
-            }
+            CHUNK_RAW => read_raw(r, &mut crc, len, &mut buf, at)?,
             CHUNK_FILL => {
                 let mut p = [0u8; 4];
                 r.read_exact(&mut p)?;
@@ -761,17 +751,7 @@ pub fn download_part_crcs(r: &mut dyn Read, max_download: u64) -> Result<Vec<u32
             }
             let crc = parts.last_mut().expect("one part at least");
             match kind {
-                CHUNK_RAW => {
-                    let mut n = split;
-                    while n > 0 {
-                        let k = n.min(buf.len() as u64) as usize;
-                        r.read_exact(&mut buf[..k]).map_err(|e| {
-                            SparseError::invalid(at, format!("raw chunk data ends early ({e})"))
-                        })?;
-                        crc.update(&buf[..k]);
-                        n -= k as u64;
-                    }
-                }
+                CHUNK_RAW => read_raw(r, crc, split, &mut buf, at)?,
                 CHUNK_FILL => {
                     if let Some(p) = fill {
                         fill_pattern(&mut buf, p);
@@ -795,6 +775,25 @@ pub fn download_part_crcs(r: &mut dyn Read, max_download: u64) -> Result<Vec<u32
         at += CHDR + data_len;
     }
     Ok(parts.into_iter().map(|c| c.finalize()).collect())
+}
+
+/// Reads `len` bytes of RAW chunk data (the chunk at `at`) into `crc`.
+fn read_raw(
+    r: &mut dyn Read,
+    crc: &mut crc32fast::Hasher,
+    len: u64,
+    buf: &mut [u8],
+    at: u64,
+) -> Result<(), SparseError> {
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        r.read_exact(&mut buf[..n])
+            .map_err(|e| SparseError::invalid(at, format!("raw chunk data ends early ({e})")))?;
+        crc.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 fn skip(r: &mut dyn Read, n: u64) -> io::Result<()> {

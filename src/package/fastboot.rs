@@ -487,14 +487,7 @@ fn crc_entries(
                 );
             } else {
                 let mut h = crc32fast::Hasher::new();
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let k = chained.read(&mut buf).map_err(|e| Error::io(&p, e))?;
-                    if k == 0 {
-                        break;
-                    }
-                    h.update(&buf[..k]);
-                }
+                each_block(chained, &p, |b| h.update(b))?;
                 crcs.push(h.finalize());
             }
         }
@@ -538,14 +531,7 @@ fn rewrite_md5sum(text: &str, root: &Path, files: &BTreeSet<String>) -> Result<S
         let p = root.join(f);
         let mut r = File::open(&p).map_err(|e| Error::io(&p, e))?;
         let mut h = md5::Md5::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let k = r.read(&mut buf).map_err(|e| Error::io(&p, e))?;
-            if k == 0 {
-                break;
-            }
-            h.update(&buf[..k]);
-        }
+        each_block(&mut r, &p, |b| h.update(b))?;
         let digest = crate::util::hex(&h.finalize());
         out.push_str(&line[..at]);
         out.push_str(&digest);
@@ -553,6 +539,18 @@ fn rewrite_md5sum(text: &str, root: &Path, files: &BTreeSet<String>) -> Result<S
         out.push('\n');
     }
     Ok(out)
+}
+
+/// Feeds everything `r` (the file `path`) holds to `f`, a block at a time.
+fn each_block(r: &mut dyn Read, path: &Path, mut f: impl FnMut(&[u8])) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let k = r.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            return Ok(());
+        }
+        f(&buf[..k]);
+    }
 }
 
 /// Where a run of exactly 32 hex digits starts in `line`.
