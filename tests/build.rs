@@ -424,10 +424,11 @@ fn manifest_diff_of_input_and_output_is_exactly_the_plan() {
         .iter()
         .map(|p| p["name"].as_str().unwrap().to_string())
         .collect();
-    // The rebuilt partitions, and vbmeta is untouched in a fastboot build.
+    // The rebuilt partitions, and vbmeta with its verification-disabled
+    // flags set (in every output format, fastboot included).
     assert_eq!(
         parts,
-        ["product", "system", "system_ext"]
+        ["product", "system", "system_ext", "vbmeta"]
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -474,4 +475,66 @@ fn the_report_gives_the_room_left_in_the_dynamic_group() {
     assert_eq!(space["used"].as_u64(), Some(used));
     assert_eq!(space["free"].as_u64(), Some(size - used));
     assert!(used < size);
+}
+
+#[test]
+fn xiaomi_eu_fastboot_build_carries_disabled_vbmeta_and_its_scripts() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("fuxi-eu.zip");
+    let r = romkit()
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .args([
+            "--json",
+            "build",
+            "--profile",
+            "xiaomi-eu",
+            "--style",
+            "xiaomi-eu",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(sample())
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&r.get_output().stdout).unwrap();
+    let fb = &v["fastboot"];
+    assert_eq!(fb["style"], "xiaomi-eu", "{fb}");
+    assert!(fb["super_parts"].as_u64().unwrap() >= 1);
+    assert!(
+        fb["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("anti-rollback")),
+        "{fb}"
+    );
+    let vb = v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "vbmeta")
+        .unwrap();
+    assert_eq!(vb["status"], "patched");
+    let f = std::fs::File::open(&out).unwrap();
+    let mut z = zip::ZipArchive::new(f).unwrap();
+    let mut vbmeta = Vec::new();
+    std::io::Read::read_to_end(&mut z.by_name("images/vbmeta.img").unwrap(), &mut vbmeta).unwrap();
+    assert_eq!(&vbmeta[..4], b"AVB0");
+    assert_eq!(
+        vbmeta[123] & 3,
+        3,
+        "verity and verification disabled in the image"
+    );
+    for name in [
+        "README.txt",
+        "images/super.img.0",
+        "images/crclist.txt",
+        "images/sparsecrclist.txt",
+        "windows_fastboot_first_install_with_data_format.bat",
+        "linux_fastboot_update_rom.sh",
+        "macos_fastboot_update_rom.sh",
+    ] {
+        assert!(z.by_name(name).is_ok(), "{name}");
+    }
+    romkit().arg("verify").arg(&out).assert().success();
 }

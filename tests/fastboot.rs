@@ -174,7 +174,9 @@ fn install_scripts_check_the_device() {
     assert!(st.status.success());
     let calls = std::fs::read_to_string(&log).unwrap();
     assert!(calls.contains("flash super images/super.img.0"));
-    assert!(!calls.contains("erase"));
+    // The update keeps user data; boot is erased first, as in Xiaomi's scripts.
+    assert!(!calls.contains("erase userdata") && !calls.contains("erase metadata"));
+    assert!(calls.contains("\nerase boot_ab\n"));
     assert!(calls.ends_with("reboot\n"));
 }
 
@@ -322,4 +324,458 @@ fn hostile_tgz_entries_are_refused() {
         .arg(&cut)
         .assert()
         .code(3);
+}
+
+/// A fake `fastboot` in `dir/bin` that logs each call to `dir/log` and
+/// answers `getvar product/anti/crc` from FAKE_PRODUCT, FAKE_ANTI and
+/// FAKE_CRC. Returns the PATH to run scripts with.
+fn fake_fastboot(dir: &Path) -> String {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = format!(
+        "#!/bin/sh\necho \"$*\" >> {}\ncase \"$1 $2\" in\n  \"getvar product\") echo \"product: $FAKE_PRODUCT\" >&2 ;;\n  \"getvar anti\") if [ -n \"$FAKE_ANTI\" ]; then echo \"anti: $FAKE_ANTI\" >&2; fi ;;\n  \"getvar crc\") echo \"crc: ${{FAKE_CRC:-0}}\" >&2 ;;\nesac\nexit 0\n",
+        dir.join("log").display()
+    );
+    std::fs::write(bin.join("fastboot"), fake).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("fastboot"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Runs `script` against the fake fastboot; returns (success, calls).
+fn run_script(dir: &Path, path: &str, script: &Path, env: &[(&str, &str)]) -> (bool, Vec<String>) {
+    let log = dir.join("log");
+    let _ = std::fs::remove_file(&log);
+    let mut cmd = Command::new("sh");
+    cmd.arg(script).env("PATH", path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let st = cmd.output().unwrap();
+    let calls = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (st.status.success(), calls)
+}
+
+fn shellcheck_all(scripts: &[PathBuf]) {
+    let found = Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if need("shellcheck", found.then_some(())).is_none() {
+        return;
+    }
+    for s in scripts {
+        run_ok(Command::new("shellcheck").arg(s));
+    }
+}
+
+/// The CRC lists of the package folder `pkg`, checked with Python's zlib
+/// (independently of romkit): crclist entries are the CRC-32 of the file,
+/// sparsecrclist entries that of the data each sparse file writes (the
+/// test images are far below one 768 MiB download).
+fn python_checks_crc_lists(pkg: &Path, files: &[(&str, &str)]) {
+    let Some(py) = python_with(&["zlib"]) else {
+        return;
+    };
+    let map: String = files
+        .iter()
+        .map(|(p, f)| format!("'{p}': ['{f}'],"))
+        .collect();
+    let code = format!(
+        r#"
+import os, struct, sys, zlib
+root = sys.argv[1]
+files = {{{map}}}
+def path_of(p):
+    if p in files: return files[p]
+    img = 'images/%s.img' % p
+    if os.path.exists(os.path.join(root, img)): return [img]
+    parts = sorted((f for f in os.listdir(os.path.join(root, 'images')) if f.startswith(p + '.img.')), key=lambda f: int(f.rsplit('.', 1)[1]))
+    return ['images/' + f for f in parts]
+def sparse_crc(data):
+    magic, _, _, fhs, chs, bs, blocks, chunks, _ = struct.unpack('<I4H4I', data[:28])
+    assert magic == 0xED26FF3A
+    at, crc = fhs, 0
+    for _ in range(chunks):
+        kind, _, n, total = struct.unpack('<2H2I', data[at:at+12])
+        body = data[at+chs:at+total]
+        if kind == 0xCAC1: crc = zlib.crc32(body, crc)
+        elif kind == 0xCAC2: crc = zlib.crc32(body * (bs // 4) * n, crc)
+        at += total
+    return crc
+lines = open(os.path.join(root, 'images/crclist.txt')).read().split('\n')
+assert lines[0] == 'CRC-LIST', lines[0]
+n = 0
+for l in filter(None, lines[1:]):
+    p, c = l.split()
+    [f] = path_of(p)
+    want = zlib.crc32(open(os.path.join(root, f), 'rb').read())
+    assert int(c, 16) == want, (p, c, hex(want))
+    n += 1
+lines = open(os.path.join(root, 'images/sparsecrclist.txt')).read().split('\n')
+assert lines[0] == 'SPARSECRC-LIST', lines[0]
+for l in filter(None, lines[1:]):
+    w = l.split()
+    got = [sparse_crc(open(os.path.join(root, f), 'rb').read()) for f in path_of(w[0])]
+    assert int(w[1]) == len(got) and [int(x, 16) for x in w[2:]] == got, (w, [hex(x) for x in got])
+    n += 1
+assert n >= 3, n
+print('ok', n)
+"#
+    );
+    let out = run_ok(Command::new(&py).args(["-c", &code]).arg(pkg));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
+}
+
+/// An official-style package: the generated folder with its scripts
+/// replaced by ones shaped like Xiaomi's (anti-rollback, CRC block, erase
+/// boot_ab first, firmware, super, vbmeta, erase metadata, boot last), a
+/// lock script, anti_version.txt, stale CRC lists, a firmware file and
+/// misc.txt.
+fn official_folder(dir: &Path) -> PathBuf {
+    let folder = dir.join("official");
+    romkit()
+        .args(["fastboot", "-o"])
+        .arg(&folder)
+        .arg(sample())
+        .assert()
+        .success();
+    for f in listing(&folder) {
+        if f.ends_with(".sh") || f.ends_with(".bat") || f.ends_with("crclist.txt") {
+            std::fs::remove_file(folder.join(f)).unwrap();
+        }
+    }
+    std::fs::write(folder.join("images/abl.elf"), noise(7, 40000)).unwrap();
+    std::fs::write(folder.join("images/anti_version.txt"), "3\n").unwrap();
+    std::fs::write(
+        folder.join("images/crclist.txt"),
+        "CRC-LIST\nboot 0x1\nabl 0x2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("images/sparsecrclist.txt"),
+        "SPARSECRC-LIST\nsuper 1 0x3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("misc.txt"),
+        "device=fuxi\nbuild_number=OS1.0.24.0.UMCCNXM\n",
+    )
+    .unwrap();
+    let step = |cmd: &str, what: &str| {
+        format!("fastboot $* {cmd}\nif [ $? -ne 0 ] ; then echo \"{what} error\"; exit 1; fi\n")
+    };
+    let head = "fastboot $* getvar product 2>&1 | grep \"^product: *fuxi\"\n\
+        if [ $? -ne 0  ] ; then echo \"Missmatching image and device\"; exit 1; fi\n\
+        #check anti_version\n\
+        if [ -e $(dirname $0)/images/anti_version.txt ]; then\n\
+        CURRENT_ANTI_VER=`cat $(dirname $0)/images/anti_version.txt`\nfi\n\
+        if [ -z \"$CURRENT_ANTI_VER\" ]; then CURRENT_ANTI_VER=0; fi\n\
+        ver=`fastboot $* getvar anti 2>&1 | grep -oP \"anti: \\K[0-9]+\"`\n\
+        if [ -z \"$ver\" ]; then ver=0; fi\n\
+        if [ $ver -gt $CURRENT_ANTI_VER ]; then echo \"anti error\"; exit 1; fi\n\
+        fastboot $* getvar crc 2>&1 | grep \"^crc: 1\"\nif [ $? -eq 0 ]; then\n"
+        .to_string()
+        + &step("flash crclist `dirname $0`/images/crclist.txt", "crclist")
+        + &step(
+            "flash sparsecrclist `dirname $0`/images/sparsecrclist.txt",
+            "sparsecrclist",
+        )
+        + "fi\n";
+    let body = |wipe: bool, lock: bool| {
+        let mut s = head.clone();
+        for (cmd, what) in [
+            ("erase boot_ab", "Erase boot"),
+            ("flash abl_ab `dirname $0`/images/abl.elf", "abl"),
+            ("flash super `dirname $0`/images/super.img", "super"),
+            (
+                "flash vendor_boot_ab `dirname $0`/images/vendor_boot.img",
+                "vendor_boot",
+            ),
+            ("flash dtbo_ab `dirname $0`/images/dtbo.img", "dtbo"),
+            ("flash vbmeta_ab `dirname $0`/images/vbmeta.img", "vbmeta"),
+        ] {
+            s += &step(cmd, what);
+        }
+        if wipe {
+            s += &step("erase metadata", "Erase metadata");
+        }
+        s += "#fastboot $* flash modemfirmware_ab `dirname $0`/images/MODEM-FW.bin\n";
+        s += &step("flash boot_ab `dirname $0`/images/boot.img", "boot");
+        if lock {
+            s += &step("oem lock", "lock");
+        }
+        s += &step("set_active a", "set_active");
+        s += &step("reboot", "reboot");
+        s
+    };
+    for (name, wipe, lock) in [
+        ("flash_all", true, false),
+        ("flash_all_except_storage", false, false),
+        ("flash_all_lock", true, true),
+    ] {
+        std::fs::write(folder.join(format!("{name}.sh")), body(wipe, lock)).unwrap();
+        std::fs::write(
+            folder.join(format!("{name}.bat")),
+            body(wipe, lock).replace('\n', "\r\n"),
+        )
+        .unwrap();
+    }
+    folder
+}
+
+#[test]
+fn official_package_keeps_its_checks_and_order_and_loses_its_lock_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = official_folder(dir.path());
+    let top = "fuxi_images_OS1.0.24.0.UMCCNXM_20240115.0000.00_14.0_cn";
+    let tgz = dir.path().join(format!("{top}.tgz"));
+    official_tgz(&folder, &tgz, top);
+    // romkit reports the input's anti version and lock scripts; its stale
+    // CRC lists fail.
+    let v = romkit()
+        .args(["verify", "--json"])
+        .arg(&tgz)
+        .assert()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_slice(&v.get_output().stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    let find = |name: &str| checks.iter().find(|c| c["check"] == name).cloned();
+    assert_eq!(find("anti-rollback version").unwrap()["kind"], "info");
+    assert_eq!(
+        find("lock script flash_all_lock.sh").unwrap()["kind"],
+        "info"
+    );
+    assert_eq!(find("images/crclist.txt boot").unwrap()["status"], "failed");
+
+    let out = dir.path().join("out");
+    let r = romkit()
+        .args(["--json", "fastboot", "-o"])
+        .arg(&out)
+        .arg(&tgz)
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&r.get_output().stdout).unwrap();
+    assert_eq!(v["official_sequence"], true, "{v}");
+    assert_eq!(v["anti_version"], "3");
+    assert_eq!(
+        v["dropped"],
+        serde_json::json!(["flash_all_lock.bat", "flash_all_lock.sh"])
+    );
+    let files = listing(&out);
+    assert!(!files.iter().any(|f| f.contains("lock")), "{files:?}");
+    for f in ["images/abl.elf", "images/anti_version.txt", "misc.txt"] {
+        assert_eq!(
+            std::fs::read(out.join(f)).unwrap(),
+            std::fs::read(folder.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // Text report says so too.
+    let text = romkit()
+        .args(["fastboot", "-o"])
+        .arg(dir.path().join("out2.zip"))
+        .arg(&tgz)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).into_owned();
+    assert!(
+        text.contains("dropped: flash_all_lock.sh (lock script)"),
+        "{text}"
+    );
+    assert!(text.contains("anti-rollback: checked against 3"), "{text}");
+
+    python_checks_crc_lists(&out, &[("abl", "images/abl.elf")]);
+
+    // Every script against a fake device.
+    let path = fake_fastboot(dir.path());
+    let scripts: Vec<PathBuf> = ["flash_all.sh", "flash_all_except_storage.sh"]
+        .iter()
+        .map(|s| out.join(s))
+        .collect();
+    shellcheck_all(&scripts);
+    let checks = ["getvar product", "getvar anti", "getvar crc"];
+    let lists = [
+        "flash crclist images/crclist.txt",
+        "flash sparsecrclist images/sparsecrclist.txt",
+    ];
+    for (script, wipe) in scripts.iter().zip([true, false]) {
+        let (ok, calls) = run_script(dir.path(), &path, script, &[("FAKE_PRODUCT", "ishtar")]);
+        assert!(!ok);
+        assert_eq!(calls, ["getvar product"]);
+        let (ok, calls) = run_script(
+            dir.path(),
+            &path,
+            script,
+            &[("FAKE_PRODUCT", "fuxi"), ("FAKE_ANTI", "4")],
+        );
+        assert!(!ok);
+        assert_eq!(calls, ["getvar product", "getvar anti"]);
+        let (ok, calls) = run_script(
+            dir.path(),
+            &path,
+            script,
+            &[
+                ("FAKE_PRODUCT", "fuxi"),
+                ("FAKE_ANTI", "3"),
+                ("FAKE_CRC", "1"),
+            ],
+        );
+        assert!(ok);
+        let mut want: Vec<&str> = checks.iter().chain(&lists).copied().collect();
+        want.extend([
+            "erase boot_ab",
+            "flash abl_ab images/abl.elf",
+            "flash super images/super.img",
+            "flash vendor_boot_ab images/vendor_boot.img",
+            "flash dtbo_ab images/dtbo.img",
+            "flash vbmeta_ab images/vbmeta.img",
+        ]);
+        if wipe {
+            want.push("erase metadata");
+        }
+        want.extend(["flash boot_ab images/boot.img", "set_active a", "reboot"]);
+        assert_eq!(calls, want, "{}", script.display());
+        // Without CRC checking in the bootloader the lists are not flashed.
+        let (ok, calls) = run_script(dir.path(), &path, script, &[("FAKE_PRODUCT", "fuxi")]);
+        assert!(ok);
+        assert!(!calls.iter().any(|c| c.contains("crclist")));
+    }
+    for bat in ["flash_all.bat", "flash_all_except_storage.bat"] {
+        let t = std::fs::read_to_string(out.join(bat)).unwrap();
+        for needle in [
+            "getvar product",
+            "getvar anti",
+            "anti_version.txt",
+            "getvar crc",
+            "flash crclist",
+        ] {
+            assert!(t.contains(needle), "{bat}: {needle}");
+        }
+        assert!(t.find("erase boot_ab").unwrap() < t.find("flash abl_ab").unwrap());
+    }
+
+    // A package whose CRC list no longer matches: verify fails naming it.
+    romkit()
+        .arg("verify")
+        .arg(out.join("images/super.img"))
+        .assert()
+        .success();
+    let again = dir.path().join(format!("{top}-again.tgz"));
+    official_tgz(&out, &again, top);
+    romkit().arg("verify").arg(&again).assert().success();
+    let list = out.join("images/crclist.txt");
+    let text = std::fs::read_to_string(&list).unwrap();
+    let dtbo = text
+        .lines()
+        .find(|l| l.starts_with("dtbo "))
+        .unwrap()
+        .to_string();
+    std::fs::write(&list, text.replace(&dtbo, "dtbo 0xdeadbeef")).unwrap();
+    let bad = dir.path().join("bad.tgz");
+    official_tgz(&out, &bad, top);
+    romkit()
+        .arg("verify")
+        .arg(&bad)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("partition dtbo"));
+}
+
+#[test]
+fn xiaomi_eu_style_has_its_scripts_split_super_and_readme() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("eu");
+    romkit()
+        .args(["fastboot", "--style", "xiaomi-eu", "--split", "1M", "-o"])
+        .arg(&pkg)
+        .arg(sample())
+        .assert()
+        .success();
+    let files = listing(&pkg);
+    for f in [
+        "README.txt",
+        "windows_fastboot_first_install_with_data_format.bat",
+        "windows_fastboot_update_rom.bat",
+        "linux_fastboot_first_install_with_data_format.sh",
+        "linux_fastboot_update_rom.sh",
+        "macos_fastboot_first_install_with_data_format.sh",
+        "macos_fastboot_update_rom.sh",
+        "images/super.img.0",
+        "images/super.img.1",
+    ] {
+        assert!(files.contains(&f.to_string()), "{f}: {files:?}");
+    }
+    assert!(!files.iter().any(|f| f.starts_with("flash_all")));
+    python_checks_crc_lists(&pkg, &[]);
+    let path = fake_fastboot(dir.path());
+    let scripts: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| f.ends_with(".sh"))
+        .map(|f| pkg.join(f))
+        .collect();
+    assert_eq!(scripts.len(), 4);
+    shellcheck_all(&scripts);
+    for s in &scripts {
+        let wipe = s.to_string_lossy().contains("first_install");
+        let (ok, calls) = run_script(dir.path(), &path, s, &[("FAKE_PRODUCT", "ishtar")]);
+        assert!(!ok);
+        assert_eq!(calls, ["getvar product"]);
+        let (ok, calls) = run_script(
+            dir.path(),
+            &path,
+            s,
+            &[("FAKE_PRODUCT", "fuxi"), ("FAKE_CRC", "1")],
+        );
+        assert!(ok);
+        let mut want = vec![
+            "getvar product",
+            "getvar crc",
+            "flash crclist images/crclist.txt",
+            "flash sparsecrclist images/sparsecrclist.txt",
+            "erase boot_ab",
+            "flash dtbo_ab images/dtbo.img",
+            "flash vendor_boot_ab images/vendor_boot.img",
+        ];
+        let supers: Vec<String> = files
+            .iter()
+            .filter(|f| f.starts_with("images/super.img."))
+            .map(|f| format!("flash super {f}"))
+            .collect();
+        want.extend(supers.iter().map(String::as_str));
+        if wipe {
+            want.extend(["erase metadata", "erase userdata"]);
+        }
+        want.extend([
+            "flash vbmeta_ab images/vbmeta.img",
+            "flash boot_ab images/boot.img",
+            "set_active a",
+            "reboot",
+        ]);
+        assert_eq!(calls, want, "{}", s.display());
+    }
+    let readme = std::fs::read_to_string(pkg.join("README.txt")).unwrap();
+    assert!(readme.contains("windows_fastboot_update_rom.bat"));
+    // As a zip it verifies, CRC lists included.
+    let zip = dir.path().join("eu.zip");
+    romkit()
+        .args(["fastboot", "--style", "xiaomi-eu", "-o"])
+        .arg(&zip)
+        .arg(sample())
+        .assert()
+        .success();
+    romkit()
+        .arg("verify")
+        .arg(&zip)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("sparsecrclist.txt super"));
 }

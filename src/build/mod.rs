@@ -71,6 +71,8 @@ pub struct BuildOptions {
     pub strict: bool,
     /// Split the fastboot package's super into parts of at most this size.
     pub split: Option<u64>,
+    /// Layout and script names of a fastboot package.
+    pub style: crate::package::fastboot::Style,
     /// Also write the manifest as YAML.
     pub manifest_yaml: bool,
     /// Replace existing outputs.
@@ -159,6 +161,8 @@ pub struct BuildReport {
     pub warnings: Vec<String>,
     /// Stage timings.
     pub times: StageTimes,
+    /// The fastboot package's scripts, checks and what was left out.
+    pub fastboot: Option<crate::package::fastboot::FastbootSummary>,
     /// The plan that was applied.
     #[serde(skip)]
     pub plan: Plan,
@@ -208,13 +212,13 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     apps.times.merge_into(&mut times);
 
     sources::sniff_others(&sel, input, work, &mut apps.filesystems)?;
-    let patched = sources::patch_vbmeta(&sel, work, opts.format)?;
+    let patched = sources::patch_vbmeta(&sel, work)?;
     let images = sources::sources(&sel, &apps.touched, &patched, work);
     let partitions = record::partitions(&source.rom, &images, &apps.filesystems, &others.hashes)?;
 
     let t = Instant::now();
     let copy_payload = sel.copy_from.is_some();
-    package::package(&source, &images, copy_payload, work, output, opts)?;
+    let fastboot = package::package(&source, &images, copy_payload, work, output, opts)?;
     times.package = secs(t);
 
     let t = Instant::now();
@@ -230,9 +234,9 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         return Err(e);
     }
     let space = record::space_report(&source.rom, &partitions);
-    Ok(report(
-        output, dest, opts, partitions, space, apps.plan, times,
-    ))
+    let mut r = report(output, dest, opts, partitions, space, apps.plan, times);
+    r.fastboot = fastboot;
+    Ok(r)
 }
 
 /// What the app stages hand on.
@@ -338,6 +342,7 @@ fn report(
         prop_edits: plan.props.len(),
         warnings: plan.warnings.clone(),
         times,
+        fastboot: None,
         plan,
     }
 }

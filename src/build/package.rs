@@ -8,7 +8,7 @@ use super::open::Source;
 use super::sources::ImageSource;
 use super::{BuildOptions, OutputFormat};
 use crate::error::{Error, Result};
-use crate::package::fastboot::{FromRom, PackageFormat};
+use crate::package::fastboot::{FastbootSummary, FromRom, PackageFormat};
 
 /// Writes the output package from the images in `work`. `copy_payload`
 /// says whether the input has a full payload an OTA can copy unchanged
@@ -20,9 +20,9 @@ pub(super) fn package(
     work: &Path,
     output: &Path,
     opts: &BuildOptions,
-) -> Result<()> {
+) -> Result<Option<FastbootSummary>> {
     match opts.format {
-        OutputFormat::Fastboot => fastboot(source, work, output, opts),
+        OutputFormat::Fastboot => fastboot(source, work, output, opts).map(Some),
         OutputFormat::Ota => {
             let copy: BTreeSet<String> = images
                 .iter()
@@ -31,18 +31,24 @@ pub(super) fn package(
                 .collect();
             let rom = &source.rom;
             crate::package::ota::from_rom(rom, work, &copy, output, opts.jobs, opts.force)
-                .map(|_| ())
+                .map(|_| None)
         }
         OutputFormat::Images => {
             let names = images.iter().map(|(n, _)| n.as_str());
-            crate::package::images::write_folder(work, names, output, opts.force)
+            crate::package::images::write_folder(work, names, output, opts.force).map(|_| None)
         }
     }
 }
 
 /// A fastboot package: `.tgz` by the output's extension, a zip otherwise;
-/// vbmeta is flashed with verification disabled.
-fn fastboot(source: &Source, work: &Path, output: &Path, opts: &BuildOptions) -> Result<()> {
+/// vbmeta (its image already patched) is also flashed with verification
+/// disabled.
+fn fastboot(
+    source: &Source,
+    work: &Path,
+    output: &Path,
+    opts: &BuildOptions,
+) -> Result<FastbootSummary> {
     let format = match output.extension().and_then(|e| e.to_str()) {
         Some("tgz") | Some("gz") => PackageFormat::Tgz,
         _ => PackageFormat::Zip,
@@ -56,6 +62,7 @@ fn fastboot(source: &Source, work: &Path, output: &Path, opts: &BuildOptions) ->
         split: opts.split,
         super_size: None,
         disable_verification: true,
+        style: opts.style,
     };
     crate::package::fastboot::from_rom(
         &source.rom,
@@ -66,5 +73,4 @@ fn fastboot(source: &Source, work: &Path, output: &Path, opts: &BuildOptions) ->
         opts.jobs,
         opts.force,
     )
-    .map(|_| ())
 }

@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::OutputFormat;
 use super::decode::{Selection, image_path, is_app_partition};
 use crate::error::{Error, Result};
 use crate::format::avb::{self, AvbError};
@@ -80,18 +79,12 @@ pub(super) fn sniff_others(
     Ok(())
 }
 
-/// Outputs other than fastboot packages carry vbmeta with verification
-/// disabled in its flags (a fastboot package's scripts flash it so).
-/// Returns the partitions patched.
-pub(super) fn patch_vbmeta(
-    sel: &Selection<'_>,
-    work: &Path,
-    format: OutputFormat,
-) -> Result<BTreeSet<String>> {
+/// Every output carries vbmeta with verification disabled in its flags, so
+/// that any way of flashing it (xiaomi.eu's scripts flash vbmeta without
+/// `--disable-verity --disable-verification`, recoveries apply OTAs) boots
+/// the rebuilt partitions. Returns the partitions patched.
+pub(super) fn patch_vbmeta(sel: &Selection<'_>, work: &Path) -> Result<BTreeSet<String>> {
     let mut patched = BTreeSet::new();
-    if format == OutputFormat::Fastboot {
-        return Ok(patched);
-    }
     for p in sel.parts.iter().filter(|p| p.name.starts_with("vbmeta")) {
         if disable_avb(&image_path(work, &p.name))? {
             patched.insert(p.name.clone());

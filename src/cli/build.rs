@@ -34,6 +34,11 @@ pub struct Args {
     /// Split the fastboot package's super.img into parts of at most SIZE.
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub split: Option<u64>,
+    /// Fastboot package layout and script names: Xiaomi's (`flash_all.sh` …)
+    /// or xiaomi.eu's (`windows_fastboot_first_install_with_data_format.bat`
+    /// …, super split into sparse chunks, README.txt).
+    #[arg(long, value_enum, default_value = "official")]
+    pub style: crate::package::fastboot::Style,
     /// Also write the manifest as YAML (`OUT.manifest.yaml`).
     #[arg(long)]
     pub manifest_yaml: bool,
@@ -60,6 +65,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             allow_unsafe: args.allow_unsafe,
             strict: args.strict,
             split: args.split,
+            style: args.style,
             manifest_yaml: args.manifest_yaml,
             force: args.force,
             space_check: !args.no_space_check,
@@ -99,6 +105,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         report.output.display(),
         report.manifest.display()
     ));
+    if let Some(f) = &report.fastboot {
+        s.push_str(&super::fastboot::fastboot_notes(f));
+    }
     emit(&s)?;
     Ok(0)
 }

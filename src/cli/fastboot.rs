@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
-use crate::package::fastboot::{FromRom, PackageFormat};
+use crate::package::fastboot::{FromRom, PackageFormat, Style};
 use crate::rom::{PartInfo, Rom};
 use crate::util::size::parse_size;
 
@@ -29,6 +29,11 @@ pub struct Args {
     /// Device codename the install scripts check (default: from the package).
     #[arg(long)]
     pub device: Option<String>,
+    /// Layout and script names: Xiaomi's (`flash_all.sh` …) or xiaomi.eu's
+    /// (`windows_fastboot_first_install_with_data_format.bat` …, super split
+    /// into sparse chunks, README.txt).
+    #[arg(long, value_enum, default_value = "official")]
+    pub style: Style,
     /// Overwrite OUT.
     #[arg(short, long)]
     pub force: bool,
@@ -84,6 +89,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             split: args.split,
             super_size: args.super_size,
             disable_verification: false,
+            style: args.style,
         },
         &args.output,
         format,
@@ -97,7 +103,36 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         for f in &summary.files {
             s.push_str(&format!("  {f}\n"));
         }
+        s.push_str(&fastboot_notes(&summary));
         emit(&s)?;
     }
     Ok(0)
+}
+
+/// The safety lines of a fastboot package report (also under `build`).
+pub(crate) fn fastboot_notes(summary: &crate::package::fastboot::FastbootSummary) -> String {
+    let mut s = format!(
+        "scripts: {} ({})\n",
+        summary.scripts.join(", "),
+        if summary.official_sequence {
+            "the input's flash sequence"
+        } else {
+            "generated sequence"
+        }
+    );
+    match &summary.anti_version {
+        Some(a) => s.push_str(&format!("anti-rollback: checked against {a}\n")),
+        None => s.push_str("anti-rollback: no version in the input, not checked\n"),
+    }
+    s.push_str(&format!(
+        "CRC lists: {} partitions (flashed first when getvar crc is 1)\n",
+        summary.crc_listed
+    ));
+    for d in &summary.dropped {
+        s.push_str(&format!("dropped: {d} (lock script)\n"));
+    }
+    for n in &summary.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
 }

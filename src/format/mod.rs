@@ -1,6 +1,7 @@
 //! On-disk formats, one module each, reader and writer side by side.
 
 pub mod avb;
+pub mod crclist;
 pub mod image;
 pub mod lp;
 pub mod patch;

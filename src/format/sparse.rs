@@ -610,17 +610,7 @@ pub fn check_stream(r: &mut dyn Read) -> Result<(Header, usize), SparseError> {
         let (kind, blocks, data_len) = parse_chunk_header(&h, &ch, at, block)?;
         let len = u64::from(blocks) * bs;
         match kind {
-            CHUNK_RAW => {
-                let mut left = len;
-                while left > 0 {
-                    let n = left.min(buf.len() as u64) as usize;
-                    r.read_exact(&mut buf[..n]).map_err(|e| {
-                        SparseError::invalid(at, format!("raw chunk data ends early ({e})"))
-                    })?;
-                    crc.update(&buf[..n]);
-                    left -= n as u64;
-                }
-            }
+            CHUNK_RAW => read_raw(r, &mut crc, len, &mut buf, at)?,
             CHUNK_FILL => {
                 let mut p = [0u8; 4];
                 r.read_exact(&mut p)?;
@@ -674,6 +664,136 @@ pub fn check_stream(r: &mut dyn Read) -> Result<(Header, usize), SparseError> {
         checked += 1;
     }
     Ok((h, checked))
+}
+
+/// fastboot's largest download on the Xiaomi devices whose bootloaders
+/// check `sparsecrclist.txt` (`getvar max-download-size`): 768 MiB.
+pub const XIAOMI_MAX_DOWNLOAD: u64 = 768 << 20;
+
+/// The CRC-32 of each part a sparse image is flashed in, as Xiaomi's
+/// bootloader checks them against `sparsecrclist.txt`: the image is cut
+/// into downloads of at most `max_download` bytes, and each part's CRC-32
+/// covers the data it writes (RAW bytes and expanded FILL blocks;
+/// DONT_CARE and CRC32 chunks add nothing).
+///
+/// The cut follows the rule of Xiaomi's list generator
+/// (`flash_gen_crc_list.py` in their packages): a part is budgeted at
+/// `max_download` minus 56 bytes (a file header, two chunk headers and a
+/// CRC); a chunk that fits joins the current part; one that does not fit
+/// into a part already 7/8 full starts the next part whole (or, larger
+/// than a part, is cut into whole blocks filling fresh parts); otherwise a
+/// RAW chunk is cut at a block boundary, its head ending the current part.
+pub fn download_part_crcs(r: &mut dyn Read, max_download: u64) -> Result<Vec<u32>, SparseError> {
+    const HDR: u64 = FILE_HEADER_SIZE as u64;
+    const CHDR: u64 = CHUNK_HEADER_SIZE as u64;
+    let budget = max_download
+        .checked_sub(HDR + 2 * CHDR + 4)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| {
+            SparseError::invalid(0, format!("download size {max_download} is too small"))
+        })?;
+    let mut hb = [0u8; FILE_HEADER_SIZE];
+    r.read_exact(&mut hb)?;
+    let h = Header::parse(&hb)?;
+    if h.file_header_size as usize != FILE_HEADER_SIZE
+        || h.chunk_header_size as usize != CHUNK_HEADER_SIZE
+    {
+        return Err(SparseError::invalid(
+            8,
+            "header sizes other than 28 and 12 are not flashed by fastboot parts",
+        ));
+    }
+    let bs = u64::from(h.block_size);
+    let mut parts = vec![crc32fast::Hasher::new()];
+    // Bytes the current part holds, as the generator counts them.
+    let mut used = HDR;
+    let mut at = HDR;
+    let mut block = 0u64;
+    let mut ch = [0u8; CHUNK_HEADER_SIZE];
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..h.total_chunks {
+        r.read_exact(&mut ch).map_err(|e| {
+            SparseError::invalid(at, format!("chunk header past the end of the data ({e})"))
+        })?;
+        let (kind, blocks, data_len) = parse_chunk_header(&h, &ch, at, block)?;
+        let mut fill = None;
+        if kind != CHUNK_RAW && data_len == 4 {
+            let mut p = [0u8; 4];
+            r.read_exact(&mut p)?;
+            fill = (kind == CHUNK_FILL).then_some(p);
+        }
+        // `left` data bytes of the chunk still to place.
+        let mut left = data_len;
+        loop {
+            let real = used.saturating_sub(CHDR + 4);
+            let (split, over) = if real + left <= budget {
+                used += left + CHDR;
+                (left, None)
+            } else if real >= budget * 7 / 8 && left + CHDR <= budget {
+                parts.push(crc32fast::Hasher::new());
+                used = left + CHDR + HDR + CHDR;
+                (left, None)
+            } else {
+                let over = real >= budget * 7 / 8;
+                let room = if over { budget } else { budget - real };
+                let split = bs * (room / bs);
+                if split == 0 || kind != CHUNK_RAW {
+                    return Err(SparseError::invalid(
+                        at,
+                        "chunk cannot be cut into fastboot downloads",
+                    ));
+                }
+                (split, Some(over))
+            };
+            if over == Some(true) {
+                parts.push(crc32fast::Hasher::new());
+                used = split + CHDR;
+            }
+            let crc = parts.last_mut().expect("one part at least");
+            match kind {
+                CHUNK_RAW => read_raw(r, crc, split, &mut buf, at)?,
+                CHUNK_FILL => {
+                    if let Some(p) = fill {
+                        fill_pattern(&mut buf, p);
+                        feed_repeated(crc, &buf, u64::from(blocks) * bs);
+                    }
+                }
+                _ => {}
+            }
+            left -= split;
+            if over == Some(false) {
+                parts.push(crc32fast::Hasher::new());
+                used = CHDR + HDR;
+            }
+            if left == 0 {
+                break;
+            }
+        }
+        if kind != CHUNK_CRC32 {
+            block += u64::from(blocks);
+        }
+        at += CHDR + data_len;
+    }
+    Ok(parts.into_iter().map(|c| c.finalize()).collect())
+}
+
+/// Reads `len` bytes of RAW chunk data (the chunk at `at`) into `crc`.
+fn read_raw(
+    r: &mut dyn Read,
+    crc: &mut crc32fast::Hasher,
+    len: u64,
+    buf: &mut [u8],
+    at: u64,
+) -> Result<(), SparseError> {
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        r.read_exact(&mut buf[..n])
+            .map_err(|e| SparseError::invalid(at, format!("raw chunk data ends early ({e})")))?;
+        crc.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 fn skip(r: &mut dyn Read, n: u64) -> io::Result<()> {
@@ -1185,6 +1305,68 @@ pub fn write_raw(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk(kind: u16, blocks: u32, data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&kind.to_le_bytes());
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v.extend_from_slice(&blocks.to_le_bytes());
+        v.extend_from_slice(&(12 + data.len() as u32).to_le_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn download_parts_follow_xiaomis_cut() {
+        let bs = 4096usize;
+        let raw: Vec<u8> = (0..10 * bs).map(|i| (i * 7 % 251) as u8).collect();
+        let tail: Vec<u8> = (0..3 * bs).map(|i| (i * 13 % 241) as u8).collect();
+        let chunks = [
+            chunk(CHUNK_RAW, 10, &raw),
+            chunk(CHUNK_FILL, 2, &[1, 2, 3, 4]),
+            chunk(CHUNK_DONT_CARE, 5, &[]),
+            chunk(CHUNK_RAW, 2, &tail[..2 * bs]),
+            chunk(CHUNK_RAW, 1, &tail[2 * bs..]),
+        ];
+        let h = Header {
+            major: 1,
+            minor: 0,
+            file_header_size: 28,
+            chunk_header_size: 12,
+            block_size: bs as u32,
+            total_blocks: 20,
+            total_chunks: chunks.len() as u32,
+            image_checksum: 0,
+        };
+        let mut img = h.to_bytes().to_vec();
+        for c in &chunks {
+            img.extend_from_slice(c);
+        }
+        let fill: Vec<u8> = [1u8, 2, 3, 4].repeat(2 * bs / 4);
+        let crc = |parts: &[&[u8]]| {
+            let mut h = crc32fast::Hasher::new();
+            for p in parts {
+                h.update(p);
+            }
+            h.finalize()
+        };
+        // Everything fits one 768 MiB download.
+        let one = download_part_crcs(&mut &img[..], XIAOMI_MAX_DOWNLOAD).unwrap();
+        assert_eq!(one, vec![crc(&[&raw, &fill, &tail])]);
+        // Room for 4 blocks (and 100 bytes) per part: the first chunk is cut
+        // twice at block boundaries; the last no longer fits a part 7/8 full
+        // and starts a part of its own.
+        let parts = download_part_crcs(&mut &img[..], 56 + 4 * bs as u64 + 100).unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                crc(&[&raw[..4 * bs]]),
+                crc(&[&raw[4 * bs..8 * bs]]),
+                crc(&[&raw[8 * bs..], &fill, &tail[..2 * bs]]),
+                crc(&[&tail[2 * bs..]]),
+            ]
+        );
+    }
 
     #[test]
     fn repeated_crc_matches_byte_by_byte() {

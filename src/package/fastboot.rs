@@ -12,13 +12,16 @@
 //! that they can be read in place) or a `.tgz`, written atomically. Entry
 //! order, names, modes and times are fixed, so equal inputs give equal bytes.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::flash_script::{self, Script, Step};
 use crate::error::{Error, Result};
+use crate::format::crclist::{self, Entry};
 use crate::format::image::ImageMap;
 use crate::format::lp::{self, SuperSpec};
 use crate::format::sparse;
@@ -35,6 +38,25 @@ pub enum PackageFormat {
     /// A gzip-compressed tar (official style).
     Tgz,
 }
+
+/// Layout and script names of the package.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Style {
+    /// Xiaomi's: `flash_all.sh`, `flash_all_except_storage.sh` and their
+    /// `.bat`s; super whole unless split is asked for.
+    #[default]
+    Official,
+    /// xiaomi.eu's: `windows_fastboot_first_install_with_data_format.bat`,
+    /// `windows_fastboot_update_rom.bat`, their Linux and macOS `.sh`
+    /// counterparts and a README.txt; super always split into sparse
+    /// chunks (`super.img.0 … N`).
+    XiaomiEu,
+}
+
+/// Parts of super in a xiaomi.eu-style package unless `split` says
+/// otherwise: small enough that fastboot sends each in one download.
+pub const EU_SPLIT: u64 = 512 << 20;
 
 /// What goes into a fastboot package.
 pub struct FastbootSpec<'a> {
@@ -54,6 +76,23 @@ pub struct FastbootSpec<'a> {
     pub mtime: i64,
     /// Flash vbmeta images with verity and verification disabled.
     pub disable_verification: bool,
+    /// Layout and script names.
+    pub style: Style,
+    /// Images (by name) written as sparse images, as the input had them.
+    pub sparse: BTreeSet<String>,
+    /// Other files carried as they are: (path in the package, file), such
+    /// as an official package's firmware, `misc.txt` and
+    /// `images/anti_version.txt`.
+    pub extra: Vec<(String, PathBuf)>,
+    /// The flash sequences of the input's own scripts (first install,
+    /// update), followed instead of the generated ones.
+    pub official: Option<(Vec<Step>, Vec<Step>)>,
+    /// The input's `md5sum.xml`, written with the new digests.
+    pub md5sum: Option<String>,
+    /// What the report should say (dropped lock scripts, no anti version).
+    pub notes: Vec<String>,
+    /// Files of the input left out on purpose (lock scripts).
+    pub dropped: Vec<String>,
 }
 
 /// What was written.
@@ -61,14 +100,49 @@ pub struct FastbootSpec<'a> {
 pub struct FastbootSummary {
     /// The package.
     pub path: PathBuf,
+    /// Layout and script names.
+    pub style: Style,
     /// Files in it (relative paths), in order.
     pub files: Vec<String>,
     /// The super image's parts.
     pub super_parts: usize,
+    /// The install scripts.
+    pub scripts: Vec<String>,
+    /// Whether the scripts follow the input's own flash sequence.
+    pub official_sequence: bool,
+    /// The anti-rollback version the scripts check (`images/anti_version.txt`).
+    pub anti_version: Option<String>,
+    /// Partitions in `images/crclist.txt` and `images/sparsecrclist.txt`.
+    pub crc_listed: usize,
+    /// Files of the input left out (lock scripts: relocking the bootloader
+    /// on a modified build leaves the phone unbootable).
+    pub dropped: Vec<String>,
+    /// Notes on how the package was made.
+    pub notes: Vec<String>,
 }
 
 fn lp_err(dest: &Path, msg: String) -> Error {
     Error::invalid(dest, msg)
+}
+
+/// The script file names of a style: (first install, update) per OS.
+fn script_names(style: Style) -> Vec<(&'static str, bool)> {
+    match style {
+        Style::Official => vec![
+            ("flash_all.sh", true),
+            ("flash_all_except_storage.sh", false),
+            ("flash_all.bat", true),
+            ("flash_all_except_storage.bat", false),
+        ],
+        Style::XiaomiEu => vec![
+            ("linux_fastboot_first_install_with_data_format.sh", true),
+            ("linux_fastboot_update_rom.sh", false),
+            ("macos_fastboot_first_install_with_data_format.sh", true),
+            ("macos_fastboot_update_rom.sh", false),
+            ("windows_fastboot_first_install_with_data_format.bat", true),
+            ("windows_fastboot_update_rom.bat", false),
+        ],
+    }
 }
 
 /// Writes the fastboot package `spec` at `dest` in `format`.
@@ -96,7 +170,11 @@ pub fn write_package(
     let root = stage.path().join("pkg");
     let images_dir = root.join("images");
     std::fs::create_dir_all(&images_dir).map_err(|e| Error::io(&images_dir, e))?;
-    let mut files: Vec<String> = Vec::new();
+    let split = match spec.style {
+        Style::XiaomiEu => Some(spec.split.unwrap_or(EU_SPLIT)),
+        Style::Official => spec.split,
+    };
+    let mut files: BTreeSet<String> = BTreeSet::new();
     let mut flash: Vec<(String, String)> = Vec::new();
     let mut names: Vec<&(String, PathBuf)> = spec.images.iter().collect();
     names.sort_by_key(|(n, _)| (n.starts_with("vbmeta"), n.clone()));
@@ -108,20 +186,22 @@ pub fn write_package(
         }
         let rel = format!("images/{name}.img");
         let to = root.join(&rel);
-        if std::fs::hard_link(src, &to).is_err() {
+        if spec.sparse.contains(name) {
+            super::sparse_out::sparse_raw_file(src, &to, &sparse::SparseOptions::default(), true)?;
+        } else if std::fs::hard_link(src, &to).is_err() {
             std::fs::copy(src, &to).map_err(|e| Error::io(src, e))?;
         }
-        files.push(rel.clone());
+        files.insert(rel.clone());
         flash.push((name.clone(), rel));
     }
-    let mut super_parts = 0;
+    let mut super_files = Vec::new();
     if let Some(layout) = &spec.super_layout {
         let m = layout
             .build()
             .map_err(|msg| lp_err(dest, msg.to_string()))?;
         let opts = sparse::SparseOptions {
             block_size: 4096,
-            split: spec.split,
+            split,
         };
         let written = super::super_image::write_super(
             &m,
@@ -130,45 +210,106 @@ pub fn write_package(
             Some(&opts),
             true,
         )?;
-        super_parts = written.len();
-        let mut parts = Vec::new();
         for (i, _) in written.iter().enumerate() {
-            let rel = if spec.split.is_some() {
+            super_files.push(if split.is_some() {
                 format!("images/super.img.{i}")
             } else {
                 "images/super.img".to_string()
-            };
-            parts.push(rel);
+            });
         }
-        // Super goes before vbmeta, after the other images.
-        let at = flash
-            .iter()
-            .position(|(n, _)| n.starts_with("vbmeta"))
-            .unwrap_or(flash.len());
-        for (k, rel) in parts.iter().enumerate() {
-            flash.insert(at + k, ("super".into(), rel.clone()));
-        }
-        files.extend(parts);
+        files.extend(super_files.iter().cloned());
     }
-    files.sort();
-    let scripts = [
-        ("flash_all.sh", script_sh(spec, &flash, true)),
-        (
-            "flash_all_except_storage.sh",
-            script_sh(spec, &flash, false),
+    for (rel, src) in &spec.extra {
+        if !crate::rom::images::safe_path(rel) || rel.ends_with('/') {
+            return Err(Error::invalid(
+                src,
+                format!("{rel:?} is no path in a package"),
+            ));
+        }
+        let to = root.join(rel);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        std::fs::copy(src, &to).map_err(|e| Error::io(src, e))?;
+        files.insert(rel.clone());
+    }
+    let mut notes = spec.notes.clone();
+    let anti_path = root.join("images/anti_version.txt");
+    let anti_version = std::fs::read_to_string(&anti_path)
+        .ok()
+        .map(|s| s.trim().to_string());
+
+    let (official_sequence, first, update) = match &spec.official {
+        Some((first, update)) => {
+            let mut fix =
+                |steps: &[Step]| follow_official(spec, steps, &root, &super_files, &mut notes);
+            (true, fix(first), fix(update))
+        }
+        None => (
+            false,
+            generated_steps(spec, &flash, &super_files, true),
+            generated_steps(spec, &flash, &super_files, false),
         ),
-        ("flash_all.bat", script_bat(spec, &flash, true)),
+    };
+
+    // The CRC lists cover every file the first install flashes.
+    let (plain, sparse_list) = crc_entries(&root, &first, &super_files)?;
+    let crc_listed = plain.len() + sparse_list.len();
+    for (rel, text) in [
+        ("images/crclist.txt", crclist::render_crclist(&plain)),
         (
-            "flash_all_except_storage.bat",
-            script_bat(spec, &flash, false),
+            "images/sparsecrclist.txt",
+            crclist::render_sparse(&sparse_list),
         ),
-    ];
-    for (name, text) in &scripts {
+    ] {
+        let p = root.join(rel);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        files.insert(rel.to_string());
+    }
+    if let Some(text) = &spec.md5sum {
+        let rel = "md5sum.xml";
+        let p = root.join(rel);
+        let text = rewrite_md5sum(text, &root, &files)?;
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        files.insert(rel.to_string());
+    }
+    if spec.style == Style::XiaomiEu {
+        let p = root.join("README.txt");
+        std::fs::write(&p, readme(spec, anti_version.as_deref())).map_err(|e| Error::io(&p, e))?;
+        files.insert("README.txt".into());
+    }
+    let mut scripts = Vec::new();
+    for (name, wipe) in script_names(spec.style) {
+        let script = Script {
+            device: &spec.device,
+            anti: anti_version.is_some(),
+            crc_lists: true,
+            wipe,
+            name,
+            steps: if wipe { &first } else { &update },
+        };
+        let text = if name.ends_with(".sh") {
+            flash_script::sh(&script)
+        } else {
+            flash_script::bat(&script)
+        };
         let p = root.join(name);
         std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-        files.push(name.to_string());
+        files.insert(name.to_string());
+        scripts.push(name.to_string());
     }
-    let all = files.clone();
+    if anti_version.is_none() {
+        notes.push(
+            "the input carries no anti-rollback version (images/anti_version.txt): the scripts cannot check the device's (fastboot getvar anti)"
+                .into(),
+        );
+    }
+    for d in &spec.dropped {
+        notes.push(format!(
+            "{d} left out: relocking the bootloader on a modified build leaves the phone unbootable"
+        ));
+    }
+    let all: Vec<String> = files.into_iter().collect();
     match format {
         PackageFormat::Dir => {
             if force && std::fs::symlink_metadata(dest).is_ok() {
@@ -181,8 +322,15 @@ pub fn write_package(
     }
     Ok(FastbootSummary {
         path: dest.to_path_buf(),
+        style: spec.style,
         files: all,
-        super_parts,
+        super_parts: super_files.len(),
+        scripts,
+        official_sequence,
+        anti_version,
+        crc_listed,
+        dropped: spec.dropped.clone(),
+        notes,
     })
 }
 
@@ -194,81 +342,257 @@ fn flash_target(spec: &FastbootSpec<'_>, name: &str) -> String {
     }
 }
 
-/// fastboot options for flashing `name`: vbmeta images go with verity and
-/// verification disabled when the package's images were rebuilt.
-fn avb_flags(spec: &FastbootSpec<'_>, name: &str) -> &'static str {
-    if spec.disable_verification && name.starts_with("vbmeta") {
-        "--disable-verity --disable-verification "
-    } else {
-        ""
+/// The generated sequence: `erase boot` first (an interrupted flash then
+/// cannot boot a half-written system), the firmware, super, on a first
+/// install `erase metadata` and `erase userdata`, the vbmeta images, boot
+/// last, slot a active, reboot.
+fn generated_steps(
+    spec: &FastbootSpec<'_>,
+    flash: &[(String, String)],
+    super_files: &[String],
+    wipe: bool,
+) -> Vec<Step> {
+    let fl = |name: &str, file: &str| Step::Flash {
+        target: flash_target(spec, name),
+        file: file.to_string(),
+        disable_avb: spec.disable_verification && name.starts_with("vbmeta"),
+    };
+    let is_boot = |n: &str| n == "boot";
+    let is_data = |n: &str| n == "userdata" || n == "metadata";
+    let mut steps = vec![Step::Erase(flash_target(spec, "boot"))];
+    for (n, rel) in flash {
+        if !n.starts_with("vbmeta") && !is_boot(n) && !is_data(n) {
+            steps.push(fl(n, rel));
+        }
+    }
+    for rel in super_files {
+        steps.push(fl("super", rel));
+    }
+    if wipe {
+        for n in ["metadata", "userdata"] {
+            steps.push(Step::Erase(n.into()));
+            if let Some((_, rel)) = flash.iter().find(|(x, _)| x == n) {
+                steps.push(fl(n, rel));
+            }
+        }
+    }
+    for (n, rel) in flash {
+        if n.starts_with("vbmeta") {
+            steps.push(fl(n, rel));
+        }
+    }
+    for (n, rel) in flash {
+        if is_boot(n) {
+            steps.push(fl(n, rel));
+        }
+    }
+    if spec.ab {
+        steps.push(Step::SetActive("a".into()));
+    }
+    steps.push(Step::Reboot);
+    steps
+}
+
+/// The input's own sequence, with only what the rebuilt images require
+/// changed: super flashed as its parts, vbmeta with verification disabled
+/// when the images were rebuilt, and flashes of files the package no
+/// longer has left out (and noted).
+fn follow_official(
+    spec: &FastbootSpec<'_>,
+    steps: &[Step],
+    root: &Path,
+    super_files: &[String],
+    notes: &mut Vec<String>,
+) -> Vec<Step> {
+    let mut out = Vec::new();
+    for s in steps {
+        match s {
+            Step::Flash { target, file, .. }
+                if target == "super" && file.starts_with("images/super.img") =>
+            {
+                if out
+                    .iter()
+                    .any(|x: &Step| matches!(x, Step::Flash { target, .. } if target == "super"))
+                {
+                    continue;
+                }
+                for rel in super_files {
+                    out.push(Step::Flash {
+                        target: "super".into(),
+                        file: rel.clone(),
+                        disable_avb: false,
+                    });
+                }
+            }
+            Step::Flash { target, file, .. } => {
+                if !root.join(file).is_file() {
+                    notes.push(format!(
+                        "the input's scripts flash {file} to {target}, which the package does not have: left out"
+                    ));
+                    continue;
+                }
+                out.push(Step::Flash {
+                    target: target.clone(),
+                    file: file.clone(),
+                    disable_avb: spec.disable_verification && target.starts_with("vbmeta"),
+                });
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+/// The CRC list entries of the files `steps` flash: sparse files (and the
+/// parts of super, one list over all of them in flashing order) in
+/// `sparsecrclist.txt`, the others in `crclist.txt`, under the partition
+/// name without its slot suffix.
+fn crc_entries(
+    root: &Path,
+    steps: &[Step],
+    super_files: &[String],
+) -> Result<(Vec<Entry>, Vec<Entry>)> {
+    let mut plain = Vec::new();
+    let mut sparse_list: Vec<Entry> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for s in steps {
+        let Step::Flash { target, file, .. } = s else {
+            continue;
+        };
+        let name = target.strip_suffix("_ab").unwrap_or(target).to_string();
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let files: Vec<&String> = if name == "super" && super_files.contains(file) {
+            super_files.iter().collect()
+        } else {
+            vec![file]
+        };
+        let mut crcs = Vec::new();
+        let mut is_sparse = false;
+        for f in files {
+            let p = root.join(f);
+            let mut r = io::BufReader::with_capacity(
+                1 << 20,
+                File::open(&p).map_err(|e| Error::io(&p, e))?,
+            );
+            let mut magic = [0u8; 4];
+            let n = r.read(&mut magic).map_err(|e| Error::io(&p, e))?;
+            let chained = &mut io::Cursor::new(magic[..n].to_vec()).chain(r);
+            if sparse::Header::is_sparse(&magic[..n]) {
+                is_sparse = true;
+                crcs.extend(
+                    sparse::download_part_crcs(chained, sparse::XIAOMI_MAX_DOWNLOAD)
+                        .map_err(|e| e.into_error(&p))?,
+                );
+            } else {
+                let mut h = crc32fast::Hasher::new();
+                each_block(chained, &p, |b| h.update(b))?;
+                crcs.push(h.finalize());
+            }
+        }
+        let e = Entry {
+            partition: name,
+            crcs,
+        };
+        if is_sparse {
+            sparse_list.push(e);
+        } else {
+            plain.push(e);
+        }
+    }
+    Ok((plain, sparse_list))
+}
+
+/// The input's `md5sum.xml` with every digest of a file the package has
+/// recomputed: a line naming a file (by its path or file name) has its
+/// 32-digit hex run replaced; lines naming files the package no longer
+/// has are dropped.
+fn rewrite_md5sum(text: &str, root: &Path, files: &BTreeSet<String>) -> Result<String> {
+    use md5::Digest;
+    let mut out = String::new();
+    for line in text.lines() {
+        let hex_at = find_md5(line);
+        let Some(at) = hex_at else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let named = files.iter().find(|f| {
+            let base = f.rsplit('/').next().unwrap_or(f);
+            line.contains(&format!("\"{f}\""))
+                || line.contains(&format!("\"{base}\""))
+                || line.contains(&format!(">{base}<"))
+                || line.contains(&format!(" {base}"))
+        });
+        let Some(f) = named else {
+            continue;
+        };
+        let p = root.join(f);
+        let mut r = File::open(&p).map_err(|e| Error::io(&p, e))?;
+        let mut h = md5::Md5::new();
+        each_block(&mut r, &p, |b| h.update(b))?;
+        let digest = crate::util::hex(&h.finalize());
+        out.push_str(&line[..at]);
+        out.push_str(&digest);
+        out.push_str(&line[at + 32..]);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Feeds everything `r` (the file `path`) holds to `f`, a block at a time.
+fn each_block(r: &mut dyn Read, path: &Path, mut f: impl FnMut(&[u8])) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let k = r.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            return Ok(());
+        }
+        f(&buf[..k]);
     }
 }
 
-fn script_sh(spec: &FastbootSpec<'_>, flash: &[(String, String)], wipe: bool) -> String {
-    let d = &spec.device;
-    let mut s = String::new();
-    s.push_str("#!/bin/sh\n");
-    s.push_str(if wipe {
-        "# First install: flashes every image and ERASES user data.\n"
-    } else {
-        "# Update: flashes every image and keeps user data.\n"
-    });
-    s.push_str("# Usage: sh flash_all.sh [-s SERIAL]\n");
-    s.push_str("cd \"$(dirname \"$0\")\" || exit 1\n");
-    s.push_str(&format!(
-        "if ! fastboot $* getvar product 2>&1 | grep -q \"^product: *{d} *$\"; then\n  echo \"This package is for {d}; the connected device is not (fastboot getvar product). Nothing was flashed.\"\n  exit 1\nfi\n"
-    ));
-    for (name, rel) in flash {
-        let t = flash_target(spec, name);
-        let avb = avb_flags(spec, name);
-        s.push_str(&format!(
-            "fastboot $* {avb}flash {t} {rel} || {{ echo \"Flashing {t} failed\"; exit 1; }}\n"
-        ));
+/// Where a run of exactly 32 hex digits starts in `line`.
+fn find_md5(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_hexdigit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            if i - start == 32 {
+                return Some(start);
+            }
+        } else {
+            i += 1;
+        }
     }
-    if wipe {
-        s.push_str("fastboot $* erase userdata || { echo \"Erasing userdata failed\"; exit 1; }\n");
-        s.push_str("fastboot $* erase metadata || { echo \"Erasing metadata failed\"; exit 1; }\n");
-    }
-    if spec.ab {
-        s.push_str(
-            "fastboot $* set_active a || { echo \"Setting slot a active failed\"; exit 1; }\n",
-        );
-    }
-    s.push_str("fastboot $* reboot\n");
-    s
+    None
 }
 
-fn script_bat(spec: &FastbootSpec<'_>, flash: &[(String, String)], wipe: bool) -> String {
+fn readme(spec: &FastbootSpec<'_>, anti: Option<&str>) -> String {
     let d = &spec.device;
-    let mut s = String::new();
-    s.push_str("@echo off\r\n");
-    s.push_str(if wipe {
-        "rem First install: flashes every image and ERASES user data.\r\n"
-    } else {
-        "rem Update: flashes every image and keeps user data.\r\n"
-    });
-    s.push_str("cd /d \"%~dp0\"\r\n");
-    s.push_str(&format!(
-        "fastboot %* getvar product 2>&1 | findstr /r /c:\"^product: *{d} *$\" >nul || (echo This package is for {d}; the connected device is not. Nothing was flashed. & exit /B 1)\r\n"
-    ));
-    for (name, rel) in flash {
-        let t = flash_target(spec, name);
-        let rel = rel.replace('/', "\\");
-        let avb = avb_flags(spec, name);
+    let mut s = format!(
+        "Fastboot package for {d}. The bootloader must be unlocked.\n\n\
+         First install (ERASES all data):\n  Windows: windows_fastboot_first_install_with_data_format.bat\n  \
+         Linux:   linux_fastboot_first_install_with_data_format.sh\n  macOS:   macos_fastboot_first_install_with_data_format.sh\n\n\
+         Update (keeps data, only over the same kind of build):\n  Windows: windows_fastboot_update_rom.bat\n  \
+         Linux:   linux_fastboot_update_rom.sh\n  macOS:   macos_fastboot_update_rom.sh\n\n\
+         Run a script with the phone in fastboot mode, from this folder; `-s SERIAL` picks the device.\n\
+         Each script first checks that the phone is a {d} (fastboot getvar product)"
+    );
+    if let Some(a) = anti {
         s.push_str(&format!(
-            "fastboot %* {avb}flash {t} {rel} || (echo Flashing {t} failed & exit /B 1)\r\n"
+            " and that its anti-rollback version (fastboot getvar anti) is not above {a}"
         ));
     }
-    if wipe {
-        s.push_str("fastboot %* erase userdata || (echo Erasing userdata failed & exit /B 1)\r\n");
-        s.push_str("fastboot %* erase metadata || (echo Erasing metadata failed & exit /B 1)\r\n");
-    }
-    if spec.ab {
-        s.push_str(
-            "fastboot %* set_active a || (echo Setting slot a active failed & exit /B 1)\r\n",
-        );
-    }
-    s.push_str("fastboot %* reboot\r\n");
+    s.push_str(
+        ", and flashes nothing otherwise.\n\
+         Do not relock the bootloader with this build: a modified system does not boot on a locked bootloader.\n",
+    );
     s
 }
 
@@ -363,6 +687,8 @@ pub struct FromRom {
     /// Flash vbmeta with verity and verification disabled (rebuilt images no
     /// longer match its hash descriptors).
     pub disable_verification: bool,
+    /// Layout and script names.
+    pub style: Style,
 }
 
 /// Writes a fastboot package for `rom` from its partition images, already
@@ -448,6 +774,10 @@ pub fn from_rom(
     let mtime = crate::util::time::source_date_epoch()?
         .or(info.timestamp)
         .unwrap_or(ZIP_EPOCH);
+    let official = match rom.images() {
+        Some(pkg) => from_official(pkg, work)?,
+        None => FromOfficial::default(),
+    };
     let spec = FastbootSpec {
         device: opts.device.clone(),
         images,
@@ -457,8 +787,117 @@ pub fn from_rom(
         ab,
         mtime,
         disable_verification: opts.disable_verification,
+        style: opts.style,
+        sparse: official.sparse,
+        extra: official.extra,
+        official: official.sequences,
+        md5sum: official.md5sum,
+        notes: official.notes,
+        dropped: official.dropped,
     };
     write_package(&spec, dest, format, jobs, force)
+}
+
+/// What an input fastboot package hands on to the package written from it.
+#[derive(Default)]
+struct FromOfficial {
+    sparse: BTreeSet<String>,
+    extra: Vec<(String, PathBuf)>,
+    sequences: Option<(Vec<Step>, Vec<Step>)>,
+    md5sum: Option<String>,
+    notes: Vec<String>,
+    dropped: Vec<String>,
+}
+
+/// Whether an entry (relative to the package root) is written anew rather
+/// than carried over: images, scripts, the CRC lists and md5sum.xml.
+fn regenerated(rel: &str) -> bool {
+    let file = rel.rsplit('/').next().unwrap_or(rel);
+    let is_image = rel.starts_with("images/")
+        && (file.ends_with(".img")
+            || file
+                .rsplit_once(".img.")
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+    let is_script = !rel.contains('/') && (file.ends_with(".sh") || file.ends_with(".bat"));
+    is_image
+        || is_script
+        || rel == "images/crclist.txt"
+        || rel == "images/sparsecrclist.txt"
+        || file == "md5sum.xml"
+}
+
+/// An input fastboot package: its other files (firmware, `misc.txt`,
+/// `images/anti_version.txt`, …) copied out of it into `work/passthrough/`,
+/// its flash sequences when its scripts can be followed, its lock scripts
+/// left out.
+fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<FromOfficial> {
+    let mut out = FromOfficial {
+        sparse: pkg
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(i, img)| img.sparse && pkg.super_image.as_ref().is_none_or(|s| s.image != *i))
+            .map(|(_, img)| img.name.clone())
+            .collect(),
+        ..Default::default()
+    };
+    if pkg.archive == crate::rom::images::Archive::Bare {
+        return Ok(out);
+    }
+    let root = pkg.root();
+    let rels: Vec<&str> = pkg
+        .entries
+        .iter()
+        .filter_map(|e| e.strip_prefix(root.as_str()))
+        .filter(|r| !r.is_empty() && !r.ends_with('/'))
+        .collect();
+    let is_dir = |r: &str| rels.iter().any(|o| o.starts_with(&format!("{r}/")));
+    let dir = work.join("passthrough");
+    let mut wanted = BTreeMap::new();
+    for rel in rels.iter().copied() {
+        let file = rel.rsplit('/').next().unwrap_or(rel);
+        if is_dir(rel) {
+            continue;
+        }
+        if !rel.contains('/')
+            && (file.ends_with(".sh") || file.ends_with(".bat"))
+            && file.contains("lock")
+        {
+            out.dropped.push(rel.to_string());
+            continue;
+        }
+        if regenerated(rel) {
+            continue;
+        }
+        let dest = dir.join(rel);
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        wanted.insert(format!("{root}{rel}"), dest.clone());
+        out.extra.push((rel.to_string(), dest));
+    }
+    pkg.copy_entries(&wanted)?;
+    out.md5sum = pkg
+        .text("md5sum.xml")
+        .or_else(|| pkg.text("images/md5sum.xml"))
+        .map(str::to_string);
+    let read = |name: &str| pkg.text(name).map(crate::rom::scripts::read_official);
+    match (read("flash_all.sh"), read("flash_all_except_storage.sh")) {
+        (Some(Ok(first)), Some(Ok(update))) => {
+            for l in first.locks.iter().chain(&update.locks) {
+                out.notes.push(format!("left out of the scripts: {l}"));
+            }
+            out.sequences = Some((first.steps, update.steps));
+        }
+        (None, _) | (_, None) => out.notes.push(
+            "the input has no flash_all.sh and flash_all_except_storage.sh to follow: the scripts are generated".into(),
+        ),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => out.notes.push(format!(
+            "the input's scripts cannot be followed step by step ({}): the scripts are generated",
+            e.0
+        )),
+    }
+    Ok(out)
 }
 
 /// The super layout for a package that has none yet (an OTA): one group per

@@ -17,6 +17,7 @@
 //! `rom/` only reads.
 
 pub mod fastboot;
+pub mod flash_script;
 pub mod images;
 pub mod ota;
 pub mod sparse_out;

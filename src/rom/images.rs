@@ -166,7 +166,7 @@ fn image_name(path: &str) -> Option<(String, Option<u32>)> {
 
 fn is_text(path: &str) -> bool {
     let f = path.rsplit('/').next().unwrap_or(path);
-    f.ends_with(".sh") || f.ends_with(".bat") || f == "misc.txt"
+    f.ends_with(".sh") || f.ends_with(".bat") || f.ends_with(".txt") || f == "md5sum.xml"
 }
 
 /// Reads the expanded head of an image from a stream of its stored bytes.
@@ -860,6 +860,51 @@ impl ImagePackage {
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
+    }
+
+    /// The folder of the archive that holds `images/` (`""` or
+    /// `fuxi_images_…/`), where the flash scripts and `misc.txt` are.
+    pub fn root(&self) -> String {
+        self.entries
+            .iter()
+            .find_map(|e| {
+                let i = e.find("images/")?;
+                (i == 0 || e.as_bytes()[i - 1] == b'/').then(|| e[..i].to_string())
+            })
+            .unwrap_or_default()
+    }
+
+    /// A small text file at `rel` under [`Self::root`] (`images/anti_version.txt`).
+    pub fn text(&self, rel: &str) -> Option<&str> {
+        self.texts
+            .get(&format!("{}{rel}", self.root()))
+            .map(String::as_str)
+    }
+
+    /// Copies archive entries (path in the archive → destination file) out
+    /// of a zip or `.tgz`; loose images have no other entries.
+    pub fn copy_entries(&self, wanted: &BTreeMap<String, PathBuf>) -> Result<()> {
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        match self.archive {
+            Archive::Tgz => self.spool_tar(wanted),
+            Archive::Zip => {
+                let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+                let archive = super::zip_archive(&self.path, file)?;
+                for (name, dest) in wanted {
+                    let i = archive.index_for_name(name).ok_or_else(|| {
+                        Error::invalid(&self.path, format!("zip entry {name} is missing"))
+                    })?;
+                    self.spool_zip(i, name, dest)?;
+                }
+                Ok(())
+            }
+            Archive::Bare => Err(Error::invalid(
+                &self.path,
+                "loose images carry no other files",
+            )),
+        }
     }
 
     /// The device codename the flash scripts check (`getvar product`).

@@ -14,6 +14,7 @@ pub mod images;
 pub mod incremental;
 pub mod load;
 pub mod ota;
+pub mod scripts;
 pub mod unpack;
 pub mod verify;
 pub mod version;

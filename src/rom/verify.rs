@@ -42,6 +42,9 @@ pub enum CheckKind {
     Integrity,
     /// The structure of the package: a failure means it is malformed (exit 3).
     Structure,
+    /// A fact that matters when flashing (the anti-rollback version, lock
+    /// scripts): reported, never failed.
+    Info,
 }
 
 /// One check: what was checked, how it came out and the details.
@@ -480,6 +483,7 @@ impl Rom {
             Archive::Tgz => self.verify_tgz(c, pkg)?,
             Archive::Zip | Archive::Bare => self.verify_sparse_files(c, pkg)?,
         }
+        self.verify_flash_safety(c, pkg)?;
         if let Some(s) = &pkg.super_image {
             let img = &pkg.images[s.image];
             let label = img.files[0].path.clone();
@@ -576,6 +580,153 @@ impl Rom {
         Ok(())
     }
 
+    /// What a fastboot package tells the device before flashing: its
+    /// anti-rollback version and lock scripts (reported), and its CRC lists,
+    /// each entry checked against the file the scripts flash to that
+    /// partition (a mismatch is an integrity failure: the bootloader would
+    /// refuse the flash).
+    fn verify_flash_safety(&self, c: &mut Checks, pkg: &super::images::ImagePackage) -> Result<()> {
+        use crate::format::crclist;
+        let root = pkg.root();
+        if let Some(a) = pkg.text("images/anti_version.txt") {
+            c.push(
+                "anti-rollback version",
+                CheckKind::Info,
+                Status::Ok,
+                format!(
+                    "images/anti_version.txt: {} (the scripts refuse a device whose getvar anti is higher)",
+                    a.trim()
+                ),
+            );
+        }
+        for name in pkg.texts.keys() {
+            let Some(rel) = name.strip_prefix(root.as_str()) else {
+                continue;
+            };
+            let is_script = rel.ends_with(".sh") || rel.ends_with(".bat");
+            if is_script && !rel.contains('/') && rel.contains("lock") {
+                c.push(
+                    format!("lock script {rel}"),
+                    CheckKind::Info,
+                    Status::Ok,
+                    "present: relocking the bootloader on a modified build leaves the phone unbootable".into(),
+                );
+            }
+        }
+        let lists = [
+            ("images/crclist.txt", false),
+            ("images/sparsecrclist.txt", true),
+        ];
+        let mut wanted: Vec<ListedEntry> = Vec::new();
+        for (rel, sparse_list) in lists {
+            let Some(text) = pkg.text(rel) else {
+                continue;
+            };
+            let parsed = if sparse_list {
+                crclist::parse_sparse(text)
+            } else {
+                crclist::parse_crclist(text)
+            };
+            match parsed {
+                Ok(entries) => {
+                    for e in entries {
+                        let files = flashed_files(pkg, &root, &e.partition);
+                        wanted.push((rel.to_string(), e.partition, sparse_list, e.crcs, files));
+                    }
+                }
+                Err(e) => c.push(rel, CheckKind::Structure, Status::Failed, e.to_string()),
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let paths: std::collections::BTreeSet<String> =
+            wanted.iter().flat_map(|w| w.4.iter().cloned()).collect();
+        let crcs = self.entry_crcs(pkg, &paths)?;
+        for (list, part, sparse_list, want, files) in wanted {
+            let check = format!("{list} {part}");
+            if files.is_empty() || files.iter().any(|f| !crcs.contains_key(f)) {
+                c.integrity(
+                    check,
+                    Status::Failed,
+                    format!("partition {part}: no file in the package is flashed to it"),
+                );
+                continue;
+            }
+            let have: Vec<u32> = if sparse_list {
+                files
+                    .iter()
+                    .flat_map(|f| crcs[f].1.clone().unwrap_or_default())
+                    .collect()
+            } else {
+                files.iter().map(|f| crcs[f].0).collect()
+            };
+            let show = |v: &[u32]| {
+                v.iter()
+                    .map(|x| format!("{x:#x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            if have == want {
+                c.integrity(check, Status::Ok, format!("{} matches", show(&have)));
+            } else {
+                c.integrity(
+                    check,
+                    Status::Failed,
+                    format!(
+                        "partition {part}: the list says {}, {} gives {}",
+                        show(&want),
+                        files.join(", "),
+                        show(&have)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The CRC-32 of each archive entry in `paths` and, for sparse ones,
+    /// of each fastboot download ([`crate::format::sparse::download_part_crcs`]).
+    fn entry_crcs(
+        &self,
+        pkg: &super::images::ImagePackage,
+        paths: &std::collections::BTreeSet<String>,
+    ) -> Result<std::collections::BTreeMap<String, EntryCrcs>> {
+        use super::images::Archive;
+        let mut out = std::collections::BTreeMap::new();
+        let bad = |e: std::io::Error| Error::invalid(&self.path, e.to_string());
+        match pkg.archive {
+            Archive::Zip => {
+                let mut a = super::open_zip(&self.path)?;
+                for p in paths {
+                    if let Ok(mut e) = a.by_name(p) {
+                        out.insert(p.clone(), stream_crcs(&mut e).map_err(bad)?);
+                    }
+                }
+            }
+            Archive::Tgz => {
+                let f = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+                let gz =
+                    flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f));
+                let mut tar = tar::Archive::new(gz);
+                for e in tar.entries().map_err(bad)? {
+                    let mut e = e.map_err(bad)?;
+                    let name = String::from_utf8_lossy(&e.path_bytes())
+                        .trim_start_matches("./")
+                        .to_string();
+                    if paths.contains(&name) {
+                        out.insert(name, stream_crcs(&mut e).map_err(bad)?);
+                        if out.len() == paths.len() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Archive::Bare => {}
+        }
+        Ok(out)
+    }
+
     /// A block OTA partition: its new data must hold every block the
     /// transfer list writes (a short stream is a structure failure).
     fn check_block_partition(
@@ -610,4 +761,79 @@ impl Rom {
             Err(e) => (CheckKind::Integrity, Status::Failed, e.to_string()),
         })
     }
+}
+
+/// A CRC list entry to check: (list, partition, sparse list, listed CRCs,
+/// the archive paths flashed to the partition).
+type ListedEntry = (String, String, bool, Vec<u32>, Vec<String>);
+
+/// The CRC-32 of a file and, when sparse, of each of its fastboot downloads.
+type EntryCrcs = (u32, Option<Vec<u32>>);
+
+/// The archive paths of the files a fastboot package flashes to
+/// `partition`: the image `images/NAME.img` (or its split parts), else the
+/// file its `flash_all.sh` flashes to `NAME` or `NAME_ab`.
+fn flashed_files(pkg: &super::images::ImagePackage, root: &str, partition: &str) -> Vec<String> {
+    if let Some(img) = pkg.images.iter().find(|i| i.name == partition) {
+        return img.files.iter().map(|f| f.path.clone()).collect();
+    }
+    let Some(Ok(script)) = pkg
+        .text("flash_all.sh")
+        .map(crate::rom::scripts::read_official)
+    else {
+        return Vec::new();
+    };
+    let mut files: Vec<String> = Vec::new();
+    for s in script.steps {
+        if let super::scripts::Step::Flash { target, file, .. } = s
+            && target.strip_suffix("_ab").unwrap_or(&target) == partition
+        {
+            let path = format!("{root}{file}");
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// The CRC-32 of a stream and, when it is a sparse image, of each of its
+/// fastboot downloads.
+fn stream_crcs(r: &mut dyn std::io::Read) -> std::io::Result<EntryCrcs> {
+    use std::io::Read;
+    struct Tee<'a> {
+        inner: &'a mut dyn Read,
+        crc: crc32fast::Hasher,
+    }
+    impl Read for Tee<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.crc.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let mut t = Tee {
+        inner: r,
+        crc: crc32fast::Hasher::new(),
+    };
+    let mut magic = [0u8; 4];
+    let mut n = 0;
+    while n < 4 {
+        match t.read(&mut magic[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let parts = if crate::format::sparse::Header::is_sparse(&magic[..n]) {
+        let mut chained = std::io::Cursor::new(magic[..n].to_vec()).chain(&mut t);
+        crate::format::sparse::download_part_crcs(
+            &mut chained,
+            crate::format::sparse::XIAOMI_MAX_DOWNLOAD,
+        )
+        .ok()
+    } else {
+        None
+    };
+    std::io::copy(&mut t, &mut std::io::sink())?;
+    Ok((t.crc.finalize(), parts))
 }
