@@ -19,6 +19,14 @@
 //! or more. The build time is `SOURCE_DATE_EPOCH` when given, otherwise the
 //! most common mtime, so most inodes stay compact. The UUID is derived from the
 //! image content, so equal trees give equal bytes.
+//!
+//! [`write`] goes in steps, each its own function: order the inodes, pick the
+//! build time, gather the shared xattrs, plan every inode (size, format,
+//! xattr area, whether its tail is inline), write file data then symlinks and
+//! reserve directory blocks, place the inodes, fill the directories (which
+//! need every nid), and last the metadata and block 0. File data is written
+//! in inode order whatever the thread count, and nothing is written to block 0
+//! until the rest of the image is hashed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -297,6 +305,32 @@ impl<W: Write + Seek> Sink<'_, W> {
         self.next_block += (bytes.len() as u64).div_ceil(BLOCK);
         Ok(at)
     }
+
+    /// Writes the metadata area at `meta_start`, then block 0 with the
+    /// superblock, whose UUID is the hash of all the rest. Returns the UUID.
+    fn finish(
+        mut self,
+        meta: &[u8],
+        mut block0: Vec<u8>,
+        meta_start: u64,
+        summary: &Summary,
+        opts: &ErofsOptions,
+    ) -> Result<[u8; 16], WriteError> {
+        self.out
+            .seek(SeekFrom::Start(meta_start))
+            .map_err(io_err("seek"))?;
+        self.out.write_all(meta).map_err(io_err("writing image"))?;
+        self.hasher.update(meta);
+        self.hasher.update(&block0);
+        let uuid = content_uuid(self.hasher.finalize().as_slice());
+        fill_block0(&mut block0, summary, &uuid, opts);
+        self.out.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
+        self.out
+            .write_all(&block0)
+            .map_err(io_err("writing image"))?;
+        self.out.flush().map_err(io_err("writing image"))?;
+        Ok(uuid)
+    }
 }
 
 /// Writes `tree` as an EROFS image into `out` (the image starts at offset 0).
@@ -361,14 +395,7 @@ pub fn write<W: Write + Seek>(
     }
 
     // Metadata, then block 0 (which holds the UUID of everything else).
-    let (meta, mut block0) = serialize_inodes(tree, &plans, meta_start, total_blocks);
-    sink.out
-        .seek(SeekFrom::Start(meta_start))
-        .map_err(io_err("seek"))?;
-    sink.out.write_all(&meta).map_err(io_err("writing image"))?;
-    sink.hasher.update(&meta);
-    sink.hasher.update(&block0);
-    let uuid = content_uuid(sink.hasher.finalize().as_slice());
+    let (meta, block0) = serialize_inodes(tree, &plans, meta_start, total_blocks);
     let summary = Summary {
         root_nid: nids[0],
         inodes: plans.len() as u64,
@@ -379,12 +406,7 @@ pub fn write<W: Write + Seek>(
         any_compressed,
         big,
     };
-    fill_block0(&mut block0, &summary, &uuid, opts);
-    sink.out.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
-    sink.out
-        .write_all(&block0)
-        .map_err(io_err("writing image"))?;
-    sink.out.flush().map_err(io_err("writing image"))?;
+    let uuid = sink.finish(&meta, block0, meta_start, &summary, opts)?;
     Ok(WriteStats {
         size: total_blocks * BLOCK,
         inodes: plans.len() as u64,
