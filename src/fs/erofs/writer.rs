@@ -28,6 +28,7 @@
 //! in inode order whatever the thread count, and nothing is written to block 0
 //! until the rest of the image is hashed.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Seek, SeekFrom, Write};
 
@@ -455,8 +456,8 @@ impl InodeOrder {
         let mut index: HashMap<InodeId, usize> = HashMap::new();
         let mut order: Vec<(String, InodeId)> = Vec::new();
         for (path, id) in tree.walk() {
-            if !index.contains_key(&id) {
-                index.insert(id, order.len());
+            if let Entry::Vacant(e) = index.entry(id) {
+                e.insert(order.len());
                 order.push((path, id));
             }
         }
@@ -591,6 +592,9 @@ impl<'t> SharedXattrs<'t> {
     }
 }
 
+/// A directory's entries, each a name and its target's plan index.
+type DirEntries = Vec<(Vec<u8>, usize)>;
+
 /// Everything needed to plan each inode before any data is written.
 struct Planner<'a> {
     tree: &'a Tree,
@@ -604,13 +608,12 @@ struct Planner<'a> {
 impl Planner<'_> {
     /// One plan per inode in write order, and each directory's entries
     /// (empty for other inodes).
-    #[allow(clippy::type_complexity)]
-    fn plan_all(&self) -> Result<(Vec<Plan>, Vec<Vec<(Vec<u8>, usize)>>), WriteError> {
+    fn plan_all(&self) -> Result<(Vec<Plan>, Vec<DirEntries>), WriteError> {
         let n = self.order.order.len();
         let mut plans = Vec::with_capacity(n);
-        let mut dir_entries: Vec<Vec<(Vec<u8>, usize)>> = vec![Vec::new(); n];
-        for i in 0..n {
-            plans.push(self.plan(i, &mut dir_entries[i])?);
+        let mut dir_entries: Vec<DirEntries> = vec![Vec::new(); n];
+        for (i, entries) in dir_entries.iter_mut().enumerate() {
+            plans.push(self.plan(i, entries)?);
         }
         Ok((plans, dir_entries))
     }
