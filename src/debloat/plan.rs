@@ -357,128 +357,17 @@ fn keep_covers(sel: &Selector, path: &str, package: Option<&str>, app_files: &[S
 }
 
 /// Plans `profile` against the apps and files of `partitions`.
+///
+/// Rules are judged in profile order, each match against what earlier rules
+/// already removed; a target's risk is the highest level any rule gives it
+/// (see [`risk_by_target`]).
 pub fn plan(
     profile: &Profile,
     apps: &[App],
     partitions: &[LoadedPartition],
     opts: PlanOptions,
 ) -> Plan {
-    // Every file, and which app owns it.
-    let mut owner: HashMap<&str, usize> = HashMap::new();
-    for (i, a) in apps.iter().enumerate() {
-        for f in &a.files {
-            owner.insert(f.as_str(), i);
-        }
-    }
-    let mut sizes: HashMap<&str, (&str, u64)> = HashMap::new();
-    for p in partitions {
-        for f in &p.files {
-            sizes.insert(f.path.as_str(), (p.name.as_str(), f.data.size()));
-        }
-    }
-    let mut all_files: Vec<&str> = sizes.keys().copied().collect();
-    all_files.sort_unstable();
-
-    let path_target = |path: &str| -> Option<Target> {
-        let prefix = format!("{path}/");
-        let files: Vec<String> = all_files
-            .iter()
-            .filter(|f| **f == path || f.starts_with(&prefix))
-            .map(|f| f.to_string())
-            .collect();
-        let first = files.first()?;
-        let partition = sizes.get(first.as_str())?.0.to_string();
-        let size = files
-            .iter()
-            .filter_map(|f| sizes.get(f.as_str()))
-            .map(|x| x.1)
-            .sum();
-        Some(Target::Path {
-            partition,
-            path: path.to_string(),
-            files,
-            size,
-        })
-    };
-
-    let targets_of = |rule: &Rule| -> Vec<Target> {
-        // Apps a glob leaves alone, with their files.
-        let excepted: BTreeSet<usize> = apps
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| {
-                a.package()
-                    .is_some_and(|p| rule.except.iter().any(|e| e == p))
-            })
-            .map(|(i, _)| i)
-            .collect();
-        match &rule.selector {
-            Selector::Package(p) => apps
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| a.package() == Some(p.as_str()))
-                .map(|(i, _)| Target::App(i))
-                .collect(),
-            Selector::Path(p) => {
-                if let Some(i) = apps.iter().position(|a| a.path == *p || a.apk == *p) {
-                    vec![Target::App(i)]
-                } else {
-                    path_target(p).into_iter().collect()
-                }
-            }
-            Selector::Glob(g) => {
-                let mut out: Vec<Target> = apps
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, a)| glob_match(g, &a.path) && !excepted.contains(i))
-                    .map(|(i, _)| Target::App(i))
-                    .collect();
-                let taken: BTreeSet<usize> = out
-                    .iter()
-                    .filter_map(|t| match t {
-                        Target::App(i) => Some(*i),
-                        _ => None,
-                    })
-                    .collect();
-                // Files and folders outside those apps: the shortest
-                // matching ancestor of each file.
-                let mut seen = BTreeSet::new();
-                for f in &all_files {
-                    if owner
-                        .get(f)
-                        .is_some_and(|i| taken.contains(i) || excepted.contains(i))
-                    {
-                        continue;
-                    }
-                    let comps: Vec<&str> = f.split('/').collect();
-                    for k in 1..=comps.len() {
-                        let anc = comps[..k].join("/");
-                        if seen.contains(&anc) {
-                            break;
-                        }
-                        if glob_match(g, &anc) {
-                            seen.insert(anc.clone());
-                            if let Some(t) = path_target(&anc) {
-                                out.push(t);
-                            }
-                            break;
-                        }
-                    }
-                }
-                out
-            }
-        }
-    };
-
-    let mut rules = Vec::new();
-    let mut removed: Vec<Removal> = Vec::new();
-    let mut refused = Vec::new();
-    let mut removed_files: BTreeSet<String> = BTreeSet::new();
-    let mut removed_paths: BTreeMap<String, usize> = BTreeMap::new();
-    let mut warnings = Vec::new();
-    let mut unmatched = 0;
-    // A target's risk is the highest level any rule gives it: an app that a
-    // specific rule rates `expert` is not removed by a broad `advanced` glob.
+    let inv = Inventory::new(apps, partitions);
     let input = input_facts(partitions);
     let applies: Vec<(Applies, Option<String>)> = profile
         .remove
@@ -497,140 +386,27 @@ pub fn plan(
             if a.0 == Applies::No {
                 Vec::new()
             } else {
-                targets_of(r)
+                inv.targets_of(r)
             }
         })
         .collect();
-    let mut notes = Vec::new();
-    let key = |t: &Target| match t {
-        Target::App(i) => apps[*i].path.clone(),
-        Target::Path { path, .. } => path.clone(),
+    let judge = Judge {
+        profile,
+        inv: &inv,
+        risk: risk_by_target(profile, &inv, &all_targets),
+        allow_unsafe: opts.allow_unsafe,
     };
-    let mut risk: HashMap<String, (Level, usize)> = HashMap::new();
-    for (n, ts) in all_targets.iter().enumerate() {
-        for t in ts {
-            let e = risk.entry(key(t)).or_insert((Level::Recommended, 0));
-            if profile.remove[n].level > e.0 || e.1 == 0 {
-                *e = (profile.remove[n].level.max(e.0), n + 1);
-            }
-        }
-    }
+    let mut ledger = Ledger::default();
+    let mut rules = Vec::new();
     for (n, (rule, targets)) in profile.remove.iter().zip(all_targets).enumerate() {
         let index = n + 1;
         let (applies, condition) = applies[n].clone();
         if targets.is_empty() && applies != Applies::No {
-            let msg = format!(
-                "{}: rule {index} ({}) matches nothing",
-                rule.origin, rule.selector
-            );
-            if rule.optional {
-                notes.push(format!("{msg} (optional)"));
-            } else if applies == Applies::Unknown {
-                notes.push(format!(
-                    "{msg} ({})",
-                    condition.as_deref().unwrap_or("condition unchecked")
-                ));
-            } else {
-                unmatched += 1;
-                warnings.push(msg);
-            }
+            ledger.note_unmatched(rule, index, &applies, condition.as_deref());
         }
         let mut matches = Vec::new();
         for t in targets {
-            let (partition, path, package, size, files) = match &t {
-                Target::App(i) => {
-                    let a = &apps[*i];
-                    (
-                        a.partition.clone(),
-                        a.path.clone(),
-                        a.package().map(str::to_string),
-                        a.size,
-                        a.files.clone(),
-                    )
-                }
-                Target::Path {
-                    partition,
-                    path,
-                    files,
-                    size,
-                } => (partition.clone(), path.clone(), None, *size, files.clone()),
-            };
-            let mut m = Match {
-                partition: partition.clone(),
-                path: path.clone(),
-                package: package.clone(),
-                size,
-                status: Status::Removed,
-                detail: None,
-            };
-            let protection = package
-                .as_deref()
-                .and_then(protected_package)
-                .map(|why| format!("{} is protected: {why}", package.as_deref().unwrap_or("")))
-                .or_else(|| {
-                    protected_path(&path).map(|(p, why)| format!("{p} is protected: {why}"))
-                });
-            let keep = profile
-                .keep
-                .iter()
-                .find(|k| keep_covers(&k.selector, &path, package.as_deref(), &files));
-            let (risk_level, risk_rule) = risk.get(&path).copied().unwrap_or((rule.level, index));
-            if rule.level > profile.max_level {
-                m.status = Status::Skipped;
-                m.detail = Some(format!(
-                    "level {} is above max_level {}",
-                    rule.level, profile.max_level
-                ));
-            } else if risk_level > profile.max_level {
-                m.status = Status::Skipped;
-                m.detail = Some(format!(
-                    "rule {risk_rule} rates it {risk_level}, above max_level {}",
-                    profile.max_level
-                ));
-            } else if let Some(k) = keep {
-                m.status = Status::Kept;
-                m.detail = Some(format!("kept by {} ({})", k.selector, k.origin));
-            } else if let Some(i) = removed_paths.get(&path) {
-                m.status = Status::AlreadyRemoved;
-                m.detail = Some(format!("already removed by rule {i}"));
-            } else if !files.is_empty() && files.iter().all(|f| removed_files.contains(f)) {
-                m.status = Status::AlreadyRemoved;
-                m.detail = Some("inside something an earlier rule removes".into());
-            } else if let Some(why) = protection.clone().filter(|_| !opts.allow_unsafe) {
-                m.status = Status::Refused;
-                m.detail = Some(format!("{why}; refused without --allow-unsafe"));
-                refused.push(m.clone());
-            } else {
-                if let Some(why) = protection {
-                    warnings.push(format!(
-                        "{}: removing {path} although {why} (--allow-unsafe)",
-                        rule.origin
-                    ));
-                }
-                let fresh: Vec<String> = files
-                    .iter()
-                    .filter(|f| !removed_files.contains(*f))
-                    .cloned()
-                    .collect();
-                let fresh_size = fresh
-                    .iter()
-                    .filter_map(|f| sizes.get(f.as_str()))
-                    .map(|x| x.1)
-                    .sum();
-                removed_files.extend(fresh.iter().cloned());
-                removed_paths.insert(path.clone(), index);
-                removed.push(Removal {
-                    partition,
-                    path,
-                    package,
-                    size: fresh_size,
-                    files,
-                    rule: index,
-                    origin: rule.origin.clone(),
-                    reason: rule.reason.clone(),
-                });
-            }
-            matches.push(m);
+            matches.push(ledger.judge(&judge, rule, index, t));
         }
         rules.push(RulePlan {
             index,
@@ -646,15 +422,10 @@ pub fn plan(
         });
     }
     let profiles = profile_reports(profile, &rules);
-    let mut freed: BTreeMap<String, u64> = BTreeMap::new();
-    for f in &removed_files {
-        if let Some((p, s)) = sizes.get(f.as_str()) {
-            *freed.entry(p.to_string()).or_default() += s;
-        }
-    }
+    let freed = inv.freed(&ledger.removed_files);
     let (props, prop_warnings) = plan_props(profile, partitions);
-    unmatched += prop_warnings.len();
-    warnings.extend(prop_warnings);
+    ledger.unmatched += prop_warnings.len();
+    ledger.warnings.extend(prop_warnings);
     Plan {
         profile: profile.name.clone(),
         source: profile.source.clone(),
@@ -662,16 +433,370 @@ pub fn plan(
         max_level: profile.max_level,
         allow_unsafe: opts.allow_unsafe,
         rules,
-        removed,
-        refused,
+        removed: ledger.removed,
+        refused: ledger.refused,
         props,
         freed_total: freed.values().sum(),
         freed,
-        warnings,
-        unmatched,
-        notes,
+        warnings: ledger.warnings,
+        unmatched: ledger.unmatched,
+        notes: ledger.notes,
         input,
         profiles,
+    }
+}
+
+/// Every file of the input with its partition and size, and which app owns
+/// it.
+struct Inventory<'a> {
+    apps: &'a [App],
+    /// File to the index of the app that owns it.
+    owner: HashMap<&'a str, usize>,
+    /// File to its partition and size.
+    sizes: HashMap<&'a str, (&'a str, u64)>,
+    /// Every file, sorted.
+    all_files: Vec<&'a str>,
+}
+
+impl<'a> Inventory<'a> {
+    fn new(apps: &'a [App], partitions: &'a [LoadedPartition]) -> Self {
+        let mut owner: HashMap<&str, usize> = HashMap::new();
+        for (i, a) in apps.iter().enumerate() {
+            for f in &a.files {
+                owner.insert(f.as_str(), i);
+            }
+        }
+        let mut sizes: HashMap<&str, (&str, u64)> = HashMap::new();
+        for p in partitions {
+            for f in &p.files {
+                sizes.insert(f.path.as_str(), (p.name.as_str(), f.data.size()));
+            }
+        }
+        let mut all_files: Vec<&str> = sizes.keys().copied().collect();
+        all_files.sort_unstable();
+        Inventory {
+            apps,
+            owner,
+            sizes,
+            all_files,
+        }
+    }
+
+    /// Total size of those of `files` the input has.
+    fn size_of<'f>(&self, files: impl IntoIterator<Item = &'f String>) -> u64 {
+        files
+            .into_iter()
+            .filter_map(|f| self.sizes.get(f.as_str()))
+            .map(|x| x.1)
+            .sum()
+    }
+
+    /// Bytes freed per partition by removing `files`.
+    fn freed(&self, files: &BTreeSet<String>) -> BTreeMap<String, u64> {
+        let mut freed: BTreeMap<String, u64> = BTreeMap::new();
+        for f in files {
+            if let Some((p, s)) = self.sizes.get(f.as_str()) {
+                *freed.entry(p.to_string()).or_default() += s;
+            }
+        }
+        freed
+    }
+
+    /// The file or folder at `path` with every file in it; `None` when the
+    /// input has no such file.
+    fn path_target(&self, path: &str) -> Option<Target> {
+        let prefix = format!("{path}/");
+        let files: Vec<String> = self
+            .all_files
+            .iter()
+            .filter(|f| **f == path || f.starts_with(&prefix))
+            .map(|f| f.to_string())
+            .collect();
+        let first = files.first()?;
+        let partition = self.sizes.get(first.as_str())?.0.to_string();
+        let size = self.size_of(&files);
+        Some(Target::Path {
+            partition,
+            path: path.to_string(),
+            files,
+            size,
+        })
+    }
+
+    /// What `rule` selects: apps by package or path, else files and folders.
+    fn targets_of(&self, rule: &Rule) -> Vec<Target> {
+        let apps = self.apps;
+        match &rule.selector {
+            Selector::Package(p) => apps
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.package() == Some(p.as_str()))
+                .map(|(i, _)| Target::App(i))
+                .collect(),
+            Selector::Path(p) => {
+                if let Some(i) = apps.iter().position(|a| a.path == *p || a.apk == *p) {
+                    vec![Target::App(i)]
+                } else {
+                    self.path_target(p).into_iter().collect()
+                }
+            }
+            Selector::Glob(g) => {
+                // Apps a glob leaves alone, with their files.
+                let excepted: BTreeSet<usize> = apps
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| {
+                        a.package()
+                            .is_some_and(|p| rule.except.iter().any(|e| e == p))
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                self.glob_targets(g, &excepted)
+            }
+        }
+    }
+
+    /// The apps a glob matches (but the `excepted` ones), then files and
+    /// folders outside those apps: the shortest matching ancestor of each
+    /// file.
+    fn glob_targets(&self, g: &str, excepted: &BTreeSet<usize>) -> Vec<Target> {
+        let mut out: Vec<Target> = self
+            .apps
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| glob_match(g, &a.path) && !excepted.contains(i))
+            .map(|(i, _)| Target::App(i))
+            .collect();
+        let taken: BTreeSet<usize> = out
+            .iter()
+            .filter_map(|t| match t {
+                Target::App(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let mut seen = BTreeSet::new();
+        for f in &self.all_files {
+            if self
+                .owner
+                .get(f)
+                .is_some_and(|i| taken.contains(i) || excepted.contains(i))
+            {
+                continue;
+            }
+            let comps: Vec<&str> = f.split('/').collect();
+            for k in 1..=comps.len() {
+                let anc = comps[..k].join("/");
+                if seen.contains(&anc) {
+                    break;
+                }
+                if glob_match(g, &anc) {
+                    seen.insert(anc.clone());
+                    if let Some(t) = self.path_target(&anc) {
+                        out.push(t);
+                    }
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The device path that identifies a target across rules.
+    fn key(&self, t: &Target) -> String {
+        match t {
+            Target::App(i) => self.apps[*i].path.clone(),
+            Target::Path { path, .. } => path.clone(),
+        }
+    }
+
+    /// A target's partition, path, package, size and files.
+    fn facts(&self, t: Target) -> TargetFacts {
+        match t {
+            Target::App(i) => {
+                let a = &self.apps[i];
+                TargetFacts {
+                    partition: a.partition.clone(),
+                    path: a.path.clone(),
+                    package: a.package().map(str::to_string),
+                    size: a.size,
+                    files: a.files.clone(),
+                }
+            }
+            Target::Path {
+                partition,
+                path,
+                files,
+                size,
+            } => TargetFacts {
+                partition,
+                path,
+                package: None,
+                size,
+                files,
+            },
+        }
+    }
+}
+
+/// What a match is about.
+struct TargetFacts {
+    partition: String,
+    path: String,
+    package: Option<String>,
+    size: u64,
+    files: Vec<String>,
+}
+
+/// A target's risk: the highest level any rule gives it, and the (1-based)
+/// rule that gives it. An app that a specific rule rates `expert` is not
+/// removed by a broad `advanced` glob.
+fn risk_by_target(
+    profile: &Profile,
+    inv: &Inventory,
+    all_targets: &[Vec<Target>],
+) -> HashMap<String, (Level, usize)> {
+    let mut risk: HashMap<String, (Level, usize)> = HashMap::new();
+    for (n, ts) in all_targets.iter().enumerate() {
+        for t in ts {
+            let e = risk.entry(inv.key(t)).or_insert((Level::Recommended, 0));
+            if profile.remove[n].level > e.0 || e.1 == 0 {
+                *e = (profile.remove[n].level.max(e.0), n + 1);
+            }
+        }
+    }
+    risk
+}
+
+/// What every match is judged by.
+struct Judge<'a> {
+    profile: &'a Profile,
+    inv: &'a Inventory<'a>,
+    risk: HashMap<String, (Level, usize)>,
+    allow_unsafe: bool,
+}
+
+/// What the rules judged so far did, as the next one sees it.
+#[derive(Default)]
+struct Ledger {
+    removed: Vec<Removal>,
+    refused: Vec<Match>,
+    /// Every file removed so far.
+    removed_files: BTreeSet<String>,
+    /// Path removed to the (1-based) rule that removed it.
+    removed_paths: BTreeMap<String, usize>,
+    warnings: Vec<String>,
+    unmatched: usize,
+    notes: Vec<String>,
+}
+
+impl Ledger {
+    /// A rule that applies (or may) matched nothing: a note when that is
+    /// allowed, else a warning (an error under `--strict`).
+    fn note_unmatched(
+        &mut self,
+        rule: &Rule,
+        index: usize,
+        applies: &Applies,
+        condition: Option<&str>,
+    ) {
+        let msg = format!(
+            "{}: rule {index} ({}) matches nothing",
+            rule.origin, rule.selector
+        );
+        if rule.optional {
+            self.notes.push(format!("{msg} (optional)"));
+        } else if *applies == Applies::Unknown {
+            self.notes.push(format!(
+                "{msg} ({})",
+                condition.unwrap_or("condition unchecked")
+            ));
+        } else {
+            self.unmatched += 1;
+            self.warnings.push(msg);
+        }
+    }
+
+    /// Judges one target of rule `index`: skipped by level, kept, already
+    /// removed, refused as protected, or removed (in that order of checks).
+    fn judge(&mut self, j: &Judge, rule: &Rule, index: usize, t: Target) -> Match {
+        let TargetFacts {
+            partition,
+            path,
+            package,
+            size,
+            files,
+        } = j.inv.facts(t);
+        let mut m = Match {
+            partition: partition.clone(),
+            path: path.clone(),
+            package: package.clone(),
+            size,
+            status: Status::Removed,
+            detail: None,
+        };
+        let protection = package
+            .as_deref()
+            .and_then(protected_package)
+            .map(|why| format!("{} is protected: {why}", package.as_deref().unwrap_or("")))
+            .or_else(|| protected_path(&path).map(|(p, why)| format!("{p} is protected: {why}")));
+        let keep = j
+            .profile
+            .keep
+            .iter()
+            .find(|k| keep_covers(&k.selector, &path, package.as_deref(), &files));
+        let max_level = j.profile.max_level;
+        let (risk_level, risk_rule) = j.risk.get(&path).copied().unwrap_or((rule.level, index));
+        if rule.level > max_level {
+            m.status = Status::Skipped;
+            m.detail = Some(format!(
+                "level {} is above max_level {max_level}",
+                rule.level
+            ));
+        } else if risk_level > max_level {
+            m.status = Status::Skipped;
+            m.detail = Some(format!(
+                "rule {risk_rule} rates it {risk_level}, above max_level {max_level}"
+            ));
+        } else if let Some(k) = keep {
+            m.status = Status::Kept;
+            m.detail = Some(format!("kept by {} ({})", k.selector, k.origin));
+        } else if let Some(i) = self.removed_paths.get(&path) {
+            m.status = Status::AlreadyRemoved;
+            m.detail = Some(format!("already removed by rule {i}"));
+        } else if !files.is_empty() && files.iter().all(|f| self.removed_files.contains(f)) {
+            m.status = Status::AlreadyRemoved;
+            m.detail = Some("inside something an earlier rule removes".into());
+        } else if let Some(why) = protection.clone().filter(|_| !j.allow_unsafe) {
+            m.status = Status::Refused;
+            m.detail = Some(format!("{why}; refused without --allow-unsafe"));
+            self.refused.push(m.clone());
+        } else {
+            if let Some(why) = protection {
+                self.warnings.push(format!(
+                    "{}: removing {path} although {why} (--allow-unsafe)",
+                    rule.origin
+                ));
+            }
+            let fresh: Vec<String> = files
+                .iter()
+                .filter(|f| !self.removed_files.contains(*f))
+                .cloned()
+                .collect();
+            let fresh_size = j.inv.size_of(&fresh);
+            self.removed_files.extend(fresh.iter().cloned());
+            self.removed_paths.insert(path.clone(), index);
+            self.removed.push(Removal {
+                partition,
+                path,
+                package,
+                size: fresh_size,
+                files,
+                rule: index,
+                origin: rule.origin.clone(),
+                reason: rule.reason.clone(),
+            });
+        }
+        m
     }
 }
 

@@ -442,6 +442,195 @@ fn put_name(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(&b);
 }
 
+/// Reads the metadata header at `offset` and checks its magic, version,
+/// size and checksum. Returns [`HEADER_V1_2`] bytes (the header and, for
+/// older versions, what follows it).
+fn read_header(src: &dyn ReadAt, offset: u64) -> Result<Vec<u8>, LpError> {
+    let mut h = vec![0u8; HEADER_V1_2 as usize];
+    src.read_at(&mut h, offset)?;
+    if le32(&h, 0) != HEADER_MAGIC {
+        return Err(LpError::invalid(
+            offset,
+            format!(
+                "metadata header magic {:#010x} is not {HEADER_MAGIC:#010x}",
+                le32(&h, 0)
+            ),
+        ));
+    }
+    let (major, minor) = (le16(&h, 4), le16(&h, 6));
+    if major != 10 || minor > 2 {
+        return Err(LpError::invalid(
+            offset + 4,
+            format!("metadata version {major}.{minor} is not 10.0, 10.1 or 10.2"),
+        ));
+    }
+    let header_size = le32(&h, 8);
+    let want = if minor >= 2 { HEADER_V1_2 } else { HEADER_V1_0 };
+    if header_size != want {
+        return Err(LpError::invalid(
+            offset + 8,
+            format!("header size {header_size} for version 10.{minor}, expected {want}"),
+        ));
+    }
+    let mut hc = h[..header_size as usize].to_vec();
+    hc[12..44].fill(0);
+    if Sha256::digest(&hc)[..] != h[12..44] {
+        return Err(LpError::Checksum {
+            offset,
+            what: "metadata header".into(),
+        });
+    }
+    Ok(h)
+}
+
+/// A metadata copy's checked header and tables, for parsing table entries.
+/// Every span [`Tables::span`] returns lies within the tables.
+struct Tables<'a> {
+    /// The header; its table descriptors are at 80..128.
+    h: &'a [u8],
+    /// The tables.
+    t: &'a [u8],
+    /// Image offset of the header.
+    offset: u64,
+    /// Image offset of the tables.
+    at: u64,
+}
+
+impl Tables<'_> {
+    /// Offset and count of table `i`, whose entries must be `entry` bytes.
+    fn span(&self, i: usize, entry: u32, what: &str) -> Result<(usize, usize), LpError> {
+        let (h, tables_size) = (self.h, self.t.len());
+        let o = 80 + i * 12;
+        let (off, n, size) = (le32(h, o), le32(h, o + 4), le32(h, o + 8));
+        if size != entry {
+            return Err(LpError::invalid(
+                self.offset + o as u64 + 8,
+                format!("{what} entry size {size}, expected {entry}"),
+            ));
+        }
+        let end = u64::from(off) + u64::from(n) * u64::from(size);
+        if end > tables_size as u64 {
+            return Err(LpError::invalid(
+                self.offset + o as u64,
+                format!(
+                    "{n} {what} entries at table offset {off} run past the {tables_size}-byte tables"
+                ),
+            ));
+        }
+        Ok((off as usize, n as usize))
+    }
+
+    /// Entry `i` of the table at `start`, with its image offset.
+    fn entry(&self, start: usize, size: u32, i: usize) -> (&[u8], u64) {
+        let o = start + i * size as usize;
+        (&self.t[o..o + size as usize], self.at + o as u64)
+    }
+
+    fn groups(&self, start: usize, n: usize) -> Result<Vec<Group>, LpError> {
+        (0..n)
+            .map(|i| {
+                let (b, at) = self.entry(start, GROUP_ENTRY, i);
+                Ok(Group {
+                    name: name_field(&b[..36], at, "group")?,
+                    flags: le32(b, 36),
+                    maximum_size: le64(b, 40),
+                })
+            })
+            .collect()
+    }
+
+    fn block_devices(&self, start: usize, n: usize) -> Result<Vec<BlockDevice>, LpError> {
+        (0..n)
+            .map(|i| {
+                let (b, at) = self.entry(start, BLOCK_DEVICE_ENTRY, i);
+                Ok(BlockDevice {
+                    first_logical_sector: le64(b, 0),
+                    alignment: le32(b, 8),
+                    alignment_offset: le32(b, 12),
+                    size: le64(b, 16),
+                    name: name_field(&b[24..60], at + 24, "block device")?,
+                    flags: le32(b, 60),
+                })
+            })
+            .collect()
+    }
+
+    fn extents(&self, start: usize, n: usize) -> Vec<Extent> {
+        (0..n)
+            .map(|i| {
+                let (b, _) = self.entry(start, EXTENT_ENTRY, i);
+                Extent {
+                    num_sectors: le64(b, 0),
+                    target_type: le32(b, 8),
+                    target_data: le64(b, 12),
+                    target_source: le32(b, 20),
+                }
+            })
+            .collect()
+    }
+
+    /// Partitions, each with attributes known to version 10.`minor`, its
+    /// extents among the `en` and its group among the `gn` of the tables.
+    fn partitions(
+        &self,
+        start: usize,
+        n: usize,
+        minor: u16,
+        en: usize,
+        gn: usize,
+    ) -> Result<Vec<Partition>, LpError> {
+        let valid_attrs = ATTR_READONLY
+            | ATTR_SLOT_SUFFIXED
+            | if minor >= 1 {
+                ATTR_UPDATED | ATTR_DISABLED
+            } else {
+                0
+            };
+        let mut partitions = Vec::with_capacity(n);
+        for i in 0..n {
+            let (b, at) = self.entry(start, PARTITION_ENTRY, i);
+            let p = Partition {
+                name: name_field(&b[..36], at, "partition")?,
+                attributes: le32(b, 36),
+                first_extent: le32(b, 40),
+                num_extents: le32(b, 44),
+                group: le32(b, 48),
+            };
+            if p.attributes & !valid_attrs != 0 {
+                return Err(LpError::invalid(
+                    at + 36,
+                    format!(
+                        "partition {} has unknown attributes {:#x} for version 10.{minor}",
+                        p.name, p.attributes
+                    ),
+                ));
+            }
+            if u64::from(p.first_extent) + u64::from(p.num_extents) > en as u64 {
+                return Err(LpError::invalid(
+                    at + 40,
+                    format!(
+                        "partition {} uses extents {}..{}, the table has {en}",
+                        p.name,
+                        p.first_extent,
+                        u64::from(p.first_extent) + u64::from(p.num_extents)
+                    ),
+                ));
+            }
+            if p.group as usize >= gn {
+                return Err(LpError::invalid(
+                    at + 48,
+                    format!(
+                        "partition {} is in group {}, the table has {gn}",
+                        p.name, p.group
+                    ),
+                ));
+            }
+            partitions.push(p);
+        }
+        Ok(partitions)
+    }
+}
+
 impl Metadata {
     /// Reads the geometry (primary, else backup) and the metadata of `slot`
     /// (primary copy, else backup) from a super image of `image_size` bytes.
@@ -502,40 +691,9 @@ impl Metadata {
         offset: u64,
         image_size: u64,
     ) -> Result<Metadata, LpError> {
-        let mut h = vec![0u8; HEADER_V1_2 as usize];
-        src.read_at(&mut h, offset)?;
-        if le32(&h, 0) != HEADER_MAGIC {
-            return Err(LpError::invalid(
-                offset,
-                format!(
-                    "metadata header magic {:#010x} is not {HEADER_MAGIC:#010x}",
-                    le32(&h, 0)
-                ),
-            ));
-        }
+        let h = read_header(src, offset)?;
         let (major, minor) = (le16(&h, 4), le16(&h, 6));
-        if major != 10 || minor > 2 {
-            return Err(LpError::invalid(
-                offset + 4,
-                format!("metadata version {major}.{minor} is not 10.0, 10.1 or 10.2"),
-            ));
-        }
         let header_size = le32(&h, 8);
-        let want = if minor >= 2 { HEADER_V1_2 } else { HEADER_V1_0 };
-        if header_size != want {
-            return Err(LpError::invalid(
-                offset + 8,
-                format!("header size {header_size} for version 10.{minor}, expected {want}"),
-            ));
-        }
-        let mut hc = h[..header_size as usize].to_vec();
-        hc[12..44].fill(0);
-        if Sha256::digest(&hc)[..] != h[12..44] {
-            return Err(LpError::Checksum {
-                offset,
-                what: "metadata header".into(),
-            });
-        }
         let tables_size = le32(&h, 44);
         if u64::from(header_size) + u64::from(tables_size) > u64::from(geometry.metadata_max_size) {
             return Err(LpError::invalid(
@@ -546,124 +704,30 @@ impl Metadata {
                 ),
             ));
         }
+        let tables_at = offset + u64::from(header_size);
         let mut t = vec![0u8; tables_size as usize];
-        src.read_at(&mut t, offset + u64::from(header_size))?;
+        src.read_at(&mut t, tables_at)?;
         if Sha256::digest(&t)[..] != h[48..80] {
             return Err(LpError::Checksum {
-                offset: offset + u64::from(header_size),
+                offset: tables_at,
                 what: "metadata tables".into(),
             });
         }
         let flags = if minor >= 2 { le32(&h, 128) } else { 0 };
-        let table = |i: usize, entry: u32, what: &str| -> Result<(usize, usize), LpError> {
-            let o = 80 + i * 12;
-            let (off, n, size) = (le32(&h, o), le32(&h, o + 4), le32(&h, o + 8));
-            if size != entry {
-                return Err(LpError::invalid(
-                    offset + o as u64 + 8,
-                    format!("{what} entry size {size}, expected {entry}"),
-                ));
-            }
-            let end = u64::from(off) + u64::from(n) * u64::from(size);
-            if end > u64::from(tables_size) {
-                return Err(LpError::invalid(
-                    offset + o as u64,
-                    format!(
-                        "{n} {what} entries at table offset {off} run past the {tables_size}-byte tables"
-                    ),
-                ));
-            }
-            Ok((off as usize, n as usize))
+        let tables = Tables {
+            h: &h,
+            t: &t,
+            offset,
+            at: tables_at,
         };
-        let tables_at = offset + u64::from(header_size);
-        let (po, pn) = table(0, PARTITION_ENTRY, "partition")?;
-        let (eo, en) = table(1, EXTENT_ENTRY, "extent")?;
-        let (go, gn) = table(2, GROUP_ENTRY, "group")?;
-        let (bo, bn) = table(3, BLOCK_DEVICE_ENTRY, "block device")?;
-        let mut groups = Vec::with_capacity(gn);
-        for i in 0..gn {
-            let o = go + i * GROUP_ENTRY as usize;
-            let b = &t[o..o + GROUP_ENTRY as usize];
-            groups.push(Group {
-                name: name_field(&b[..36], tables_at + o as u64, "group")?,
-                flags: le32(b, 36),
-                maximum_size: le64(b, 40),
-            });
-        }
-        let mut block_devices = Vec::with_capacity(bn);
-        for i in 0..bn {
-            let o = bo + i * BLOCK_DEVICE_ENTRY as usize;
-            let b = &t[o..o + BLOCK_DEVICE_ENTRY as usize];
-            block_devices.push(BlockDevice {
-                first_logical_sector: le64(b, 0),
-                alignment: le32(b, 8),
-                alignment_offset: le32(b, 12),
-                size: le64(b, 16),
-                name: name_field(&b[24..60], tables_at + o as u64 + 24, "block device")?,
-                flags: le32(b, 60),
-            });
-        }
-        let mut extents = Vec::with_capacity(en);
-        for i in 0..en {
-            let o = eo + i * EXTENT_ENTRY as usize;
-            let b = &t[o..o + EXTENT_ENTRY as usize];
-            extents.push(Extent {
-                num_sectors: le64(b, 0),
-                target_type: le32(b, 8),
-                target_data: le64(b, 12),
-                target_source: le32(b, 20),
-            });
-        }
-        let valid_attrs = ATTR_READONLY
-            | ATTR_SLOT_SUFFIXED
-            | if minor >= 1 {
-                ATTR_UPDATED | ATTR_DISABLED
-            } else {
-                0
-            };
-        let mut partitions = Vec::with_capacity(pn);
-        for i in 0..pn {
-            let o = po + i * PARTITION_ENTRY as usize;
-            let at = tables_at + o as u64;
-            let b = &t[o..o + PARTITION_ENTRY as usize];
-            let p = Partition {
-                name: name_field(&b[..36], at, "partition")?,
-                attributes: le32(b, 36),
-                first_extent: le32(b, 40),
-                num_extents: le32(b, 44),
-                group: le32(b, 48),
-            };
-            if p.attributes & !valid_attrs != 0 {
-                return Err(LpError::invalid(
-                    at + 36,
-                    format!(
-                        "partition {} has unknown attributes {:#x} for version 10.{minor}",
-                        p.name, p.attributes
-                    ),
-                ));
-            }
-            if u64::from(p.first_extent) + u64::from(p.num_extents) > en as u64 {
-                return Err(LpError::invalid(
-                    at + 40,
-                    format!(
-                        "partition {} uses extents {}..{}, the table has {en}",
-                        p.name,
-                        p.first_extent,
-                        u64::from(p.first_extent) + u64::from(p.num_extents)
-                    ),
-                ));
-            }
-            if p.group as usize >= gn {
-                return Err(LpError::invalid(
-                    at + 48,
-                    format!(
-                        "partition {} is in group {}, the table has {gn}",
-                        p.name, p.group
-                    ),
-                ));
-            }
-            partitions.push(p);
-        }
+        let (po, pn) = tables.span(0, PARTITION_ENTRY, "partition")?;
+        let (eo, en) = tables.span(1, EXTENT_ENTRY, "extent")?;
+        let (go, gn) = tables.span(2, GROUP_ENTRY, "group")?;
+        let (bo, bn) = tables.span(3, BLOCK_DEVICE_ENTRY, "block device")?;
+        let groups = tables.groups(go, gn)?;
+        let block_devices = tables.block_devices(bo, bn)?;
+        let extents = tables.extents(eo, en);
+        let partitions = tables.partitions(po, pn, minor, en, gn)?;
         let m = Metadata {
             geometry: *geometry,
             major,
@@ -1032,19 +1096,7 @@ impl SuperSpec {
     /// Lays the partitions out and returns the metadata, or a message naming
     /// what does not fit.
     pub fn build(&self) -> Result<Metadata, LayoutError> {
-        let name_ok = |n: &str| is_safe_partition_name(n) && n.len() < 36;
-        if !name_ok(&self.device_name) {
-            return Err(LayoutError::DeviceName(self.device_name.clone()));
-        }
-        if self.metadata_slots == 0 || self.metadata_slots > MAX_SLOTS {
-            return Err(LayoutError::Slots(self.metadata_slots));
-        }
-        if self.metadata_max_size < HEADER_V1_2
-            || self.metadata_max_size > MAX_METADATA
-            || u64::from(self.metadata_max_size) % SECTOR != 0
-        {
-            return Err(LayoutError::MetadataMaxSize(self.metadata_max_size));
-        }
+        self.check_metadata_params()?;
         let bs = u64::from(self.block_size);
         if bs == 0 || bs % SECTOR != 0 {
             return Err(LayoutError::BlockSize(self.block_size));
@@ -1054,116 +1106,28 @@ impl SuperSpec {
             metadata_slot_count: self.metadata_slots,
             logical_block_size: self.block_size,
         };
-        let align = u64::from(self.alignment);
-        let align_off = u64::from(self.alignment_offset);
-        let first = if align > 0 || align_off > 0 {
-            align_to(geometry.total_metadata_size(), align, align_off)
-        } else {
-            align_to(geometry.total_metadata_size(), bs, 0)
+        let first = self.first_usable(&geometry, bs)?;
+        let groups = self.groups()?;
+        let mut layout = Layout {
+            spec: self,
+            groups: &groups,
+            bs,
+            used: vec![0u64; groups.len()],
+            cursor: first / SECTOR,
+            end: self.device_size / SECTOR,
+            partitions: Vec::new(),
+            extents: Vec::new(),
+            minor: 0,
         };
-        if !self.device_size.is_multiple_of(SECTOR) {
-            return Err(LayoutError::DeviceSize(self.device_size));
-        }
-        if self.device_size < first + bs {
-            return Err(LayoutError::DeviceTooSmall {
-                size: self.device_size,
-                need: first,
-            });
-        }
-        let mut groups = vec![Group {
-            name: "default".into(),
-            flags: 0,
-            maximum_size: 0,
-        }];
-        for (n, size) in &self.groups {
-            if n == "default" {
-                groups[0].maximum_size = *size;
-                continue;
-            }
-            if !name_ok(n) {
-                return Err(LayoutError::GroupName(n.clone()));
-            }
-            if groups.iter().any(|g| &g.name == n) {
-                return Err(LayoutError::GroupTwice(n.clone()));
-            }
-            if *size > self.device_size {
-                return Err(LayoutError::GroupTooLarge {
-                    group: n.clone(),
-                    size: *size,
-                    device: self.device_size,
-                });
-            }
-            groups.push(Group {
-                name: n.clone(),
-                flags: 0,
-                maximum_size: *size,
-            });
-        }
-        let mut partitions = Vec::new();
-        let mut extents = Vec::new();
-        let mut used = vec![0u64; groups.len()];
-        let mut cursor = first / SECTOR;
-        let end = self.device_size / SECTOR;
-        let mut minor = 0;
         for p in &self.partitions {
-            if !name_ok(&p.name) {
-                return Err(LayoutError::PartitionName(p.name.clone()));
-            }
-            if partitions.iter().any(|q: &Partition| q.name == p.name) {
-                return Err(LayoutError::PartitionTwice(p.name.clone()));
-            }
-            let gi = groups
-                .iter()
-                .position(|g| g.name == p.group)
-                .ok_or_else(|| LayoutError::UnknownGroup {
-                    partition: p.name.clone(),
-                    group: p.group.clone(),
-                })?;
-            let size = p.size.div_ceil(bs) * bs;
-            used[gi] += size;
-            let g = &groups[gi];
-            if g.maximum_size > 0 && used[gi] > g.maximum_size {
-                return Err(LayoutError::GroupFull {
-                    group: g.name.clone(),
-                    used: used[gi],
-                    partition: p.name.clone(),
-                    size,
-                    max: g.maximum_size,
-                });
-            }
-            if p.attributes & (ATTR_UPDATED | ATTR_DISABLED) != 0 {
-                minor = minor.max(1);
-            }
-            let first_extent = extents.len() as u32;
-            let mut num = 0;
-            if size > 0 {
-                let start = align_to(cursor * SECTOR, align, align_off).div_ceil(SECTOR);
-                let sectors = size / SECTOR;
-                if start + sectors > end {
-                    return Err(LayoutError::NoRoom {
-                        partition: p.name.clone(),
-                        size,
-                        device: self.device_size,
-                        left: end.saturating_sub(start) * SECTOR,
-                    });
-                }
-                extents.push(Extent {
-                    num_sectors: sectors,
-                    target_type: TARGET_LINEAR,
-                    target_data: start,
-                    target_source: 0,
-                });
-                num = 1;
-                cursor = start + sectors;
-            }
-            partitions.push(Partition {
-                name: p.name.clone(),
-                attributes: p.attributes,
-                first_extent,
-                num_extents: num,
-                group: gi as u32,
-            });
+            layout.add(p)?;
         }
+        let Layout {
+            partitions,
+            extents,
+            mut minor,
+            ..
+        } = layout;
         let mut flags = 0;
         if self.virtual_ab {
             minor = 2;
@@ -1194,6 +1158,177 @@ impl SuperSpec {
             });
         }
         Ok(m)
+    }
+
+    /// The device name, slot count and metadata size are ones liblp takes.
+    fn check_metadata_params(&self) -> Result<(), LayoutError> {
+        if !lp_name_ok(&self.device_name) {
+            return Err(LayoutError::DeviceName(self.device_name.clone()));
+        }
+        if self.metadata_slots == 0 || self.metadata_slots > MAX_SLOTS {
+            return Err(LayoutError::Slots(self.metadata_slots));
+        }
+        if self.metadata_max_size < HEADER_V1_2
+            || self.metadata_max_size > MAX_METADATA
+            || u64::from(self.metadata_max_size) % SECTOR != 0
+        {
+            return Err(LayoutError::MetadataMaxSize(self.metadata_max_size));
+        }
+        Ok(())
+    }
+
+    /// The first byte partitions may use: after the metadata area, aligned
+    /// as the device asks (else to the block size); the device must hold at
+    /// least one block more.
+    fn first_usable(&self, geometry: &Geometry, bs: u64) -> Result<u64, LayoutError> {
+        let align = u64::from(self.alignment);
+        let align_off = u64::from(self.alignment_offset);
+        let first = if align > 0 || align_off > 0 {
+            align_to(geometry.total_metadata_size(), align, align_off)
+        } else {
+            align_to(geometry.total_metadata_size(), bs, 0)
+        };
+        if !self.device_size.is_multiple_of(SECTOR) {
+            return Err(LayoutError::DeviceSize(self.device_size));
+        }
+        if self.device_size < first + bs {
+            return Err(LayoutError::DeviceTooSmall {
+                size: self.device_size,
+                need: first,
+            });
+        }
+        Ok(first)
+    }
+
+    /// `default` first (its size set when the spec names it), then the
+    /// spec's other groups in order.
+    fn groups(&self) -> Result<Vec<Group>, LayoutError> {
+        let mut groups = vec![Group {
+            name: "default".into(),
+            flags: 0,
+            maximum_size: 0,
+        }];
+        for (n, size) in &self.groups {
+            if n == "default" {
+                groups[0].maximum_size = *size;
+                continue;
+            }
+            if !lp_name_ok(n) {
+                return Err(LayoutError::GroupName(n.clone()));
+            }
+            if groups.iter().any(|g| &g.name == n) {
+                return Err(LayoutError::GroupTwice(n.clone()));
+            }
+            if *size > self.device_size {
+                return Err(LayoutError::GroupTooLarge {
+                    group: n.clone(),
+                    size: *size,
+                    device: self.device_size,
+                });
+            }
+            groups.push(Group {
+                name: n.clone(),
+                flags: 0,
+                maximum_size: *size,
+            });
+        }
+        Ok(groups)
+    }
+}
+
+/// A name liblp stores: safe, and short enough for its 36-byte field.
+fn lp_name_ok(n: &str) -> bool {
+    is_safe_partition_name(n) && n.len() < 36
+}
+
+/// Partitions laid out so far by [`SuperSpec::build`]: each gets one
+/// aligned linear extent after the previous one (none when empty).
+struct Layout<'a> {
+    spec: &'a SuperSpec,
+    groups: &'a [Group],
+    bs: u64,
+    /// Bytes used per group.
+    used: Vec<u64>,
+    /// First free sector.
+    cursor: u64,
+    /// Sectors of the device.
+    end: u64,
+    partitions: Vec<Partition>,
+    extents: Vec<Extent>,
+    /// Metadata minor version the attributes need.
+    minor: u16,
+}
+
+impl Layout<'_> {
+    fn add(&mut self, p: &PartitionSpec) -> Result<(), LayoutError> {
+        if !lp_name_ok(&p.name) {
+            return Err(LayoutError::PartitionName(p.name.clone()));
+        }
+        if self.partitions.iter().any(|q| q.name == p.name) {
+            return Err(LayoutError::PartitionTwice(p.name.clone()));
+        }
+        let gi = self
+            .groups
+            .iter()
+            .position(|g| g.name == p.group)
+            .ok_or_else(|| LayoutError::UnknownGroup {
+                partition: p.name.clone(),
+                group: p.group.clone(),
+            })?;
+        let size = p.size.div_ceil(self.bs) * self.bs;
+        self.used[gi] += size;
+        let g = &self.groups[gi];
+        if g.maximum_size > 0 && self.used[gi] > g.maximum_size {
+            return Err(LayoutError::GroupFull {
+                group: g.name.clone(),
+                used: self.used[gi],
+                partition: p.name.clone(),
+                size,
+                max: g.maximum_size,
+            });
+        }
+        if p.attributes & (ATTR_UPDATED | ATTR_DISABLED) != 0 {
+            self.minor = self.minor.max(1);
+        }
+        let first_extent = self.extents.len() as u32;
+        let num_extents = if size > 0 {
+            self.add_extent(&p.name, size)?;
+            1
+        } else {
+            0
+        };
+        self.partitions.push(Partition {
+            name: p.name.clone(),
+            attributes: p.attributes,
+            first_extent,
+            num_extents,
+            group: gi as u32,
+        });
+        Ok(())
+    }
+
+    /// One linear extent of `size` bytes at the next aligned free sector.
+    fn add_extent(&mut self, name: &str, size: u64) -> Result<(), LayoutError> {
+        let align = u64::from(self.spec.alignment);
+        let align_off = u64::from(self.spec.alignment_offset);
+        let start = align_to(self.cursor * SECTOR, align, align_off).div_ceil(SECTOR);
+        let sectors = size / SECTOR;
+        if start + sectors > self.end {
+            return Err(LayoutError::NoRoom {
+                partition: name.to_string(),
+                size,
+                device: self.spec.device_size,
+                left: self.end.saturating_sub(start) * SECTOR,
+            });
+        }
+        self.extents.push(Extent {
+            num_sectors: sectors,
+            target_type: TARGET_LINEAR,
+            target_data: start,
+            target_source: 0,
+        });
+        self.cursor = start + sectors;
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@
 //! FIFOs and sockets are recorded in the sidecar instead of created.
 //! Ownership is recorded, not applied; permissions and times are applied.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -224,10 +224,6 @@ pub fn read_dir_tree(
     file_contexts: &str,
     fixed_time: Option<i64>,
 ) -> Result<Tree, PackError> {
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PackError::Io { path, source }
-    };
     let config = sidecar::parse_fs_config(fs_config, mount)
         .map_err(|e| PackError::Mismatch(format!("fs_config {e}")))?;
     let labels = sidecar::parse_file_contexts(file_contexts, mount)
@@ -241,32 +237,64 @@ pub fn read_dir_tree(
             )));
         }
     }
-    let root_md = std::fs::symlink_metadata(dir).map_err(io_err(dir))?;
+    let root_md = std::fs::symlink_metadata(dir).map_err(disk_err(dir))?;
     if !root_md.is_dir() {
         return Err(PackError::Mismatch(format!(
             "{} is not a directory",
             dir.display()
         )));
     }
-    let meta_for = |rel: &str, md: Option<&std::fs::Metadata>| -> Result<Meta, PackError> {
-        let e = by_path.get(rel).ok_or_else(|| {
+    let side = Sidecar {
+        mount,
+        by_path,
+        labels,
+        fixed_time,
+    };
+    let mut reader = DirReader {
+        tree: Tree::new(side.meta_for("", Some(&root_md))?),
+        source: DiskSource { paths: Vec::new() },
+        pending: Vec::new(),
+        seen_inodes: HashMap::new(),
+        on_disk: std::iter::once(String::new()).collect(),
+    };
+    reader.walk(dir, &side)?;
+    reader.add_specials(&config, &side, dir)?;
+    Ok(reader.finish())
+}
+
+fn disk_err(path: &Path) -> impl FnOnce(io::Error) -> PackError + use<> {
+    let path = path.to_path_buf();
+    move |source| PackError::Io { path, source }
+}
+
+/// The fs_config and file_contexts of a folder being read back.
+struct Sidecar<'a> {
+    mount: &'a str,
+    /// fs_config entries by path relative to the mount point.
+    by_path: HashMap<&'a str, &'a ConfigEntry>,
+    /// SELinux labels by relative path.
+    labels: BTreeMap<String, String>,
+    fixed_time: Option<i64>,
+}
+
+impl Sidecar<'_> {
+    /// Metadata of `rel` (empty for the mount point): ids, mode, caps and
+    /// label from the sidecar; the time fixed, else from disk (`md`), else
+    /// from fs_config. Everything on disk must be in fs_config.
+    fn meta_for(&self, rel: &str, md: Option<&std::fs::Metadata>) -> Result<Meta, PackError> {
+        let e = self.by_path.get(rel).ok_or_else(|| {
+            let shown = if rel.is_empty() {
+                self.mount.to_string()
+            } else {
+                format!("{}/{rel}", self.mount)
+            };
             PackError::Mismatch(format!(
-                "{}: on disk but not in fs_config (add a line `{} UID GID MODE`)",
-                if rel.is_empty() {
-                    mount.to_string()
-                } else {
-                    format!("{mount}/{rel}")
-                },
-                if rel.is_empty() {
-                    mount.to_string()
-                } else {
-                    format!("{mount}/{rel}")
-                }
+                "{shown}: on disk but not in fs_config (add a line `{shown} UID GID MODE`)"
             ))
         })?;
         let mut m = Meta::default();
-        sidecar::apply(&mut m, e, labels.get(rel).map(String::as_str));
-        let (t, ns) = match (fixed_time, md, e.mtime) {
+        sidecar::apply(&mut m, e, self.labels.get(rel).map(String::as_str));
+        let (t, ns) = match (self.fixed_time, md, e.mtime) {
             (Some(t), _, _) => (t, 0),
             (None, Some(md), _) => (md.mtime(), md.mtime_nsec() as u32),
             (None, None, Some(t)) => t,
@@ -275,115 +303,159 @@ pub fn read_dir_tree(
         m.mtime = t;
         m.mtime_nsec = ns;
         Ok(m)
-    };
-    let mut tree = Tree::new(meta_for("", Some(&root_md))?);
-    let mut source = DiskSource { paths: Vec::new() };
-    let mut pending: Vec<(InodeId, u64, u64)> = Vec::new(); // (inode, key, size) of files
-    let mut seen_inodes: HashMap<(u64, u64), InodeId> = HashMap::new();
-    let mut on_disk: std::collections::HashSet<String> = std::collections::HashSet::new();
-    on_disk.insert(String::new());
-    let mut stack = vec![(dir.to_path_buf(), String::new(), tree.root())];
-    while let Some((path, rel, parent)) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&path)
-            .map_err(io_err(&path))?
-            .collect::<Result<_, _>>()
-            .map_err(io_err(&path))?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let name = entry.file_name();
-            let name_str = name.to_str().ok_or_else(|| {
-                PackError::Mismatch(format!(
-                    "{}: file name is not UTF-8",
-                    entry.path().display()
-                ))
-            })?;
-            let child_rel = if rel.is_empty() {
-                name_str.to_string()
-            } else {
-                format!("{rel}/{name_str}")
-            };
-            let p = entry.path();
-            let md = std::fs::symlink_metadata(&p).map_err(io_err(&p))?;
-            on_disk.insert(child_rel.clone());
-            let meta = meta_for(&child_rel, Some(&md))?;
-            let ft = md.file_type();
-            let id = if ft.is_dir() {
-                let id = tree.add_inode(Inode {
-                    kind: Kind::Dir(Default::default()),
-                    meta,
-                });
-                stack.push((p.clone(), child_rel.clone(), id));
-                id
-            } else if ft.is_symlink() {
-                let t = std::fs::read_link(&p).map_err(io_err(&p))?;
-                tree.add_inode(Inode {
-                    kind: Kind::Symlink(t.as_os_str().as_bytes().to_vec()),
-                    meta,
-                })
-            } else if ft.is_file() {
-                if md.nlink() > 1
-                    && let Some(&id) = seen_inodes.get(&(md.dev(), md.ino()))
-                {
-                    id
+    }
+}
+
+/// A tree being read from a folder. Files are read lazily: each is a
+/// placeholder until [`DirReader::finish`] points it at its path on disk.
+/// Hard links to one file become one inode.
+struct DirReader {
+    tree: Tree,
+    source: DiskSource,
+    /// (inode, key in `source`, size) of every file.
+    pending: Vec<(InodeId, u64, u64)>,
+    /// Inode of each (device, inode number) with more than one link.
+    seen_inodes: HashMap<(u64, u64), InodeId>,
+    /// Relative paths found on disk.
+    on_disk: std::collections::HashSet<String>,
+}
+
+impl DirReader {
+    /// Adds everything below `dir`, each folder's entries in name order.
+    fn walk(&mut self, dir: &Path, side: &Sidecar) -> Result<(), PackError> {
+        let mut stack = vec![(dir.to_path_buf(), String::new(), self.tree.root())];
+        while let Some((path, rel, parent)) = stack.pop() {
+            let mut entries: Vec<_> = std::fs::read_dir(&path)
+                .map_err(disk_err(&path))?
+                .collect::<Result<_, _>>()
+                .map_err(disk_err(&path))?;
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let name = entry.file_name();
+                let name_str = name.to_str().ok_or_else(|| {
+                    PackError::Mismatch(format!(
+                        "{}: file name is not UTF-8",
+                        entry.path().display()
+                    ))
+                })?;
+                let child_rel = if rel.is_empty() {
+                    name_str.to_string()
                 } else {
-                    let key = source.paths.len() as u64;
-                    source.paths.push(p.clone());
-                    let id = tree.add_inode(Inode {
-                        kind: Kind::File(FileData::Bytes(Arc::new(Vec::new()))),
-                        meta,
-                    });
-                    pending.push((id, key, md.len()));
-                    seen_inodes.insert((md.dev(), md.ino()), id);
-                    id
-                }
-            } else {
-                return Err(PackError::Mismatch(format!(
-                    "{}: device nodes, FIFOs and sockets belong in fs_config (type=...), not on disk",
-                    p.display()
-                )));
-            };
-            tree.link(parent, name_str.as_bytes(), id)
-                .map_err(|e| PackError::Mismatch(format!("{}: {e}", p.display())))?;
-        }
-    }
-    // Special files recorded in the sidecar.
-    for e in &config {
-        if on_disk.contains(&e.path) {
-            continue;
-        }
-        let kind = match &e.special {
-            Some(Special::Chr(a, b)) => Kind::CharDev(sidecar::dev_join(*a, *b)),
-            Some(Special::Blk(a, b)) => Kind::BlockDev(sidecar::dev_join(*a, *b)),
-            Some(Special::Fifo) => Kind::Fifo,
-            Some(Special::Sock) => Kind::Socket,
-            None => {
-                return Err(PackError::Mismatch(format!(
-                    "{mount}/{}: in fs_config but missing from {}",
-                    e.path,
-                    dir.display()
-                )));
+                    format!("{rel}/{name_str}")
+                };
+                let p = entry.path();
+                let id = self.add_entry(&p, &child_rel, side, &mut stack)?;
+                self.tree
+                    .link(parent, name_str.as_bytes(), id)
+                    .map_err(|e| PackError::Mismatch(format!("{}: {e}", p.display())))?;
             }
-        };
-        let meta = meta_for(&e.path, None)?;
-        let (parent, name) = match e.path.rsplit_once('/') {
-            Some((p, n)) => (
-                tree.lookup(p)
-                    .map_err(|x| PackError::Mismatch(format!("{mount}/{}: {x}", e.path)))?,
-                n,
-            ),
-            None => (tree.root(), e.path.as_str()),
-        };
-        let id = tree.add_inode(Inode { kind, meta });
-        tree.link(parent, name.as_bytes(), id)
-            .map_err(|x| PackError::Mismatch(format!("{mount}/{}: {x}", e.path)))?;
+        }
+        Ok(())
     }
-    let source: Arc<dyn DataSource> = Arc::new(source);
-    for (id, key, size) in pending {
-        tree.inode_mut(id).kind = Kind::File(FileData::Lazy {
-            source: source.clone(),
-            key,
-            size,
-        });
+
+    /// The inode for the entry at `p` (`rel` below the mount point): a new
+    /// one, or the existing one for another link to a file. A folder is
+    /// pushed on `stack` to be read next.
+    fn add_entry(
+        &mut self,
+        p: &Path,
+        rel: &str,
+        side: &Sidecar,
+        stack: &mut Vec<(PathBuf, String, InodeId)>,
+    ) -> Result<InodeId, PackError> {
+        let md = std::fs::symlink_metadata(p).map_err(disk_err(p))?;
+        self.on_disk.insert(rel.to_string());
+        let meta = side.meta_for(rel, Some(&md))?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            let id = self.tree.add_inode(Inode {
+                kind: Kind::Dir(Default::default()),
+                meta,
+            });
+            stack.push((p.to_path_buf(), rel.to_string(), id));
+            Ok(id)
+        } else if ft.is_symlink() {
+            let t = std::fs::read_link(p).map_err(disk_err(p))?;
+            Ok(self.tree.add_inode(Inode {
+                kind: Kind::Symlink(t.as_os_str().as_bytes().to_vec()),
+                meta,
+            }))
+        } else if ft.is_file() {
+            if md.nlink() > 1
+                && let Some(&id) = self.seen_inodes.get(&(md.dev(), md.ino()))
+            {
+                return Ok(id);
+            }
+            let key = self.source.paths.len() as u64;
+            self.source.paths.push(p.to_path_buf());
+            let id = self.tree.add_inode(Inode {
+                kind: Kind::File(FileData::Bytes(Arc::new(Vec::new()))),
+                meta,
+            });
+            self.pending.push((id, key, md.len()));
+            self.seen_inodes.insert((md.dev(), md.ino()), id);
+            Ok(id)
+        } else {
+            Err(PackError::Mismatch(format!(
+                "{}: device nodes, FIFOs and sockets belong in fs_config (type=...), not on disk",
+                p.display()
+            )))
+        }
     }
-    Ok(tree)
+
+    /// Adds the special files fs_config records (devices, FIFOs, sockets);
+    /// any other entry not found on disk is an error.
+    fn add_specials(
+        &mut self,
+        config: &[ConfigEntry],
+        side: &Sidecar,
+        dir: &Path,
+    ) -> Result<(), PackError> {
+        let mount = side.mount;
+        for e in config {
+            if self.on_disk.contains(&e.path) {
+                continue;
+            }
+            let kind = match &e.special {
+                Some(Special::Chr(a, b)) => Kind::CharDev(sidecar::dev_join(*a, *b)),
+                Some(Special::Blk(a, b)) => Kind::BlockDev(sidecar::dev_join(*a, *b)),
+                Some(Special::Fifo) => Kind::Fifo,
+                Some(Special::Sock) => Kind::Socket,
+                None => {
+                    return Err(PackError::Mismatch(format!(
+                        "{mount}/{}: in fs_config but missing from {}",
+                        e.path,
+                        dir.display()
+                    )));
+                }
+            };
+            let meta = side.meta_for(&e.path, None)?;
+            let tree = &mut self.tree;
+            let (parent, name) = match e.path.rsplit_once('/') {
+                Some((p, n)) => (
+                    tree.lookup(p)
+                        .map_err(|x| PackError::Mismatch(format!("{mount}/{}: {x}", e.path)))?,
+                    n,
+                ),
+                None => (tree.root(), e.path.as_str()),
+            };
+            let id = tree.add_inode(Inode { kind, meta });
+            tree.link(parent, name.as_bytes(), id)
+                .map_err(|x| PackError::Mismatch(format!("{mount}/{}: {x}", e.path)))?;
+        }
+        Ok(())
+    }
+
+    /// The tree, every file now reading from its path on disk.
+    fn finish(mut self) -> Tree {
+        let source: Arc<dyn DataSource> = Arc::new(self.source);
+        for (id, key, size) in self.pending {
+            self.tree.inode_mut(id).kind = Kind::File(FileData::Lazy {
+                source: source.clone(),
+                key,
+                size,
+            });
+        }
+        self.tree
+    }
 }

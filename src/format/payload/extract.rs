@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::decode::decode_into;
 use super::delta;
-use super::{OpType, Partition, Payload, PayloadError};
+use super::{OpType, Operation, Partition, Payload, PayloadError};
 use crate::format::source::FileSlice;
 use crate::util::hex;
 
@@ -481,13 +481,34 @@ enum Work {
 /// Runs a job. Returns per-partition outcomes and the failures found; the
 /// caller decides what failures mean (exit code, removing outputs).
 pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
-    let payload = job.payload;
     let plans: Vec<PartPlan> = job
         .partitions
         .iter()
-        .map(|&i| PartPlan::new(&payload.partitions[i]))
+        .map(|&i| PartPlan::new(&job.payload.partitions[i]))
         .collect();
     let states: Vec<PartState> = plans.iter().map(|_| PartState::new(job.verify)).collect();
+    let work = work_list(&plans, progress);
+    let shared = Shared {
+        job,
+        progress,
+        plans,
+        states,
+        work,
+        next: AtomicUsize::new(0),
+        cancel: AtomicBool::new(false),
+        failures: Mutex::new(Vec::new()),
+        bufs: Arc::new(BufPool {
+            free: Mutex::new(Vec::new()),
+            cap: job.jobs.max(1) * 4 + (REORDER_LIMIT >> 21) as usize,
+        }),
+    };
+    shared.execute();
+    shared.outcome()
+}
+
+/// Every unit of work, partition by partition in operation order (the order
+/// the shared counter hands them out). Reports zero-only ranges as done.
+fn work_list(plans: &[PartPlan], progress: &dyn Progress) -> Vec<Work> {
     let mut work = Vec::new();
     for (pi, plan) in plans.iter().enumerate() {
         if plan.order.is_empty() {
@@ -505,221 +526,288 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
                 .sum::<u64>();
         progress.advance(pi, zero_bytes);
     }
-    let next = AtomicUsize::new(0);
-    let cancel = AtomicBool::new(false);
-    let failures: Mutex<Vec<PayloadError>> = Mutex::new(Vec::new());
-    let fail = |e: PayloadError| {
-        if job.fail_fast {
-            cancel.store(true, Ordering::Relaxed);
+    work
+}
+
+/// A decoded output on its way to the writer thread: selected partition,
+/// index into its operations, bytes.
+type WriteItem = (usize, usize, Arc<OpBuf>);
+type WriteTx = std::sync::mpsc::SyncSender<WriteItem>;
+
+/// A worker's reusable buffers: an operation's data, and its source ranges
+/// for incremental operations.
+#[derive(Default)]
+struct Scratch {
+    data: Vec<u8>,
+    src: Vec<u8>,
+}
+
+/// What the workers and the writer thread of one [`run`] share.
+struct Shared<'a> {
+    job: &'a Job<'a>,
+    progress: &'a dyn Progress,
+    plans: Vec<PartPlan<'a>>,
+    states: Vec<PartState>,
+    work: Vec<Work>,
+    /// Position in `work` of the next unit to take.
+    next: AtomicUsize,
+    /// Set on the first failure when failing fast: everyone stops taking work.
+    cancel: AtomicBool,
+    failures: Mutex<Vec<PayloadError>>,
+    bufs: Arc<BufPool>,
+}
+
+impl Shared<'_> {
+    /// Records a failure: only the first when failing fast (and cancels the
+    /// rest), at most 1000 otherwise.
+    fn fail(&self, e: PayloadError) {
+        if self.job.fail_fast {
+            self.cancel.store(true, Ordering::Relaxed);
         }
-        let mut f = failures.lock().unwrap_or_else(|e| e.into_inner());
-        if (f.is_empty() || !job.fail_fast) && f.len() < 1000 {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if (f.is_empty() || !self.job.fail_fast) && f.len() < 1000 {
             f.push(e);
         }
-    };
+    }
 
-    // Writes happen on one thread of their own, fed through a bounded queue,
-    // so that decoding never waits for the disk.
-    let (write_tx, write_rx) = match &job.outputs {
-        Some(_) => {
-            let (tx, rx) =
-                std::sync::mpsc::sync_channel::<(usize, usize, Arc<OpBuf>)>(job.jobs.max(1) * 2);
-            (Some(tx), Some(rx))
-        }
-        None => (None, None),
-    };
-    let writer = |rx: std::sync::mpsc::Receiver<(usize, usize, Arc<OpBuf>)>| {
-        let Some(outputs) = &job.outputs else { return };
+    /// Runs the workers, and the writer thread when there are outputs, until
+    /// the work is done or cancelled.
+    fn execute(&self) {
+        // Writes happen on one thread of their own, fed through a bounded
+        // queue, so that decoding never waits for the disk.
+        let (write_tx, write_rx) = match &self.job.outputs {
+            Some(_) => {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<WriteItem>(self.job.jobs.max(1) * 2);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let jobs = self.job.jobs.max(1);
+        std::thread::scope(|s| {
+            let writer_thread = write_rx.map(|rx| s.spawn(|| self.writer(rx)));
+            match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+                Ok(pool) => {
+                    pool.broadcast(|_| self.worker(write_tx.as_ref()));
+                }
+                Err(_) => self.worker(write_tx.as_ref()),
+            }
+            drop(write_tx);
+            if let Some(t) = writer_thread
+                && t.join().is_err()
+            {
+                self.fail(PayloadError::Io {
+                    path: self.job.payload.source.path().to_path_buf(),
+                    offset: None,
+                    source: std::io::Error::other("image writer thread panicked"),
+                });
+            }
+        });
+    }
+
+    /// The writer thread: writes each output to its destination ranges;
+    /// the first write error fails the job and cancels everything.
+    fn writer(&self, rx: std::sync::mpsc::Receiver<WriteItem>) {
+        let Some(outputs) = &self.job.outputs else {
+            return;
+        };
         for (pi, oi, buf) in rx {
-            if cancel.load(Ordering::Relaxed) {
+            if self.cancel.load(Ordering::Relaxed) {
                 return;
             }
             let f = &outputs[pi];
             let mut at = 0usize;
-            for r in &plans[pi].part.ops[oi].dst {
+            for r in &self.plans[pi].part.ops[oi].dst {
                 if let Err(e) = f.write_at(&buf.get()[at..at + r.len as usize], r.offset) {
-                    states[pi].ops_failed.fetch_add(1, Ordering::Relaxed);
-                    fail(PayloadError::Io {
+                    self.states[pi].ops_failed.fetch_add(1, Ordering::Relaxed);
+                    self.fail(PayloadError::Io {
                         path: f.path().to_path_buf(),
                         offset: Some(r.offset),
                         source: e,
                     });
-                    cancel.store(true, Ordering::Relaxed);
+                    self.cancel.store(true, Ordering::Relaxed);
                     return;
                 }
                 at += r.len as usize;
             }
         }
-    };
+    }
 
-    let pool = Arc::new(BufPool {
-        free: Mutex::new(Vec::new()),
-        cap: job.jobs.max(1) * 4 + (REORDER_LIMIT >> 21) as usize,
-    });
-    type WriteTx = std::sync::mpsc::SyncSender<(usize, usize, Arc<OpBuf>)>;
-    let worker = |write_tx: Option<&WriteTx>| {
-        let mut data = Vec::new();
-        let mut src_buf = Vec::new();
+    /// One worker: takes units of work in order until none is left or the
+    /// job is cancelled.
+    fn worker(&self, write_tx: Option<&WriteTx>) {
+        let mut scratch = Scratch::default();
         loop {
-            if cancel.load(Ordering::Relaxed) {
+            if self.cancel.load(Ordering::Relaxed) {
                 return;
             }
-            let w = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&item) = work.get(w) else { return };
-            let (pi, pos) = match item {
-                Work::HashOnly { part } => {
-                    states[part].submit(&plans[part], None);
-                    continue;
-                }
-                Work::Op { part, pos } => (part, pos),
+            let w = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&item) = self.work.get(w) else {
+                return;
             };
-            let plan = &plans[pi];
-            let state = &states[pi];
-            let op = &plan.part.ops[plan.order[pos]];
-            if job.verify {
-                state.wait_for_room(plan, pos, &cancel);
-            }
-            let op_err = |why: super::decode::DecodeError| PayloadError::Decode {
-                partition: plan.part.name.clone(),
-                index: op.index,
-                kind: op.kind_name(),
-                why,
-            };
-            let source = job.sources.get(pi).and_then(|s| s.as_ref());
-            let result: Result<OpBuf, PayloadError> = (|| {
-                let kind = match op.kind {
-                    Ok(k) if !k.needs_source() || source.is_some() => k,
-                    _ => {
-                        return Err(PayloadError::Incremental {
-                            partition: plan.part.name.clone(),
-                            index: op.index,
-                            kind: op.kind_name(),
-                        });
-                    }
-                };
-                data.resize(op.data_len as usize, 0);
-                payload
-                    .source
-                    .read_exact_at(&mut data, op.data_offset)
-                    .map_err(|e| PayloadError::Read {
-                        offset: op.data_offset,
-                        source: e,
-                    })?;
-                if job.verify {
-                    match op.data_hash {
-                        Some(expected) => {
-                            let actual: [u8; 32] = Sha256::digest(&data).into();
-                            if actual != expected {
-                                return Err(PayloadError::OpHash {
-                                    partition: plan.part.name.clone(),
-                                    index: op.index,
-                                    kind: op.kind_name(),
-                                    offset: op.data_offset,
-                                    len: op.data_len,
-                                    expected: hex(&expected),
-                                    actual: hex(&actual),
-                                });
-                            }
-                            state.ops_verified.fetch_add(1, Ordering::Relaxed);
-                        }
-                        None if op.data_len > 0 => {
-                            state.ops_unhashed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        None => {}
-                    }
-                }
-                let mut out = OpBuf::pooled(&pool);
-                match source {
-                    Some(src) if kind.needs_source() => {
-                        delta::read_source(plan.part, op, src, &mut src_buf)?;
-                        out.reset(op.dst_len as usize);
-                        delta::apply(plan.part, op, kind, &data, &src_buf, out.get_mut())?;
-                    }
-                    _ => {
-                        out.reset(op.dst_len as usize);
-                        decode_into(kind, &data, out.get_mut()).map_err(op_err)?;
-                    }
-                }
-                Ok(out)
-            })();
-            match result {
-                Ok(out) => {
-                    progress.advance(pi, op.dst_len);
-                    let out = Arc::new(out);
-                    if let Some(tx) = write_tx {
-                        // The writer thread owns the disk; a closed channel
-                        // means it failed and has already recorded why.
-                        let _ = tx.send((pi, plan.order[pos], out.clone()));
-                    }
-                    if job.verify {
-                        state.submit(plan, Some((pos, Some(out))));
-                    }
-                }
-                Err(e) => {
-                    state.ops_failed.fetch_add(1, Ordering::Relaxed);
-                    fail(e);
-                    if job.verify && !job.fail_fast {
-                        // Keep the partition's hashing moving; its result is
-                        // discarded because an operation failed.
-                        state.submit(plan, Some((pos, None)));
-                    }
-                }
+            match item {
+                Work::HashOnly { part } => self.states[part].submit(&self.plans[part], None),
+                Work::Op { part, pos } => self.do_op(part, pos, write_tx, &mut scratch),
             }
         }
-    };
+    }
 
-    let jobs = job.jobs.max(1);
-    std::thread::scope(|s| {
-        let writer_thread = write_rx.map(|rx| s.spawn(|| writer(rx)));
-        match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
-            Ok(pool) => {
-                pool.broadcast(|_| worker(write_tx.as_ref()));
+    /// Decodes the operation at `pos` of partition `pi`, then hands its
+    /// output to the writer and the hasher, or records why it failed.
+    fn do_op(&self, pi: usize, pos: usize, write_tx: Option<&WriteTx>, scratch: &mut Scratch) {
+        let plan = &self.plans[pi];
+        let state = &self.states[pi];
+        let op = &plan.part.ops[plan.order[pos]];
+        if self.job.verify {
+            state.wait_for_room(plan, pos, &self.cancel);
+        }
+        match self.decode(pi, op, scratch) {
+            Ok(out) => {
+                self.progress.advance(pi, op.dst_len);
+                let out = Arc::new(out);
+                if let Some(tx) = write_tx {
+                    // The writer thread owns the disk; a closed channel
+                    // means it failed and has already recorded why.
+                    let _ = tx.send((pi, plan.order[pos], out.clone()));
+                }
+                if self.job.verify {
+                    state.submit(plan, Some((pos, Some(out))));
+                }
             }
-            Err(_) => worker(write_tx.as_ref()),
+            Err(e) => {
+                state.ops_failed.fetch_add(1, Ordering::Relaxed);
+                self.fail(e);
+                if self.job.verify && !self.job.fail_fast {
+                    // Keep the partition's hashing moving; its result is
+                    // discarded because an operation failed.
+                    state.submit(plan, Some((pos, None)));
+                }
+            }
         }
-        drop(write_tx);
-        if let Some(t) = writer_thread
-            && t.join().is_err()
-        {
-            fail(PayloadError::Io {
-                path: payload.source.path().to_path_buf(),
-                offset: None,
-                source: std::io::Error::other("image writer thread panicked"),
-            });
-        }
-    });
+    }
 
-    let mut outcomes = Vec::with_capacity(plans.len());
-    for (plan, state) in plans.iter().zip(&states) {
-        let result = state.lock().result;
-        let o = PartitionOutcome {
-            name: plan.part.name.clone(),
-            size: plan.part.size,
-            ops_verified: state.ops_verified.load(Ordering::Relaxed),
-            ops_unhashed: state.ops_unhashed.load(Ordering::Relaxed),
-            ops_failed: state.ops_failed.load(Ordering::Relaxed),
-            expected_hash: plan.part.hash,
-            actual_hash: if state.ops_failed.load(Ordering::Relaxed) == 0 {
-                result
-            } else {
-                None
-            },
+    /// Reads `op`'s data, checks its hash when verifying, and decodes it
+    /// (against the old image for incremental operations).
+    fn decode(
+        &self,
+        pi: usize,
+        op: &Operation,
+        scratch: &mut Scratch,
+    ) -> Result<OpBuf, PayloadError> {
+        let part = self.plans[pi].part;
+        let source = self.job.sources.get(pi).and_then(|s| s.as_ref());
+        let kind = match op.kind {
+            Ok(k) if !k.needs_source() || source.is_some() => k,
+            _ => {
+                return Err(PayloadError::Incremental {
+                    partition: part.name.clone(),
+                    index: op.index,
+                    kind: op.kind_name(),
+                });
+            }
         };
-        if job.verify
-            && !cancel.load(Ordering::Relaxed)
-            && let (Some(e), Some(a)) = (o.expected_hash, o.actual_hash)
-            && e != a
-        {
-            fail(PayloadError::PartitionHash {
-                partition: o.name.clone(),
-                expected: hex(&e),
-                actual: hex(&a),
-            });
+        let data = &mut scratch.data;
+        data.resize(op.data_len as usize, 0);
+        self.job
+            .payload
+            .source
+            .read_exact_at(data, op.data_offset)
+            .map_err(|e| PayloadError::Read {
+                offset: op.data_offset,
+                source: e,
+            })?;
+        if self.job.verify {
+            check_data_hash(&self.states[pi], part, op, data)?;
         }
-        outcomes.push(o);
+        let mut out = OpBuf::pooled(&self.bufs);
+        match source {
+            Some(src) if kind.needs_source() => {
+                delta::read_source(part, op, src, &mut scratch.src)?;
+                out.reset(op.dst_len as usize);
+                delta::apply(part, op, kind, data, &scratch.src, out.get_mut())?;
+            }
+            _ => {
+                out.reset(op.dst_len as usize);
+                decode_into(kind, data, out.get_mut()).map_err(|why| PayloadError::Decode {
+                    partition: part.name.clone(),
+                    index: op.index,
+                    kind: op.kind_name(),
+                    why,
+                })?;
+            }
+        }
+        Ok(out)
     }
-    Outcome {
-        partitions: outcomes,
-        failures: failures.into_inner().unwrap_or_else(|e| e.into_inner()),
+
+    /// Per-partition outcomes once the work is done; a partition hash that
+    /// does not match is a failure too (unless the job was cancelled).
+    fn outcome(self) -> Outcome {
+        let mut outcomes = Vec::with_capacity(self.plans.len());
+        for (plan, state) in self.plans.iter().zip(&self.states) {
+            let result = state.lock().result;
+            let o = PartitionOutcome {
+                name: plan.part.name.clone(),
+                size: plan.part.size,
+                ops_verified: state.ops_verified.load(Ordering::Relaxed),
+                ops_unhashed: state.ops_unhashed.load(Ordering::Relaxed),
+                ops_failed: state.ops_failed.load(Ordering::Relaxed),
+                expected_hash: plan.part.hash,
+                actual_hash: if state.ops_failed.load(Ordering::Relaxed) == 0 {
+                    result
+                } else {
+                    None
+                },
+            };
+            if self.job.verify
+                && !self.cancel.load(Ordering::Relaxed)
+                && let (Some(e), Some(a)) = (o.expected_hash, o.actual_hash)
+                && e != a
+            {
+                self.fail(PayloadError::PartitionHash {
+                    partition: o.name.clone(),
+                    expected: hex(&e),
+                    actual: hex(&a),
+                });
+            }
+            outcomes.push(o);
+        }
+        Outcome {
+            partitions: outcomes,
+            failures: self
+                .failures
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+        }
     }
+}
+
+/// Checks an operation's data against its `data_sha256_hash` and counts it
+/// as verified, or as unhashed when it carries data but no hash.
+fn check_data_hash(
+    state: &PartState,
+    part: &Partition,
+    op: &Operation,
+    data: &[u8],
+) -> Result<(), PayloadError> {
+    match op.data_hash {
+        Some(expected) => {
+            let actual: [u8; 32] = Sha256::digest(data).into();
+            if actual != expected {
+                return Err(PayloadError::OpHash {
+                    partition: part.name.clone(),
+                    index: op.index,
+                    kind: op.kind_name(),
+                    offset: op.data_offset,
+                    len: op.data_len,
+                    expected: hex(&expected),
+                    actual: hex(&actual),
+                });
+            }
+            state.ops_verified.fetch_add(1, Ordering::Relaxed);
+        }
+        None if op.data_len > 0 => {
+            state.ops_unhashed.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {}
+    }
+    Ok(())
 }

@@ -482,75 +482,125 @@ fn validate_partition(
         partition: name.clone(),
         why,
     };
+    let (size, hash) = new_partition_info(p, block_size).map_err(perr)?;
+    let (old_size, old_hash) = old_partition_info(p).map_err(perr)?;
+    let blocks = size / block_size;
+    let check = OpCheck {
+        partition: &name,
+        block_size,
+        blocks,
+        // Source extents must lie in the old partition when its size is known.
+        max_src_blocks: old_size
+            .map_or(MAX_PARTITION_SIZE / block_size, |s| s.div_ceil(block_size)),
+        data_start,
+        data_section_len,
+    };
+    let ops = p
+        .operations
+        .iter()
+        .enumerate()
+        .map(|(oi, op)| check.operation(oi, op))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_no_overlap(&ops, block_size).map_err(perr)?;
+    Ok(Partition {
+        name,
+        size,
+        hash,
+        old_size,
+        old_hash,
+        ops,
+    })
+}
+
+/// A SHA-256 field: absent or empty is none, else exactly 32 bytes (`Err`
+/// holds the length found).
+fn optional_sha256(h: &Option<Vec<u8>>) -> Result<Option<[u8; 32]>, usize> {
+    match h {
+        None => Ok(None),
+        Some(h) if h.is_empty() => Ok(None),
+        Some(h) => <[u8; 32]>::try_from(&h[..]).map(Some).map_err(|_| h.len()),
+    }
+}
+
+/// The new partition's size (a multiple of the block size, at most 1 TiB)
+/// and hash.
+fn new_partition_info(
+    p: &proto::PartitionUpdate,
+    block_size: u64,
+) -> Result<(u64, Option<[u8; 32]>), String> {
     let info = p
         .new_partition_info
         .as_ref()
-        .ok_or_else(|| perr("new_partition_info is missing".into()))?;
+        .ok_or_else(|| "new_partition_info is missing".to_string())?;
     let size = info
         .size
-        .ok_or_else(|| perr("new_partition_info.size is missing".into()))?;
+        .ok_or_else(|| "new_partition_info.size is missing".to_string())?;
     if size > MAX_PARTITION_SIZE {
-        return Err(perr(format!(
+        return Err(format!(
             "new_partition_info.size = {size} bytes is more than the {} bytes (1 TiB) romkit accepts",
             MAX_PARTITION_SIZE
-        )));
+        ));
     }
     if size % block_size != 0 {
-        return Err(perr(format!(
+        return Err(format!(
             "new_partition_info.size = {size} is not a multiple of the block size {block_size}"
-        )));
+        ));
     }
-    let hash = match &info.hash {
-        None => None,
-        Some(h) if h.is_empty() => None,
-        Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
-            perr(format!(
-                "new_partition_info.hash is {} bytes, expected 32 (SHA-256)",
-                h.len()
-            ))
-        })?),
+    let hash = optional_sha256(&info.hash)
+        .map_err(|n| format!("new_partition_info.hash is {n} bytes, expected 32 (SHA-256)"))?;
+    Ok((size, hash))
+}
+
+/// The old partition's size (at most 1 TiB) and hash, for incremental
+/// payloads.
+fn old_partition_info(
+    p: &proto::PartitionUpdate,
+) -> Result<(Option<u64>, Option<[u8; 32]>), String> {
+    let Some(old) = &p.old_partition_info else {
+        return Ok((None, None));
     };
-    let (old_size, old_hash) = match &p.old_partition_info {
-        None => (None, None),
-        Some(old) => {
-            let old_hash = match &old.hash {
-                None => None,
-                Some(h) if h.is_empty() => None,
-                Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
-                    perr(format!(
-                        "old_partition_info.hash is {} bytes, expected 32 (SHA-256)",
-                        h.len()
-                    ))
-                })?),
-            };
-            if let Some(s) = old.size
-                && s > MAX_PARTITION_SIZE
-            {
-                return Err(perr(format!(
-                    "old_partition_info.size = {s} bytes is more than the {MAX_PARTITION_SIZE} bytes (1 TiB) romkit accepts"
-                )));
-            }
-            (old.size, old_hash)
-        }
-    };
-    let blocks = size / block_size;
-    // Source extents must lie in the old partition when its size is known.
-    let max_src_blocks =
-        old_size.map_or(MAX_PARTITION_SIZE / block_size, |s| s.div_ceil(block_size));
-    let mut ops = Vec::with_capacity(p.operations.len());
-    // (start_block, end_block, op index) of every destination extent, to find overlaps.
-    let mut spans: Vec<(u64, u64, usize)> = Vec::new();
-    for (oi, op) in p.operations.iter().enumerate() {
+    let old_hash = optional_sha256(&old.hash)
+        .map_err(|n| format!("old_partition_info.hash is {n} bytes, expected 32 (SHA-256)"))?;
+    if let Some(s) = old.size
+        && s > MAX_PARTITION_SIZE
+    {
+        return Err(format!(
+            "old_partition_info.size = {s} bytes is more than the {MAX_PARTITION_SIZE} bytes (1 TiB) romkit accepts"
+        ));
+    }
+    Ok((old.size, old_hash))
+}
+
+/// What one partition's operations are checked against.
+struct OpCheck<'a> {
+    partition: &'a str,
+    block_size: u64,
+    /// Blocks of the new partition.
+    blocks: u64,
+    /// Blocks source extents may reach.
+    max_src_blocks: u64,
+    /// Payload offset of the data section.
+    data_start: u64,
+    data_section_len: u64,
+}
+
+impl OpCheck<'_> {
+    /// Checks operation `oi`: its type, data range and hash, extents, and
+    /// what its type requires of them.
+    fn operation(
+        &self,
+        oi: usize,
+        op: &proto::InstallOperation,
+    ) -> Result<Operation, PayloadError> {
         let wire = op.r#type.unwrap_or(0);
         let kind = OpType::from_wire(wire).ok_or(wire);
-        let kind_name = match kind {
-            Ok(k) => k.name().to_string(),
-            Err(v) => format!("UNKNOWN({v})"),
-        };
         let oerr = |why: String| PayloadError::Op {
-            partition: name.clone(),
+            partition: self.partition.to_string(),
             index: oi,
-            kind: kind_name.clone(),
+            kind: match kind {
+                Ok(k) => k.name().to_string(),
+                Err(v) => format!("UNKNOWN({v})"),
+            },
             why,
         };
         if op.r#type.is_none() {
@@ -561,99 +611,35 @@ fn validate_partition(
         if data_len > 0
             && data_offset_rel
                 .checked_add(data_len)
-                .is_none_or(|e| e > data_section_len)
+                .is_none_or(|e| e > self.data_section_len)
         {
             return Err(oerr(format!(
-                "data at offset {data_offset_rel} + {data_len} bytes lies past the end of the data section ({data_section_len} bytes from payload offset {data_start})"
+                "data at offset {data_offset_rel} + {data_len} bytes lies past the end of the data section ({} bytes from payload offset {})",
+                self.data_section_len, self.data_start
             )));
         }
-        let data_hash = match &op.data_sha256_hash {
-            None => None,
-            Some(h) if h.is_empty() => None,
-            Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
-                oerr(format!(
-                    "data_sha256_hash is {} bytes, expected 32",
-                    h.len()
-                ))
-            })?),
-        };
-        let mut dst = Vec::with_capacity(op.dst_extents.len());
-        let mut dst_len: u64 = 0;
-        for (ei, ext) in op.dst_extents.iter().enumerate() {
-            let (start, n) = (ext.start(), ext.blocks());
-            if n == 0 {
-                return Err(oerr(format!("dst_extents[{ei}] has num_blocks = 0")));
-            }
-            let end = start.checked_add(n).filter(|&e| e <= blocks).ok_or_else(|| {
-                oerr(format!(
-                    "dst_extents[{ei}] = blocks {start}+{n} lies past the end of the partition ({blocks} blocks of {block_size} bytes)"
-                ))
-            })?;
-            spans.push((start, end, oi));
-            // end <= blocks and size = blocks * block_size <= 1 TiB: no overflow.
-            dst.push(ByteRange {
-                offset: start * block_size,
-                len: n * block_size,
-            });
-            dst_len += n * block_size;
-        }
-        let mut src = Vec::with_capacity(op.src_extents.len());
-        let mut src_len: u64 = 0;
-        for (ei, ext) in op.src_extents.iter().enumerate() {
-            let (start, n) = (ext.start(), ext.blocks());
-            if n == 0 {
-                return Err(oerr(format!("src_extents[{ei}] has num_blocks = 0")));
-            }
-            start.checked_add(n).filter(|&e| e <= max_src_blocks).ok_or_else(|| {
-                oerr(format!(
-                    "src_extents[{ei}] = blocks {start}+{n} lies past the end of the old partition ({max_src_blocks} blocks of {block_size} bytes)"
-                ))
-            })?;
-            // end <= max_src_blocks and that times block_size <= 1 TiB: no overflow.
-            src.push(ByteRange {
-                offset: start * block_size,
-                len: n * block_size,
-            });
-            src_len += n * block_size;
-        }
-        let src_hash =
-            match &op.src_sha256_hash {
-                None => None,
-                Some(h) if h.is_empty() => None,
-                Some(h) => Some(<[u8; 32]>::try_from(&h[..]).map_err(|_| {
-                    oerr(format!("src_sha256_hash is {} bytes, expected 32", h.len()))
-                })?),
-            };
+        let data_hash = optional_sha256(&op.data_sha256_hash)
+            .map_err(|n| oerr(format!("data_sha256_hash is {n} bytes, expected 32")))?;
+        let (dst, dst_len) = self
+            .extents(&op.dst_extents, "dst_extents", self.blocks, "partition")
+            .map_err(oerr)?;
+        let (src, src_len) = self
+            .extents(
+                &op.src_extents,
+                "src_extents",
+                self.max_src_blocks,
+                "old partition",
+            )
+            .map_err(oerr)?;
+        let src_hash = optional_sha256(&op.src_sha256_hash)
+            .map_err(|n| oerr(format!("src_sha256_hash is {n} bytes, expected 32")))?;
         if let Ok(k) = kind {
-            if k.needs_source() && src.is_empty() {
-                return Err(oerr("has no src_extents".into()));
-            }
-            if dst.is_empty() && !matches!(k, OpType::Zero | OpType::Discard) {
-                return Err(oerr("has no dst_extents".into()));
-            }
-            match k {
-                OpType::Replace if data_len != dst_len => {
-                    return Err(oerr(format!(
-                        "data_length {data_len} differs from the {dst_len} destination bytes"
-                    )));
-                }
-                OpType::ReplaceBz | OpType::ReplaceXz | OpType::ReplaceZstd if data_len == 0 => {
-                    return Err(oerr("data_length is 0".into()));
-                }
-                OpType::Replace | OpType::ReplaceBz | OpType::ReplaceXz | OpType::ReplaceZstd
-                    if dst_len > MAX_OP_OUTPUT =>
-                {
-                    return Err(oerr(format!(
-                        "writes {dst_len} bytes, more than the {MAX_OP_OUTPUT} bytes romkit decodes in one operation"
-                    )));
-                }
-                _ => {}
-            }
+            check_kind(k, src.is_empty(), dst.is_empty(), data_len, dst_len).map_err(oerr)?;
         }
-        ops.push(Operation {
+        Ok(Operation {
             index: oi,
             kind,
-            data_offset: data_start + data_offset_rel,
+            data_offset: self.data_start + data_offset_rel,
             data_len,
             dst,
             dst_len,
@@ -661,25 +647,100 @@ fn validate_partition(
             src,
             src_len,
             src_hash,
-        });
+        })
     }
+
+    /// Extents as byte ranges and their total length; each must be non-empty
+    /// and end within `limit` blocks (of the `what`).
+    fn extents(
+        &self,
+        exts: &[proto::Extent],
+        field: &str,
+        limit: u64,
+        what: &str,
+    ) -> Result<(Vec<ByteRange>, u64), String> {
+        let block_size = self.block_size;
+        let mut ranges = Vec::with_capacity(exts.len());
+        let mut total: u64 = 0;
+        for (ei, ext) in exts.iter().enumerate() {
+            let (start, n) = (ext.start(), ext.blocks());
+            if n == 0 {
+                return Err(format!("{field}[{ei}] has num_blocks = 0"));
+            }
+            if start.checked_add(n).is_none_or(|e| e > limit) {
+                return Err(format!(
+                    "{field}[{ei}] = blocks {start}+{n} lies past the end of the {what} ({limit} blocks of {block_size} bytes)"
+                ));
+            }
+            // end <= limit and limit * block_size <= 1 TiB: no overflow.
+            ranges.push(ByteRange {
+                offset: start * block_size,
+                len: n * block_size,
+            });
+            total += n * block_size;
+        }
+        Ok((ranges, total))
+    }
+}
+
+/// What an operation's type requires: source extents for incremental
+/// types, destination extents for all that write, and a sane data length.
+fn check_kind(
+    k: OpType,
+    no_src: bool,
+    no_dst: bool,
+    data_len: u64,
+    dst_len: u64,
+) -> Result<(), String> {
+    if k.needs_source() && no_src {
+        return Err("has no src_extents".into());
+    }
+    if no_dst && !matches!(k, OpType::Zero | OpType::Discard) {
+        return Err("has no dst_extents".into());
+    }
+    match k {
+        OpType::Replace if data_len != dst_len => Err(format!(
+            "data_length {data_len} differs from the {dst_len} destination bytes"
+        )),
+        OpType::ReplaceBz | OpType::ReplaceXz | OpType::ReplaceZstd if data_len == 0 => {
+            Err("data_length is 0".into())
+        }
+        OpType::Replace | OpType::ReplaceBz | OpType::ReplaceXz | OpType::ReplaceZstd
+            if dst_len > MAX_OP_OUTPUT =>
+        {
+            Err(format!(
+                "writes {dst_len} bytes, more than the {MAX_OP_OUTPUT} bytes romkit decodes in one operation"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// No two operations may write the same block.
+fn check_no_overlap(ops: &[Operation], block_size: u64) -> Result<(), String> {
+    // (start_block, end_block, op index) of every destination extent.
+    let mut spans: Vec<(u64, u64, usize)> = ops
+        .iter()
+        .flat_map(|op| {
+            op.dst.iter().map(move |r| {
+                (
+                    r.offset / block_size,
+                    (r.offset + r.len) / block_size,
+                    op.index,
+                )
+            })
+        })
+        .collect();
     spans.sort_unstable();
     for w in spans.windows(2) {
         let ((s0, e0, o0), (s1, _, o1)) = (w[0], w[1]);
         if s1 < e0 {
-            return Err(perr(format!(
+            return Err(format!(
                 "operations {o0} and {o1} write overlapping blocks (blocks {s0}..{e0} and from {s1})"
-            )));
+            ));
         }
     }
-    Ok(Partition {
-        name,
-        size,
-        hash,
-        old_size,
-        old_hash,
-        ops,
-    })
+    Ok(())
 }
 
 impl Payload {

@@ -338,16 +338,7 @@ pub fn prepare_payload_from(
     data: File,
     data_path: &Path,
 ) -> Result<PreparedPayload> {
-    let bs = opts.block_size;
-    if !bs.is_power_of_two() || !(512..=(1 << 20)).contains(&bs) {
-        return Err(PayloadWriteError::BlockSize(bs));
-    }
-    if opts.chunk_size == 0 || !opts.chunk_size.is_multiple_of(bs) || opts.chunk_size > 64 << 20 {
-        return Err(PayloadWriteError::ChunkSize {
-            chunk: opts.chunk_size,
-            block: bs,
-        });
-    }
+    check_options(opts)?;
     let data_err = PayloadWriteError::io(data_path);
     data.set_len(0).map_err(&data_err)?;
     let mut prepared = PreparedPayload {
@@ -367,115 +358,164 @@ pub fn prepare_payload_from(
     let mut writer = BufWriter::with_capacity(1 << 20, &prepared.data);
     let mut offset = 0u64;
     for input in inputs {
-        let img = match *input {
-            PayloadInput::Image(img) => img,
+        let update = match *input {
+            PayloadInput::Image(img) => {
+                image_partition(img, opts, &pool, &mut writer, &mut offset, data_path)?
+            }
             PayloadInput::Copy { payload, partition } => {
-                let update =
-                    copy_partition(payload, partition, opts, &pool, &mut writer, &mut offset)
-                        .map_err(|e| match e {
-                            CopyError::Write(e) => data_err(e),
-                            CopyError::Other(e) => e,
-                        })?;
-                partitions.push(update);
-                continue;
+                copy_partition(payload, partition, opts, &pool, &mut writer, &mut offset).map_err(
+                    |e| match e {
+                        CopyError::Write(e) => data_err(e),
+                        CopyError::Other(e) => e,
+                    },
+                )?
             }
         };
-        if !crate::format::is_safe_partition_name(&img.name) {
-            return Err(PayloadWriteError::PartitionName(img.name.clone()));
-        }
-        let img_err = PayloadWriteError::io(&img.path);
-        let file = File::open(&img.path).map_err(&img_err)?;
-        let size = file.metadata().map_err(&img_err)?.len();
-        if size % bs != 0 {
-            return Err(PayloadWriteError::ImageSize {
-                path: img.path.clone(),
-                size,
-                block: bs,
-            });
-        }
-        let chunks = size.div_ceil(opts.chunk_size);
-        let window = (opts.jobs.max(1) * 32) as u64;
-        let mut ops = Vec::with_capacity(chunks as usize);
-        let (image_hash, compressed) = pool.install(|| {
-            rayon::join(
-                || hash_file(&file, size),
-                || -> Result<()> {
-                    let mut w0 = 0;
-                    while w0 < chunks {
-                        let w1 = (w0 + window).min(chunks);
-                        let out: Vec<Result<Chunk>> = (w0..w1)
-                            .into_par_iter()
-                            .map(|c| {
-                                let start = c * opts.chunk_size;
-                                let len = opts.chunk_size.min(size - start);
-                                let mut raw = vec![0u8; len as usize];
-                                file.read_exact_at(&mut raw, start).map_err(&img_err)?;
-                                let (start_block, num_blocks) = (start / bs, len / bs);
-                                if raw.iter().all(|&b| b == 0) {
-                                    return Ok(Chunk {
-                                        kind: OpType::Zero,
-                                        data: Vec::new(),
-                                        start_block,
-                                        num_blocks,
-                                    });
-                                }
-                                let xz = compress_xz(&raw, opts.xz_level, len as u32)
-                                    .map_err(&img_err)?;
-                                Ok(if xz.len() < raw.len() {
-                                    Chunk {
-                                        kind: OpType::ReplaceXz,
-                                        data: xz,
-                                        start_block,
-                                        num_blocks,
-                                    }
-                                } else {
-                                    Chunk {
-                                        kind: OpType::Replace,
-                                        data: raw,
-                                        start_block,
-                                        num_blocks,
-                                    }
-                                })
-                            })
-                            .collect();
-                        for chunk in out {
-                            let chunk = chunk?;
-                            let mut op = InstallOperation {
-                                r#type: Some(chunk.kind.to_wire()),
-                                dst_extents: vec![Extent::new(chunk.start_block, chunk.num_blocks)],
-                                ..Default::default()
-                            };
-                            if !chunk.data.is_empty() {
-                                op.data_offset = Some(offset);
-                                op.data_length = Some(chunk.data.len() as u64);
-                                op.data_sha256_hash = Some(Sha256::digest(&chunk.data).to_vec());
-                                writer.write_all(&chunk.data).map_err(&data_err)?;
-                                offset += chunk.data.len() as u64;
-                            }
-                            ops.push(op);
-                        }
-                        w0 = w1;
-                    }
-                    Ok(())
-                },
-            )
-        });
-        compressed?;
-        let image_hash = image_hash.map_err(&img_err)?;
-        partitions.push(PartitionUpdate {
-            partition_name: Some(img.name.clone()),
-            new_partition_info: Some(PartitionInfo {
-                size: Some(size),
-                hash: Some(image_hash.to_vec()),
-            }),
-            operations: ops,
-            ..Default::default()
-        });
+        partitions.push(update);
     }
     writer.flush().map_err(&data_err)?;
     drop(writer);
     prepared.data_len = offset;
+    prepared.manifest_bytes = manifest(opts, partitions).encode_to_vec();
+    Ok(prepared)
+}
 
+/// Block size a power of two from 512 bytes to 1 MiB; chunk size a
+/// multiple of it, at most 64 MiB.
+fn check_options(opts: &PayloadOptions) -> Result<()> {
+    let bs = opts.block_size;
+    if !bs.is_power_of_two() || !(512..=(1 << 20)).contains(&bs) {
+        return Err(PayloadWriteError::BlockSize(bs));
+    }
+    if opts.chunk_size == 0 || !opts.chunk_size.is_multiple_of(bs) || opts.chunk_size > 64 << 20 {
+        return Err(PayloadWriteError::ChunkSize {
+            chunk: opts.chunk_size,
+            block: bs,
+        });
+    }
+    Ok(())
+}
+
+/// Cuts one image into chunks, compresses them in parallel windows (while
+/// another task hashes the whole image) and appends their blobs in order to
+/// `writer` at `offset`. Returns the partition's manifest entry.
+fn image_partition(
+    img: &ImageInput,
+    opts: &PayloadOptions,
+    pool: &rayon::ThreadPool,
+    writer: &mut (impl Write + Send),
+    offset: &mut u64,
+    data_path: &Path,
+) -> Result<PartitionUpdate> {
+    if !crate::format::is_safe_partition_name(&img.name) {
+        return Err(PayloadWriteError::PartitionName(img.name.clone()));
+    }
+    let bs = opts.block_size;
+    let img_err = PayloadWriteError::io(&img.path);
+    let file = File::open(&img.path).map_err(&img_err)?;
+    let size = file.metadata().map_err(&img_err)?.len();
+    if size % bs != 0 {
+        return Err(PayloadWriteError::ImageSize {
+            path: img.path.clone(),
+            size,
+            block: bs,
+        });
+    }
+    let chunks = size.div_ceil(opts.chunk_size);
+    let window = (opts.jobs.max(1) * 32) as u64;
+    let mut ops = Vec::with_capacity(chunks as usize);
+    let (image_hash, compressed) = pool.install(|| {
+        rayon::join(
+            || hash_file(&file, size),
+            || -> Result<()> {
+                let mut w0 = 0;
+                while w0 < chunks {
+                    let w1 = (w0 + window).min(chunks);
+                    let out: Vec<io::Result<Chunk>> = (w0..w1)
+                        .into_par_iter()
+                        .map(|c| {
+                            let start = c * opts.chunk_size;
+                            let len = opts.chunk_size.min(size - start);
+                            read_chunk(&file, start, len, opts)
+                        })
+                        .collect();
+                    for chunk in out {
+                        let chunk = chunk.map_err(&img_err)?;
+                        let op = append_chunk(chunk, writer, offset)
+                            .map_err(PayloadWriteError::io(data_path))?;
+                        ops.push(op);
+                    }
+                    w0 = w1;
+                }
+                Ok(())
+            },
+        )
+    });
+    compressed?;
+    let image_hash = image_hash.map_err(&img_err)?;
+    Ok(PartitionUpdate {
+        partition_name: Some(img.name.clone()),
+        new_partition_info: Some(PartitionInfo {
+            size: Some(size),
+            hash: Some(image_hash.to_vec()),
+        }),
+        operations: ops,
+        ..Default::default()
+    })
+}
+
+/// Reads the `len` bytes at `start` of an image as one chunk: ZERO when
+/// all zeros, else REPLACE_XZ, or REPLACE when xz does not make it smaller.
+fn read_chunk(file: &File, start: u64, len: u64, opts: &PayloadOptions) -> io::Result<Chunk> {
+    let mut raw = vec![0u8; len as usize];
+    file.read_exact_at(&mut raw, start)?;
+    let (start_block, num_blocks) = (start / opts.block_size, len / opts.block_size);
+    if raw.iter().all(|&b| b == 0) {
+        return Ok(Chunk {
+            kind: OpType::Zero,
+            data: Vec::new(),
+            start_block,
+            num_blocks,
+        });
+    }
+    let xz = compress_xz(&raw, opts.xz_level, len as u32)?;
+    let (kind, data) = if xz.len() < raw.len() {
+        (OpType::ReplaceXz, xz)
+    } else {
+        (OpType::Replace, raw)
+    };
+    Ok(Chunk {
+        kind,
+        data,
+        start_block,
+        num_blocks,
+    })
+}
+
+/// The operation for one chunk; its blob, if any, is appended to `writer`
+/// at `offset`.
+fn append_chunk(
+    chunk: Chunk,
+    writer: &mut impl Write,
+    offset: &mut u64,
+) -> io::Result<InstallOperation> {
+    let mut op = InstallOperation {
+        r#type: Some(chunk.kind.to_wire()),
+        dst_extents: vec![Extent::new(chunk.start_block, chunk.num_blocks)],
+        ..Default::default()
+    };
+    if !chunk.data.is_empty() {
+        op.data_offset = Some(*offset);
+        op.data_length = Some(chunk.data.len() as u64);
+        op.data_sha256_hash = Some(Sha256::digest(&chunk.data).to_vec());
+        writer.write_all(&chunk.data)?;
+        *offset += chunk.data.len() as u64;
+    }
+    Ok(op)
+}
+
+/// The manifest of a full payload (minor version 0) with `partitions`.
+fn manifest(opts: &PayloadOptions, partitions: Vec<PartitionUpdate>) -> DeltaArchiveManifest {
     let dynamic_partition_metadata = (!opts.groups.is_empty()).then(|| DynamicPartitionMetadata {
         groups: opts
             .groups
@@ -489,17 +529,15 @@ pub fn prepare_payload_from(
         snapshot_enabled: Some(opts.snapshot_enabled),
         ..Default::default()
     });
-    let manifest = DeltaArchiveManifest {
-        block_size: Some(bs as u32),
+    DeltaArchiveManifest {
+        block_size: Some(opts.block_size as u32),
         minor_version: Some(0),
         partitions,
         max_timestamp: opts.max_timestamp,
         dynamic_partition_metadata,
         security_patch_level: opts.security_patch_level.clone(),
         ..Default::default()
-    };
-    prepared.manifest_bytes = manifest.encode_to_vec();
-    Ok(prepared)
+    }
 }
 
 enum CopyError {
