@@ -232,7 +232,7 @@ impl ErofsImage {
 /// decodes any raw DEFLATE stream with a 32 KiB history, but erofs-rs demands
 /// 8..=15. The stream itself is ordinary raw DEFLATE, so the mapping is made
 /// to say 15, the window every DEFLATE decoder supports.
-fn patch_deflate_window(map: &mut [u8]) {
+pub(crate) fn patch_deflate_window(map: &mut [u8]) {
     const COMPR_CFGS: u32 = 0x2;
     const DEFLATE: u32 = 2;
     let sb = SUPER_OFFSET as usize;
