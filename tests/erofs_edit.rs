@@ -531,3 +531,59 @@ fn what_cannot_be_edited_is_named() {
     );
     assert!(out.get_ref().is_empty());
 }
+
+#[test]
+fn a_replaced_file_larger_than_the_freed_space_is_appended() {
+    let Some(mkfs) = tool("mkfs.erofs") else {
+        return;
+    };
+    let Some(fsck) = tool("fsck.erofs") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let img = dir.path().join("src.img");
+    run_ok(
+        Command::new(&mkfs)
+            .args(["-zlz4hc", "-T0"])
+            .arg(&img)
+            .arg(&src),
+    );
+    let good = std::fs::read(&img).unwrap();
+    let big = noise(9, 3 << 20);
+    let mut replace = BTreeMap::new();
+    replace.insert("etc/small.txt".to_string(), big.clone());
+    let e = Edit {
+        remove: vec!["app/Beta".into()],
+        replace,
+    };
+    let out_path = dir.path().join("edited.img");
+    let mut f = std::fs::File::create(&out_path).unwrap();
+    let stats = edit(&good, &e, &mut f).unwrap();
+    drop(f);
+    assert!(stats.appended_blocks > 0, "{stats:?}");
+    assert_eq!(stats.size, std::fs::metadata(&out_path).unwrap().len());
+    fsck_ok(&fsck, &out_path, "appended");
+    let tree = ErofsImage::open(&out_path).unwrap().tree().unwrap();
+    assert!(content(&tree, "etc/small.txt") == big);
+    assert!(content(&tree, "bin/sh") == std::fs::read(src.join("bin/sh")).unwrap());
+    // The source's bytes are a prefix of the output except where the edit
+    // wrote: everything after the old end is the new file.
+    assert!(std::fs::read(&out_path).unwrap().len() > good.len());
+
+    // Data after the filesystem (an AVB footer, say) is never overwritten.
+    let mut footer = good.clone();
+    footer.extend_from_slice(b"AVBf");
+    footer.resize(footer.len() + 60, 1);
+    let mut out = std::io::Cursor::new(Vec::new());
+    let err = edit(&footer, &e, &mut out).unwrap_err();
+    assert!(err.to_string().contains("after the filesystem"), "{err}");
+    assert!(out.get_ref().is_empty());
+    // Without appending, the trailing bytes are kept as they are.
+    let small = Edit {
+        remove: vec!["app/Beta".into()],
+        ..Default::default()
+    };
+    edit(&footer, &small, &mut out).unwrap();
+    assert!(out.get_ref().ends_with(&footer[good.len()..]));
+}

@@ -925,6 +925,15 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
             path: path.clone(),
             source,
         })?;
+        if content.is_empty() {
+            // Only a directory without "." and ".." can become empty.
+            return Err(invalid(
+                "i_size",
+                ino.size,
+                ino.iloc + 8,
+                "directory without \".\" and \"..\"",
+            ));
+        }
         rewrite_dir(&mut out_img, &mut alloc, &sb, &ino, &content)?;
         if let Some(&n) = lost_subdirs.get(&pnid) {
             nlink_delta.insert(pnid, n);
