@@ -587,3 +587,67 @@ fn a_replaced_file_larger_than_the_freed_space_is_appended() {
     edit(&footer, &small, &mut out).unwrap();
     assert!(out.get_ref().ends_with(&footer[good.len()..]));
 }
+
+/// The plan of a shipped profile, applied as an in-place edit of each
+/// sample partition, gives the tree that applying it to the partition's tree
+/// gives (what a rebuild writes), with fsck.erofs content.
+#[test]
+fn a_profile_plan_applied_in_place_equals_the_plan_applied_to_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(dir.path())
+        .arg(sample())
+        .assert()
+        .success();
+    let profile = romkit::debloat::load("xiaomi-eu").unwrap();
+    let fsck = tool("fsck.erofs");
+    let mut edited_parts = 0;
+    for part in ["system", "system_ext", "product", "vendor", "odm", "mi_ext"] {
+        let img = dir.path().join(format!("{part}.img"));
+        let loaded = romkit::apps::load(&img, None, 1).unwrap();
+        let apps = romkit::apps::identify(loaded.locate(), 1);
+        let plan = romkit::debloat::plan(
+            &profile,
+            &apps,
+            &loaded.partitions,
+            romkit::debloat::PlanOptions {
+                allow_unsafe: false,
+            },
+        );
+        let source_tree = ErofsImage::open(&img).unwrap().tree().unwrap();
+        let e = plan.image_edit(part, &source_tree).unwrap();
+        if e.remove.is_empty() && e.replace.is_empty() {
+            continue;
+        }
+        edited_parts += 1;
+        let out_path = dir.path().join(format!("{part}.edited.img"));
+        let mut f = std::fs::File::create(&out_path).unwrap();
+        let stats = romkit::fs::erofs::edit::edit_image(&img, &e, &mut f)
+            .unwrap_or_else(|err| panic!("{part}: {err}"));
+        drop(f);
+        assert!(stats.total_changed() > 0, "{part}: {stats:?}");
+        if let Some(fsck) = &fsck {
+            fsck_ok(fsck, &out_path, part);
+        }
+        let mut expect = source_tree.clone();
+        plan.apply(part, &mut expect).unwrap();
+        let got = ErofsImage::open(&out_path).unwrap().tree().unwrap();
+        let (a, b): (Vec<String>, Vec<String>) = (
+            expect.walk().into_iter().map(|(p, _)| p).collect(),
+            got.walk().into_iter().map(|(p, _)| p).collect(),
+        );
+        assert_eq!(a, b, "{part}: entries");
+        for p in &a {
+            let (x, y) = (
+                expect.inode(expect.lookup(p).unwrap()),
+                got.inode(got.lookup(p).unwrap()),
+            );
+            assert_eq!(x.meta, y.meta, "{part}: {p}");
+            if matches!(x.kind, Kind::File(_)) {
+                assert!(content(&expect, p) == content(&got, p), "{part}: {p}");
+            }
+        }
+    }
+    assert!(edited_parts >= 2, "the profile edits several partitions");
+}

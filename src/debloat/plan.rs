@@ -828,6 +828,42 @@ pub fn edit_props(text: &str, changes: &[&PropChange]) -> String {
 }
 
 impl Plan {
+    /// The plan for one partition as an in-place image edit
+    /// (`fs::erofs::edit`): the paths it removes, relative to the image's
+    /// root, and each edited build.prop with its new content. `tree` is the
+    /// partition's tree as read from the image (for the mount prefix and
+    /// the old build.prop text). Apply it with `fs::erofs::edit::edit_image`.
+    pub fn image_edit(
+        &self,
+        partition: &str,
+        tree: &Tree,
+    ) -> Result<crate::fs::erofs::edit::Edit, String> {
+        let prefix = mount_prefix(partition, tree);
+        let mut edit = crate::fs::erofs::edit::Edit::default();
+        for r in self.removed.iter().filter(|r| r.partition == partition) {
+            let inner = r.path.strip_prefix(&prefix).unwrap_or(&r.path);
+            edit.remove.push(inner.to_string());
+        }
+        let mut by_file: BTreeMap<&str, Vec<&PropChange>> = BTreeMap::new();
+        for c in self.props.iter().filter(|c| c.partition == partition) {
+            by_file.entry(c.file.as_str()).or_default().push(c);
+        }
+        for (file, changes) in by_file {
+            let inner = file.strip_prefix(&prefix).unwrap_or(file);
+            let id = tree
+                .lookup(inner)
+                .map_err(|e| format!("{partition}: {file}: {e}"))?;
+            let Kind::File(data) = &tree.inode(id).kind else {
+                return Err(format!("{partition}: {file} is not a regular file"));
+            };
+            let text = read_small(data)
+                .ok_or_else(|| format!("{partition}: {file}: unreadable build.prop"))?;
+            edit.replace
+                .insert(inner.to_string(), edit_props(&text, &changes).into_bytes());
+        }
+        Ok(edit)
+    }
+
     /// Carries out the plan on one partition's tree: removes every planned
     /// folder and file, and rewrites its build.prop. Returns the number of
     /// entries removed.
