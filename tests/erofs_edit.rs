@@ -444,21 +444,23 @@ fn edits_images_of_erofs_utils_1_8() {
     }
 }
 
+/// An image of the source tree made by `mkfs` with `opts`: (its folder, the
+/// source tree, the image, the image's bytes).
+fn made_with(mkfs: &Path, opts: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let img = dir.path().join("src.img");
+    run_ok(Command::new(mkfs).args(opts).arg(&img).arg(&src));
+    let bytes = std::fs::read(&img).unwrap();
+    (dir, src, img, bytes)
+}
+
 #[test]
 fn a_damaged_image_fails_with_nothing_written() {
     let Some(mkfs) = tool("mkfs.erofs") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let src = source(dir.path());
-    let img = dir.path().join("src.img");
-    run_ok(
-        Command::new(&mkfs)
-            .args(["-zlz4hc", "-T0"])
-            .arg(&img)
-            .arg(&src),
-    );
-    let good = std::fs::read(&img).unwrap();
+    let (_dir, _, _, good) = made_with(&mkfs, &["-zlz4hc", "-T0"]);
     let e = the_edit();
     // Corruptions: the root nid, the block count, a directory block, a
     // compressed cluster of a removed file, the magic.
@@ -496,11 +498,7 @@ fn what_cannot_be_edited_is_named() {
     let Some(mkfs) = tool("mkfs.erofs") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let src = source(dir.path());
-    let img = dir.path().join("src.img");
-    run_ok(Command::new(&mkfs).args(["-T0"]).arg(&img).arg(&src));
-    let good = std::fs::read(&img).unwrap();
+    let (_dir, _, _, good) = made_with(&mkfs, &["-T0"]);
     let mut out = std::io::Cursor::new(Vec::new());
     let missing = Edit {
         remove: vec!["app/Nope".into()],
@@ -540,16 +538,7 @@ fn a_replaced_file_larger_than_the_freed_space_is_appended() {
     let Some(fsck) = tool("fsck.erofs") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let src = source(dir.path());
-    let img = dir.path().join("src.img");
-    run_ok(
-        Command::new(&mkfs)
-            .args(["-zlz4hc", "-T0"])
-            .arg(&img)
-            .arg(&src),
-    );
-    let good = std::fs::read(&img).unwrap();
+    let (dir, src, _, good) = made_with(&mkfs, &["-zlz4hc", "-T0"]);
     let big = noise(9, 3 << 20);
     let mut replace = BTreeMap::new();
     replace.insert("etc/small.txt".to_string(), big.clone());

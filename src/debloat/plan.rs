@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::profile::{Condition, Level, Origin, Os, Profile, Rule, Selector};
 use super::{protected_package, protected_path};
 use crate::apps::{App, LoadedPartition, mount_prefix};
-use crate::fs::tree::{FileData, Kind, Tree};
+use crate::fs::tree::{FileData, InodeId, Kind, Tree};
 
 /// Largest build.prop read.
 pub const MAX_PROP_FILE: u64 = 4 << 20;
@@ -844,22 +844,8 @@ impl Plan {
             let inner = r.path.strip_prefix(&prefix).unwrap_or(&r.path);
             edit.remove.push(inner.to_string());
         }
-        let mut by_file: BTreeMap<&str, Vec<&PropChange>> = BTreeMap::new();
-        for c in self.props.iter().filter(|c| c.partition == partition) {
-            by_file.entry(c.file.as_str()).or_default().push(c);
-        }
-        for (file, changes) in by_file {
-            let inner = file.strip_prefix(&prefix).unwrap_or(file);
-            let id = tree
-                .lookup(inner)
-                .map_err(|e| format!("{partition}: {file}: {e}"))?;
-            let Kind::File(data) = &tree.inode(id).kind else {
-                return Err(format!("{partition}: {file} is not a regular file"));
-            };
-            let text = read_small(data)
-                .ok_or_else(|| format!("{partition}: {file}: unreadable build.prop"))?;
-            edit.replace
-                .insert(inner.to_string(), edit_props(&text, &changes).into_bytes());
+        for (inner, _, text) in self.edited_props(partition, tree, &prefix)? {
+            edit.replace.insert(inner, text.into_bytes());
         }
         Ok(edit)
     }
@@ -876,12 +862,28 @@ impl Plan {
                 .map_err(|e| format!("{partition}: removing {}: {e}", r.path))?;
             n += 1;
         }
+        for (_, id, text) in self.edited_props(partition, tree, &prefix)? {
+            tree.inode_mut(id).kind =
+                Kind::File(FileData::Bytes(std::sync::Arc::new(text.into_bytes())));
+        }
+        Ok(n)
+    }
+
+    /// Each build.prop of `partition` the plan edits: its path inside the
+    /// tree, its inode and its new text.
+    fn edited_props(
+        &self,
+        partition: &str,
+        tree: &Tree,
+        prefix: &str,
+    ) -> Result<Vec<(String, InodeId, String)>, String> {
         let mut by_file: BTreeMap<&str, Vec<&PropChange>> = BTreeMap::new();
         for c in self.props.iter().filter(|c| c.partition == partition) {
             by_file.entry(c.file.as_str()).or_default().push(c);
         }
+        let mut out = Vec::with_capacity(by_file.len());
         for (file, changes) in by_file {
-            let inner = file.strip_prefix(&prefix).unwrap_or(file);
+            let inner = file.strip_prefix(prefix).unwrap_or(file);
             let id = tree
                 .lookup(inner)
                 .map_err(|e| format!("{partition}: {file}: {e}"))?;
@@ -890,10 +892,8 @@ impl Plan {
             };
             let text = read_small(data)
                 .ok_or_else(|| format!("{partition}: {file}: unreadable build.prop"))?;
-            let edited = edit_props(&text, &changes);
-            tree.inode_mut(id).kind =
-                Kind::File(FileData::Bytes(std::sync::Arc::new(edited.into_bytes())));
+            out.push((inner.to_string(), id, edit_props(&text, &changes)));
         }
-        Ok(n)
+        Ok(out)
     }
 }
