@@ -15,6 +15,11 @@
 //!   points its inode there, keeping its nid, owner, mode and xattrs;
 //! - updates the superblock's block count and checksum.
 //!
+//! Without the fragments/dedupe feature bit, mkfs.erofs never shares a
+//! pcluster between inodes, so only the removed and replaced compressed files
+//! are read to find their pclusters; with it, every compressed file is (the
+//! cost of such images is one decode of the image).
+//!
 //! What it cannot edit safely (a device table with extra devices, chunks on
 //! other devices, compressed directories, features newer than it knows) is
 //! an [`EditError::Unsupported`] naming the feature and the file.
@@ -1223,7 +1228,13 @@ pub fn edit_image(src: &Path, e: &Edit, out: &mut std::fs::File) -> Result<EditS
     // source; a file changed underneath by another process can only yield
     // wrong bytes, which the checks after a build report.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
-    edit(&map, e, out)
+    let stats = edit(&map, e, out)?;
+    // A reused output file may have been longer.
+    out.set_len(stats.size).map_err(|source| EditError::Io {
+        context: "writing the edited image",
+        source,
+    })?;
+    Ok(stats)
 }
 
 #[cfg(test)]
