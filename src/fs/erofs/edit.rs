@@ -481,12 +481,42 @@ fn compressed_record_end(img: &[u8], sb: &Super, ino: &Ino) -> u64 {
 struct Output<'a> {
     src: &'a [u8],
     bs: u64,
+    /// Blocks with new bytes.
     blocks: BTreeMap<u64, Vec<u8>>,
+    /// Blocks that become zero, kept as numbers: a large removal zeroes
+    /// hundreds of MiB, which must not be held in memory.
+    zero: BTreeSet<u64>,
+}
+
+/// A block of the output: new bytes or zeros.
+enum Changed<'a> {
+    Bytes(&'a [u8]),
+    Zero,
 }
 
 impl Output<'_> {
+    fn zero_block(&mut self, b: u64) {
+        self.blocks.remove(&b);
+        self.zero.insert(b);
+    }
+
+    /// Every changed block in address order.
+    fn changed(&self) -> impl Iterator<Item = (u64, Changed<'_>)> {
+        let mut bytes = self.blocks.iter().peekable();
+        let mut zero = self.zero.iter().peekable();
+        std::iter::from_fn(move || match (bytes.peek(), zero.peek()) {
+            (Some(&(&a, _)), Some(&&z)) if z < a => zero.next().map(|&z| (z, Changed::Zero)),
+            (Some(_), _) => bytes.next().map(|(&a, d)| (a, Changed::Bytes(d))),
+            (None, Some(_)) => zero.next().map(|&z| (z, Changed::Zero)),
+            (None, None) => None,
+        })
+    }
+
     fn block_mut(&mut self, b: u64) -> &mut Vec<u8> {
         let (src, bs) = (self.src, self.bs as usize);
+        if self.zero.remove(&b) {
+            return self.blocks.entry(b).or_insert_with(|| vec![0u8; bs]);
+        }
         self.blocks.entry(b).or_insert_with(|| {
             let mut v = vec![0u8; bs];
             let s = (b as usize).saturating_mul(bs);
@@ -884,9 +914,10 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
         src,
         bs,
         blocks: BTreeMap::new(),
+        zero: BTreeSet::new(),
     };
     for b in freed.iter() {
-        out_img.block_mut(b).fill(0);
+        out_img.zero_block(b);
     }
     // Records of removed inodes: core and xattrs always, the rest up to the
     // next live record.
@@ -1010,13 +1041,17 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
     let src_blocks = (src.len() as u64).div_ceil(bs);
     let mut changed = 0u64;
     let mut zeroed = 0u64;
-    for (&b, data) in &out_img.blocks {
+    for (b, data) in out_img.changed() {
         if b >= src_blocks {
             continue;
         }
         let s = (b * bs) as usize;
         let e = (s + bs as usize).min(src.len());
-        if data[..e - s] != src[s..e] {
+        let differs = match data {
+            Changed::Bytes(d) => d[..e - s] != src[s..e],
+            Changed::Zero => src[s..e].iter().any(|&x| x != 0),
+        };
+        if differs {
             changed += 1;
         }
         if b < sb.blocks && alloc.is_free(b) {
@@ -1046,7 +1081,8 @@ fn write_out<W: Write + Seek>(o: &Output<'_>, size: u64, out: &mut W) -> io::Res
     let bs = o.bs;
     let src_len = o.src.len() as u64;
     // Runs of source bytes between changed blocks, then each changed block.
-    for (&b, data) in &o.blocks {
+    let zeros = vec![0u8; bs as usize];
+    for (b, data) in o.changed() {
         let s = b * bs;
         if s >= size {
             break;
@@ -1055,7 +1091,11 @@ fn write_out<W: Write + Seek>(o: &Output<'_>, size: u64, out: &mut W) -> io::Res
             copy_range(o.src, at, s, out)?;
         }
         let end = (s + bs).min(size);
-        out.write_all(&data[..(end - s) as usize])?;
+        let bytes = match data {
+            Changed::Bytes(d) => d,
+            Changed::Zero => &zeros,
+        };
+        out.write_all(&bytes[..(end - s) as usize])?;
         at = end;
     }
     if at < size {
@@ -1197,7 +1237,7 @@ fn rewrite_dir(
 
 fn free_blocks(o: &mut Output<'_>, alloc: &mut Allocator, r: Range<u64>) {
     for b in r.clone() {
-        o.block_mut(b).fill(0);
+        o.zero_block(b);
     }
     if !r.is_empty() {
         alloc.release(r);
