@@ -420,6 +420,48 @@ fn romkit_reads_what_mkfs_erofs_writes() {
     }
 }
 
+/// erofs-utils 1.8 compresses with its own DEFLATE encoder (`-zdeflate`, window
+/// recorded as 15) or with libdeflate (`-zlibdeflate`, window recorded as 0):
+/// both are raw DEFLATE streams that romkit reads.
+#[test]
+fn romkit_reads_deflate_images_from_erofs_utils_1_8() {
+    let Some(mkfs) = erofs18("mkfs.erofs") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = source_dir(dir.path());
+    for z in ["deflate", "libdeflate", "libdeflate,9", "deflate,9"] {
+        let img = dir.path().join(format!("{z}.img"));
+        run_ok(
+            Command::new(&mkfs)
+                .arg(format!("-z{z}"))
+                .args(["-C65536", "-T1700000000", "--all-root"])
+                .arg(&img)
+                .arg(&src),
+        );
+        let tree = romkit::fs::erofs::reader::ErofsImage::open(&img)
+            .unwrap()
+            .tree()
+            .unwrap_or_else(|e| panic!("{z}: {e}"));
+        let mut files = 0;
+        for (path, id) in tree.walk() {
+            if let Kind::File(d) = &tree.inode(id).kind {
+                let mut b = Vec::new();
+                d.read(&mut b)
+                    .unwrap_or_else(|e| panic!("{z}: {path}: {e}"));
+                assert!(b == std::fs::read(src.join(&path)).unwrap(), "{z}: {path}");
+                files += 1;
+            }
+        }
+        assert_eq!(files, 7, "{z}");
+        // The source file is never changed by the reader's patched view.
+        let raw = std::fs::read(&img).unwrap();
+        let again = romkit::fs::erofs::reader::ErofsImage::open(&img).unwrap();
+        drop(again);
+        assert!(raw == std::fs::read(&img).unwrap(), "{z}: image untouched");
+    }
+}
+
 #[test]
 fn sample_partitions_are_erofs_that_fsck_accepts() {
     let Some(fsck) = tool("fsck.erofs") else {

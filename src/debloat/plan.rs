@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::profile::{Condition, Level, Origin, Os, Profile, Rule, Selector};
 use super::{protected_package, protected_path};
 use crate::apps::{App, LoadedPartition, mount_prefix};
-use crate::fs::tree::{FileData, Kind, Tree};
+use crate::fs::tree::{FileData, InodeId, Kind, Tree};
 
 /// Largest build.prop read.
 pub const MAX_PROP_FILE: u64 = 4 << 20;
@@ -994,6 +994,28 @@ pub enum ApplyError {
 }
 
 impl Plan {
+    /// The plan for one partition as an in-place image edit
+    /// (`fs::erofs::edit`): the paths it removes, relative to the image's
+    /// root, and each edited build.prop with its new content. `tree` is the
+    /// partition's tree as read from the image (for the mount prefix and
+    /// the old build.prop text). Apply it with `fs::erofs::edit::edit_image`.
+    pub fn image_edit(
+        &self,
+        partition: &str,
+        tree: &Tree,
+    ) -> Result<crate::fs::erofs::edit::Edit, ApplyError> {
+        let prefix = mount_prefix(partition, tree);
+        let mut edit = crate::fs::erofs::edit::Edit::default();
+        for r in self.removed.iter().filter(|r| r.partition == partition) {
+            let inner = r.path.strip_prefix(&prefix).unwrap_or(&r.path);
+            edit.remove.push(inner.to_string());
+        }
+        for (inner, _, text) in self.edited_props(partition, tree, &prefix)? {
+            edit.replace.insert(inner, text.into_bytes());
+        }
+        Ok(edit)
+    }
+
     /// Carries out the plan on one partition's tree: removes every planned
     /// folder and file, and rewrites its build.prop. Returns the number of
     /// entries removed.
@@ -1009,12 +1031,28 @@ impl Plan {
             })?;
             n += 1;
         }
+        for (_, id, text) in self.edited_props(partition, tree, &prefix)? {
+            tree.inode_mut(id).kind =
+                Kind::File(FileData::Bytes(std::sync::Arc::new(text.into_bytes())));
+        }
+        Ok(n)
+    }
+
+    /// Each build.prop of `partition` the plan edits: its path inside the
+    /// tree, its inode and its new text.
+    fn edited_props(
+        &self,
+        partition: &str,
+        tree: &Tree,
+        prefix: &str,
+    ) -> Result<Vec<(String, InodeId, String)>, ApplyError> {
         let mut by_file: BTreeMap<&str, Vec<&PropChange>> = BTreeMap::new();
         for c in self.props.iter().filter(|c| c.partition == partition) {
             by_file.entry(c.file.as_str()).or_default().push(c);
         }
+        let mut out = Vec::with_capacity(by_file.len());
         for (file, changes) in by_file {
-            let inner = file.strip_prefix(&prefix).unwrap_or(file);
+            let inner = file.strip_prefix(prefix).unwrap_or(file);
             let id = tree.lookup(inner).map_err(|source| ApplyError::Missing {
                 partition: partition.to_string(),
                 file: file.to_string(),
@@ -1030,10 +1068,8 @@ impl Plan {
                 partition: partition.to_string(),
                 file: file.to_string(),
             })?;
-            let edited = edit_props(&text, &changes);
-            tree.inode_mut(id).kind =
-                Kind::File(FileData::Bytes(std::sync::Arc::new(edited.into_bytes())));
+            out.push((inner.to_string(), id, edit_props(&text, &changes)));
         }
-        Ok(n)
+        Ok(out)
     }
 }

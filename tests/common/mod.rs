@@ -250,3 +250,15 @@ pub fn signal(child: &std::process::Child, sig: i32) {
         libc_kill(child.id() as i32, sig);
     }
 }
+
+/// A tool of erofs-utils 1.8 (`mkfs.erofs`, `fsck.erofs`, `dump.erofs`): from
+/// the folder in `ROMKIT_EROFS18` (where `.ci/run` builds them), else from
+/// `target/oracles/erofs-utils/bin`. Debian 12's PATH copy is 1.5, so PATH is
+/// never searched.
+pub fn erofs18(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("ROMKIT_EROFS18")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/oracles/erofs-utils/bin"));
+    let p = dir.join(name);
+    need(&format!("erofs-utils 1.8 {name}"), p.exists().then_some(p))
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use erofs_rs::EroFS;
 use erofs_rs::backend::MmapImage;
 
+use super::layout::{MAGIC, SUPER_OFFSET, SUPER_SIZE};
 use crate::fs::tree::{DataSource, FileData, Inode, InodeId, Kind, Meta, Tree};
 
 /// Largest decoded-to-stored ratio accepted for a file: LZ4 cannot exceed
@@ -42,11 +43,15 @@ fn invalid(e: impl std::fmt::Display) -> ReadError {
 impl ErofsImage {
     /// Opens an image file.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
-        let len = std::fs::metadata(path)?.len();
-        // SAFETY: the mapping is read-only and romkit never writes to an image
-        // it reads; a file changed underneath by another process can only
-        // produce wrong bytes, which the hash checks downstream report.
-        let img = unsafe { MmapImage::new_from_path(path)? };
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        // SAFETY: the mapping is private (copy-on-write): the byte patched
+        // below changes this process's view only, never the file; a file
+        // changed underneath by another process can only produce wrong bytes,
+        // which the hash checks downstream report.
+        let mut map = unsafe { memmap2::MmapOptions::new().map_copy(&file)? };
+        patch_deflate_window(&mut map);
+        let img = MmapImage::new(map.make_read_only()?);
         let fs = EroFS::new(img).map_err(invalid)?;
         Ok(ErofsImage {
             fs: Arc::new(fs),
@@ -218,6 +223,50 @@ impl ErofsImage {
             mtime_nsec,
             xattrs: xattrs.into_iter().collect(),
         })
+    }
+}
+
+/// erofs-utils 1.8 compressing with libdeflate records the DEFLATE window as
+/// `ilog2(0)`, that is 0 (libdeflate has no window setting, so mkfs never
+/// learns a dictionary size). The kernel only rejects windows above 15 and
+/// decodes any raw DEFLATE stream with a 32 KiB history, but erofs-rs demands
+/// 8..=15. The stream itself is ordinary raw DEFLATE, so the mapping is made
+/// to say 15, the window every DEFLATE decoder supports.
+pub(crate) fn patch_deflate_window(map: &mut [u8]) {
+    const COMPR_CFGS: u32 = 0x2;
+    const DEFLATE: u32 = 2;
+    let sb = SUPER_OFFSET as usize;
+    let Some(head) = map.get(sb..sb + SUPER_SIZE) else {
+        return;
+    };
+    let le16 = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let incompat = u32::from_le_bytes([head[80], head[81], head[82], head[83]]);
+    let algs = u32::from(le16(head, 84));
+    if u32::from_le_bytes([head[0], head[1], head[2], head[3]]) != MAGIC
+        || incompat & COMPR_CFGS == 0
+        || algs & (1 << DEFLATE) == 0
+    {
+        return;
+    }
+    // Records follow the superblock and its extension slots: for each
+    // algorithm in the bitmap, lowest first, a 4-aligned le16 length and the
+    // algorithm's configuration.
+    let mut at = sb + SUPER_SIZE + usize::from(head[13]) * 16;
+    for alg in 0..16 {
+        if algs & (1 << alg) == 0 {
+            continue;
+        }
+        at = at.next_multiple_of(4);
+        let Some(len) = map.get(at..at + 2).map(|b| usize::from(le16(b, 0))) else {
+            return;
+        };
+        if alg == DEFLATE {
+            if len >= 1 && map.get(at + 2) == Some(&0) {
+                map[at + 2] = 15;
+            }
+            return;
+        }
+        at += 2 + len;
     }
 }
 
