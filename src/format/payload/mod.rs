@@ -501,7 +501,7 @@ fn validate_partition(
         .enumerate()
         .map(|(oi, op)| check.operation(oi, op))
         .collect::<Result<Vec<_>, _>>()?;
-    check_no_overlap(&ops, block_size).map_err(perr)?;
+    check_no_overlap(&ops, block_size).map_err(|p| perr(p.to_string()))?;
     Ok(Partition {
         name,
         size,
@@ -634,7 +634,8 @@ impl OpCheck<'_> {
         let src_hash = optional_sha256(&op.src_sha256_hash)
             .map_err(|n| oerr(format!("src_sha256_hash is {n} bytes, expected 32")))?;
         if let Ok(k) = kind {
-            check_kind(k, src.is_empty(), dst.is_empty(), data_len, dst_len).map_err(oerr)?;
+            check_kind(k, src.is_empty(), dst.is_empty(), data_len, dst_len)
+                .map_err(|p| oerr(p.to_string()))?;
         }
         Ok(Operation {
             index: oi,
@@ -683,6 +684,34 @@ impl OpCheck<'_> {
     }
 }
 
+/// What is wrong with an operation's fields for its type, or with the
+/// destinations of a partition's operations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum OpProblem {
+    #[error("has no src_extents")]
+    NoSource,
+    #[error("has no dst_extents")]
+    NoDestination,
+    #[error("data_length {data_len} differs from the {dst_len} destination bytes")]
+    ReplaceLength { data_len: u64, dst_len: u64 },
+    #[error("data_length is 0")]
+    NoData,
+    #[error(
+        "writes {0} bytes, more than the {MAX_OP_OUTPUT} bytes romkit decodes in one operation"
+    )]
+    TooLarge(u64),
+    #[error(
+        "operations {first} and {second} write overlapping blocks (blocks {start}..{end} and from {next})"
+    )]
+    Overlap {
+        first: usize,
+        second: usize,
+        start: u64,
+        end: u64,
+        next: u64,
+    },
+}
+
 /// What an operation's type requires: source extents for incremental
 /// types, destination extents for all that write, and a sane data length.
 fn check_kind(
@@ -691,33 +720,31 @@ fn check_kind(
     no_dst: bool,
     data_len: u64,
     dst_len: u64,
-) -> Result<(), String> {
+) -> Result<(), OpProblem> {
     if k.needs_source() && no_src {
-        return Err("has no src_extents".into());
+        return Err(OpProblem::NoSource);
     }
     if no_dst && !matches!(k, OpType::Zero | OpType::Discard) {
-        return Err("has no dst_extents".into());
+        return Err(OpProblem::NoDestination);
     }
     match k {
-        OpType::Replace if data_len != dst_len => Err(format!(
-            "data_length {data_len} differs from the {dst_len} destination bytes"
-        )),
+        OpType::Replace if data_len != dst_len => {
+            Err(OpProblem::ReplaceLength { data_len, dst_len })
+        }
         OpType::ReplaceBz | OpType::ReplaceXz | OpType::ReplaceZstd if data_len == 0 => {
-            Err("data_length is 0".into())
+            Err(OpProblem::NoData)
         }
         OpType::Replace | OpType::ReplaceBz | OpType::ReplaceXz | OpType::ReplaceZstd
             if dst_len > MAX_OP_OUTPUT =>
         {
-            Err(format!(
-                "writes {dst_len} bytes, more than the {MAX_OP_OUTPUT} bytes romkit decodes in one operation"
-            ))
+            Err(OpProblem::TooLarge(dst_len))
         }
         _ => Ok(()),
     }
 }
 
 /// No two operations may write the same block.
-fn check_no_overlap(ops: &[Operation], block_size: u64) -> Result<(), String> {
+fn check_no_overlap(ops: &[Operation], block_size: u64) -> Result<(), OpProblem> {
     // (start_block, end_block, op index) of every destination extent.
     let mut spans: Vec<(u64, u64, usize)> = ops
         .iter()
@@ -735,9 +762,13 @@ fn check_no_overlap(ops: &[Operation], block_size: u64) -> Result<(), String> {
     for w in spans.windows(2) {
         let ((s0, e0, o0), (s1, _, o1)) = (w[0], w[1]);
         if s1 < e0 {
-            return Err(format!(
-                "operations {o0} and {o1} write overlapping blocks (blocks {s0}..{e0} and from {s1})"
-            ));
+            return Err(OpProblem::Overlap {
+                first: o0,
+                second: o1,
+                start: s0,
+                end: e0,
+                next: s1,
+            });
         }
     }
     Ok(())

@@ -842,7 +842,7 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
                         Some(
                             probe::Probe::new(src).map_err(|message| EditError::Unreadable {
                                 path: String::new(),
-                                message,
+                                message: message.to_string(),
                             })?,
                         );
                 }

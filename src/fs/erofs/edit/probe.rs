@@ -66,7 +66,7 @@ pub struct Probe<'a> {
 
 impl<'a> Probe<'a> {
     /// Opens the image held in `data`.
-    pub fn new(data: &'a [u8]) -> Result<Self, String> {
+    pub fn new(data: &'a [u8]) -> Result<Self, erofs_rs::Error> {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut head = data[..data.len().min(4096)].to_vec();
         crate::fs::erofs::reader::patch_deflate_window(&mut head);
@@ -76,7 +76,7 @@ impl<'a> Probe<'a> {
             log: log.clone(),
         };
         Ok(Probe {
-            fs: EroFS::new(rec).map_err(|e| e.to_string())?,
+            fs: EroFS::new(rec)?,
             log,
         })
     }
