@@ -593,6 +593,15 @@ impl Diff {
             s.push_str("\nNo differences.\n");
             return s;
         }
+        self.text_apps(&mut s);
+        self.text_partitions(&mut s);
+        self.text_files(&mut s);
+        self.text_props(&mut s);
+        s
+    }
+
+    /// Apps: a count per kind of change, then a line per app.
+    fn text_apps(&self, s: &mut String) {
         let ap = &self.apps;
         if !ap.is_empty() {
             let _ = writeln!(
@@ -659,6 +668,10 @@ impl Diff {
                 );
             }
         }
+    }
+
+    /// Partitions: a line per changed partition with its sizes.
+    fn text_partitions(&self, s: &mut String) {
         if !self.partitions.is_empty() {
             let _ = writeln!(s, "\nPartitions: {} changed", self.partitions.len());
             for p in &self.partitions {
@@ -682,6 +695,10 @@ impl Diff {
                 );
             }
         }
+    }
+
+    /// Files: the counts, then a line per file.
+    fn text_files(&self, s: &mut String) {
         if !self.files.is_empty() {
             let _ = writeln!(
                 s,
@@ -697,6 +714,10 @@ impl Diff {
                 let _ = writeln!(s, "  {mark} {}  {}", f.path, file_detail(f));
             }
         }
+    }
+
+    /// Props: a line per property added, removed or changed.
+    fn text_props(&self, s: &mut String) {
         if !self.props.is_empty() {
             let _ = writeln!(s, "\nProps: {} changed", self.props.len());
             for p in &self.props {
@@ -722,7 +743,6 @@ impl Diff {
                 }
             }
         }
-        s
     }
 
     /// Markdown for release notes: a heading, then a table per section
@@ -752,6 +772,15 @@ impl Diff {
             "- Apps: {} changes\n- Partitions: {} changed\n- Files: {} added, {} removed, {} changed\n- Props: {} changed\n",
             sm.apps, sm.partitions, sm.files_added, sm.files_removed, sm.files_changed, sm.props
         );
+        self.md_apps(&mut s);
+        self.md_partitions(&mut s);
+        self.md_props(&mut s);
+        self.md_files(&mut s);
+        s
+    }
+
+    /// The apps table, one row per change, by kind of change.
+    fn md_apps(&self, s: &mut String) {
         let ap = &self.apps;
         if !ap.is_empty() {
             s.push_str("### Apps\n\n| Change | Package | Path | Version |\n|---|---|---|---|\n");
@@ -818,6 +847,10 @@ impl Diff {
             }
             s.push('\n');
         }
+    }
+
+    /// The partitions table, with sizes before and after.
+    fn md_partitions(&self, s: &mut String) {
         if !self.partitions.is_empty() {
             s.push_str(
                 "### Partitions\n\n| Partition | Change | Before | After | Difference |\n|---|---|---:|---:|---:|\n",
@@ -836,6 +869,10 @@ impl Diff {
             }
             s.push('\n');
         }
+    }
+
+    /// The properties table.
+    fn md_props(&self, s: &mut String) {
         if !self.props.is_empty() {
             s.push_str(
                 "### Properties\n\n| Partition | Property | Before | After |\n|---|---|---|---|\n",
@@ -853,6 +890,11 @@ impl Diff {
             }
             s.push('\n');
         }
+    }
+
+    /// The files table, folded under a summary line.
+    fn md_files(&self, s: &mut String) {
+        let sm = &self.summary;
         if !self.files.is_empty() {
             let _ = writeln!(
                 s,
@@ -870,7 +912,6 @@ impl Diff {
             }
             s.push_str("\n</details>\n");
         }
-        s
     }
 
     /// Canonical JSON (sorted keys, trailing newline).
