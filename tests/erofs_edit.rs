@@ -204,6 +204,7 @@ fn check_variant(label: &str, mkfs: &Path, fscks: &[PathBuf], dump: Option<&Path
         "{label}: {stats:?}"
     );
     assert_eq!(stats.replaced_files, 2, "{label}");
+    check_ranges(label, &source_bytes, &edited, &stats);
     // Determinism.
     let mut again = std::io::Cursor::new(Vec::new());
     edit(&source_bytes, &e, &mut again).unwrap();
@@ -353,6 +354,48 @@ fn check_variant(label: &str, mkfs: &Path, fscks: &[PathBuf], dump: Option<&Path
         zero += 1;
     }
     assert!(zero > 0, "{label}: removed files freed some blocks");
+}
+
+/// The changed and zeroed ranges an edit reports agree with the bytes,
+/// compared here block by block: every differing block lies in `changed`,
+/// every `zeroed` block is zero now and was not before.
+fn check_ranges(label: &str, src: &[u8], out: &[u8], stats: &romkit::fs::edit::EditStats) {
+    let bs = stats.block_size as usize;
+    assert!(bs >= 512, "{label}: block size {bs}");
+    let inside =
+        |ranges: &[std::ops::Range<u64>], off: u64| ranges.iter().any(|r| r.contains(&off));
+    let mut differing = 0u64;
+    for (i, block) in out.chunks(bs).enumerate() {
+        let off = (i * bs) as u64;
+        let old = src
+            .get(i * bs..((i + 1) * bs).min(src.len()))
+            .unwrap_or(&[]);
+        let same = old.len() == block.len() && old == block;
+        if !same {
+            differing += 1;
+            assert!(
+                inside(&stats.changed, off),
+                "{label}: block {i} differs outside `changed`"
+            );
+        }
+        if inside(&stats.zeroed, off) {
+            assert!(
+                block.iter().all(|&b| b == 0),
+                "{label}: zeroed block {i} is not zero"
+            );
+            assert!(!same, "{label}: zeroed block {i} was already zero");
+        }
+    }
+    let listed: u64 = stats
+        .changed
+        .iter()
+        .map(|r| (r.end - r.start) / bs as u64)
+        .sum();
+    assert_eq!(
+        listed, differing,
+        "{label}: changed ranges cover exactly the differing blocks"
+    );
+    assert_eq!(stats.total_changed(), differing, "{label}: total_changed");
 }
 
 fn walk(root: &Path) -> Vec<String> {

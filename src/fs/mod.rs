@@ -1,6 +1,7 @@
 //! Filesystems: the file-tree model and the filesystems read into it and
 //! written from it.
 
+pub mod edit;
 pub mod erofs;
 pub mod ext4;
 pub mod extract;

@@ -37,41 +37,7 @@ use super::layout::*;
 use dir::{DirError, Dirent};
 use refs::{Allocator, BlockSet};
 
-/// What to change in an image. Paths are relative to the image's root,
-/// `/`-separated (`app/Foo`, `etc/build.prop`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Edit {
-    /// Files, links and whole folders to remove.
-    pub remove: Vec<String>,
-    /// Regular files whose content becomes these bytes.
-    pub replace: BTreeMap<String, Vec<u8>>,
-}
-
-/// What an edit changed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EditStats {
-    /// Blocks of the source extent whose bytes changed (zeroed ones included).
-    pub changed_blocks: u64,
-    /// Blocks freed and left zero.
-    pub zeroed_blocks: u64,
-    /// Blocks added after the source's last block.
-    pub appended_blocks: u64,
-    /// Inodes that no longer exist.
-    pub removed_inodes: u64,
-    /// Directories whose content was rewritten.
-    pub rewritten_dirs: u64,
-    /// Files given new content.
-    pub replaced_files: u64,
-    /// Size of the edited image in bytes.
-    pub size: u64,
-}
-
-impl EditStats {
-    /// Blocks that differ from the source: changed plus appended.
-    pub fn total_changed(&self) -> u64 {
-        self.changed_blocks + self.appended_blocks
-    }
-}
+pub use crate::fs::edit::{Edit, EditStats, push_range};
 
 /// Why an image could not be edited.
 #[derive(Debug, thiserror::Error)]
@@ -1041,6 +1007,8 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
     let src_blocks = (src.len() as u64).div_ceil(bs);
     let mut changed = 0u64;
     let mut zeroed = 0u64;
+    let mut changed_ranges = Vec::new();
+    let mut zeroed_ranges = Vec::new();
     for (b, data) in out_img.changed() {
         if b >= src_blocks {
             continue;
@@ -1053,13 +1021,27 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
         };
         if differs {
             changed += 1;
+            push_range(&mut changed_ranges, b * bs..b * bs + bs);
+            let now_zero = match data {
+                Changed::Zero => true,
+                Changed::Bytes(d) => d.iter().all(|&x| x == 0),
+            };
+            if now_zero {
+                push_range(&mut zeroed_ranges, b * bs..b * bs + bs);
+            }
         }
         if b < sb.blocks && alloc.is_free(b) {
             zeroed += 1;
         }
     }
     let size = (src.len() as u64).max(new_blocks * bs);
+    if size > src_blocks * bs {
+        push_range(&mut changed_ranges, src_blocks * bs..size);
+    }
     let stats = EditStats {
+        block_size: bs,
+        changed: changed_ranges,
+        zeroed: zeroed_ranges,
         changed_blocks: changed,
         zeroed_blocks: zeroed,
         appended_blocks: new_blocks - sb.blocks,
