@@ -113,6 +113,12 @@ impl ReadAt for FileSlice {
     }
 }
 
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+}
+
 impl ReadAt for Vec<u8> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let o = usize::try_from(offset).map_err(io::Error::other)?;
