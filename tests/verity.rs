@@ -30,9 +30,18 @@ fn veritysetup(
     let mut cmd = Command::new(bin);
     cmd.args(["format", "--no-superblock", "--hash", alg])
         .args(["--data-block-size", "4096", "--hash-block-size", "4096"])
-        .arg(format!("--salt={}", if salt.is_empty() { "-".into() } else { hex(salt) }));
+        .arg(format!(
+            "--salt={}",
+            if salt.is_empty() {
+                "-".into()
+            } else {
+                hex(salt)
+            }
+        ));
     if let Some(r) = roots {
-        cmd.arg("--fec-device").arg(&f).arg(format!("--fec-roots={r}"));
+        cmd.arg("--fec-device")
+            .arg(&f)
+            .arg(format!("--fec-roots={r}"));
     }
     let out = run_ok(cmd.arg(&d).arg(&h));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -45,11 +54,7 @@ fn veritysetup(
         .step_by(2)
         .map(|i| u8::from_str_radix(&root[i..i + 2], 16).unwrap())
         .collect();
-    (
-        std::fs::read(&h).unwrap(),
-        std::fs::read(&f).unwrap(),
-        root,
-    )
+    (std::fs::read(&h).unwrap(), std::fs::read(&f).unwrap(), root)
 }
 
 #[test]
@@ -78,7 +83,10 @@ fn trees_and_roots_equal_veritysetup() {
         };
         let ours = compute_tree(&data, data.len() as u64, &params).unwrap();
         assert_eq!(ours.root_digest, root, "{blocks} blocks {alg}: root digest");
-        assert!(ours.tree == tree, "{blocks} blocks {alg}: tree bytes differ");
+        assert!(
+            ours.tree == tree,
+            "{blocks} blocks {alg}: tree bytes differ"
+        );
         check_tree(&data, data.len() as u64, &params, &tree, &root).unwrap();
     }
 }
@@ -101,8 +109,15 @@ fn fec_parity_equals_veritysetup() {
             block_size: 4096,
         };
         let ours = compute_fec(&covered, covered.len() as u64, params).unwrap();
-        assert_eq!(ours.len(), fec.len(), "{blocks} blocks, {roots} roots: size");
-        assert!(ours == fec, "{blocks} blocks, {roots} roots: parity differs");
+        assert_eq!(
+            ours.len(),
+            fec.len(),
+            "{blocks} blocks, {roots} roots: size"
+        );
+        assert!(
+            ours == fec,
+            "{blocks} blocks, {roots} roots: parity differs"
+        );
         check_fec(&covered, covered.len() as u64, params, &fec).unwrap();
     }
 }
@@ -118,9 +133,15 @@ fn changed_data_is_a_mismatch_naming_the_offset() {
     let good = compute_tree(&data, data.len() as u64, &params).unwrap();
     let mut bad = data.clone();
     bad[7 * 4096 + 5] ^= 1;
-    let e = check_tree(&bad, bad.len() as u64, &params, &good.tree, &good.root_digest)
-        .unwrap_err()
-        .to_string();
+    let e = check_tree(
+        &bad,
+        bad.len() as u64,
+        &params,
+        &good.tree,
+        &good.root_digest,
+    )
+    .unwrap_err()
+    .to_string();
     // 40 blocks make a one-block tree: block 7's digest is at 7·32.
     assert!(e.contains("hash tree") && e.contains("at byte 224"), "{e}");
 

@@ -11,8 +11,15 @@
 //! checks the whole header for callers that go on to read the blocks.
 //!
 //! [`validate`]: VbmetaHeader::validate
+//!
+//! Partition images carry their vbmeta blob behind a footer; [`footer`] reads
+//! it and refreshes the dm-verity data it describes.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use crate::format::verity::VerityError;
+
+pub mod footer;
 
 /// Magic at offset 0.
 pub const MAGIC: [u8; 4] = *b"AVB0";
@@ -63,8 +70,48 @@ pub enum AvbError {
         /// What is wrong with it.
         why: String,
     },
+    /// A field of the footer at the end of a partition image is wrong.
+    #[error("AVB footer: {field} at offset {offset} is {value}: {why}")]
+    Footer {
+        /// The field's name in libavb.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// Its offset in the image.
+        offset: u64,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A field of a hashtree descriptor is wrong.
+    #[error("hashtree descriptor: {field} at offset {offset} is {value}: {why}")]
+    Descriptor {
+        /// The field's name in libavb.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// Its offset in the image.
+        offset: u64,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The footer's vbmeta blob describes no hash tree.
+    #[error("AVB footer: the vbmeta blob has no hashtree descriptor")]
+    NoHashtree,
+    /// An edited filesystem is larger than the region the tree covers.
+    #[error(
+        "AVB footer: the filesystem is now {fs_len} bytes, the hash tree covers {image_size}; the footer cannot be kept"
+    )]
+    FilesystemGrew {
+        /// The filesystem's size.
+        fs_len: u64,
+        /// The descriptor's `image_size`.
+        image_size: u64,
+    },
+    /// The hash tree or FEC cannot be computed or does not match.
+    #[error(transparent)]
+    Verity(#[from] VerityError),
     /// Reading or writing the image failed.
-    #[error("vbmeta header: {0}")]
+    #[error("AVB: reading or writing the image: {0}")]
     Io(#[from] io::Error),
 }
 

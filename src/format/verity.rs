@@ -179,7 +179,11 @@ impl TreeParams {
             ));
         }
         if self.salt.len() > 1024 {
-            return Err(param("salt length", self.salt.len() as u64, "over 1024 bytes"));
+            return Err(param(
+                "salt length",
+                self.salt.len() as u64,
+                "over 1024 bytes",
+            ));
         }
         Ok(())
     }
@@ -204,7 +208,11 @@ impl TreeLayout {
         algorithm: HashAlgorithm,
     ) -> Result<Self, VerityError> {
         if data_size == 0 {
-            return Err(param("data size", 0, "a hash tree needs at least one block"));
+            return Err(param(
+                "data size",
+                0,
+                "a hash tree needs at least one block",
+            ));
         }
         let bs = u64::from(block_size);
         let slot = algorithm.slot_size() as u64;
@@ -332,11 +340,7 @@ pub fn check_tree<R: ReadAt + ?Sized>(
 }
 
 /// `Mismatch` at the first byte where `stored` differs from `computed`.
-fn first_difference(
-    what: &'static str,
-    computed: &[u8],
-    stored: &[u8],
-) -> Result<(), VerityError> {
+fn first_difference(what: &'static str, computed: &[u8], stored: &[u8]) -> Result<(), VerityError> {
     let at = computed
         .iter()
         .zip(stored)
@@ -404,8 +408,13 @@ pub fn compute_fec<R: ReadAt + ?Sized>(
     params: FecParams,
 ) -> Result<Vec<u8>, VerityError> {
     params.validate()?;
-    let size = usize::try_from(params.parity_size(covered))
-        .map_err(|_| param("FEC size", params.parity_size(covered), "does not fit in memory"))?;
+    let size = usize::try_from(params.parity_size(covered)).map_err(|_| {
+        param(
+            "FEC size",
+            params.parity_size(covered),
+            "does not fit in memory",
+        )
+    })?;
     let code = ReedSolomon::new(params.roots);
     let rounds = params.rounds(covered);
     let bs = params.block_size as usize;
@@ -478,17 +487,16 @@ impl Gf {
         let mut exp = [0u8; 512];
         let mut log = [0u8; 256];
         let mut x: u16 = 1;
-        for i in 0..255 {
-            exp[i] = x as u8;
+        for (i, e) in exp.iter_mut().take(255).enumerate() {
+            *e = x as u8;
             log[x as usize] = i as u8;
             x <<= 1;
             if x & 0x100 != 0 {
                 x ^= 0x11d;
             }
         }
-        for i in 255..512 {
-            exp[i] = exp[i - 255];
-        }
+        exp.copy_within(..255, 255);
+        exp[510] = exp[0];
         Gf { exp, log }
     }
 
@@ -597,12 +605,14 @@ impl FecHeader {
 
     /// Parses the header in the first [`FEC_HEADER_SIZE`] bytes of `b`.
     pub fn parse(b: &[u8]) -> Result<Self, VerityError> {
-        let b = b.get(..FEC_HEADER_SIZE).ok_or_else(|| VerityError::Header {
-            field: "header",
-            value: b.len() as u64,
-            offset: 0,
-            why: format!("needs {FEC_HEADER_SIZE} bytes"),
-        })?;
+        let b = b
+            .get(..FEC_HEADER_SIZE)
+            .ok_or_else(|| VerityError::Header {
+                field: "header",
+                value: b.len() as u64,
+                offset: 0,
+                why: format!("needs {FEC_HEADER_SIZE} bytes"),
+            })?;
         let le32 = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         let mut inp = [0u8; 8];
         inp.copy_from_slice(&b[20..28]);
@@ -634,7 +644,12 @@ impl FecHeader {
             return bad("magic", self.magic.into(), 0, "not 0xfecfecfe".into());
         }
         if self.version != 0 {
-            return bad("version", self.version.into(), 4, "only version 0 exists".into());
+            return bad(
+                "version",
+                self.version.into(),
+                4,
+                "only version 0 exists".into(),
+            );
         }
         if self.size != FEC_HEADER_SIZE as u32 {
             return bad("size", self.size.into(), 8, "not 60".into());
@@ -688,7 +703,9 @@ mod tests {
         let gf = Gf::new();
         for roots in [2u8, 4, 24] {
             let code = ReedSolomon::new(roots);
-            let data: Vec<u8> = (0..(255 - roots as usize)).map(|i| (i * 7 + 3) as u8).collect();
+            let data: Vec<u8> = (0..(255 - roots as usize))
+                .map(|i| (i * 7 + 3) as u8)
+                .collect();
             let mut parity = vec![0u8; roots.into()];
             code.encode(&data, &mut parity);
             let word: Vec<u8> = data.iter().chain(&parity).copied().collect();
