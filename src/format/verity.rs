@@ -137,7 +137,7 @@ impl HashAlgorithm {
     }
 
     /// Hashes `salt` then `block` into `out` (`digest_size` bytes).
-    fn hash_into(self, salt: &[u8], block: &[u8], out: &mut [u8]) {
+    pub(crate) fn hash_into(self, salt: &[u8], block: &[u8], out: &mut [u8]) {
         match self {
             HashAlgorithm::Sha1 => {
                 let mut h = Sha1::new();
@@ -254,12 +254,12 @@ pub fn compute_tree<R: ReadAt + ?Sized>(
     let layout = TreeLayout::new(data_size, params.block_size, params.algorithm)?;
     let bs = params.block_size as usize;
     let alg = params.algorithm;
-    let mut root = vec![0u8; alg.digest_size()];
     let tree_len = usize::try_from(layout.size)
         .map_err(|_| param("tree size", layout.size, "does not fit in memory"))?;
     let mut tree = vec![0u8; tree_len];
     if layout.levels.is_empty() {
         let mut block = vec![0u8; bs];
+        let mut root = vec![0u8; alg.digest_size()];
         data.read_at(&mut block[..data_size as usize], 0)?;
         alg.hash_into(&params.salt, &block, &mut root);
         return Ok(HashTree {
@@ -274,6 +274,16 @@ pub fn compute_tree<R: ReadAt + ?Sized>(
         params,
         &mut tree[off0 as usize..(off0 + size0) as usize],
     )?;
+    let root = upper_levels(&mut tree, &layout, params);
+    Ok(HashTree {
+        root_digest: root,
+        tree,
+    })
+}
+
+/// Fills every level above the first of `tree` (whose first level, at
+/// `layout.levels[0]`, holds the data's digests) and returns the root digest.
+pub(crate) fn upper_levels(tree: &mut [u8], layout: &TreeLayout, params: &TreeParams) -> Vec<u8> {
     for n in 1..layout.levels.len() {
         let (below_off, below_size) = layout.levels[n - 1];
         let (off, size) = layout.levels[n];
@@ -283,12 +293,10 @@ pub fn compute_tree<R: ReadAt + ?Sized>(
         let out = &mut head[off as usize..(off + size) as usize];
         hash_blocks(below, params, out);
     }
-    let top = &tree[..bs];
-    alg.hash_into(&params.salt, top, &mut root);
-    Ok(HashTree {
-        root_digest: root,
-        tree,
-    })
+    let mut root = vec![0u8; params.algorithm.digest_size()];
+    let top = &tree[..params.block_size as usize];
+    params.algorithm.hash_into(&params.salt, top, &mut root);
+    root
 }
 
 /// Hashes the data blocks into the first level, a chunk of blocks per task.
@@ -315,7 +323,7 @@ fn hash_data_level<R: ReadAt + ?Sized>(
 }
 
 /// Hashes each block of `blocks` into its slot of `out`.
-fn hash_blocks(blocks: &[u8], params: &TreeParams, out: &mut [u8]) {
+pub(crate) fn hash_blocks(blocks: &[u8], params: &TreeParams, out: &mut [u8]) {
     let bs = params.block_size as usize;
     let alg = params.algorithm;
     let slot = alg.slot_size();
@@ -383,7 +391,7 @@ impl FecParams {
     }
 
     /// Data bytes per codeword.
-    fn rs_n(self) -> usize {
+    pub(crate) fn rs_n(self) -> usize {
         RS_CODEWORD - usize::from(self.roots)
     }
 
@@ -510,14 +518,14 @@ impl Gf {
 
 /// A systematic Reed–Solomon encoder: parity = data(x)·x^roots mod g(x),
 /// g(x) = ∏ (x − α^i) for i in 0..roots, highest coefficients first.
-struct ReedSolomon {
+pub(crate) struct ReedSolomon {
     /// For each coefficient of g below the leading 1 (highest degree first),
     /// the products of every byte with it.
     tables: Vec<[u8; 256]>,
 }
 
 impl ReedSolomon {
-    fn new(roots: u8) -> Self {
+    pub(crate) fn new(roots: u8) -> Self {
         let gf = Gf::new();
         // g as coefficients, highest degree first, starting from g = 1.
         let mut g = vec![1u8];
@@ -535,6 +543,22 @@ impl ReedSolomon {
             .map(|&c| std::array::from_fn(|b| gf.mul(b as u8, c)))
             .collect();
         ReedSolomon { tables }
+    }
+
+    /// Feeds one more byte of each of `data.len()` interleaved codewords:
+    /// byte `k` of `data` goes to the codeword whose parity-so-far is
+    /// `state[k·roots..(k+1)·roots]` (the remainder of the bytes fed so far).
+    /// A missing byte (past the end of the input) is fed as zero.
+    pub(crate) fn push(&self, state: &mut [u8], data: Option<&[u8]>, count: usize) {
+        let roots = self.tables.len();
+        let last = roots - 1;
+        for (k, p) in state.chunks_exact_mut(roots).take(count).enumerate() {
+            let feedback = usize::from(data.map_or(0, |d| d[k]) ^ p[0]);
+            for r in 0..last {
+                p[r] = p[r + 1] ^ self.tables[r][feedback];
+            }
+            p[last] = self.tables[last][feedback];
+        }
     }
 
     /// Writes the parity of `data` (at most 255 − roots bytes) into `parity`.

@@ -149,8 +149,26 @@ def build_partition(manifest, name, image, kinds, args, blobs, offset):
     part = manifest.partitions.add(partition_name=name)
     part.new_partition_info.size = len(image)
     part.new_partition_info.hash = hashlib.sha256(image).digest()
-    for i, start in enumerate(range(0, len(image), args.chunk)):
-        chunk = image[start:start + args.chunk]
+    covered = len(image)
+    verity = dict(v.split("=", 1) for v in args.verity or []).get(name)
+    if verity:
+        # update_metadata.proto fields 10-16: the operations write the data
+        # only; the device computes the tree over the data and the FEC over
+        # data and tree (update_engine's verity writer), as delta_generator
+        # leaves them to it.
+        data, tree, fec, alg, salt, roots = verity.split(",")
+        data, tree, fec = int(data), int(tree), int(fec)
+        part.hash_tree_data_extent.start_block, part.hash_tree_data_extent.num_blocks = 0, data
+        part.hash_tree_extent.start_block, part.hash_tree_extent.num_blocks = data, tree
+        part.hash_tree_algorithm, part.hash_tree_salt = alg, bytes.fromhex(salt)
+        if fec:
+            part.fec_data_extent.start_block = 0
+            part.fec_data_extent.num_blocks = data + tree
+            part.fec_extent.start_block, part.fec_extent.num_blocks = data + tree, fec
+            part.fec_roots = int(roots)
+        covered = data * bs
+    for i, start in enumerate(range(0, covered, args.chunk)):
+        chunk = image[start:min(start + args.chunk, covered)]
         kind = kinds[i % len(kinds)]
         op = part.operations.add()
         op.dst_extents.add(start_block=start // bs, num_blocks=len(chunk) // bs)
@@ -270,6 +288,10 @@ def main():
     ap.add_argument("--group", metavar="NAME:SIZE",
                     help="dynamic partition group holding all partitions")
     ap.add_argument("--max-timestamp", type=int)
+    ap.add_argument("--verity", action="append",
+                    metavar="NAME=DATA,TREE,FEC,ALG,SALT,ROOTS",
+                    help="hash tree (and FEC when FEC > 0 blocks) fields for NAME: "
+                         "data, tree and FEC sizes in blocks, laid out in that order")
     ap.add_argument("--xz-check", choices=sorted(XZ_CHECKS), default="none",
                     help="xz integrity check (update_engine itself writes none)")
     ap.add_argument("--sign", metavar="KEY.pem", help="RSA private key (PEM)")

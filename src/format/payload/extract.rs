@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::decode::decode_into;
 use super::delta;
+use super::verity::{ImageHasher, VerityBytes};
 use super::{OpType, Operation, Partition, Payload, PayloadError};
 use crate::format::source::FileSlice;
 use crate::util::hex;
@@ -316,7 +317,9 @@ struct HashInner {
     ready: HashMap<usize, (Option<Arc<OpBuf>>, usize)>,
     /// Next segment to hash.
     seg_pos: usize,
-    hasher: Option<Sha256>,
+    hasher: Option<ImageHasher>,
+    /// The tree and parity computed while hashing, to write into the image.
+    verity: Option<VerityBytes>,
     /// Whether some worker is hashing right now.
     hashing: bool,
     buffered: u64,
@@ -341,12 +344,16 @@ enum Piece {
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 impl PartState {
-    fn new(hashing: bool) -> Self {
+    /// State for a partition that is hashed when verifying, and always when
+    /// the device computes a hash tree or FEC: they come from the stream.
+    fn new(verify: bool, part: &Partition) -> Self {
+        let hashing = verify || part.verity.is_some();
         PartState {
             inner: Mutex::new(HashInner {
                 ready: HashMap::new(),
                 seg_pos: 0,
-                hasher: hashing.then(Sha256::new),
+                hasher: hashing.then(|| ImageHasher::new(part.verity.as_ref())),
+                verity: None,
                 hashing: false,
                 buffered: 0,
                 result: None,
@@ -459,7 +466,9 @@ impl PartState {
             g.seg_pos = sp;
             self.cond.notify_all();
             if sp == plan.segs.len() {
-                g.result = Some(hasher.finalize().into());
+                let (hash, verity) = hasher.finish();
+                g.result = Some(hash);
+                g.verity = Some(verity);
                 g.hasher = None;
                 g.hashing = false;
                 return;
@@ -486,7 +495,10 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
         .iter()
         .map(|&i| PartPlan::new(&job.payload.partitions[i]))
         .collect();
-    let states: Vec<PartState> = plans.iter().map(|_| PartState::new(job.verify)).collect();
+    let states: Vec<PartState> = plans
+        .iter()
+        .map(|p| PartState::new(job.verify, p.part))
+        .collect();
     let work = work_list(&plans, progress);
     let shared = Shared {
         job,
@@ -503,6 +515,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {
         }),
     };
     shared.execute();
+    shared.write_verity();
     shared.outcome()
 }
 
@@ -736,6 +749,32 @@ impl Shared<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Writes the hash trees and FEC parity computed while hashing into the
+    /// images, as update_engine's verity writer does after the operations.
+    fn write_verity(&self) {
+        let Some(outputs) = &self.job.outputs else {
+            return;
+        };
+        for (pi, state) in self.states.iter().enumerate() {
+            if self.cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some(v) = state.lock().verity.take() else {
+                continue;
+            };
+            for (at, bytes) in v.tree.iter().chain(&v.fec) {
+                if let Err(e) = outputs[pi].buffered.write_all_at(bytes, *at) {
+                    self.fail(PayloadError::Io {
+                        path: outputs[pi].path().to_path_buf(),
+                        offset: Some(*at),
+                        source: e,
+                    });
+                    return;
+                }
+            }
+        }
     }
 
     /// Per-partition outcomes once the work is done; a partition hash that

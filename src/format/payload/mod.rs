@@ -18,6 +18,7 @@ pub mod extract;
 pub mod header;
 pub mod proto;
 pub mod sign;
+pub mod verity;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -311,6 +312,8 @@ pub struct Partition {
     pub old_hash: Option<[u8; 32]>,
     /// The operations, in manifest order.
     pub ops: Vec<Operation>,
+    /// The hash tree and FEC the device computes after the operations.
+    pub verity: Option<verity::PartitionVerity>,
 }
 
 impl Partition {
@@ -502,6 +505,7 @@ fn validate_partition(
         .map(|(oi, op)| check.operation(oi, op))
         .collect::<Result<Vec<_>, _>>()?;
     check_no_overlap(&ops, block_size).map_err(|p| perr(p.to_string()))?;
+    let verity = verity::from_update(p, block_size, size).map_err(perr)?;
     Ok(Partition {
         name,
         size,
@@ -509,6 +513,7 @@ fn validate_partition(
         old_size,
         old_hash,
         ops,
+        verity,
     })
 }
 
