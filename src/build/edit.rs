@@ -94,6 +94,16 @@ pub(super) fn methods(
     Ok(out)
 }
 
+/// What an in-place edit did to one image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edited {
+    /// What changed; bytes outside `stats.changed` are the source's.
+    pub stats: EditStats,
+    /// What became of the image's AVB hashtree footer (recomputed or
+    /// stripped), `None` when it had none.
+    pub avb_footer: Option<String>,
+}
+
 /// Edits, in parallel, every partition `methods` edits in place; its image
 /// `NAME.img` in `work` is replaced (atomically) by the edited one. Returns
 /// what each edit changed, by partition.
@@ -101,7 +111,7 @@ pub(super) fn edit_all(
     methods: &BTreeMap<String, Method>,
     filesystems: &BTreeMap<String, FsKind>,
     work: &Path,
-) -> Result<BTreeMap<String, EditStats>> {
+) -> Result<BTreeMap<String, Edited>> {
     let edits: Vec<(&String, &Edit)> = methods
         .iter()
         .filter_map(|(n, m)| match m {
@@ -122,11 +132,12 @@ pub(super) fn edit_all(
 /// Edits the image at `path` (partition `name`, filesystem `kind`) in
 /// place: the edited image is written beside it and renamed over it.
 ///
-/// One call per filesystem; an image that carries an AVB footer gets its
-/// footer refreshed here, after the edit, from the same [`EditStats`].
-fn edit_image(kind: Option<FsKind>, name: &str, path: &Path, e: &Edit) -> Result<EditStats> {
+/// One call per filesystem; an image that carries an AVB hashtree footer
+/// gets its tree, FEC and root digest recomputed after the edit (or the
+/// footer stripped when that is impossible), see [`super::footer`].
+fn edit_image(kind: Option<FsKind>, name: &str, path: &Path, e: &Edit) -> Result<Edited> {
     let mut out = AtomicFile::create(path, true)?;
-    let stats = match kind {
+    let mut stats = match kind {
         Some(FsKind::Erofs) => crate::fs::erofs::edit::edit_image(path, e, out.file_mut())
             .map_err(|err| err.into_error(path, name))?,
         Some(FsKind::Ext4) => {
@@ -145,9 +156,10 @@ fn edit_image(kind: Option<FsKind>, name: &str, path: &Path, e: &Edit) -> Result
             ));
         }
     };
+    let avb_footer = super::footer::refresh(path, out.file(), out.tmp_path(), &mut stats)?;
     out.file()
         .sync_all()
         .map_err(|err| Error::io(out.tmp_path(), err))?;
     out.commit()?;
-    Ok(stats)
+    Ok(Edited { stats, avb_footer })
 }

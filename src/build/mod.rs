@@ -25,6 +25,7 @@
 mod check;
 mod decode;
 mod edit;
+mod footer;
 mod open;
 mod package;
 mod plan;
@@ -103,6 +104,10 @@ pub struct BuiltPartition {
     /// (appended ones included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed_blocks: Option<u64>,
+    /// For an edited partition with an AVB hashtree footer: whether the
+    /// tree was recomputed or the footer stripped, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avb_footer: Option<String>,
     /// Filesystem, when it has one romkit reads.
     pub filesystem: Option<&'static str>,
     /// Size in the source.
@@ -347,7 +352,7 @@ fn write_touched(
     let mut changes: BTreeMap<String, sources::Change> =
         edit::edit_all(methods, &trees.filesystems, work)?
             .into_iter()
-            .map(|(n, s)| (n, sources::Change::Edited(s)))
+            .map(|(n, e)| (n, sources::Change::Edited(e)))
             .collect();
     let rebuild: BTreeSet<String> = methods
         .iter()

@@ -67,6 +67,7 @@ pub(super) fn partitions(
                 name: name.clone(),
                 status: source.status(),
                 changed_blocks: source.changed_blocks(),
+                avb_footer: source.avb_footer(),
                 filesystem: filesystems.get(name).map(|k| k.name()),
                 source_size: parts.iter().find(|p| p.name == *name).map_or(0, |p| p.size),
                 size,
@@ -94,6 +95,7 @@ pub(super) fn write_manifest(
             size: o.size,
             status: o.status,
             changed_blocks: o.changed_blocks,
+            avb_footer: o.avb_footer.clone(),
         });
     }
     if format == OutputFormat::Images {

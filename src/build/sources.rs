@@ -18,7 +18,7 @@ use crate::manifest::PartitionStatus;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// Edited in place; what changed.
-    Edited(EditStats),
+    Edited(super::edit::Edited),
     /// Rebuilt from its tree.
     Rebuilt,
 }
@@ -35,6 +35,8 @@ pub enum ImageSource {
         path: PathBuf,
         /// What the edit changed.
         stats: EditStats,
+        /// What became of its AVB hashtree footer, if it had one.
+        avb_footer: Option<String>,
     },
     /// Written again from a tree the profile edited.
     Rebuilt(PathBuf),
@@ -76,6 +78,14 @@ impl ImageSource {
     pub fn changed_blocks(&self) -> Option<u64> {
         match self {
             ImageSource::Edited { stats, .. } => Some(stats.total_changed()),
+            _ => None,
+        }
+    }
+
+    /// What became of an edited image's AVB hashtree footer.
+    pub fn avb_footer(&self) -> Option<String> {
+        match self {
+            ImageSource::Edited { avb_footer, .. } => avb_footer.clone(),
             _ => None,
         }
     }
@@ -145,9 +155,10 @@ pub(super) fn sources(
             let path = image_path(work, &p.name);
             let source = if let Some(c) = changes.get(&p.name) {
                 match c {
-                    Change::Edited(stats) => ImageSource::Edited {
+                    Change::Edited(e) => ImageSource::Edited {
                         path,
-                        stats: stats.clone(),
+                        stats: e.stats.clone(),
+                        avb_footer: e.avb_footer.clone(),
                     },
                     Change::Rebuilt => ImageSource::Rebuilt(path),
                 }
@@ -193,6 +204,7 @@ mod tests {
             ImageSource::Edited {
                 path: PathBuf::new(),
                 stats: EditStats::default(),
+                avb_footer: None,
             },
             ImageSource::Rebuilt(PathBuf::new()),
             ImageSource::Patched(PathBuf::new()),

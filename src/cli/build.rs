@@ -101,6 +101,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             p.status.name(),
             human_size(p.size)
         ));
+        if let Some(note) = &p.avb_footer {
+            s.push_str(&format!("  {:<12} {note}\n", ""));
+        }
     }
     for sp in &report.space {
         s.push_str(&format!(

@@ -255,6 +255,11 @@ pub struct PartitionRecord {
     /// image (appended blocks included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_blocks: Option<u64>,
+    /// For an `edited` partition that carried an AVB hashtree footer: the
+    /// tree, FEC and root digest were recomputed, or the footer stripped
+    /// (and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avb_footer: Option<String>,
 }
 
 /// Kept or removed.
@@ -834,6 +839,7 @@ pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
                 size,
                 status: PartitionStatus::Source,
                 changed_blocks: None,
+                avb_footer: None,
             });
             m.add_tree(&name, &tree).map_err(|e| Error::io(&path, e))?;
             let trees = vec![(name, tree)];
@@ -861,6 +867,7 @@ pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
             size,
             status: PartitionStatus::Source,
             changed_blocks: None,
+            avb_footer: None,
         });
     }
     record_apps(&mut m, &trees, jobs);

@@ -1,0 +1,135 @@
+//! AVB hashtree footers of images edited in place.
+//!
+//! A partition image signed for dm-verity ends with a hash tree, FEC parity,
+//! a vbmeta blob and a footer (`format::avb::footer`). The in-place editor
+//! changes the filesystem and keeps the rest of the file, so the tree, the
+//! parity and the root digest no longer match the filesystem. After the edit,
+//! [`refresh`] recomputes them in the edited image so that it is internally
+//! consistent (the vbmeta signature cannot be renewed without the owner's
+//! key; the output's vbmeta keeps verification disabled), or, when that is
+//! impossible (the filesystem grew into the tree, the footer is malformed),
+//! cuts the image back to its filesystem so that no stale footer survives.
+//! Either way the report and the manifest say which.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::avb::AvbError;
+use crate::format::avb::footer::{Refreshed, read_hashtree_footer, refresh_hashtree};
+use crate::fs::edit::{EditStats, push_range};
+use crate::util::hex;
+
+/// Offset of the EROFS superblock, and of its block-size bits and block
+/// count within it.
+const EROFS_SUPER: u64 = 1024;
+const EROFS_BLKSZBITS: usize = 12;
+const EROFS_BLOCKS: usize = 36;
+
+/// Refreshes or strips the AVB hashtree footer that the source image `src`
+/// carries, in `out`, its in-place edit (at `tmp`, for messages). Keeps
+/// `stats` true: the tail's changed blocks are added, and a stripped image's
+/// size and ranges end at its filesystem. Returns the report's note, `None`
+/// when the source has no footer.
+pub(super) fn refresh(
+    src: &Path,
+    out: &File,
+    tmp: &Path,
+    stats: &mut EditStats,
+) -> Result<Option<String>> {
+    let source = File::open(src).map_err(|e| Error::io(src, e))?;
+    let len = source.metadata().map_err(|e| Error::io(src, e))?.len();
+    let found = match read_hashtree_footer(&source, len) {
+        Ok(None) => return Ok(None),
+        Ok(Some(f)) => Ok(f),
+        Err(AvbError::Io(e)) => return Err(Error::io(src, e)),
+        Err(e) => Err(e),
+    };
+    let fs_len = erofs_len(out).map_err(|e| Error::io(tmp, e))?;
+    clip(stats, fs_len);
+    let outcome = found.and_then(|f| refresh_hashtree(out, fs_len, &f));
+    match outcome {
+        Ok(r) => {
+            tail_changes(&source, out, fs_len, len, stats).map_err(|e| Error::io(tmp, e))?;
+            stats.size = len;
+            Ok(Some(note(&r)))
+        }
+        Err(AvbError::Io(e)) => Err(Error::io(tmp, e)),
+        Err(e) => {
+            out.set_len(fs_len).map_err(|e| Error::io(tmp, e))?;
+            stats.size = fs_len;
+            Ok(Some(format!(
+                "AVB footer stripped ({e}); the image ends with its filesystem"
+            )))
+        }
+    }
+}
+
+/// What the report says of a refreshed footer.
+fn note(r: &Refreshed) -> String {
+    let fec = r
+        .fec
+        .map_or(String::new(), |(_, size)| format!(", FEC ({size} bytes)"));
+    let signed = if r.signed {
+        "; its vbmeta signature no longer matches (verification stays disabled)"
+    } else {
+        ""
+    };
+    format!(
+        "AVB hashtree recomputed: tree ({} bytes){fec}, root digest {}{signed}",
+        r.tree.1,
+        hex(&r.root_digest)
+    )
+}
+
+/// The edited EROFS filesystem's length: its block count times its block
+/// size, from the superblock the editor wrote.
+fn erofs_len(out: &File) -> std::io::Result<u64> {
+    let mut sb = [0u8; 64];
+    out.read_exact_at(&mut sb, EROFS_SUPER)?;
+    let bits = u32::from(sb[EROFS_BLKSZBITS]);
+    let b = &sb[EROFS_BLOCKS..EROFS_BLOCKS + 4];
+    let blocks = u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    Ok(blocks << bits.min(16))
+}
+
+/// Drops the parts of the edit's ranges past the filesystem: the editor
+/// counts the source's tail as appended when the file is longer than the
+/// filesystem.
+fn clip(stats: &mut EditStats, fs_len: u64) {
+    for ranges in [&mut stats.changed, &mut stats.zeroed] {
+        ranges.retain(|r| r.start < fs_len);
+        if let Some(last) = ranges.last_mut() {
+            last.end = last.end.min(fs_len);
+        }
+    }
+}
+
+/// Adds the blocks of `[from, len)` where `out` differs from `source`.
+fn tail_changes(
+    source: &File,
+    out: &File,
+    from: u64,
+    len: u64,
+    stats: &mut EditStats,
+) -> std::io::Result<()> {
+    let bs = stats.block_size.max(512);
+    let mut a = vec![0u8; bs as usize];
+    let mut b = vec![0u8; bs as usize];
+    let mut at = from;
+    while at < len {
+        let n = (len - at).min(bs) as usize;
+        source.read_exact_at(&mut a[..n], at)?;
+        out.read_exact_at(&mut b[..n], at)?;
+        if a[..n] != b[..n] {
+            push_range(&mut stats.changed, at..at + n as u64);
+            stats.changed_blocks += 1;
+            if b[..n].iter().all(|&x| x == 0) {
+                push_range(&mut stats.zeroed, at..at + n as u64);
+            }
+        }
+        at += n as u64;
+    }
+    Ok(())
+}
