@@ -236,3 +236,50 @@ fn malformed_footers_and_descriptors_name_the_field() {
             .is_none()
     );
 }
+
+/// A fastboot-style zip holding `images/product.img` (stored).
+fn fastboot_zip(o: &Oracles, image: &Path, zip: &Path) {
+    let script = "import sys, zipfile\n\
+                  with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_STORED) as z:\n    \
+                  z.write(sys.argv[1], 'images/product.img')\n";
+    run_ok(
+        Command::new(&o.python)
+            .args(["-c", script])
+            .arg(image)
+            .arg(zip),
+    );
+}
+
+#[test]
+fn verify_checks_the_hash_tree_of_a_packaged_image() {
+    let Some(o) = oracles() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("imgs");
+    common::romkit()
+        .arg("unpack")
+        .arg(common::sample())
+        .args(["--partitions", "product", "-o"])
+        .arg(&imgs)
+        .assert()
+        .success();
+    let data = std::fs::read(imgs.join("product.img")).unwrap();
+    let img = footer_image(&o, dir.path(), &data, "sha256", 2, false);
+    let path = dir.path().join("product.img");
+    let zip = dir.path().join("fastboot.zip");
+    std::fs::write(&path, &img).unwrap();
+    fastboot_zip(&o, &path, &zip);
+    let ok = common::romkit().arg("verify").arg(&zip).assert().success();
+    let text = String::from_utf8_lossy(&ok.get_output().stdout).to_string();
+    assert!(
+        text.contains("AVB hashtree of") && text.contains("and FEC"),
+        "{text}"
+    );
+
+    let mut bad = img.clone();
+    bad[4096 * 3] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    fastboot_zip(&o, &path, &zip);
+    let out = common::romkit().arg("verify").arg(&zip).assert().code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("hash tree"), "{text}");
+}

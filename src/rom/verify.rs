@@ -484,6 +484,7 @@ impl Rom {
             Archive::Zip | Archive::Bare => self.verify_sparse_files(c, pkg)?,
         }
         self.verify_flash_safety(c, pkg)?;
+        verify_avb_footers(c, pkg);
         if let Some(s) = &pkg.super_image {
             let img = &pkg.images[s.image];
             let label = img.files[0].path.clone();
@@ -836,4 +837,41 @@ fn stream_crcs(r: &mut dyn std::io::Read) -> std::io::Result<EntryCrcs> {
     };
     std::io::copy(&mut t, &mut std::io::sink())?;
     Ok((t.crc.finalize(), parts))
+}
+
+/// The dm-verity data of every image readable in place that ends with an
+/// AVB hashtree footer: tree, root digest and FEC parity recomputed and
+/// compared. Images without a footer add no check.
+fn verify_avb_footers(c: &mut Checks, pkg: &super::images::ImagePackage) {
+    use crate::format::avb::{AvbError, footer};
+    for (i, img) in pkg.images.iter().enumerate() {
+        let Some(map) = pkg.in_place_map(i) else {
+            continue;
+        };
+        let label = format!("AVB hashtree of {}", img.files[0].path);
+        let found = match footer::read_hashtree_footer(&map, img.size) {
+            Ok(None) | Err(AvbError::NoHashtree) => continue,
+            Ok(Some(f)) => f,
+            Err(e) => {
+                c.push(label, CheckKind::Structure, Status::Failed, e.to_string());
+                continue;
+            }
+        };
+        let d = &found.descriptor;
+        match footer::check_hashtree(&map, &found) {
+            Ok(()) => c.integrity(
+                label,
+                Status::Ok,
+                format!(
+                    "partition {}: {} tree over {} bytes{}, root digest {}",
+                    d.partition_name,
+                    d.hash_algorithm,
+                    d.image_size,
+                    if d.fec_num_roots > 0 { " and FEC" } else { "" },
+                    hex(&d.root_digest)
+                ),
+            ),
+            Err(e) => c.integrity(label, Status::Failed, e.to_string()),
+        }
+    }
 }

@@ -202,18 +202,20 @@ pub struct ImageHasher {
 impl ImageHasher {
     /// A hasher for a partition with these verity fields (if any).
     pub fn new(verity: Option<&PartitionVerity>) -> Self {
-        let tree = verity.and_then(|v| v.tree.clone()).map(|spec| {
+        // from_update() checked that the layout exists; a spec without one
+        // would have been refused with the manifest.
+        let tree = verity.and_then(|v| v.tree.clone()).and_then(|spec| {
             let data_len = spec.data.end - spec.data.start;
-            let layout = TreeLayout::new(data_len, spec.params.block_size, spec.params.algorithm)
-                .expect("validated when the manifest was read");
-            TreeState {
+            let layout =
+                TreeLayout::new(data_len, spec.params.block_size, spec.params.algorithm).ok()?;
+            Some(TreeState {
                 tree: Vec::new(),
                 block: Vec::with_capacity(spec.params.block_size as usize),
                 layout,
                 spec,
                 blocks: 0,
                 done: false,
-            }
+            })
         });
         let fec = verity.and_then(|v| v.fec.clone()).map(|spec| {
             let covered = spec.data.end - spec.data.start;
