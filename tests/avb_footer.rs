@@ -41,23 +41,8 @@ fn footer_image(
 ) -> Vec<u8> {
     let (d, h, f, out) = (dir.join("d"), dir.join("h"), dir.join("f"), dir.join("img"));
     std::fs::write(&d, data).unwrap();
-    std::fs::write(&h, b"").unwrap();
-    std::fs::write(&f, b"").unwrap();
-    let mut v = Command::new(&o.veritysetup);
-    v.args(["format", "--no-superblock", "--hash", alg, "--salt", SALT])
-        .args(["--data-block-size=4096", "--hash-block-size=4096"]);
-    if roots > 0 {
-        v.arg("--fec-device")
-            .arg(&f)
-            .arg(format!("--fec-roots={roots}"));
-    }
-    let text = String::from_utf8(run_ok(v.arg(&d).arg(&h)).stdout).unwrap();
-    let root_hex = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Root hash:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let fec = (roots > 0).then_some((f.as_path(), roots));
+    let root_hex = common::veritysetup(&o.veritysetup, &d, &h, fec, alg, SALT);
     let mut p = Command::new(&o.python);
     p.arg(root().join("tests/oracles/avb_hashtree.py"))
         .arg("make")
@@ -88,13 +73,7 @@ fn footer_image(
 }
 
 fn parse_with_python(o: &Oracles, image: &Path) -> serde_json::Value {
-    let out = run_ok(
-        Command::new(&o.python)
-            .arg(root().join("tests/oracles/avb_hashtree.py"))
-            .arg("parse")
-            .arg(image),
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::avb_parse(&o.python, image)
 }
 
 fn open_rw(p: &Path) -> File {

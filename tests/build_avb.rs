@@ -24,24 +24,9 @@ struct Tools {
 /// veritysetup's tree, parity (when `roots` > 0) and root digest over `data`.
 fn verity(t: &Tools, dir: &Path, data: &Path, roots: u8) -> (Vec<u8>, Vec<u8>, String) {
     let (h, f) = (dir.join("tree"), dir.join("fec"));
-    std::fs::write(&h, b"").unwrap();
     std::fs::write(&f, b"").unwrap();
-    let mut cmd = Command::new(&t.veritysetup);
-    cmd.args(["format", "--no-superblock", "--hash=sha256", "--salt", SALT])
-        .args(["--data-block-size=4096", "--hash-block-size=4096"]);
-    if roots > 0 {
-        cmd.arg("--fec-device")
-            .arg(&f)
-            .arg(format!("--fec-roots={roots}"));
-    }
-    let out = run_ok(cmd.arg(data).arg(&h));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let root = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Root hash:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let fec = (roots > 0).then_some((f.as_path(), roots));
+    let root = common::veritysetup(&t.veritysetup, data, &h, fec, "sha256", SALT);
     (std::fs::read(&h).unwrap(), std::fs::read(&f).unwrap(), root)
 }
 
@@ -82,13 +67,7 @@ fn add_footer(t: &Tools, dir: &Path, img: &Path, roots: u8, signed: bool, alg: &
 }
 
 fn parse(t: &Tools, img: &Path) -> serde_json::Value {
-    let out = run_ok(
-        Command::new(&t.py)
-            .arg(root().join("tests/oracles/avb_hashtree.py"))
-            .arg("parse")
-            .arg(img),
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::avb_parse(&t.py, img)
 }
 
 /// The sample's images, product with a footer and FEC, system_ext with a

@@ -21,18 +21,9 @@ const DATA_BLOCKS: usize = 700;
 fn verity_image(veritysetup: &Path, dir: &Path, data: &[u8], roots: u8) -> (Vec<u8>, usize, usize) {
     let (d, h, f) = (dir.join("d"), dir.join("h"), dir.join("f"));
     std::fs::write(&d, data).unwrap();
-    std::fs::write(&h, b"").unwrap();
     std::fs::write(&f, b"").unwrap();
-    let mut cmd = Command::new(veritysetup);
-    cmd.args(["format", "--no-superblock", "--hash", "sha256"])
-        .args(["--data-block-size=4096", "--hash-block-size=4096"])
-        .arg(format!("--salt={}", hex(&SALT)));
-    if roots > 0 {
-        cmd.arg("--fec-device")
-            .arg(&f)
-            .arg(format!("--fec-roots={roots}"));
-    }
-    run_ok(cmd.arg(&d).arg(&h));
+    let fec = (roots > 0).then_some((f.as_path(), roots));
+    common::veritysetup(veritysetup, &d, &h, fec, "sha256", &hex(&SALT));
     let (tree, fec) = (std::fs::read(&h).unwrap(), std::fs::read(&f).unwrap());
     let image = [data, &tree, &fec].concat();
     (image, tree.len() / 4096, fec.len() / 4096)

@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{hex, noise, run_ok, tool};
+use common::{hex, noise, tool};
 use romkit::format::verity::{
     FecParams, HashAlgorithm, TreeParams, check_fec, check_tree, compute_fec, compute_tree,
 };
@@ -25,31 +24,9 @@ fn veritysetup(
 ) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let (d, h, f) = (dir.join("data"), dir.join("hash"), dir.join("fec"));
     std::fs::write(&d, data).unwrap();
-    std::fs::write(&h, b"").unwrap();
     std::fs::write(&f, b"").unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.args(["format", "--no-superblock", "--hash", alg])
-        .args(["--data-block-size", "4096", "--hash-block-size", "4096"])
-        .arg(format!(
-            "--salt={}",
-            if salt.is_empty() {
-                "-".into()
-            } else {
-                hex(salt)
-            }
-        ));
-    if let Some(r) = roots {
-        cmd.arg("--fec-device")
-            .arg(&f)
-            .arg(format!("--fec-roots={r}"));
-    }
-    let out = run_ok(cmd.arg(&d).arg(&h));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let root = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Root hash:"))
-        .map(|v| v.trim().to_string())
-        .expect("veritysetup prints the root hash");
+    let fec = roots.map(|r| (f.as_path(), r));
+    let root = common::veritysetup(bin, &d, &h, fec, alg, &hex(salt));
     let root = (0..root.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&root[i..i + 2], 16).unwrap())

@@ -262,3 +262,49 @@ pub fn erofs18(name: &str) -> Option<PathBuf> {
     let p = dir.join(name);
     need(&format!("erofs-utils 1.8 {name}"), p.exists().then_some(p))
 }
+
+/// cryptsetup's `veritysetup format --no-superblock` over `data` with 4 KiB
+/// blocks: the hash tree goes to `tree` and, with `fec = Some((file,
+/// roots))`, the Reed–Solomon parity to `file`. Both are truncated first.
+/// Returns the root digest in hex. An empty `salt_hex` means no salt.
+pub fn veritysetup(
+    bin: &Path,
+    data: &Path,
+    tree: &Path,
+    fec: Option<(&Path, u8)>,
+    alg: &str,
+    salt_hex: &str,
+) -> String {
+    std::fs::write(tree, b"").unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args(["format", "--no-superblock", "--hash", alg])
+        .args(["--data-block-size=4096", "--hash-block-size=4096"])
+        .arg(format!(
+            "--salt={}",
+            if salt_hex.is_empty() { "-" } else { salt_hex }
+        ));
+    if let Some((f, roots)) = fec {
+        std::fs::write(f, b"").unwrap();
+        cmd.arg("--fec-device")
+            .arg(f)
+            .arg(format!("--fec-roots={roots}"));
+    }
+    let out = run_ok(cmd.arg(data).arg(tree));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Root hash:"))
+        .map(|v| v.trim().to_string())
+        .expect("veritysetup prints the root hash")
+}
+
+/// The footer and hashtree descriptor of `image` as the independent Python
+/// reader (`tests/oracles/avb_hashtree.py parse`) sees them.
+pub fn avb_parse(python: &Path, image: &Path) -> serde_json::Value {
+    let out = run_ok(
+        Command::new(python)
+            .arg(root().join("tests/oracles/avb_hashtree.py"))
+            .arg("parse")
+            .arg(image),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
