@@ -96,6 +96,18 @@ fn param(field: &'static str, value: u64, why: &'static str) -> VerityError {
     VerityError::Param { field, value, why }
 }
 
+/// Block sizes dm-verity accepts: powers of two from 512 bytes to 1 MiB.
+fn check_block_size(field: &'static str, b: u32) -> Result<(), VerityError> {
+    if !b.is_power_of_two() || !(512..=1 << 20).contains(&b) {
+        return Err(param(
+            field,
+            b.into(),
+            "not a power of two from 512 to 1 MiB",
+        ));
+    }
+    Ok(())
+}
+
 /// The digests Android's dm-verity trees use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HashAlgorithm {
@@ -170,14 +182,7 @@ pub struct TreeParams {
 impl TreeParams {
     /// Checks the block size.
     pub fn validate(&self) -> Result<(), VerityError> {
-        let b = self.block_size;
-        if !b.is_power_of_two() || !(512..=1 << 20).contains(&b) {
-            return Err(param(
-                "block_size",
-                b.into(),
-                "not a power of two from 512 to 1 MiB",
-            ));
-        }
+        check_block_size("block_size", self.block_size)?;
         if self.salt.len() > 1024 {
             return Err(param(
                 "salt length",
@@ -379,15 +384,7 @@ impl FecParams {
         if !(MIN_ROOTS..=MAX_ROOTS).contains(&self.roots) {
             return Err(param("FEC roots", self.roots.into(), "not from 2 to 24"));
         }
-        let b = self.block_size;
-        if !b.is_power_of_two() || !(512..=1 << 20).contains(&b) {
-            return Err(param(
-                "FEC block size",
-                b.into(),
-                "not a power of two from 512 to 1 MiB",
-            ));
-        }
-        Ok(())
+        check_block_size("FEC block size", self.block_size)
     }
 
     /// Data bytes per codeword.
