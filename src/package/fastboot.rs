@@ -89,6 +89,9 @@ pub struct FastbootSpec<'a> {
     pub official: Option<(Vec<Step>, Vec<Step>)>,
     /// The input's `md5sum.xml`, written with the new digests.
     pub md5sum: Option<String>,
+    /// The device variable the anti-rollback check asks for, as the input's
+    /// own scripts do (`rollback_ver` on MediaTek devices); `anti` if `None`.
+    pub anti_var: Option<String>,
     /// What the report should say (dropped lock scripts, no anti version).
     pub notes: Vec<String>,
     /// Files of the input left out on purpose (lock scripts).
@@ -282,7 +285,9 @@ pub fn write_package(
     for (name, wipe) in script_names(spec.style) {
         let script = Script {
             device: &spec.device,
-            anti: anti_version.is_some(),
+            anti: anti_version
+                .is_some()
+                .then(|| spec.anti_var.as_deref().unwrap_or("anti")),
             crc_lists: true,
             wipe,
             name,
@@ -792,6 +797,7 @@ pub fn from_rom(
         extra: official.extra,
         official: official.sequences,
         md5sum: official.md5sum,
+        anti_var: official.anti_var,
         notes: official.notes,
         dropped: official.dropped,
     };
@@ -805,6 +811,7 @@ struct FromOfficial {
     extra: Vec<(String, PathBuf)>,
     sequences: Option<(Vec<Step>, Vec<Step>)>,
     md5sum: Option<String>,
+    anti_var: Option<String>,
     notes: Vec<String>,
     dropped: Vec<String>,
 }
@@ -877,6 +884,7 @@ fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<
         out.extra.push((rel.to_string(), dest));
     }
     pkg.copy_entries(&wanted)?;
+    official_checks(pkg, &dir, &mut out)?;
     out.md5sum = pkg
         .text("md5sum.xml")
         .or_else(|| pkg.text("images/md5sum.xml"))
@@ -898,6 +906,90 @@ fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<
         )),
     }
     Ok(out)
+}
+
+/// The device checks of the input's own scripts (every `.sh` and `.bat` at
+/// the package root but the lock scripts), carried over: the variable the
+/// anti-rollback check asks for, and an anti-rollback version written in
+/// the scripts (`CURRENT_ANTI_VER=N`) as `images/anti_version.txt` when the
+/// input has none. A check the written scripts cannot make is refused
+/// rather than dropped, and so is a package whose scripts and
+/// `anti_version.txt` disagree on the version.
+fn official_checks(
+    pkg: &crate::rom::images::ImagePackage,
+    dir: &Path,
+    out: &mut FromOfficial,
+) -> Result<()> {
+    let root = pkg.root();
+    // As the scripts read it: the digits of the file.
+    let digits = |t: &str| {
+        t.chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    };
+    let file = pkg.text("images/anti_version.txt");
+    let mut versions: Vec<(String, u32)> = Vec::new();
+    if let Some(v) = file.and_then(digits) {
+        versions.push(("images/anti_version.txt".into(), v));
+    }
+    for (name, text) in &pkg.texts {
+        let Some(rel) = name.strip_prefix(root.as_str()) else {
+            continue;
+        };
+        let is_script = rel.ends_with(".sh") || rel.ends_with(".bat");
+        if !is_script || rel.contains('/') || out.dropped.iter().any(|d| d == rel) {
+            continue;
+        }
+        let c = crate::rom::scripts::read_checks(text);
+        if let Some(line) = c.unknown.first() {
+            return Err(Error::invalid(
+                &pkg.path,
+                format!(
+                    "{rel} {line}: the input's script checks the device for something romkit's scripts do not check; refusing rather than dropping the check"
+                ),
+            ));
+        }
+        if out.anti_var.is_none() {
+            out.anti_var = c.anti_var;
+        }
+        if let Some(v) = c.anti_version {
+            versions.push((format!("{rel} (CURRENT_ANTI_VER)"), v));
+        }
+    }
+    if let Some((a, va)) = versions.first()
+        && let Some((b, vb)) = versions.iter().find(|(_, v)| v != va)
+    {
+        return Err(Error::invalid(
+            &pkg.path,
+            format!(
+                "the input disagrees with itself on its anti-rollback version: {a} says {va}, {b} says {vb}"
+            ),
+        ));
+    }
+    match (file, versions.first()) {
+        (None, Some((from, v))) => {
+            let rel = "images/anti_version.txt";
+            let dest = dir.join(rel);
+            if let Some(d) = dest.parent() {
+                std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            }
+            std::fs::write(&dest, format!("{v}\n")).map_err(|e| Error::io(&dest, e))?;
+            out.extra.push((rel.to_string(), dest));
+            out.notes.push(format!(
+                "anti-rollback version {v} from {from} written to {rel}, which the scripts check"
+            ));
+        }
+        (Some(t), None) => {
+            return Err(Error::invalid(
+                &pkg.path,
+                format!("images/anti_version.txt holds {:?}, not a number", t.trim()),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The super layout for a package that has none yet (an OTA): one group per
