@@ -435,6 +435,31 @@ print('ok', n)
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
 }
 
+/// The package folder's `md5sum.xml` checked with Python's ElementTree and
+/// hashlib: one MD5 digest per file of `images/`, each right, the rest of
+/// the document kept.
+fn python_checks_md5sum(pkg: &Path) {
+    let Some(py) = python_with(&["hashlib"]) else {
+        return;
+    };
+    let code = r#"
+import hashlib, os, sys, xml.etree.ElementTree as ET
+root = sys.argv[1]
+doc = ET.parse(os.path.join(root, 'md5sum.xml')).getroot()
+assert doc.tag == 'root' and doc.find('security-patch-level/level').text == '2024-01-01'
+got = {d.get('name'): d.text for d in doc.find('digests') if d.get('hash') == 'md5'}
+images = os.path.join(root, 'images')
+files = sorted(f for f in os.listdir(images) if os.path.isfile(os.path.join(images, f)))
+assert sorted(got) == files, (sorted(got), files)
+for f in files:
+    want = hashlib.md5(open(os.path.join(images, f), 'rb').read()).hexdigest()
+    assert got[f] == want, (f, got[f], want)
+print('ok', len(files))
+"#;
+    let out = run_ok(Command::new(&py).args(["-c", code]).arg(pkg));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
+}
+
 /// An official-style package: the generated folder with its scripts
 /// replaced by ones shaped like Xiaomi's (anti-rollback, CRC block, erase
 /// boot_ab first, firmware, super, vbmeta, erase metadata, boot last), a
@@ -468,6 +493,17 @@ fn official_folder(dir: &Path) -> PathBuf {
     std::fs::write(
         folder.join("misc.txt"),
         "device=fuxi\nbuild_number=OS1.0.24.0.UMCCNXM\n",
+    )
+    .unwrap();
+    // md5sum.xml as Xiaomi's packages carry it (MiFlash checks it), with
+    // stale digests and one for a file the package does not have.
+    std::fs::write(
+        folder.join("md5sum.xml"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<root>\n  <digests>\n    \
+         <digest hash=\"md5\" name=\"boot.img\">2e169a483b7c35d9c2056ae9c7e61469</digest>\n    \
+         <digest hash=\"md5\" name=\"cust.img\">03b39b71267428b46c11f5052385d482</digest>\n    \
+         <digest hash=\"md5\" name=\"abl.elf\">fb7f517fb46757282f409dc2a8a0719b</digest>\n  \
+         </digests>\n  <security-patch-level>\n    <level>2024-01-01</level>\n  </security-patch-level>\n</root>\n",
     )
     .unwrap();
     let step = |cmd: &str, what: &str| {
@@ -555,6 +591,8 @@ fn official_package_keeps_its_checks_and_order_and_loses_its_lock_scripts() {
         "info"
     );
     assert_eq!(find("images/crclist.txt boot").unwrap()["status"], "failed");
+    assert_eq!(find("md5sum.xml boot.img").unwrap()["status"], "failed");
+    assert_eq!(find("md5sum.xml cust.img").unwrap()["status"], "failed");
 
     let out = dir.path().join("out");
     let r = romkit()
@@ -594,6 +632,7 @@ fn official_package_keeps_its_checks_and_order_and_loses_its_lock_scripts() {
     assert!(text.contains("anti-rollback: checked against 3"), "{text}");
 
     python_checks_crc_lists(&out, &[("abl", "images/abl.elf")]);
+    python_checks_md5sum(&out);
 
     // Every script against a fake device.
     let path = fake_fastboot(dir.path());

@@ -272,9 +272,15 @@ pub fn write_package(
     if let Some(text) = &spec.md5sum {
         let rel = "md5sum.xml";
         let p = root.join(rel);
-        let text = rewrite_md5sum(text, &root, &files)?;
-        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-        files.insert(rel.to_string());
+        match rewrite_md5sum(text, &root, &files)? {
+            Ok(text) => {
+                std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+                files.insert(rel.to_string());
+            }
+            Err(why) => notes.push(format!(
+                "the input's md5sum.xml is left out rather than carried with stale digests: {why}"
+            )),
+        }
     }
     if spec.style == Style::XiaomiEu {
         let p = root.join("README.txt");
@@ -509,41 +515,50 @@ fn crc_entries(
     Ok((plain, sparse_list))
 }
 
-/// The input's `md5sum.xml` with every digest of a file the package has
-/// recomputed: a line naming a file (by its path or file name) has its
-/// 32-digit hex run replaced; lines naming files the package no longer
-/// has are dropped.
-fn rewrite_md5sum(text: &str, root: &Path, files: &BTreeSet<String>) -> Result<String> {
+/// The input's `md5sum.xml` ([`crate::format::md5sum`]) for the package
+/// in `root`: the digest of every file of `images/` recomputed, those of
+/// files the package no longer has removed, the files it did not list
+/// added; `Err` with the reason when it is not in the known form.
+fn rewrite_md5sum(
+    text: &str,
+    root: &Path,
+    files: &BTreeSet<String>,
+) -> Result<std::result::Result<String, String>> {
+    use crate::format::md5sum;
+    let digests = match md5sum::parse(text) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let images: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.strip_prefix("images/"))
+        .filter(|f| !f.contains('/'))
+        .collect();
+    use rayon::prelude::*;
+    let fresh: BTreeMap<String, String> = images
+        .par_iter()
+        .map(|name| Ok((name.to_string(), md5_of(&root.join("images").join(name))?)))
+        .collect::<Result<_>>()?;
+    let added: Vec<(String, String)> = fresh
+        .iter()
+        .filter(|(n, _)| !digests.iter().any(|d| &d.name == *n))
+        .map(|(n, h)| (n.clone(), h.clone()))
+        .collect();
+    Ok(Ok(md5sum::rewrite(
+        text,
+        &digests,
+        |name| fresh.get(name).cloned(),
+        &added,
+    )))
+}
+
+/// The MD5 of the file `p`, in lowercase hex.
+fn md5_of(p: &Path) -> Result<String> {
     use md5::Digest;
-    let mut out = String::new();
-    for line in text.lines() {
-        let hex_at = find_md5(line);
-        let Some(at) = hex_at else {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        };
-        let named = files.iter().find(|f| {
-            let base = f.rsplit('/').next().unwrap_or(f);
-            line.contains(&format!("\"{f}\""))
-                || line.contains(&format!("\"{base}\""))
-                || line.contains(&format!(">{base}<"))
-                || line.contains(&format!(" {base}"))
-        });
-        let Some(f) = named else {
-            continue;
-        };
-        let p = root.join(f);
-        let mut r = File::open(&p).map_err(|e| Error::io(&p, e))?;
-        let mut h = md5::Md5::new();
-        each_block(&mut r, &p, |b| h.update(b))?;
-        let digest = crate::util::hex(&h.finalize());
-        out.push_str(&line[..at]);
-        out.push_str(&digest);
-        out.push_str(&line[at + 32..]);
-        out.push('\n');
-    }
-    Ok(out)
+    let mut r = File::open(p).map_err(|e| Error::io(p, e))?;
+    let mut h = md5::Md5::new();
+    each_block(&mut r, p, |b| h.update(b))?;
+    Ok(crate::util::hex(&h.finalize()))
 }
 
 /// Feeds everything `r` (the file `path`) holds to `f`, a block at a time.
@@ -556,26 +571,6 @@ fn each_block(r: &mut dyn Read, path: &Path, mut f: impl FnMut(&[u8])) -> Result
         }
         f(&buf[..k]);
     }
-}
-
-/// Where a run of exactly 32 hex digits starts in `line`.
-fn find_md5(line: &str) -> Option<usize> {
-    let b = line.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_hexdigit() {
-            let start = i;
-            while i < b.len() && b[i].is_ascii_hexdigit() {
-                i += 1;
-            }
-            if i - start == 32 {
-                return Some(start);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    None
 }
 
 fn readme(spec: &FastbootSpec<'_>, anti: Option<&str>) -> String {
