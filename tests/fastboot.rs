@@ -364,6 +364,32 @@ fn run_script(dir: &Path, path: &str, script: &Path, env: &[(&str, &str)]) -> (b
     (st.status.success(), calls)
 }
 
+/// The fastboot commands of the Windows script beside `sh` (`flash_all.bat`
+/// for `flash_all.sh`, `windows_…` for `linux_…`/`macos_…`), in the order
+/// its lines hold them (every branch taken), as the fake fastboot logs
+/// them; they must be the `calls` of the `.sh` run that took every branch.
+fn assert_bat_matches(sh: &Path, calls: &[String]) {
+    let name = sh.file_name().unwrap().to_string_lossy();
+    let name = name
+        .replacen("linux_", "windows_", 1)
+        .replacen("macos_", "windows_", 1)
+        .replace(".sh", ".bat");
+    let text = std::fs::read_to_string(sh.with_file_name(&name)).unwrap();
+    let mut got = Vec::new();
+    for line in text.split("\r\n") {
+        for (i, _) in line.match_indices("fastboot %* ") {
+            let rest = &line[i + "fastboot %* ".len()..];
+            let end = [" 2>&1", " 2^>", " ||", " |", "'", ")"]
+                .iter()
+                .filter_map(|m| rest.find(m))
+                .min()
+                .unwrap_or(rest.len());
+            got.push(rest[..end].trim().replace('\\', "/"));
+        }
+    }
+    assert_eq!(got, calls, "{name}");
+}
+
 fn shellcheck_all(scripts: &[PathBuf]) {
     let found = Command::new("shellcheck")
         .arg("--version")
@@ -683,6 +709,7 @@ fn official_package_keeps_its_checks_and_order_and_loses_its_lock_scripts() {
         }
         want.extend(["flash boot_ab images/boot.img", "set_active a", "reboot"]);
         assert_eq!(calls, want, "{}", script.display());
+        assert_bat_matches(script, &calls);
         // Without CRC checking in the bootloader the lists are not flashed.
         let (ok, calls) = run_script(dir.path(), &path, script, &[("FAKE_PRODUCT", "fuxi")]);
         assert!(ok);
@@ -800,6 +827,7 @@ fn xiaomi_eu_style_has_its_scripts_split_super_and_readme() {
             "reboot",
         ]);
         assert_eq!(calls, want, "{}", s.display());
+        assert_bat_matches(s, &calls);
     }
     let readme = std::fs::read_to_string(pkg.join("README.txt")).unwrap();
     assert!(readme.contains("windows_fastboot_update_rom.bat"));
