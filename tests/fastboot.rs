@@ -984,6 +984,23 @@ fn an_official_check_romkit_cannot_make_is_refused_not_dropped() {
                 .and(predicate::str::contains("refusing rather than dropping")),
         );
     assert!(!out.exists());
+    // build refuses it before any work.
+    let built = dir.path().join("built.tgz");
+    romkit()
+        .args([
+            "build",
+            "--profile",
+            "minimal",
+            "--format",
+            "fastboot",
+            "-o",
+        ])
+        .arg(&built)
+        .arg(&tgz)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("flash_all.bat line "));
+    assert!(!built.exists());
 
     // The scripts and anti_version.txt disagree on the version.
     let tgz = official_variant(

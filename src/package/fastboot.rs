@@ -857,14 +857,10 @@ fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<
     let dir = work.join("passthrough");
     let mut wanted = BTreeMap::new();
     for rel in rels.iter().copied() {
-        let file = rel.rsplit('/').next().unwrap_or(rel);
         if is_dir(rel) {
             continue;
         }
-        if !rel.contains('/')
-            && (file.ends_with(".sh") || file.ends_with(".bat"))
-            && file.contains("lock")
-        {
+        if is_lock_script(rel) {
             out.dropped.push(rel.to_string());
             continue;
         }
@@ -903,18 +899,39 @@ fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<
     Ok(out)
 }
 
+/// What the input's own scripts check that the written scripts carry on.
+struct ScriptChecks {
+    /// The variable the anti-rollback check asks for.
+    anti_var: Option<String>,
+    /// The anti-rollback version and where it is written, when only the
+    /// scripts have it (no `images/anti_version.txt`).
+    anti_from_scripts: Option<(String, u32)>,
+}
+
+/// Whether an entry at the package root is a lock script (left out).
+fn is_lock_script(rel: &str) -> bool {
+    !rel.contains('/') && (rel.ends_with(".sh") || rel.ends_with(".bat")) && rel.contains("lock")
+}
+
+/// Checks, before any work, that the scripts of an input fastboot package
+/// can be carried over with every device check they make (see
+/// [`from_rom`]); other inputs pass.
+pub fn preflight(rom: &crate::rom::Rom) -> Result<()> {
+    match rom.images() {
+        Some(pkg) if pkg.archive != crate::rom::images::Archive::Bare => {
+            scan_official(pkg).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The device checks of the input's own scripts (every `.sh` and `.bat` at
-/// the package root but the lock scripts), carried over: the variable the
-/// anti-rollback check asks for, and an anti-rollback version written in
-/// the scripts (`CURRENT_ANTI_VER=N`) as `images/anti_version.txt` when the
-/// input has none. A check the written scripts cannot make is refused
-/// rather than dropped, and so is a package whose scripts and
-/// `anti_version.txt` disagree on the version.
-fn official_checks(
-    pkg: &crate::rom::images::ImagePackage,
-    dir: &Path,
-    out: &mut FromOfficial,
-) -> Result<()> {
+/// the package root but the lock scripts): the variable the anti-rollback
+/// check asks for, and an anti-rollback version written in the scripts
+/// (`CURRENT_ANTI_VER=N`). A check the written scripts cannot make is an
+/// error rather than dropped, and so is a package whose scripts and
+/// `images/anti_version.txt` disagree on the version.
+fn scan_official(pkg: &crate::rom::images::ImagePackage) -> Result<ScriptChecks> {
     let root = pkg.root();
     // As the scripts read it: the digits of the file.
     let digits = |t: &str| {
@@ -926,15 +943,22 @@ fn official_checks(
     };
     let file = pkg.text("images/anti_version.txt");
     let mut versions: Vec<(String, u32)> = Vec::new();
-    if let Some(v) = file.and_then(digits) {
+    if let Some(t) = file {
+        let v = digits(t).ok_or_else(|| {
+            Error::invalid(
+                &pkg.path,
+                format!("images/anti_version.txt holds {:?}, not a number", t.trim()),
+            )
+        })?;
         versions.push(("images/anti_version.txt".into(), v));
     }
+    let mut anti_var = None;
     for (name, text) in &pkg.texts {
         let Some(rel) = name.strip_prefix(root.as_str()) else {
             continue;
         };
         let is_script = rel.ends_with(".sh") || rel.ends_with(".bat");
-        if !is_script || rel.contains('/') || out.dropped.iter().any(|d| d == rel) {
+        if !is_script || rel.contains('/') || is_lock_script(rel) {
             continue;
         }
         let c = crate::rom::scripts::read_checks(text);
@@ -946,9 +970,7 @@ fn official_checks(
                 ),
             ));
         }
-        if out.anti_var.is_none() {
-            out.anti_var = c.anti_var;
-        }
+        anti_var = anti_var.or(c.anti_var);
         if let Some(v) = c.anti_version {
             versions.push((format!("{rel} (CURRENT_ANTI_VER)"), v));
         }
@@ -963,26 +985,33 @@ fn official_checks(
             ),
         ));
     }
-    match (file, versions.first()) {
-        (None, Some((from, v))) => {
-            let rel = "images/anti_version.txt";
-            let dest = dir.join(rel);
-            if let Some(d) = dest.parent() {
-                std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-            }
-            std::fs::write(&dest, format!("{v}\n")).map_err(|e| Error::io(&dest, e))?;
-            out.extra.push((rel.to_string(), dest));
-            out.notes.push(format!(
-                "anti-rollback version {v} from {from} written to {rel}, which the scripts check"
-            ));
+    Ok(ScriptChecks {
+        anti_var,
+        anti_from_scripts: versions.into_iter().next().filter(|_| file.is_none()),
+    })
+}
+
+/// The device checks of the input's scripts carried over ([`scan_official`]):
+/// the anti-rollback variable, and a version only the scripts have written
+/// to `images/anti_version.txt` (under `dir`), which the written scripts read.
+fn official_checks(
+    pkg: &crate::rom::images::ImagePackage,
+    dir: &Path,
+    out: &mut FromOfficial,
+) -> Result<()> {
+    let checks = scan_official(pkg)?;
+    out.anti_var = checks.anti_var;
+    if let Some((from, v)) = checks.anti_from_scripts {
+        let rel = "images/anti_version.txt";
+        let dest = dir.join(rel);
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
-        (Some(t), None) => {
-            return Err(Error::invalid(
-                &pkg.path,
-                format!("images/anti_version.txt holds {:?}, not a number", t.trim()),
-            ));
-        }
-        _ => {}
+        std::fs::write(&dest, format!("{v}\n")).map_err(|e| Error::io(&dest, e))?;
+        out.extra.push((rel.to_string(), dest));
+        out.notes.push(format!(
+            "anti-rollback version {v} from {from} written to {rel}, which the scripts check"
+        ));
     }
     Ok(())
 }
