@@ -538,3 +538,121 @@ fn xiaomi_eu_fastboot_build_carries_disabled_vbmeta_and_its_scripts() {
     }
     romkit().arg("verify").arg(&out).assert().success();
 }
+
+/// payload_dumper 0.8.4 (third-party), from `ROMKIT_PAYLOAD_DUMPER` or
+/// `target/peers/bin`.
+fn payload_dumper() -> Option<PathBuf> {
+    let found = std::env::var_os("ROMKIT_PAYLOAD_DUMPER")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .or_else(|| {
+            let p = root().join("target/peers/bin/payload_dumper");
+            p.exists().then_some(p)
+        });
+    need("payload_dumper 0.8.4 (target/peers/bin)", found)
+}
+
+/// The 4 KiB blocks in which two images differ (the longer one's extra
+/// blocks included), computed here from the bytes.
+fn differing_blocks(a: &[u8], b: &[u8]) -> BTreeSet<u64> {
+    let n = a.len().max(b.len()).div_ceil(4096);
+    (0..n)
+        .filter(|&i| {
+            let r = |v: &[u8]| v.get(i * 4096..((i + 1) * 4096).min(v.len())).map(<[u8]>::to_vec);
+            r(a) != r(b)
+        })
+        .map(|i| i as u64)
+        .collect()
+}
+
+#[test]
+fn ota_of_edited_partitions_copies_every_unchanged_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, ota, src) = (
+        dir.path().join("images"),
+        dir.path().join("ota.zip"),
+        dir.path().join("src"),
+    );
+    build(&images, "images", &[]).success();
+    build(&ota, "ota", &[]).success();
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(&src)
+        .arg(sample())
+        .assert()
+        .success();
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&dir.path().join("images.manifest.json"))).unwrap();
+    let sp = romkit::rom::Rom::open(&sample()).unwrap();
+    let op = romkit::rom::Rom::open(&ota).unwrap();
+    let (sp, op) = (sp.payload().unwrap(), op.payload().unwrap());
+    let blob = |pl: &romkit::format::payload::Payload, o: &romkit::format::payload::Operation| {
+        pl.read(o.data_offset, o.data_len).unwrap()
+    };
+    let mut total_copied = 0;
+    for name in ["system", "system_ext", "product"] {
+        let old = read(&src.join(format!("{name}.img")));
+        let new = read(&images.join(format!("{name}.img")));
+        let diff = differing_blocks(&old, &new);
+        assert!(!diff.is_empty(), "{name}: the edit changed nothing");
+        // The manifest says edited, with the count of blocks that differ.
+        let rec = manifest["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        assert_eq!(rec["status"], "edited", "{name}");
+        assert_eq!(rec["changed_blocks"], diff.len() as u64, "{name}");
+        let (part, out) = (sp.partition(name).unwrap(), op.partition(name).unwrap());
+        let (mut copied, mut zeroed) = (0, 0);
+        for o in &part.ops {
+            let blocks = o
+                .dst
+                .iter()
+                .flat_map(|r| r.offset / 4096..(r.offset + r.len) / 4096);
+            let untouched = blocks.clone().all(|b| !diff.contains(&b));
+            let twin = out.ops.iter().find(|x| x.dst == o.dst);
+            let twin = twin.unwrap_or_else(|| panic!("{name}: op {} has no twin", o.index));
+            if untouched {
+                // Same type, same destination, the very same blob bytes.
+                assert_eq!(twin.kind, o.kind, "{name}: op {}", o.index);
+                assert_eq!(blob(op, twin), blob(sp, o), "{name}: op {}", o.index);
+                copied += 1;
+            } else if o.dst.iter().all(|r| {
+                new[r.offset as usize..(r.offset + r.len) as usize]
+                    .iter()
+                    .all(|&b| b == 0)
+            }) {
+                assert_eq!(twin.kind.unwrap().name(), "ZERO", "{name}: op {}", o.index);
+                assert_eq!(twin.data_len, 0);
+                zeroed += 1;
+            }
+        }
+        assert!(copied < part.ops.len(), "{name}: every operation copied");
+        total_copied += copied;
+        eprintln!(
+            "{name}: {copied} of {} operations copied, {zeroed} became ZERO",
+            part.ops.len()
+        );
+    }
+
+    assert!(total_copied > 0, "no operation was copied");
+
+    // The third-party extractor gives the edited images byte for byte.
+    let Some(dumper) = payload_dumper() else {
+        return;
+    };
+    let unz = dir.path().join("payload.bin");
+    {
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&ota).unwrap()).unwrap();
+        let mut e = z.by_name("payload.bin").unwrap();
+        std::io::copy(&mut e, &mut std::fs::File::create(&unz).unwrap()).unwrap();
+    }
+    let out = dir.path().join("peer");
+    run(Command::new(dumper).arg(&unz).arg("-o").arg(&out));
+    for n in listing(&images) {
+        assert!(read(&out.join(&n)) == read(&images.join(&n)), "{n} differs");
+    }
+}
