@@ -558,7 +558,10 @@ fn differing_blocks(a: &[u8], b: &[u8]) -> BTreeSet<u64> {
     let n = a.len().max(b.len()).div_ceil(4096);
     (0..n)
         .filter(|&i| {
-            let r = |v: &[u8]| v.get(i * 4096..((i + 1) * 4096).min(v.len())).map(<[u8]>::to_vec);
+            let r = |v: &[u8]| {
+                v.get(i * 4096..((i + 1) * 4096).min(v.len()))
+                    .map(<[u8]>::to_vec)
+            };
             r(a) != r(b)
         })
         .map(|i| i as u64)
@@ -655,4 +658,87 @@ fn ota_of_edited_partitions_copies_every_unchanged_operation() {
     for n in listing(&images) {
         assert!(read(&out.join(&n)) == read(&images.join(&n)), "{n} differs");
     }
+}
+
+/// The output block ranges of the RAW chunks of a sparse image, as
+/// `simg_dump -v` lists them.
+fn raw_chunks(simg_dump: &Path, sparse: &Path) -> Vec<std::ops::Range<u64>> {
+    let out = run_ok(Command::new(simg_dump).arg("-v").arg(sparse));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut raw = Vec::new();
+    for line in text.lines().filter(|l| l.contains("Raw data")) {
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .take(5)
+            .map(|w| w.parse().unwrap())
+            .collect();
+        raw.push(f[3]..f[3] + f[4]);
+    }
+    assert!(!raw.is_empty(), "{text}");
+    raw
+}
+
+/// The first extent of `part` in a raw super image, in bytes, as lpdump
+/// lists it (`0 .. 2255 linear super 8192`, in 512-byte sectors).
+fn lp_extent(lpdump: &Path, super_raw: &Path, part: &str) -> u64 {
+    let out = run_ok(Command::new(lpdump).arg(super_raw));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text
+        .find(&format!("Name: {part}\n"))
+        .unwrap_or_else(|| panic!("{part} not in lpdump's listing: {text}"));
+    let line = text[at..]
+        .lines()
+        .find(|l| l.contains(" linear super "))
+        .unwrap();
+    let sector: u64 = line.split_whitespace().last().unwrap().parse().unwrap();
+    sector * 512
+}
+
+#[test]
+fn fastboot_super_stores_no_block_an_edit_zeroed() {
+    let (Some(simg_dump), Some(simg2img), Some(lpdump)) =
+        (tool("simg_dump"), tool("simg2img"), lptool("lpdump"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (images, fastboot, src) = (d.join("images"), d.join("fb.zip"), d.join("src"));
+    build(&images, "images", &[]).success();
+    build(&fastboot, "fastboot", &[]).success();
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(&src)
+        .arg(sample())
+        .assert()
+        .success();
+    let sparse = d.join("super.img");
+    {
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&fastboot).unwrap()).unwrap();
+        let mut e = z.by_name("images/super.img").unwrap();
+        std::io::copy(&mut e, &mut std::fs::File::create(&sparse).unwrap()).unwrap();
+    }
+    let raw_super = d.join("super.raw");
+    run(Command::new(&simg2img).arg(&sparse).arg(&raw_super));
+    let raw = raw_chunks(&simg_dump, &sparse);
+    let mut zeroed_total = 0;
+    for name in ["system", "system_ext", "product"] {
+        let old = read(&src.join(format!("{name}.img")));
+        let new = read(&images.join(format!("{name}.img")));
+        let start = lp_extent(&lpdump, &raw_super, &format!("{name}_a")) / 4096;
+        for b in differing_blocks(&old, &new) {
+            let s = b as usize * 4096;
+            if new[s..s + 4096].iter().any(|&x| x != 0) {
+                continue;
+            }
+            zeroed_total += 1;
+            let at = start + b;
+            assert!(
+                !raw.iter().any(|r| r.contains(&at)),
+                "{name}: zeroed block {b} (super block {at}) stored as RAW"
+            );
+        }
+    }
+    assert!(zeroed_total > 0, "the edits zeroed no block");
+    eprintln!("{zeroed_total} zeroed blocks, none stored as RAW");
 }

@@ -14,10 +14,10 @@ use zip::CompressionMethod;
 
 use super::Group;
 use crate::error::{Error, Result};
-use crate::fs::edit::EditStats;
 use crate::format::payload::writer::{
     ImageInput, PayloadInput, PayloadOptions, PayloadSummary, PreparedPayload, prepare_payload_from,
 };
+use crate::fs::edit::EditStats;
 use crate::rom::{BuildInfo, PartInfo, Rom};
 use crate::util::time::{ZIP_EPOCH, source_date_epoch, zip_time};
 

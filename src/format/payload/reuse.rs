@@ -58,11 +58,7 @@ pub fn classify(op: &Operation, changed: &[Range<u64>], zeroed: &[Range<u64>]) -
         .dst
         .iter()
         .all(|r| covers(zeroed, r.offset..r.offset + r.len));
-    if all_zero {
-        Reuse::Zero
-    } else {
-        Reuse::Encode
-    }
+    if all_zero { Reuse::Zero } else { Reuse::Encode }
 }
 
 /// Whether any range of the sorted, disjoint `ranges` overlaps `r`.
@@ -138,13 +134,14 @@ pub(super) fn edited_partition(
                     let prepared: Vec<Result<(Reuse, Prepared)>> = w
                         .par_iter()
                         .map(|op| {
-                            let proto = update.operations.get(op.index).cloned().ok_or_else(|| {
-                                PayloadWriteError::CopyMissingOp {
-                                    payload: payload.source.path().to_path_buf(),
-                                    partition: name.to_string(),
-                                    index: op.index,
-                                }
-                            })?;
+                            let proto =
+                                update.operations.get(op.index).cloned().ok_or_else(|| {
+                                    PayloadWriteError::CopyMissingOp {
+                                        payload: payload.source.path().to_path_buf(),
+                                        partition: name.to_string(),
+                                        index: op.index,
+                                    }
+                                })?;
                             let how = classify(op, changed, zeroed);
                             let p = prepare(payload, name, op, proto, how, &file, opts)
                                 .map_err(|e| e.at(&img.path))?;
@@ -237,7 +234,8 @@ fn prepare(
                     .read_exact_at(&mut raw[at..], r.offset)
                     .map_err(PrepError::Image)?;
             }
-            let xz = compress_xz(&raw, opts.xz_level, raw.len() as u32).map_err(PrepError::Image)?;
+            let xz =
+                compress_xz(&raw, opts.xz_level, raw.len() as u32).map_err(PrepError::Image)?;
             let (kind, blob) = if xz.len() < raw.len() {
                 (OpType::ReplaceXz, xz)
             } else {

@@ -396,8 +396,16 @@ pub fn prepare_payload_from(
                 zeroed,
             } => {
                 let (update, counts) = super::reuse::edited_partition(
-                    payload, partition, image, changed, zeroed, opts, &pool, &mut writer,
-                    &mut offset, data_path,
+                    payload,
+                    partition,
+                    image,
+                    changed,
+                    zeroed,
+                    opts,
+                    &pool,
+                    &mut writer,
+                    &mut offset,
+                    data_path,
                 )?;
                 prepared.reused.push((partition.to_string(), counts));
                 update
@@ -506,7 +514,12 @@ fn image_partition(
 
 /// Reads the `len` bytes at `start` of an image as one chunk: ZERO when
 /// all zeros, else REPLACE_XZ, or REPLACE when xz does not make it smaller.
-pub(super) fn read_chunk(file: &File, start: u64, len: u64, opts: &PayloadOptions) -> io::Result<Chunk> {
+pub(super) fn read_chunk(
+    file: &File,
+    start: u64,
+    len: u64,
+    opts: &PayloadOptions,
+) -> io::Result<Chunk> {
     let mut raw = vec![0u8; len as usize];
     file.read_exact_at(&mut raw, start)?;
     let (start_block, num_blocks) = (start / opts.block_size, len / opts.block_size);
