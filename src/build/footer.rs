@@ -8,7 +8,7 @@
 //! consistent (the vbmeta signature cannot be renewed without the owner's
 //! key; the output's vbmeta keeps verification disabled), or, when that is
 //! impossible (the filesystem grew into the tree, the footer is malformed),
-//! cuts the image back to its filesystem so that no stale footer survives.
+//! zeroes everything after the filesystem so that no stale footer survives.
 //! Either way the report and the manifest say which.
 
 use std::fs::File;
@@ -29,8 +29,8 @@ const EROFS_BLOCKS: usize = 36;
 
 /// Refreshes or strips the AVB hashtree footer that the source image `src`
 /// carries, in `out`, its in-place edit (at `tmp`, for messages). Keeps
-/// `stats` true: the tail's changed blocks are added, and a stripped image's
-/// size and ranges end at its filesystem. Returns the report's note, `None`
+/// `stats` true: the edit's ranges end at the filesystem and the tail's
+/// changed (and zeroed) blocks are added. Returns the report's note, `None`
 /// when the source has no footer.
 pub(super) fn refresh(
     src: &Path,
@@ -57,10 +57,15 @@ pub(super) fn refresh(
         }
         Err(AvbError::Io(e)) => Err(Error::io(tmp, e)),
         Err(e) => {
+            // Zeroed, not cut: the image keeps the partition's size, which
+            // the package writers reuse the source's layout for.
+            let out_len = stats.size.max(fs_len);
             out.set_len(fs_len).map_err(|e| Error::io(tmp, e))?;
-            stats.size = fs_len;
+            out.set_len(out_len).map_err(|e| Error::io(tmp, e))?;
+            tail_changes(&source, out, fs_len, len.min(out_len), stats)
+                .map_err(|e| Error::io(tmp, e))?;
             Ok(Some(format!(
-                "AVB footer stripped ({e}); the image ends with its filesystem"
+                "AVB footer stripped ({e}): every byte after the filesystem is zero"
             )))
         }
     }
