@@ -725,3 +725,96 @@ fn hostile_lz4diff_exits_3_naming_partition_and_operation() {
         }
     }
 }
+
+/// ZUCCHINI operations made from Chromium's Zucchini vectors (raw elements):
+/// tests/oracles/zucchini_blocks.py pads each pair to whole blocks and adds a
+/// raw element for the padding, as a ZUCCHINI operation needs, with the
+/// header's major version 1 (AOSP) and 2 (Chromium). Through `unpack
+/// --source` and `verify --source`, the new images come back byte for byte.
+#[test]
+fn zucchini_operations_from_the_chromium_vectors() {
+    let Some(py) = python_with(PY_MODULES) else {
+        return;
+    };
+    let v = vectors().join("chromium-puffin-zucchini");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pairs = [
+        (
+            "z12",
+            "puffs_sample1.bin",
+            "puffs_sample2.bin",
+            "patch_1_to_2.inner.zuc",
+        ),
+        (
+            "z21",
+            "puffs_sample2.bin",
+            "puffs_sample1.bin",
+            "patch_2_to_1.inner.zuc",
+        ),
+        (
+            "z1n",
+            "puffs_sample1.bin",
+            "raw_11_22_33_44.bin",
+            "patch_1_to_nodeflate.inner.zuc",
+        ),
+    ];
+    let mut cmd = Command::new(&py);
+    cmd.arg(root().join("tests/oracles/write_delta_payload.py"))
+        .arg(d.join("zucchini.bin"));
+    let mut names = Vec::new();
+    for (name, old, new, patch) in pairs {
+        for major in ["1", "2"] {
+            let n = format!("{name}v{major}");
+            run_ok(
+                Command::new(&py)
+                    .arg(root().join("tests/oracles/zucchini_blocks.py"))
+                    .args([v.join(old), v.join(new), v.join(patch)])
+                    .arg(d)
+                    .args([&n, major]),
+            );
+            let f = |ext: &str| d.join(format!("{n}.{ext}")).display().to_string();
+            cmd.arg("--blob-part").arg(format!(
+                "{n}={}:{}:ZUCCHINI:{}",
+                f("old"),
+                f("new"),
+                f("zuc.br")
+            ));
+            names.push(n);
+        }
+    }
+    run_ok(&mut cmd);
+    for sub in ["src", "expected"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    for n in &names {
+        std::fs::rename(
+            d.join(format!("{n}.old.img")),
+            d.join("src").join(format!("{n}.img")),
+        )
+        .unwrap();
+        std::fs::rename(
+            d.join(format!("{n}.new.img")),
+            d.join("expected").join(format!("{n}.img")),
+        )
+        .unwrap();
+    }
+    let out = d.join("out");
+    romkit()
+        .arg("unpack")
+        .arg(d.join("zucchini.bin"))
+        .arg("--source")
+        .arg(d.join("src"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_images(&d.join("expected"), &out);
+    romkit()
+        .arg("verify")
+        .arg(d.join("zucchini.bin"))
+        .arg("--source")
+        .arg(d.join("src"))
+        .assert()
+        .success();
+}
