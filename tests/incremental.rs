@@ -818,3 +818,102 @@ fn zucchini_operations_from_the_chromium_vectors() {
         .assert()
         .success();
 }
+
+/// `build INC --source BASE` (and `build BASE --apply INC`) gives the same
+/// partitions, apps and files as `build` of the full target package, and
+/// records the chain; a wrong base exits 1 with nothing written.
+#[test]
+fn builds_start_from_a_base_plus_incrementals() {
+    let Some(py) = python_with(PY_MODULES) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (zip1, img1) = release(d, 1);
+    let (zip2, img2) = release(d, 2);
+    let inc = d.join("inc.zip");
+    delta(&py, &img1, &img2, &inc, "copy,bsdiff,brotli", &[]);
+    let build = |args: &[&std::ffi::OsStr], out: &Path| {
+        romkit()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .arg("build")
+            .args(args)
+            .args(["-p", "minimal", "--format", "images", "-o"])
+            .arg(out)
+            .assert()
+    };
+    let full = d.join("full");
+    build(&[zip2.as_os_str()], &full).success();
+    let via_source = d.join("via-source");
+    build(
+        &[inc.as_os_str(), "--source".as_ref(), zip1.as_os_str()],
+        &via_source,
+    )
+    .success();
+    let via_apply = d.join("via-apply");
+    build(
+        &[img1.as_os_str(), "--apply".as_ref(), inc.as_os_str()],
+        &via_apply,
+    )
+    .success();
+    let manifest = |out: &Path| -> serde_json::Value {
+        let p = format!("{}.manifest.json", out.display());
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let sorted = |v: &serde_json::Value, key: &str| -> Vec<String> {
+        let mut items: Vec<String> = v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        items.sort();
+        items
+    };
+    let want = manifest(&full);
+    let sha = |p: &Path| {
+        use sha2::Digest;
+        romkit::util::hex(&sha2::Sha256::digest(std::fs::read(p).unwrap()))
+    };
+    for (out, base, base_kind) in [
+        (&via_source, &zip1, "recovery-ota"),
+        (&via_apply, &img1, "folder"),
+    ] {
+        let got = manifest(out);
+        for key in ["partitions", "apps", "files"] {
+            assert_eq!(
+                sorted(&got, key),
+                sorted(&want, key),
+                "{key} of {}",
+                out.display()
+            );
+        }
+        let chain = got["input"]["chain"].as_array().unwrap();
+        assert_eq!(chain.len(), 2, "{chain:?}");
+        assert_eq!(chain[0]["role"], "base");
+        assert_eq!(chain[0]["kind"], base_kind);
+        assert_eq!(
+            chain[0]["file"],
+            base.file_name().unwrap().to_str().unwrap()
+        );
+        if base.is_file() {
+            assert_eq!(chain[0]["sha256"], sha(base));
+        }
+        assert_eq!(chain[1]["role"], "applied");
+        assert_eq!(chain[1]["file"], "inc.zip");
+        assert_eq!(chain[1]["sha256"], sha(&inc));
+        assert_eq!(got["input"]["file"], "inc.zip");
+    }
+    // A wrong base: exit 1 naming a partition, nothing written, no
+    // temporary folder left.
+    let wrong = d.join("wrong");
+    std::fs::create_dir_all(&wrong).unwrap();
+    build(
+        &[inc.as_os_str(), "--source".as_ref(), img2.as_os_str()],
+        &wrong.join("out"),
+    )
+    .code(1)
+    .stderr(predicate::str::contains("partition "))
+    .stderr(predicate::str::contains("panicked").not());
+    assert_empty(&wrong);
+}
