@@ -5,8 +5,9 @@
 //! 2. `decode`: choose which partitions become images and decode them;
 //! 3. `plan`: read the app partitions as trees, identify the apps, plan
 //!    the profile;
-//! 4. and 5. `rebuild`: apply the plan to the trees, write the touched
-//!    partitions again;
+//! 4. `rebuild::apply`: apply the plan to the trees (for the manifest);
+//! 5. `edit`: edit the touched partitions' images in place (the default),
+//!    or with `--repack` write them again from their trees (`rebuild`);
 //! 6. `package`: lay the images out in the output format;
 //! 7. `check`: re-open the output and compare every image with what was
 //!    packaged;
@@ -19,10 +20,11 @@
 //! Everything is staged in a temporary folder beside the output (same
 //! filesystem, so the final step is a rename); a failure or an interrupt
 //! leaves nothing under the output's final name. Every image the build
-//! decodes or rebuilds is `NAME.img` in that folder.
+//! decodes, edits or rebuilds is `NAME.img` in that folder.
 
 mod check;
 mod decode;
+mod edit;
 mod open;
 mod package;
 mod plan;
@@ -80,6 +82,12 @@ pub struct BuildOptions {
     /// Estimate the space the build needs and fail before any work when
     /// the output's filesystem cannot hold it.
     pub space_check: bool,
+    /// Rebuild the touched partitions from their trees (to shrink or
+    /// recompress them) instead of editing their images in place.
+    pub repack: bool,
+    /// Convert touched ext4 partitions to EROFS (rebuilding them); the
+    /// device's kernel must mount EROFS.
+    pub ext4_to_erofs: bool,
     /// Worker threads.
     pub jobs: usize,
 }
@@ -89,8 +97,12 @@ pub struct BuildOptions {
 pub struct BuiltPartition {
     /// Name.
     pub name: String,
-    /// `passthrough`, `rebuilt` or `patched`.
+    /// `passthrough`, `edited`, `rebuilt` or `patched`.
     pub status: PartitionStatus,
+    /// For an edited partition, the blocks that differ from the source
+    /// (appended ones included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_blocks: Option<u64>,
     /// Filesystem, when it has one romkit reads.
     pub filesystem: Option<&'static str>,
     /// Size in the source.
@@ -126,7 +138,7 @@ pub struct StageTimes {
     pub decode_other: f64,
     /// Reading trees, identifying apps, planning.
     pub plan: f64,
-    /// Applying the plan and writing the changed filesystems.
+    /// Editing (or rebuilding) the changed filesystems.
     pub rebuild: f64,
     /// Hashing every file of the app partitions for the manifest.
     pub manifest: f64,
@@ -213,7 +225,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
 
     sources::sniff_others(&sel, input, work, &mut apps.filesystems)?;
     let patched = sources::patch_vbmeta(&sel, work)?;
-    let images = sources::sources(&sel, &apps.touched, &patched, work);
+    let images = sources::sources(&sel, &apps.changes, &patched, work);
     let partitions = record::partitions(&source.rom, &images, &apps.filesystems, &others.hashes)?;
 
     let t = Instant::now();
@@ -243,7 +255,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
 struct AppStages {
     times: AppTimes,
     filesystems: BTreeMap<String, FsKind>,
-    touched: BTreeSet<String>,
+    changes: BTreeMap<String, sources::Change>,
     plan: Plan,
     manifest: Manifest,
 }
@@ -267,7 +279,7 @@ impl AppTimes {
 }
 
 /// Stages 2 to 5 for the app partitions: decode, read trees and plan,
-/// apply, rebuild. `started` is when decoding began.
+/// apply, edit or rebuild. `started` is when decoding began.
 fn app_stages(
     input: &Path,
     source: &open::Source,
@@ -282,7 +294,7 @@ fn app_stages(
     times.decode = secs(started);
 
     let t = Instant::now();
-    let (app_list, plan) = plan::plan(
+    let (app_list, mut plan) = plan::plan(
         input,
         profile,
         &trees.loaded,
@@ -295,29 +307,64 @@ fn app_stages(
     times.plan = secs(t);
 
     let t = Instant::now();
+    let touched = rebuild::touched(&plan);
+    let fs = &trees.filesystems;
+    let methods = edit::methods(&plan, &trees.loaded, &touched, fs, input, opts)?;
+    let converted = edit::converted(&methods, fs);
     rebuild::apply(&plan, &mut trees.loaded, &mut manifest, input, work)?;
     times.manifest = secs(t);
 
     let t = Instant::now();
-    let touched = rebuild::touched(&plan);
+    let changes = write_touched(&mut trees, &methods, source, input, work, opts)?;
+    times.rebuild = secs(t);
+    if !converted.is_empty() {
+        plan.warnings.push(edit::ext4_warning(&converted));
+    }
+    Ok(AppStages {
+        times,
+        filesystems: trees.filesystems,
+        changes,
+        plan,
+        manifest,
+    })
+}
+
+/// Edits in place, or rebuilds, every touched partition as `methods` says.
+fn write_touched(
+    trees: &mut plan::Trees,
+    methods: &BTreeMap<String, edit::Method>,
+    source: &open::Source,
+    input: &Path,
+    work: &Path,
+    opts: &BuildOptions,
+) -> Result<BTreeMap<String, sources::Change>> {
+    // The edits read the images, not the trees.
+    for lp in trees.loaded.iter_mut() {
+        if matches!(methods.get(&lp.name), Some(edit::Method::Edit(_))) {
+            lp.tree = None;
+        }
+    }
+    let mut changes: BTreeMap<String, sources::Change> =
+        edit::edit_all(methods, &trees.filesystems, work)?
+            .into_iter()
+            .map(|(n, s)| (n, sources::Change::Edited(s)))
+            .collect();
+    let rebuild: BTreeSet<String> = methods
+        .iter()
+        .filter(|(_, m)| **m == edit::Method::Rebuild)
+        .map(|(n, _)| n.clone())
+        .collect();
     let build_time = crate::util::time::source_date_epoch()?.or(source.info.timestamp);
     rebuild::rebuild(
         &mut trees.loaded,
-        &touched,
-        &trees.filesystems,
+        &rebuild,
         input,
         work,
         build_time,
         opts.jobs,
     )?;
-    times.rebuild = secs(t);
-    Ok(AppStages {
-        times,
-        filesystems: trees.filesystems,
-        touched,
-        plan,
-        manifest,
-    })
+    changes.extend(rebuild.into_iter().map(|n| (n, sources::Change::Rebuilt)));
+    Ok(changes)
 }
 
 /// The report of a finished build.

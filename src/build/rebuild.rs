@@ -1,9 +1,8 @@
-//! Stages 4 and 5, apply and rebuild: the plan edits the trees in memory
-//! (every tree's files are recorded in the manifest on the way), then each
-//! touched partition is written again as EROFS beside its source image and
-//! renamed over it.
+//! Stage 4, apply, and the rebuild half of stage 5: the plan edits the
+//! trees in memory (every tree's files are recorded in the manifest on the
+//! way); with `--repack` (or `--ext4-to-erofs`) a touched partition is then
+//! written again as EROFS beside its source image and renamed over it.
 
-use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::Path;
@@ -12,7 +11,6 @@ use super::decode::image_path;
 use crate::apps::LoadedPartition;
 use crate::debloat::Plan;
 use crate::error::{Error, Result};
-use crate::fs::FsKind;
 use crate::fs::erofs::writer::{self, Lz4hc};
 use crate::fs::tree::Tree;
 use crate::manifest::Manifest;
@@ -50,24 +48,18 @@ pub(super) fn apply(
     Ok(())
 }
 
-/// Writes every partition in `touched` again from its edited tree, with
-/// `build_time` in its superblock. Only EROFS partitions can be rebuilt.
+/// Writes every partition in `names` again as EROFS from its edited tree,
+/// with `build_time` in its superblock (ext4 ones too: the caller decided
+/// to convert them).
 pub(super) fn rebuild(
     loaded: &mut [LoadedPartition],
-    touched: &BTreeSet<String>,
-    filesystems: &BTreeMap<String, FsKind>,
+    names: &BTreeSet<String>,
     input: &Path,
     work: &Path,
     build_time: Option<i64>,
     jobs: usize,
 ) -> Result<()> {
-    for lp in loaded.iter_mut().filter(|p| touched.contains(&p.name)) {
-        if filesystems.get(&lp.name) == Some(&FsKind::Ext4) {
-            return Err(Error::invalid(
-                format!("{}:{}", input.display(), lp.name),
-                "the profile changes an ext4 partition; romkit rebuilds EROFS partitions only",
-            ));
-        }
+    for lp in loaded.iter_mut().filter(|p| names.contains(&p.name)) {
         let Some(tree) = lp.tree.as_ref() else {
             continue;
         };
@@ -91,7 +83,8 @@ pub(super) fn rebuild(
 }
 
 /// Writes `tree` (read from `tree_source`, for messages) as the EROFS image
-/// `dest`, compressed like `source` was.
+/// `dest`, compressed like `source` was (LZ4HC, as HyperOS does, when
+/// `source` is ext4).
 fn write_erofs(
     tree: &Tree,
     tree_source: &str,
@@ -104,12 +97,20 @@ fn write_erofs(
     let opts = writer::ErofsOptions {
         build_time,
         volume_name: Some(name.to_string()),
-        compression: crate::fs::erofs::is_compressed(source)
-            .map_err(|e| Error::io(source, e))?
-            .then(Lz4hc::default),
+        compression: compress_like(source)?.then(Lz4hc::default),
         jobs,
     };
     let mut f = File::create(dest).map_err(|e| Error::io(dest, e))?;
     writer::write(tree, &opts, &mut f).map_err(|e| e.into_error(dest, tree_source))?;
     f.sync_all().map_err(|e| Error::io(dest, e))
+}
+
+/// Whether a rebuild of the image `source` compresses: when it is a
+/// compressed EROFS image or an ext4 image being converted.
+fn compress_like(source: &Path) -> Result<bool> {
+    let ext4 = crate::fs::sniff(source).map_err(|e| Error::io(source, e))?;
+    if ext4 == Some(crate::fs::FsKind::Ext4) {
+        return Ok(true);
+    }
+    crate::fs::erofs::is_compressed(source).map_err(|e| Error::io(source, e))
 }

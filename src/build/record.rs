@@ -49,6 +49,7 @@ pub(super) fn partitions(
             let (size, sha256) = match source {
                 ImageSource::Copied { size, sha256 } => (*size, hex(sha256)),
                 ImageSource::Decoded(path)
+                | ImageSource::Edited { path, .. }
                 | ImageSource::Rebuilt(path)
                 | ImageSource::Patched(path) => {
                     let size = std::fs::metadata(path)
@@ -65,6 +66,7 @@ pub(super) fn partitions(
             Ok(BuiltPartition {
                 name: name.clone(),
                 status: source.status(),
+                changed_blocks: source.changed_blocks(),
                 filesystem: filesystems.get(name).map(|k| k.name()),
                 source_size: parts.iter().find(|p| p.name == *name).map_or(0, |p| p.size),
                 size,
@@ -91,6 +93,7 @@ pub(super) fn write_manifest(
             sha256: o.sha256.clone(),
             size: o.size,
             status: o.status,
+            changed_blocks: o.changed_blocks,
         });
     }
     if format == OutputFormat::Images {

@@ -1,7 +1,8 @@
-//! Where each output image comes from, decided once after the trees are
-//! rebuilt: decoded from the input unchanged, rebuilt from an edited tree,
-//! patched in place (vbmeta), or left encoded in the input's payload and
-//! copied operation by operation into an OTA.
+//! Where each output image comes from, decided once after the touched
+//! partitions are written: decoded from the input unchanged, edited in
+//! place, rebuilt from an edited tree, patched in place (vbmeta), or left
+//! encoded in the input's payload and copied operation by operation into an
+//! OTA.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,13 +11,31 @@ use super::decode::{Selection, image_path, is_app_partition};
 use crate::error::{Error, Result};
 use crate::format::avb::{self, AvbError};
 use crate::fs::FsKind;
+use crate::fs::edit::EditStats;
 use crate::manifest::PartitionStatus;
+
+/// How a touched partition was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Edited in place; what changed.
+    Edited(EditStats),
+    /// Rebuilt from its tree.
+    Rebuilt,
+}
 
 /// Where an output partition image comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageSource {
     /// Decoded from the input and left as it was.
     Decoded(PathBuf),
+    /// The input's image edited in place: bytes outside `stats.changed`
+    /// are the source's.
+    Edited {
+        /// The edited image.
+        path: PathBuf,
+        /// What the edit changed.
+        stats: EditStats,
+    },
     /// Written again from a tree the profile edited.
     Rebuilt(PathBuf),
     /// Decoded, then its vbmeta header patched to disable verification.
@@ -36,8 +55,28 @@ impl ImageSource {
     pub fn status(&self) -> PartitionStatus {
         match self {
             ImageSource::Decoded(_) | ImageSource::Copied { .. } => PartitionStatus::Passthrough,
+            ImageSource::Edited { .. } => PartitionStatus::Edited,
             ImageSource::Rebuilt(_) => PartitionStatus::Rebuilt,
             ImageSource::Patched(_) => PartitionStatus::Patched,
+        }
+    }
+
+    /// The image file in the work folder, unless the image is left encoded.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ImageSource::Decoded(p)
+            | ImageSource::Edited { path: p, .. }
+            | ImageSource::Rebuilt(p)
+            | ImageSource::Patched(p) => Some(p),
+            ImageSource::Copied { .. } => None,
+        }
+    }
+
+    /// Blocks that differ from the source, for an edited image.
+    pub fn changed_blocks(&self) -> Option<u64> {
+        match self {
+            ImageSource::Edited { stats, .. } => Some(stats.total_changed()),
+            _ => None,
         }
     }
 
@@ -96,7 +135,7 @@ pub(super) fn patch_vbmeta(sel: &Selection<'_>, work: &Path) -> Result<BTreeSet<
 /// The source of every output image, in the input's partition order.
 pub(super) fn sources(
     sel: &Selection<'_>,
-    touched: &BTreeSet<String>,
+    changes: &BTreeMap<String, Change>,
     patched: &BTreeSet<String>,
     work: &Path,
 ) -> Vec<(String, ImageSource)> {
@@ -104,8 +143,14 @@ pub(super) fn sources(
         .iter()
         .map(|p| {
             let path = image_path(work, &p.name);
-            let source = if touched.contains(&p.name) {
-                ImageSource::Rebuilt(path)
+            let source = if let Some(c) = changes.get(&p.name) {
+                match c {
+                    Change::Edited(stats) => ImageSource::Edited {
+                        path,
+                        stats: stats.clone(),
+                    },
+                    Change::Rebuilt => ImageSource::Rebuilt(path),
+                }
             } else if patched.contains(&p.name) {
                 ImageSource::Patched(path)
             } else if let Some(e) = sel.encoded.get(&p.name) {
@@ -145,6 +190,10 @@ mod tests {
     fn status_names_are_the_serialized_ones() {
         for s in [
             ImageSource::Decoded(PathBuf::new()),
+            ImageSource::Edited {
+                path: PathBuf::new(),
+                stats: EditStats::default(),
+            },
             ImageSource::Rebuilt(PathBuf::new()),
             ImageSource::Patched(PathBuf::new()),
             ImageSource::Copied {

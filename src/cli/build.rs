@@ -45,6 +45,15 @@ pub struct Args {
     /// Replace existing outputs.
     #[arg(short, long)]
     pub force: bool,
+    /// Rebuild the touched partitions from their file trees (to shrink or
+    /// recompress them) instead of editing their images in place.
+    #[arg(long)]
+    pub repack: bool,
+    /// Rebuild touched ext4 partitions as EROFS. The device's kernel must
+    /// mount EROFS (Linux 5.4 or later with EROFS built in); many older
+    /// devices' kernels cannot, and then the build does not boot.
+    #[arg(long)]
+    pub ext4_to_erofs: bool,
     /// Skip the free-space estimate made before any work (a disk that fills
     /// up still fails cleanly, exit 4).
     #[arg(long)]
@@ -69,6 +78,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             manifest_yaml: args.manifest_yaml,
             force: args.force,
             space_check: !args.no_space_check,
+            repack: args.repack,
+            ext4_to_erofs: args.ext4_to_erofs,
             jobs: ctx.jobs,
         },
     )?;
@@ -81,8 +92,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     }
     let mut s = String::new();
     for p in &report.partitions {
+        let changed = p
+            .changed_blocks
+            .map_or(String::new(), |n| format!("  {n} blocks changed"));
         s.push_str(&format!(
-            "  {:<12} {:<11} {:>10}\n",
+            "  {:<12} {:<11} {:>10}{changed}\n",
             p.name,
             p.status.name(),
             human_size(p.size)

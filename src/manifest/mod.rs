@@ -211,6 +211,9 @@ pub struct ProfileRecord {
 pub enum PartitionStatus {
     /// Copied from the input unchanged.
     Passthrough,
+    /// The input's image edited in place: only the removed entries' blocks,
+    /// their directories and replaced files changed.
+    Edited,
     /// Rebuilt from an edited tree.
     Rebuilt,
     /// The input's vbmeta image with AVB verification disabled in its header
@@ -221,10 +224,12 @@ pub enum PartitionStatus {
 }
 
 impl PartitionStatus {
-    /// The name manifests use (`passthrough`, `rebuilt`, `patched`, `source`).
+    /// The name manifests use (`passthrough`, `edited`, `rebuilt`,
+    /// `patched`, `source`).
     pub fn name(self) -> &'static str {
         match self {
             PartitionStatus::Passthrough => "passthrough",
+            PartitionStatus::Edited => "edited",
             PartitionStatus::Rebuilt => "rebuilt",
             PartitionStatus::Patched => "patched",
             PartitionStatus::Source => "source",
@@ -246,6 +251,10 @@ pub struct PartitionRecord {
     pub size: u64,
     /// What the build did with it.
     pub status: PartitionStatus,
+    /// For an `edited` partition, the blocks that differ from the input's
+    /// image (appended blocks included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_blocks: Option<u64>,
 }
 
 /// Kept or removed.
@@ -824,6 +833,7 @@ pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
                 sha256,
                 size,
                 status: PartitionStatus::Source,
+                changed_blocks: None,
             });
             m.add_tree(&name, &tree).map_err(|e| Error::io(&path, e))?;
             let trees = vec![(name, tree)];
@@ -850,6 +860,7 @@ pub fn describe(path: &Path, jobs: usize) -> Result<Manifest> {
             sha256,
             size,
             status: PartitionStatus::Source,
+            changed_blocks: None,
         });
     }
     record_apps(&mut m, &trees, jobs);

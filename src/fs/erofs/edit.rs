@@ -101,6 +101,29 @@ pub enum EditError {
     },
 }
 
+impl EditError {
+    /// The library error for editing `image` (the partition `partition`):
+    /// a source that cannot be read or an output that cannot be written is
+    /// an I/O error (exit 4); a malformed image, a feature the editor
+    /// refuses or a path the edit does not find makes the input invalid or
+    /// unsupported (exit 3). The message names the partition and, for a
+    /// refused feature, suggests `--repack`, which rebuilds the partition
+    /// from its tree instead.
+    pub fn into_error(self, image: &Path, partition: &str) -> crate::Error {
+        match self {
+            EditError::Io { context, source } => crate::Error::io(
+                image,
+                io::Error::new(source.kind(), format!("{context}: {source}")),
+            ),
+            e @ EditError::Unsupported { .. } => crate::Error::invalid(
+                image,
+                format!("partition {partition}: {e}; build with --repack to rebuild it instead"),
+            ),
+            e => crate::Error::invalid(image, format!("partition {partition}: {e}")),
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, EditError>;
 
 fn invalid(field: &'static str, value: u64, offset: u64, why: &'static str) -> EditError {
