@@ -106,6 +106,30 @@ pub enum Ext4EditError {
     },
 }
 
+impl Ext4EditError {
+    /// The library error for editing `image` (the partition `partition`):
+    /// a source that cannot be read or an output that cannot be written is
+    /// an I/O error (exit 4); a malformed image, a feature the editor
+    /// refuses or a path it does not find makes the input invalid or
+    /// unsupported (exit 3), naming the partition.
+    pub fn into_error(self, image: &Path, partition: &str) -> crate::Error {
+        match self {
+            Ext4EditError::Io { context, source } => crate::Error::io(
+                image,
+                io::Error::new(source.kind(), format!("{context}: {source}")),
+            ),
+            e @ Ext4EditError::Unsupported { .. } => crate::Error::invalid(
+                image,
+                format!(
+                    "partition {partition}: {e}; --repack --ext4-to-erofs rebuilds it as EROFS \
+                     instead (only for kernels that mount EROFS)"
+                ),
+            ),
+            e => crate::Error::invalid(image, format!("partition {partition}: {e}")),
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, Ext4EditError>;
 
 fn invalid(field: &'static str, value: u64, offset: u64, why: &str) -> Ext4EditError {
@@ -346,11 +370,12 @@ pub fn edit_image(src: &Path, e: &Edit, out: &mut std::fs::File) -> Result<EditS
     Ok(stats)
 }
 
-/// Sets the change time of every inode in use to `seconds` (nanoseconds
-/// 0), recomputing inode checksums: `mke2fs -d` takes change times from
-/// the source folder, which no one can set, so images made from the same
-/// tree differ without this. Returns the number of inodes changed.
-pub fn set_ctimes(img: &mut [u8], seconds: u32) -> Result<u64> {
+/// Sets the change and access times of every inode in use to `seconds`
+/// (nanoseconds 0), recomputing inode checksums: `mke2fs -d` takes them
+/// from the source folder, where the kernel sets them (reading a file moves
+/// its access time), so images made from the same tree differ without this.
+/// Returns the number of inodes changed.
+pub fn set_times(img: &mut [u8], seconds: u32) -> Result<u64> {
     let sb = layout::parse_super(img)?;
     let groups = layout::parse_groups(img, &sb)?;
     let mut o = Overlay::new(img, sb.bs);
@@ -366,9 +391,18 @@ pub fn set_ctimes(img: &mut [u8], seconds: u32) -> Result<u64> {
         if le16(raw, 0) == 0 {
             continue;
         }
+        o.write(at + 0x08, &seconds.to_le_bytes());
         o.write(at + 0x0C, &seconds.to_le_bytes());
-        if sb.inode_size > 128 && le16(raw, 0x80) >= 8 {
+        let extra = if sb.inode_size > 128 {
+            le16(raw, 0x80)
+        } else {
+            0
+        };
+        if extra >= 8 {
             o.write(at + 0x84, &0u32.to_le_bytes());
+        }
+        if extra >= 16 {
+            o.write(at + 0x8C, &0u32.to_le_bytes());
         }
         csum::inode(&mut o, &sb, n, at);
         n_set += 1;
