@@ -671,3 +671,151 @@ fn shared_blocks_are_reference_counted() {
 fn debugfs_w(img: &Path, cmd: &str) {
     run_ok(Command::new("debugfs").args(["-w", "-R", cmd]).arg(img));
 }
+
+/// `fixture --era miui` makes a reproducible block OTA whose ext4 images
+/// e2fsck finds clean (and sdat2img-brotli converts to the same images);
+/// `build` debloats it by editing those images in place.
+#[test]
+fn miui_fixture_builds_by_editing_ext4_in_place() {
+    if need("mke2fs", tool("mke2fs")).is_none() || need("e2fsck", tool("e2fsck")).is_none() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let make = |d: &str| {
+        let out = romkit()
+            .args(["fixture", "--era", "miui", "--size", "16M", "-o"])
+            .arg(t.path().join(d))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let (a, b) = (make("a"), make("b"));
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "fixture is reproducible"
+    );
+    let v = json_ok(&["inspect", "--json"], &a);
+    assert_eq!(v["kind"], "block-ota");
+    let src = t.path().join("src");
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(&src)
+        .arg(&a)
+        .assert()
+        .success();
+    for p in ["system", "vendor", "product"] {
+        e2fsck_clean(&src.join(format!("{p}.img")));
+    }
+    if let (Some(brotli), Some(sdat2img)) = (tool("brotli"), tool("sdat2img-brotli")) {
+        let z = zip::ZipArchive::new(std::fs::File::open(&a).unwrap());
+        let mut z = z.unwrap();
+        for p in ["system", "product"] {
+            for name in [format!("{p}.new.dat.br"), format!("{p}.transfer.list")] {
+                let mut f = z.by_name(&name).unwrap();
+                let mut out = std::fs::File::create(t.path().join(&name)).unwrap();
+                std::io::copy(&mut f, &mut out).unwrap();
+            }
+            let _ = brotli;
+            let theirs = t.path().join(format!("{p}.sdat2img.img"));
+            let _ = Command::new(&sdat2img)
+                .arg("-d")
+                .arg(t.path().join(format!("{p}.new.dat.br")))
+                .arg("-t")
+                .arg(t.path().join(format!("{p}.transfer.list")))
+                .arg("-o")
+                .arg(&theirs)
+                .output()
+                .unwrap();
+            assert!(
+                std::fs::read(&theirs).unwrap()
+                    == std::fs::read(src.join(format!("{p}.img"))).unwrap(),
+                "{p}: sdat2img-brotli disagrees"
+            );
+        }
+    }
+    let out = t.path().join("out");
+    let res = romkit()
+        .args([
+            "build",
+            "--profile",
+            "xiaomi-eu",
+            "--format",
+            "images",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("out.manifest.json")).unwrap())
+            .unwrap();
+    let status: BTreeMap<String, String> = manifest["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(status["product"], "edited", "{status:?}");
+    let mut removed = 0;
+    for p in ["system", "vendor", "product"] {
+        let img = out.join(format!("{p}.img"));
+        e2fsck_clean(&img);
+        let before = ext4_view::Ext4::load_from_path(&src.join(format!("{p}.img"))).unwrap();
+        let after = ext4_view::Ext4::load_from_path(&img).unwrap();
+        for app in manifest["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["partition"] == p)
+        {
+            let path = format!("/{}", app["path"].as_str().unwrap());
+            let path = path
+                .strip_prefix(&format!("/{p}/"))
+                .map_or(path.clone(), |r| {
+                    // system is system-as-root: its paths keep the prefix.
+                    if p == "system" {
+                        path.clone()
+                    } else {
+                        format!("/{r}")
+                    }
+                });
+            let exists = after.exists(path.as_str()).unwrap();
+            if app["status"] == "removed" {
+                assert!(!exists, "{path} removed");
+                removed += 1;
+            } else {
+                assert!(exists, "{path} kept");
+                if !after.metadata(path.as_str()).unwrap().is_dir() {
+                    assert!(
+                        after.read(path.as_str()).unwrap() == before.read(path.as_str()).unwrap()
+                    );
+                    continue;
+                }
+                for e in after.read_dir(path.as_str()).unwrap() {
+                    let e = e.unwrap();
+                    if e.file_type().unwrap().is_regular_file() {
+                        let f = e.path();
+                        assert!(after.read(&f).unwrap() == before.read(&f).unwrap(), "{f:?}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(removed > 10, "{removed} apps removed");
+}
