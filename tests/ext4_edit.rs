@@ -776,7 +776,7 @@ fn miui_fixture_builds_by_editing_ext4_in_place() {
     for p in ["system", "vendor", "product"] {
         let img = out.join(format!("{p}.img"));
         e2fsck_clean(&img);
-        let before = ext4_view::Ext4::load_from_path(&src.join(format!("{p}.img"))).unwrap();
+        let before = ext4_view::Ext4::load_from_path(src.join(format!("{p}.img"))).unwrap();
         let after = ext4_view::Ext4::load_from_path(&img).unwrap();
         for app in manifest["apps"]
             .as_array()
