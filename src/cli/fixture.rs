@@ -59,21 +59,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if args.size < 1 << 20 {
         return Err(Error::Usage("--size must be at least 1M".into()));
     }
+    let opts = FixtureOptions {
+        size: args.size,
+        xz_level: args.xz_level,
+        jobs: ctx.jobs,
+        force: args.force,
+    };
     if args.era == Era::Miui {
         if args.release != 1 || args.layout.is_some() {
             return Err(Error::Usage(
                 "--era miui takes no --release or --layout".into(),
             ));
         }
-        let path = generate_block_ota(
-            &args.output,
-            &FixtureOptions {
-                size: args.size,
-                xz_level: args.xz_level,
-                jobs: ctx.jobs,
-                force: args.force,
-            },
-        )?;
+        let path = generate_block_ota(&args.output, &opts)?;
         if ctx.json {
             emit_json(&serde_json::json!({ "path": path }))?;
         } else {
@@ -100,16 +98,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             rel = layout_release(l);
         }
     }
-    let (path, summary) = generate_release(
-        &args.output,
-        &FixtureOptions {
-            size: args.size,
-            xz_level: args.xz_level,
-            jobs: ctx.jobs,
-            force: args.force,
-        },
-        &rel,
-    )?;
+    let (path, summary) = generate_release(&args.output, &opts, &rel)?;
     if ctx.json {
         emit_json(&serde_json::json!({
             "path": path,
