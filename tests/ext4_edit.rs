@@ -75,6 +75,8 @@ fn source(root: &Path) -> PathBuf {
         src.join("data/beta-link.apk"),
     )
     .unwrap();
+    write(&src.join("xbin/one"), &noise(9, 30_000));
+    std::fs::hard_link(src.join("xbin/one"), src.join("xbin/two")).unwrap();
     std::os::unix::fs::symlink("/system/bin/sh", src.join("bin/ls")).unwrap();
     std::os::unix::fs::symlink("/system/bin/sh", src.join("bin/cat")).unwrap();
     let long = format!("/system/{}/toybox", "very-long-folder-name".repeat(6));
@@ -118,6 +120,8 @@ fn the_edit(big_prop: bool) -> Edit {
         "bin/slow",
         "bin/cat",
         "bin/big-xattr",
+        "xbin/one", // both names of a hard link
+        "xbin/two",
         "app/Alpha/Alpha.apk",
         "app/Alpha/oat",
         "/app/Beta/lib/", // inside a removed folder, with slashes
