@@ -538,3 +538,207 @@ fn xiaomi_eu_fastboot_build_carries_disabled_vbmeta_and_its_scripts() {
     }
     romkit().arg("verify").arg(&out).assert().success();
 }
+
+/// payload_dumper 0.8.4 (third-party), from `ROMKIT_PAYLOAD_DUMPER` or
+/// `target/peers/bin`.
+fn payload_dumper() -> Option<PathBuf> {
+    let found = std::env::var_os("ROMKIT_PAYLOAD_DUMPER")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .or_else(|| {
+            let p = root().join("target/peers/bin/payload_dumper");
+            p.exists().then_some(p)
+        });
+    need("payload_dumper 0.8.4 (target/peers/bin)", found)
+}
+
+/// The 4 KiB blocks in which two images differ (the longer one's extra
+/// blocks included), computed here from the bytes.
+fn differing_blocks(a: &[u8], b: &[u8]) -> BTreeSet<u64> {
+    let n = a.len().max(b.len()).div_ceil(4096);
+    (0..n)
+        .filter(|&i| {
+            let r = |v: &[u8]| {
+                v.get(i * 4096..((i + 1) * 4096).min(v.len()))
+                    .map(<[u8]>::to_vec)
+            };
+            r(a) != r(b)
+        })
+        .map(|i| i as u64)
+        .collect()
+}
+
+#[test]
+fn ota_of_edited_partitions_copies_every_unchanged_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, ota, src) = (
+        dir.path().join("images"),
+        dir.path().join("ota.zip"),
+        dir.path().join("src"),
+    );
+    build(&images, "images", &[]).success();
+    build(&ota, "ota", &[]).success();
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(&src)
+        .arg(sample())
+        .assert()
+        .success();
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&dir.path().join("images.manifest.json"))).unwrap();
+    let sp = romkit::rom::Rom::open(&sample()).unwrap();
+    let op = romkit::rom::Rom::open(&ota).unwrap();
+    let (sp, op) = (sp.payload().unwrap(), op.payload().unwrap());
+    let blob = |pl: &romkit::format::payload::Payload, o: &romkit::format::payload::Operation| {
+        pl.read(o.data_offset, o.data_len).unwrap()
+    };
+    let mut total_copied = 0;
+    for name in ["system", "system_ext", "product"] {
+        let old = read(&src.join(format!("{name}.img")));
+        let new = read(&images.join(format!("{name}.img")));
+        let diff = differing_blocks(&old, &new);
+        assert!(!diff.is_empty(), "{name}: the edit changed nothing");
+        // The manifest says edited, with the count of blocks that differ.
+        let rec = manifest["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        assert_eq!(rec["status"], "edited", "{name}");
+        assert_eq!(rec["changed_blocks"], diff.len() as u64, "{name}");
+        let (part, out) = (sp.partition(name).unwrap(), op.partition(name).unwrap());
+        let (mut copied, mut zeroed) = (0, 0);
+        for o in &part.ops {
+            let blocks = o
+                .dst
+                .iter()
+                .flat_map(|r| r.offset / 4096..(r.offset + r.len) / 4096);
+            let untouched = blocks.clone().all(|b| !diff.contains(&b));
+            let twin = out.ops.iter().find(|x| x.dst == o.dst);
+            let twin = twin.unwrap_or_else(|| panic!("{name}: op {} has no twin", o.index));
+            if untouched {
+                // Same type, same destination, the very same blob bytes.
+                assert_eq!(twin.kind, o.kind, "{name}: op {}", o.index);
+                assert_eq!(blob(op, twin), blob(sp, o), "{name}: op {}", o.index);
+                copied += 1;
+            } else if o.dst.iter().all(|r| {
+                new[r.offset as usize..(r.offset + r.len) as usize]
+                    .iter()
+                    .all(|&b| b == 0)
+            }) {
+                assert_eq!(twin.kind.unwrap().name(), "ZERO", "{name}: op {}", o.index);
+                assert_eq!(twin.data_len, 0);
+                zeroed += 1;
+            }
+        }
+        assert!(copied < part.ops.len(), "{name}: every operation copied");
+        total_copied += copied;
+        eprintln!(
+            "{name}: {copied} of {} operations copied, {zeroed} became ZERO",
+            part.ops.len()
+        );
+    }
+
+    assert!(total_copied > 0, "no operation was copied");
+
+    // The third-party extractor gives the edited images byte for byte.
+    let Some(dumper) = payload_dumper() else {
+        return;
+    };
+    let unz = dir.path().join("payload.bin");
+    {
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&ota).unwrap()).unwrap();
+        let mut e = z.by_name("payload.bin").unwrap();
+        std::io::copy(&mut e, &mut std::fs::File::create(&unz).unwrap()).unwrap();
+    }
+    let out = dir.path().join("peer");
+    run(Command::new(dumper).arg(&unz).arg("-o").arg(&out));
+    for n in listing(&images) {
+        assert!(read(&out.join(&n)) == read(&images.join(&n)), "{n} differs");
+    }
+}
+
+/// The output block ranges of the RAW chunks of a sparse image, as
+/// `simg_dump -v` lists them.
+fn raw_chunks(simg_dump: &Path, sparse: &Path) -> Vec<std::ops::Range<u64>> {
+    let out = run_ok(Command::new(simg_dump).arg("-v").arg(sparse));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut raw = Vec::new();
+    for line in text.lines().filter(|l| l.contains("Raw data")) {
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .take(5)
+            .map(|w| w.parse().unwrap())
+            .collect();
+        raw.push(f[3]..f[3] + f[4]);
+    }
+    assert!(!raw.is_empty(), "{text}");
+    raw
+}
+
+/// The first extent of `part` in a raw super image, in bytes, as lpdump
+/// lists it (`0 .. 2255 linear super 8192`, in 512-byte sectors).
+fn lp_extent(lpdump: &Path, super_raw: &Path, part: &str) -> u64 {
+    let out = run_ok(Command::new(lpdump).arg(super_raw));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text
+        .find(&format!("Name: {part}\n"))
+        .unwrap_or_else(|| panic!("{part} not in lpdump's listing: {text}"));
+    let line = text[at..]
+        .lines()
+        .find(|l| l.contains(" linear super "))
+        .unwrap();
+    let sector: u64 = line.split_whitespace().last().unwrap().parse().unwrap();
+    sector * 512
+}
+
+#[test]
+fn fastboot_super_stores_no_block_an_edit_zeroed() {
+    let (Some(simg_dump), Some(simg2img), Some(lpdump)) =
+        (tool("simg_dump"), tool("simg2img"), lptool("lpdump"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (images, fastboot, src) = (d.join("images"), d.join("fb.zip"), d.join("src"));
+    build(&images, "images", &[]).success();
+    build(&fastboot, "fastboot", &[]).success();
+    romkit()
+        .args(["unpack", "-o"])
+        .arg(&src)
+        .arg(sample())
+        .assert()
+        .success();
+    let sparse = d.join("super.img");
+    {
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&fastboot).unwrap()).unwrap();
+        let mut e = z.by_name("images/super.img").unwrap();
+        std::io::copy(&mut e, &mut std::fs::File::create(&sparse).unwrap()).unwrap();
+    }
+    let raw_super = d.join("super.raw");
+    run(Command::new(&simg2img).arg(&sparse).arg(&raw_super));
+    let raw = raw_chunks(&simg_dump, &sparse);
+    let mut zeroed_total = 0;
+    for name in ["system", "system_ext", "product"] {
+        let old = read(&src.join(format!("{name}.img")));
+        let new = read(&images.join(format!("{name}.img")));
+        let start = lp_extent(&lpdump, &raw_super, &format!("{name}_a")) / 4096;
+        for b in differing_blocks(&old, &new) {
+            let s = b as usize * 4096;
+            if new[s..s + 4096].iter().any(|&x| x != 0) {
+                continue;
+            }
+            zeroed_total += 1;
+            let at = start + b;
+            assert!(
+                !raw.iter().any(|r| r.contains(&at)),
+                "{name}: zeroed block {b} (super block {at}) stored as RAW"
+            );
+        }
+    }
+    assert!(zeroed_total > 0, "the edits zeroed no block");
+    eprintln!("{zeroed_total} zeroed blocks, none stored as RAW");
+}

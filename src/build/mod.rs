@@ -204,6 +204,11 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     let dest = open::destination(output, opts)?;
     let t = Instant::now();
     let source = open::open_and_verify(input, opts.verify)?;
+    if opts.format == OutputFormat::Fastboot {
+        // An input whose scripts cannot be carried over fails now, not
+        // after the rebuild.
+        crate::package::fastboot::preflight(&source.rom)?;
+    }
     times.open_verify = secs(t);
 
     let (parent, work) = open::work_dir(output)?;

@@ -1,18 +1,19 @@
 //! Stage 6, package: the images in the work folder laid out as the output
 //! format asks, by the package writers in [`crate::package`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::open::Source;
 use super::sources::ImageSource;
 use super::{BuildOptions, OutputFormat};
 use crate::error::{Error, Result};
+use crate::fs::edit::EditStats;
 use crate::package::fastboot::{FastbootSummary, FromRom, PackageFormat};
 
 /// Writes the output package from the images in `work`. `copy_payload`
 /// says whether the input has a full payload an OTA can copy unchanged
-/// partitions from.
+/// partitions, and the unchanged operations of edited ones, from.
 pub(super) fn package(
     source: &Source,
     images: &[(String, ImageSource)],
@@ -29,8 +30,16 @@ pub(super) fn package(
                 .filter(|(_, s)| copy_payload && s.is_unchanged())
                 .map(|(n, _)| n.clone())
                 .collect();
+            let edited: BTreeMap<String, EditStats> = images
+                .iter()
+                .filter(|_| copy_payload)
+                .filter_map(|(n, s)| match s {
+                    ImageSource::Edited { stats, .. } => Some((n.clone(), stats.clone())),
+                    _ => None,
+                })
+                .collect();
             let rom = &source.rom;
-            crate::package::ota::from_rom(rom, work, &copy, output, opts.jobs, opts.force)
+            crate::package::ota::from_rom(rom, work, &copy, &edited, output, opts.jobs, opts.force)
                 .map(|_| None)
         }
         OutputFormat::Images => {

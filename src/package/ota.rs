@@ -4,7 +4,8 @@
 //!
 //! [`from_rom`] makes a full OTA from a package's partition images: each
 //! image is encoded anew, except the partitions it is told to copy, whose
-//! operations are taken byte for byte from the source's full payload.
+//! operations are taken byte for byte from the source's full payload, and
+//! the partitions edited in place, whose unchanged operations are.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -16,17 +17,21 @@ use crate::error::{Error, Result};
 use crate::format::payload::writer::{
     ImageInput, PayloadInput, PayloadOptions, PayloadSummary, PreparedPayload, prepare_payload_from,
 };
+use crate::fs::edit::EditStats;
 use crate::rom::{BuildInfo, PartInfo, Rom};
 use crate::util::time::{ZIP_EPOCH, source_date_epoch, zip_time};
 
 /// Writes a full OTA at `dest` for `rom` from its partition images, in
 /// `work` as `NAME.img`; the partitions in `copy` are copied from the
-/// source's payload instead (they need no image). The source's metadata is
-/// kept; the groups must hold the new images.
+/// source's payload instead (they need no image), and those in `edited`
+/// (images edited in place, with what changed) reuse every source operation
+/// the edit left alone. The source's metadata is kept; the groups must hold
+/// the new images.
 pub fn from_rom(
     rom: &Rom,
     work: &Path,
     copy: &BTreeSet<String>,
+    edited: &BTreeMap<String, EditStats>,
     dest: &Path,
     jobs: usize,
     force: bool,
@@ -42,10 +47,17 @@ pub fn from_rom(
         .collect();
     let inputs: Vec<PayloadInput> = images
         .iter()
-        .map(|i| match rom.payload() {
-            Some(payload) if copy.contains(&i.name) => PayloadInput::Copy {
+        .map(|i| match (rom.payload(), edited.get(&i.name)) {
+            (Some(payload), _) if copy.contains(&i.name) => PayloadInput::Copy {
                 payload,
                 partition: &i.name,
+            },
+            (Some(payload), Some(stats)) if !payload.is_incremental() => PayloadInput::Edited {
+                payload,
+                partition: &i.name,
+                image: i,
+                changed: &stats.changed,
+                zeroed: &stats.zeroed,
             },
             _ => PayloadInput::Image(i),
         })

@@ -17,6 +17,7 @@ pub mod delta;
 pub mod extract;
 pub mod header;
 pub mod proto;
+pub mod reuse;
 pub mod sign;
 pub mod writer;
 

@@ -144,7 +144,7 @@ pub enum PayloadWriteError {
 }
 
 impl PayloadWriteError {
-    fn io(path: &Path) -> impl Fn(io::Error) -> Self + '_ {
+    pub(super) fn io(path: &Path) -> impl Fn(io::Error) -> Self + '_ {
         move |source| PayloadWriteError::Io {
             path: path.to_path_buf(),
             source,
@@ -213,6 +213,24 @@ pub enum PayloadInput<'a> {
         /// The partition's name in it.
         partition: &'a str,
     },
+    /// A partition of an existing full payload whose image was edited in
+    /// place: operations whose destination did not change are copied byte
+    /// for byte, the others become ZERO or are encoded again from `image`
+    /// (see [`super::reuse`]).
+    Edited {
+        /// The source payload.
+        payload: &'a super::Payload,
+        /// The partition's name in it.
+        partition: &'a str,
+        /// The edited image.
+        image: &'a ImageInput,
+        /// Byte ranges of the image that differ from the source's (sorted,
+        /// disjoint), appended bytes included.
+        changed: &'a [std::ops::Range<u64>],
+        /// The part of `changed` that is now all zero (sorted, disjoint,
+        /// merged).
+        zeroed: &'a [std::ops::Range<u64>],
+    },
 }
 
 /// The facts payload_properties.txt records about a written payload.
@@ -247,12 +265,19 @@ pub struct PreparedPayload {
     manifest_bytes: Vec<u8>,
     data: File,
     data_len: u64,
+    reused: Vec<(String, super::reuse::ReuseCounts)>,
 }
 
 impl PreparedPayload {
     /// Total payload length.
     pub fn len(&self) -> u64 {
         HEADER_SIZE + self.manifest_bytes.len() as u64 + self.data_len
+    }
+
+    /// For each edited partition ([`PayloadInput::Edited`]), how many
+    /// operations were copied, zeroed, encoded again and appended.
+    pub fn reused(&self) -> &[(String, super::reuse::ReuseCounts)] {
+        &self.reused
     }
 
     /// Whether the payload is empty (never: it has at least a header).
@@ -294,14 +319,14 @@ impl PreparedPayload {
 }
 
 /// One compressed chunk.
-struct Chunk {
+pub(super) struct Chunk {
     kind: OpType,
     data: Vec<u8>,
     start_block: u64,
     num_blocks: u64,
 }
 
-fn compress_xz(raw: &[u8], level: u32, dict: u32) -> io::Result<Vec<u8>> {
+pub(super) fn compress_xz(raw: &[u8], level: u32, dict: u32) -> io::Result<Vec<u8>> {
     let mut opts = liblzma::stream::LzmaOptions::new_preset(level).map_err(io::Error::other)?;
     // A dictionary larger than the chunk buys nothing and costs decoder memory.
     opts.dict_size(dict.max(4096));
@@ -345,6 +370,7 @@ pub fn prepare_payload_from(
         manifest_bytes: Vec::new(),
         data,
         data_len: 0,
+        reused: Vec::new(),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
@@ -361,6 +387,28 @@ pub fn prepare_payload_from(
         let update = match *input {
             PayloadInput::Image(img) => {
                 image_partition(img, opts, &pool, &mut writer, &mut offset, data_path)?
+            }
+            PayloadInput::Edited {
+                payload,
+                partition,
+                image,
+                changed,
+                zeroed,
+            } => {
+                let (update, counts) = super::reuse::edited_partition(
+                    payload,
+                    partition,
+                    image,
+                    changed,
+                    zeroed,
+                    opts,
+                    &pool,
+                    &mut writer,
+                    &mut offset,
+                    data_path,
+                )?;
+                prepared.reused.push((partition.to_string(), counts));
+                update
             }
             PayloadInput::Copy { payload, partition } => {
                 copy_partition(payload, partition, opts, &pool, &mut writer, &mut offset).map_err(
@@ -466,7 +514,12 @@ fn image_partition(
 
 /// Reads the `len` bytes at `start` of an image as one chunk: ZERO when
 /// all zeros, else REPLACE_XZ, or REPLACE when xz does not make it smaller.
-fn read_chunk(file: &File, start: u64, len: u64, opts: &PayloadOptions) -> io::Result<Chunk> {
+pub(super) fn read_chunk(
+    file: &File,
+    start: u64,
+    len: u64,
+    opts: &PayloadOptions,
+) -> io::Result<Chunk> {
     let mut raw = vec![0u8; len as usize];
     file.read_exact_at(&mut raw, start)?;
     let (start_block, num_blocks) = (start / opts.block_size, len / opts.block_size);
@@ -494,7 +547,7 @@ fn read_chunk(file: &File, start: u64, len: u64, opts: &PayloadOptions) -> io::R
 
 /// The operation for one chunk; its blob, if any, is appended to `writer`
 /// at `offset`.
-fn append_chunk(
+pub(super) fn append_chunk(
     chunk: Chunk,
     writer: &mut impl Write,
     offset: &mut u64,
@@ -545,6 +598,76 @@ enum CopyError {
     Other(PayloadWriteError),
 }
 
+/// The partition `name` of `payload`, checked to be copyable into a full
+/// payload written with `opts`, and its manifest entry without anything
+/// describing a source.
+pub(super) fn check_copyable<'p>(
+    payload: &'p super::Payload,
+    name: &str,
+    opts: &PayloadOptions,
+) -> Result<(&'p super::Partition, PartitionUpdate)> {
+    let path = payload.source.path().to_path_buf();
+    let missing = || PayloadWriteError::CopyMissing {
+        payload: path.clone(),
+        partition: name.to_string(),
+    };
+    if u64::from(payload.manifest.block_size.unwrap_or(4096)) != opts.block_size {
+        return Err(PayloadWriteError::CopyBlockSize {
+            payload: path.clone(),
+            partition: name.to_string(),
+            theirs: payload.block_size,
+            ours: opts.block_size,
+        });
+    }
+    let part = payload.partition(name).ok_or_else(missing)?;
+    if let Some(op) = part.first_incremental_op() {
+        return Err(PayloadWriteError::CopyIncremental {
+            payload: path.clone(),
+            partition: name.to_string(),
+            index: op.index,
+            kind: op.kind_name(),
+        });
+    }
+    let mut update = payload
+        .manifest
+        .partitions
+        .iter()
+        .find(|p| p.partition_name.as_deref() == Some(name))
+        .cloned()
+        .ok_or_else(missing)?;
+    // A full payload has no source; drop anything describing one.
+    update.old_partition_info = None;
+    Ok((part, update))
+}
+
+/// The blob of operation `op` of partition `name`, checked against its
+/// `data_sha256_hash`.
+pub(super) fn read_copied_blob(
+    payload: &super::Payload,
+    name: &str,
+    op: &super::Operation,
+) -> Result<Vec<u8>> {
+    let path = || payload.source.path().to_path_buf();
+    let data = payload
+        .read(op.data_offset, op.data_len)
+        .map_err(|source| PayloadWriteError::Read {
+            payload: path(),
+            source: Box::new(source),
+        })?;
+    if let Some(want) = op.data_hash {
+        let got: [u8; 32] = Sha256::digest(&data).into();
+        if got != want {
+            return Err(PayloadWriteError::CopyHash {
+                payload: path(),
+                partition: name.to_string(),
+                index: op.index,
+                offset: op.data_offset,
+            });
+        }
+    }
+    Ok(data)
+}
+
 /// Copies one partition's operations from `payload`, appending their blobs
 /// to `writer` at `offset` and returning the partition's manifest entry with
 /// the new data offsets.
@@ -556,78 +679,25 @@ fn copy_partition(
     writer: &mut impl Write,
     offset: &mut u64,
 ) -> std::result::Result<PartitionUpdate, CopyError> {
-    let path = payload.source.path().to_path_buf();
-    let missing = || {
-        CopyError::Other(PayloadWriteError::CopyMissing {
-            payload: path.clone(),
-            partition: name.to_string(),
-        })
-    };
-    if u64::from(payload.manifest.block_size.unwrap_or(4096)) != opts.block_size {
-        return Err(CopyError::Other(PayloadWriteError::CopyBlockSize {
-            payload: path.clone(),
-            partition: name.to_string(),
-            theirs: payload.block_size,
-            ours: opts.block_size,
-        }));
-    }
-    let part = payload.partition(name).ok_or_else(missing)?;
-    if let Some(op) = part.first_incremental_op() {
-        return Err(CopyError::Other(PayloadWriteError::CopyIncremental {
-            payload: path.clone(),
-            partition: name.to_string(),
-            index: op.index,
-            kind: op.kind_name(),
-        }));
-    }
-    let mut update = payload
-        .manifest
-        .partitions
-        .iter()
-        .find(|p| p.partition_name.as_deref() == Some(name))
-        .cloned()
-        .ok_or_else(missing)?;
-    // A full payload has no source; drop anything describing one.
-    update.old_partition_info = None;
+    let (part, mut update) = check_copyable(payload, name, opts).map_err(CopyError::Other)?;
     let window = (opts.jobs.max(1) * 16).max(1);
     for ops in part.ops.chunks(window) {
-        let blobs: Vec<std::result::Result<Vec<u8>, CopyError>> = pool.install(|| {
+        let blobs: Vec<Result<Vec<u8>>> = pool.install(|| {
             ops.par_iter()
-                .map(|op| {
-                    if op.data_len == 0 {
-                        return Ok(Vec::new());
-                    }
-                    let data = payload
-                        .read(op.data_offset, op.data_len)
-                        .map_err(|source| {
-                            CopyError::Other(PayloadWriteError::Read {
-                                payload: path.clone(),
-                                source: Box::new(source),
-                            })
-                        })?;
-                    if let Some(want) = op.data_hash {
-                        let got: [u8; 32] = Sha256::digest(&data).into();
-                        if got != want {
-                            return Err(CopyError::Other(PayloadWriteError::CopyHash {
-                                payload: path.clone(),
-                                partition: name.to_string(),
-                                index: op.index,
-                                offset: op.data_offset,
-                            }));
-                        }
-                    }
-                    Ok(data)
+                .map(|op| match op.data_len {
+                    0 => Ok(Vec::new()),
+                    _ => read_copied_blob(payload, name, op),
                 })
                 .collect()
         });
         for (op, blob) in ops.iter().zip(blobs) {
-            let blob = blob?;
+            let blob = blob.map_err(CopyError::Other)?;
             if blob.is_empty() {
                 continue;
             }
             let proto = update.operations.get_mut(op.index).ok_or_else(|| {
                 CopyError::Other(PayloadWriteError::CopyMissingOp {
-                    payload: path.clone(),
+                    payload: payload.source.path().to_path_buf(),
                     partition: name.to_string(),
                     index: op.index,
                 })
@@ -640,7 +710,7 @@ fn copy_partition(
     Ok(update)
 }
 
-fn hash_file(file: &File, size: u64) -> io::Result<[u8; 32]> {
+pub(super) fn hash_file(file: &File, size: u64) -> io::Result<[u8; 32]> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0;
