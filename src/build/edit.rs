@@ -1,6 +1,7 @@
 //! Stage 5, edit or rebuild: how each touched partition is written.
 //!
-//! By default a touched partition is edited in place (`fs::erofs::edit`):
+//! By default a touched partition is edited in place (`fs::erofs::edit`,
+//! `fs::ext4::edit`):
 //! every surviving inode keeps its nid and every surviving block its address
 //! and bytes, and the edit reports which byte ranges changed and which became
 //! zero, so that the package writers can reuse the rest of the source.
@@ -140,15 +141,8 @@ fn edit_image(kind: Option<FsKind>, name: &str, path: &Path, e: &Edit) -> Result
     let mut stats = match kind {
         Some(FsKind::Erofs) => crate::fs::erofs::edit::edit_image(path, e, out.file_mut())
             .map_err(|err| err.into_error(path, name))?,
-        Some(FsKind::Ext4) => {
-            return Err(Error::invalid(
-                path,
-                format!(
-                    "partition {name}: ext4 images cannot be edited in place yet; \
-                     --ext4-to-erofs rebuilds it as EROFS (only for kernels that mount EROFS)"
-                ),
-            ));
-        }
+        Some(FsKind::Ext4) => crate::fs::ext4::edit::edit_image(path, e, out.file_mut())
+            .map_err(|err| err.into_error(path, name))?,
         None => {
             return Err(Error::invalid(
                 path,
@@ -156,7 +150,7 @@ fn edit_image(kind: Option<FsKind>, name: &str, path: &Path, e: &Edit) -> Result
             ));
         }
     };
-    let avb_footer = super::footer::refresh(path, out.file(), out.tmp_path(), &mut stats)?;
+    let avb_footer = super::footer::refresh(kind, path, out.file(), out.tmp_path(), &mut stats)?;
     out.file()
         .sync_all()
         .map_err(|err| Error::io(out.tmp_path(), err))?;

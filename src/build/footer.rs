@@ -18,14 +18,22 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::avb::AvbError;
 use crate::format::avb::footer::{Refreshed, read_hashtree_footer, refresh_hashtree};
+use crate::fs::FsKind;
 use crate::fs::edit::{EditStats, push_range};
 use crate::util::hex;
 
-/// Offset of the EROFS superblock, and of its block-size bits and block
-/// count within it.
-const EROFS_SUPER: u64 = 1024;
+/// Offset of the EROFS and ext4 superblocks.
+const SUPER: u64 = 1024;
+/// EROFS: block-size bits and block count in the superblock.
 const EROFS_BLKSZBITS: usize = 12;
 const EROFS_BLOCKS: usize = 36;
+/// ext4: block count (low, high), log2(block size) − 10, incompatible
+/// features and their 64-bit flag.
+const EXT4_BLOCKS_LO: usize = 0x4;
+const EXT4_LOG_BLOCK_SIZE: usize = 0x18;
+const EXT4_INCOMPAT: usize = 0x60;
+const EXT4_INCOMPAT_64BIT: u32 = 0x80;
+const EXT4_BLOCKS_HI: usize = 0x150;
 
 /// Refreshes or strips the AVB hashtree footer that the source image `src`
 /// carries, in `out`, its in-place edit (at `tmp`, for messages). Keeps
@@ -33,6 +41,7 @@ const EROFS_BLOCKS: usize = 36;
 /// changed (and zeroed) blocks are added. Returns the report's note, `None`
 /// when the source has no footer.
 pub(super) fn refresh(
+    kind: Option<FsKind>,
     src: &Path,
     out: &File,
     tmp: &Path,
@@ -46,7 +55,7 @@ pub(super) fn refresh(
         Err(AvbError::Io(e)) => return Err(Error::io(src, e)),
         Err(e) => Err(e),
     };
-    let fs_len = erofs_len(out).map_err(|e| Error::io(tmp, e))?;
+    let fs_len = fs_len(kind, out).map_err(|e| Error::io(tmp, e))?;
     clip(stats, fs_len);
     let outcome = found.and_then(|f| refresh_hashtree(out, fs_len, &f));
     match outcome {
@@ -88,15 +97,27 @@ fn note(r: &Refreshed) -> String {
     )
 }
 
-/// The edited EROFS filesystem's length: its block count times its block
-/// size, from the superblock the editor wrote.
-fn erofs_len(out: &File) -> std::io::Result<u64> {
-    let mut sb = [0u8; 64];
-    out.read_exact_at(&mut sb, EROFS_SUPER)?;
-    let bits = u32::from(sb[EROFS_BLKSZBITS]);
-    let b = &sb[EROFS_BLOCKS..EROFS_BLOCKS + 4];
-    let blocks = u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    Ok(blocks << bits.min(16))
+/// The edited filesystem's length: its block count times its block size,
+/// from the superblock the editor wrote.
+fn fs_len(kind: Option<FsKind>, out: &File) -> std::io::Result<u64> {
+    let mut sb = [0u8; 1024];
+    out.read_exact_at(&mut sb, SUPER)?;
+    let le32 = |at: usize| u32::from_le_bytes([sb[at], sb[at + 1], sb[at + 2], sb[at + 3]]);
+    Ok(match kind {
+        Some(FsKind::Ext4) => {
+            let hi = if le32(EXT4_INCOMPAT) & EXT4_INCOMPAT_64BIT != 0 {
+                u64::from(le32(EXT4_BLOCKS_HI))
+            } else {
+                0
+            };
+            let blocks = (hi << 32) | u64::from(le32(EXT4_BLOCKS_LO));
+            blocks.saturating_mul(1 << (10 + le32(EXT4_LOG_BLOCK_SIZE).min(6)))
+        }
+        _ => {
+            let bits = u32::from(sb[EROFS_BLKSZBITS]).min(16);
+            u64::from(le32(EROFS_BLOCKS)).saturating_mul(1 << bits)
+        }
+    })
 }
 
 /// Drops the parts of the edit's ranges past the filesystem: the editor
