@@ -742,3 +742,50 @@ fn fastboot_super_stores_no_block_an_edit_zeroed() {
     assert!(zeroed_total > 0, "the edits zeroed no block");
     eprintln!("{zeroed_total} zeroed blocks, none stored as RAW");
 }
+
+#[test]
+fn an_edit_that_outgrows_its_group_fails_clearly_with_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two build.prop values of 900 KB each (a profile is at most 1 MiB)
+    // make product grow past the 1.4 MiB its group has left.
+    std::fs::write(
+        d.join("filler.yaml"),
+        format!(
+            "name: filler\ndescription: test\nprops:\n  product:\n    set: {{ ro.filler1: \"{}\" }}\n",
+            "a".repeat(900_000)
+        ),
+    )
+    .unwrap();
+    let big = d.join("big.yaml");
+    std::fs::write(
+        &big,
+        format!(
+            "name: big\ndescription: test\nextends: [filler.yaml]\nprops:\n  product:\n    set: {{ ro.filler2: \"{}\" }}\n",
+            "b".repeat(900_000)
+        ),
+    )
+    .unwrap();
+    for format in ["ota", "fastboot"] {
+        let out = d.join(format!("out-{format}.zip"));
+        let a = romkit()
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .args(["build", "--format", format, "--profile"])
+            .arg(&big)
+            .arg("-o")
+            .arg(&out)
+            .arg(sample())
+            .assert()
+            .code(3);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        assert!(
+            err.contains("does not fit: group qti_dynamic_partitions needs")
+                && err.contains("grown: product +"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        assert!(!d.join(format!("out-{format}.zip.manifest.json")).exists());
+    }
+    let left: Vec<_> = std::fs::read_dir(d).unwrap().collect();
+    assert_eq!(left.len(), 2, "only the profiles are left: {left:?}");
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{BuiltPartition, OutputFormat, sha256_file};
+use super::{BuiltPartition, OutputFormat, Space, sha256_file};
 use crate::error::{Error, Result};
 use crate::rom::Rom;
 
@@ -96,4 +96,36 @@ pub(super) fn remove_output(output: &Path, format: OutputFormat) {
     } else {
         std::fs::remove_file(output)
     };
+}
+
+/// Fails, before anything is packaged, when the output's partitions no
+/// longer fit a dynamic partition group or the super device: an in-place
+/// edit appends blocks when a replaced file or a directory does not fit in
+/// freed ones. The message names the space, the bytes missing and the
+/// partitions that grew.
+pub(super) fn check_fits(input: &Path, space: &[Space], parts: &[BuiltPartition]) -> Result<()> {
+    let Some(full) = space.iter().find(|s| s.used > s.size) else {
+        return Ok(());
+    };
+    let grown: Vec<String> = parts
+        .iter()
+        .filter(|p| p.size > p.source_size && p.source_size > 0)
+        .map(|p| format!("{} +{} bytes", p.name, p.size - p.source_size))
+        .collect();
+    let grown = if grown.is_empty() {
+        String::new()
+    } else {
+        format!(" (grown: {})", grown.join(", "))
+    };
+    Err(Error::invalid(
+        input,
+        format!(
+            "the output does not fit: {} needs {} bytes, {} more than its {}{grown}; \
+             remove less, or build with --repack to write the partitions smaller",
+            full.name,
+            full.used,
+            full.used - full.size,
+            full.size
+        ),
+    ))
 }

@@ -227,6 +227,8 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     let patched = sources::patch_vbmeta(&sel, work)?;
     let images = sources::sources(&sel, &apps.changes, &patched, work);
     let partitions = record::partitions(&source.rom, &images, &apps.filesystems, &others.hashes)?;
+    let space = record::space_report(&source.rom, &partitions);
+    check::check_fits(input, &space, &partitions)?;
 
     let t = Instant::now();
     let copy_payload = sel.copy_from.is_some();
@@ -245,7 +247,6 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         let _ = std::fs::remove_file(&dest.manifest_json);
         return Err(e);
     }
-    let space = record::space_report(&source.rom, &partitions);
     let mut r = report(output, dest, opts, partitions, space, apps.plan, times);
     r.fastboot = fastboot;
     Ok(r)
