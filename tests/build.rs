@@ -789,3 +789,94 @@ fn an_edit_that_outgrows_its_group_fails_clearly_with_nothing_written() {
     let left: Vec<_> = std::fs::read_dir(d).unwrap().collect();
     assert_eq!(left.len(), 2, "only the profiles are left: {left:?}");
 }
+
+#[test]
+fn repack_rebuilds_and_converting_ext4_takes_its_own_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // --repack: the touched partitions are rebuilt, without a block count.
+    let images = d.join("repacked");
+    build(&images, "images", &["--repack"]).success();
+    let m: serde_json::Value =
+        serde_json::from_slice(&read(&d.join("repacked.manifest.json"))).unwrap();
+    for p in m["partitions"].as_array().unwrap() {
+        if ["system", "system_ext", "product"].contains(&p["name"].as_str().unwrap()) {
+            assert_eq!(p["status"], "rebuilt", "{p}");
+            assert!(p.get("changed_blocks").is_none(), "{p}");
+        }
+    }
+
+    // A fastboot zip whose product is ext4 (mke2fs -d).
+    let Some(mke2fs) = tool("mke2fs") else {
+        return;
+    };
+    let tree = d.join("tree");
+    std::fs::create_dir_all(tree.join("app/Foo")).unwrap();
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("app/Foo/Foo.apk"), b"not an apk").unwrap();
+    std::fs::write(tree.join("etc/build.prop"), b"ro.product.name=x\n").unwrap();
+    let img = d.join("product.img");
+    run(Command::new(mke2fs)
+        .args(["-q", "-t", "ext4", "-b", "4096", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("8M"));
+    let pkg = d.join("ext4.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&pkg).unwrap());
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.start_file("images/product.img", o).unwrap();
+        std::io::Write::write_all(&mut z, &read(&img)).unwrap();
+        z.finish().unwrap();
+    }
+    let profile = d.join("foo.yaml");
+    std::fs::write(
+        &profile,
+        "name: foo\ndescription: test\nremove:\n  - path: product/app/Foo\n    reason: test\n",
+    )
+    .unwrap();
+    let out = d.join("out");
+    let run_build = |extra: &[&str]| {
+        romkit()
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .args(["build", "--format", "images", "--profile"])
+            .arg(&profile)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .arg(&pkg)
+            .assert()
+    };
+    let stderr = |a: &assert_cmd::assert::Assert| {
+        String::from_utf8_lossy(&a.get_output().stderr).to_string()
+    };
+    // In place (the default): refused, naming the partition and the flag.
+    let a = run_build(&[]).code(3);
+    let e = stderr(&a);
+    assert!(
+        e.contains("ext4.zip:product") && e.contains("--ext4-to-erofs"),
+        "{e}"
+    );
+    // --repack alone does not convert.
+    let a = run_build(&["--repack"]).code(2);
+    assert!(stderr(&a).contains("--ext4-to-erofs"), "{}", stderr(&a));
+    assert!(!out.exists());
+    // --ext4-to-erofs converts, with a warning about kernel support.
+    let a = run_build(&["--ext4-to-erofs"]).success();
+    assert!(
+        stderr(&a).contains("kernel must mount EROFS"),
+        "{}",
+        stderr(&a)
+    );
+    let new = read(&out.join("product.img"));
+    assert_eq!(&new[1024..1028], &0xE0F5_E1E2u32.to_le_bytes());
+    if let Some(fsck) = tool("fsck.erofs") {
+        let x = d.join("x");
+        run(Command::new(fsck)
+            .arg(format!("--extract={}", x.display()))
+            .arg(out.join("product.img")));
+        assert!(x.join("etc/build.prop").exists());
+        assert!(!x.join("app/Foo").exists());
+    }
+}

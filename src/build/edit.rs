@@ -100,6 +100,7 @@ pub(super) fn methods(
 pub(super) fn edit_all(
     methods: &BTreeMap<String, Method>,
     filesystems: &BTreeMap<String, FsKind>,
+    input: &Path,
     work: &Path,
 ) -> Result<BTreeMap<String, EditStats>> {
     let edits: Vec<(&String, &Edit)> = methods
@@ -114,36 +115,31 @@ pub(super) fn edit_all(
         .map(|&(name, e)| {
             let path = image_path(work, name);
             let kind = filesystems.get(name).copied();
-            Ok((name.clone(), edit_image(kind, name, &path, e)?))
+            let source = format!("{}:{name}", input.display());
+            Ok((name.clone(), edit_image(kind, &source, &path, e)?))
         })
         .collect()
 }
 
-/// Edits the image at `path` (partition `name`, filesystem `kind`) in
-/// place: the edited image is written beside it and renamed over it.
+/// Edits the image at `path` (the partition `source` names, as
+/// `package.zip:product`; filesystem `kind`) in place: the edited image is
+/// written beside it and renamed over it.
 ///
 /// One call per filesystem; an image that carries an AVB footer gets its
 /// footer refreshed here, after the edit, from the same [`EditStats`].
-fn edit_image(kind: Option<FsKind>, name: &str, path: &Path, e: &Edit) -> Result<EditStats> {
+fn edit_image(kind: Option<FsKind>, source: &str, path: &Path, e: &Edit) -> Result<EditStats> {
     let mut out = AtomicFile::create(path, true)?;
     let stats = match kind {
         Some(FsKind::Erofs) => crate::fs::erofs::edit::edit_image(path, e, out.file_mut())
-            .map_err(|err| err.into_error(path, name))?,
+            .map_err(|err| err.into_error(path, source))?,
         Some(FsKind::Ext4) => {
             return Err(Error::invalid(
-                path,
-                format!(
-                    "partition {name}: ext4 images cannot be edited in place yet; \
-                     --ext4-to-erofs rebuilds it as EROFS (only for kernels that mount EROFS)"
-                ),
+                source,
+                "ext4 images cannot be edited in place yet; --ext4-to-erofs rebuilds the \
+                 partition as EROFS (only for kernels that mount EROFS)",
             ));
         }
-        None => {
-            return Err(Error::invalid(
-                path,
-                format!("partition {name}: no filesystem"),
-            ));
-        }
+        None => return Err(Error::invalid(source, "no filesystem romkit can edit")),
     };
     out.file()
         .sync_all()

@@ -346,7 +346,7 @@ fn write_touched(
         }
     }
     let mut changes: BTreeMap<String, sources::Change> =
-        edit::edit_all(methods, &trees.filesystems, work)?
+        edit::edit_all(methods, &trees.filesystems, input, work)?
             .into_iter()
             .map(|(n, s)| (n, sources::Change::Edited(s)))
             .collect();
