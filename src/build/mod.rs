@@ -236,7 +236,14 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     times.package = secs(t);
 
     let t = Instant::now();
-    if let Err(e) = check::check_output(output, opts.format, &partitions, work, opts.jobs) {
+    if let Err(e) = check::check_output(
+        output,
+        opts.format,
+        &partitions,
+        work,
+        opts.jobs,
+        sel.copy_from,
+    ) {
         check::remove_output(output, opts.format);
         return Err(e);
     }
