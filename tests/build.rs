@@ -587,6 +587,14 @@ fn ota_of_edited_partitions_copies_every_unchanged_operation() {
 
     let manifest: serde_json::Value =
         serde_json::from_slice(&read(&dir.path().join("images.manifest.json"))).unwrap();
+    // `diff` of the input and the build says which partitions were edited.
+    let out = romkit()
+        .args(["diff", "--json"])
+        .arg(sample())
+        .arg(dir.path().join("images.manifest.json"))
+        .assert()
+        .code(1);
+    let diff_json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let sp = romkit::rom::Rom::open(&sample()).unwrap();
     let op = romkit::rom::Rom::open(&ota).unwrap();
     let (sp, op) = (sp.payload().unwrap(), op.payload().unwrap());
@@ -608,6 +616,13 @@ fn ota_of_edited_partitions_copies_every_unchanged_operation() {
             .unwrap();
         assert_eq!(rec["status"], "edited", "{name}");
         assert_eq!(rec["changed_blocks"], diff.len() as u64, "{name}");
+        let change = diff_json["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        assert_eq!(change["edited_blocks_b"], diff.len() as u64, "{name}");
         let (part, out) = (sp.partition(name).unwrap(), op.partition(name).unwrap());
         let (mut copied, mut zeroed) = (0, 0);
         for o in &part.ops {
