@@ -18,16 +18,16 @@ fi
 SECONDS_EACH=$1
 shift
 
-ALL=(payload_manifest payload_ops sparse lp_metadata transfer_list erofs_tree erofs_edit
+ALL=(payload_manifest payload_ops sparse lp_metadata transfer_list erofs_tree erofs_edit ext4_edit
   ext4_xattr apk_identity profile_yaml manifest_json version_code package_detect
-  patch_bsdiff patch_puffin patch_zucchini)
+  patch_bsdiff patch_puffin patch_zucchini patch_lz4diff flash_texts)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 
 # Largest input per target: enough for the seeds, small enough to stay fast.
 max_len() {
   case "$1" in
     payload_manifest | payload_ops | package_detect) echo 262144 ;;
-    sparse | lp_metadata | erofs_tree | erofs_edit | ext4_xattr) echo 262144 ;;
+    sparse | lp_metadata | erofs_tree | erofs_edit | ext4_edit | ext4_xattr) echo 262144 ;;
     apk_identity) echo 131072 ;;
     profile_yaml | manifest_json) echo 65536 ;;
     transfer_list) echo 16384 ;;

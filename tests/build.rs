@@ -866,13 +866,14 @@ fn repack_rebuilds_and_converting_ext4_takes_its_own_flag() {
     let stderr = |a: &assert_cmd::assert::Assert| {
         String::from_utf8_lossy(&a.get_output().stderr).to_string()
     };
-    // In place (the default): refused, naming the partition and the flag.
-    let a = run_build(&[]).code(3);
-    let e = stderr(&a);
-    assert!(
-        e.contains("ext4.zip:product") && e.contains("--ext4-to-erofs"),
-        "{e}"
-    );
+    // In place (the default): still ext4, edited.
+    run_build(&[]).success();
+    let edited = read(&out.join("product.img"));
+    assert_eq!(&edited[1080..1082], &[0x53, 0xEF]);
+    let m: serde_json::Value = serde_json::from_slice(&read(&d.join("out.manifest.json"))).unwrap();
+    assert_eq!(m["partitions"][0]["status"], "edited", "{m}");
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_file(d.join("out.manifest.json")).unwrap();
     // --repack alone does not convert.
     let a = run_build(&["--repack"]).code(2);
     assert!(stderr(&a).contains("--ext4-to-erofs"), "{}", stderr(&a));

@@ -327,13 +327,13 @@ fn hostile_tgz_entries_are_refused() {
 }
 
 /// A fake `fastboot` in `dir/bin` that logs each call to `dir/log` and
-/// answers `getvar product/anti/crc` from FAKE_PRODUCT, FAKE_ANTI and
-/// FAKE_CRC. Returns the PATH to run scripts with.
+/// answers `getvar product/anti/crc/rollback_ver` from FAKE_PRODUCT,
+/// FAKE_ANTI, FAKE_CRC and FAKE_ROLLBACK. Returns the PATH to run scripts with.
 fn fake_fastboot(dir: &Path) -> String {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = format!(
-        "#!/bin/sh\necho \"$*\" >> {}\ncase \"$1 $2\" in\n  \"getvar product\") echo \"product: $FAKE_PRODUCT\" >&2 ;;\n  \"getvar anti\") if [ -n \"$FAKE_ANTI\" ]; then echo \"anti: $FAKE_ANTI\" >&2; fi ;;\n  \"getvar crc\") echo \"crc: ${{FAKE_CRC:-0}}\" >&2 ;;\nesac\nexit 0\n",
+        "#!/bin/sh\necho \"$*\" >> {}\ncase \"$1 $2\" in\n  \"getvar product\") echo \"product: $FAKE_PRODUCT\" >&2 ;;\n  \"getvar anti\") if [ -n \"$FAKE_ANTI\" ]; then echo \"anti: $FAKE_ANTI\" >&2; fi ;;\n  \"getvar crc\") echo \"crc: ${{FAKE_CRC:-0}}\" >&2 ;;\n  \"getvar rollback_ver\") if [ -n \"$FAKE_ROLLBACK\" ]; then echo \"rollback_ver: $FAKE_ROLLBACK\" >&2; fi ;;\nesac\nexit 0\n",
         dir.join("log").display()
     );
     std::fs::write(bin.join("fastboot"), fake).unwrap();
@@ -362,6 +362,32 @@ fn run_script(dir: &Path, path: &str, script: &Path, env: &[(&str, &str)]) -> (b
         .map(str::to_string)
         .collect();
     (st.status.success(), calls)
+}
+
+/// The fastboot commands of the Windows script beside `sh` (`flash_all.bat`
+/// for `flash_all.sh`, `windows_…` for `linux_…`/`macos_…`), in the order
+/// its lines hold them (every branch taken), as the fake fastboot logs
+/// them; they must be the `calls` of the `.sh` run that took every branch.
+fn assert_bat_matches(sh: &Path, calls: &[String]) {
+    let name = sh.file_name().unwrap().to_string_lossy();
+    let name = name
+        .replacen("linux_", "windows_", 1)
+        .replacen("macos_", "windows_", 1)
+        .replace(".sh", ".bat");
+    let text = std::fs::read_to_string(sh.with_file_name(&name)).unwrap();
+    let mut got = Vec::new();
+    for line in text.split("\r\n") {
+        for (i, _) in line.match_indices("fastboot %* ") {
+            let rest = &line[i + "fastboot %* ".len()..];
+            let end = [" 2>&1", " 2^>", " ||", " |", "'", ")"]
+                .iter()
+                .filter_map(|m| rest.find(m))
+                .min()
+                .unwrap_or(rest.len());
+            got.push(rest[..end].trim().replace('\\', "/"));
+        }
+    }
+    assert_eq!(got, calls, "{name}");
 }
 
 fn shellcheck_all(scripts: &[PathBuf]) {
@@ -435,6 +461,31 @@ print('ok', n)
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
 }
 
+/// The package folder's `md5sum.xml` checked with Python's ElementTree and
+/// hashlib: one MD5 digest per file of `images/`, each right, the rest of
+/// the document kept.
+fn python_checks_md5sum(pkg: &Path) {
+    let Some(py) = python_with(&["hashlib"]) else {
+        return;
+    };
+    let code = r#"
+import hashlib, os, sys, xml.etree.ElementTree as ET
+root = sys.argv[1]
+doc = ET.parse(os.path.join(root, 'md5sum.xml')).getroot()
+assert doc.tag == 'root' and doc.find('security-patch-level/level').text == '2024-01-01'
+got = {d.get('name'): d.text for d in doc.find('digests') if d.get('hash') == 'md5'}
+images = os.path.join(root, 'images')
+files = sorted(f for f in os.listdir(images) if os.path.isfile(os.path.join(images, f)))
+assert sorted(got) == files, (sorted(got), files)
+for f in files:
+    want = hashlib.md5(open(os.path.join(images, f), 'rb').read()).hexdigest()
+    assert got[f] == want, (f, got[f], want)
+print('ok', len(files))
+"#;
+    let out = run_ok(Command::new(&py).args(["-c", code]).arg(pkg));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
+}
+
 /// An official-style package: the generated folder with its scripts
 /// replaced by ones shaped like Xiaomi's (anti-rollback, CRC block, erase
 /// boot_ab first, firmware, super, vbmeta, erase metadata, boot last), a
@@ -468,6 +519,17 @@ fn official_folder(dir: &Path) -> PathBuf {
     std::fs::write(
         folder.join("misc.txt"),
         "device=fuxi\nbuild_number=OS1.0.24.0.UMCCNXM\n",
+    )
+    .unwrap();
+    // md5sum.xml as Xiaomi's packages carry it (MiFlash checks it), with
+    // stale digests and one for a file the package does not have.
+    std::fs::write(
+        folder.join("md5sum.xml"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<root>\n  <digests>\n    \
+         <digest hash=\"md5\" name=\"boot.img\">2e169a483b7c35d9c2056ae9c7e61469</digest>\n    \
+         <digest hash=\"md5\" name=\"cust.img\">03b39b71267428b46c11f5052385d482</digest>\n    \
+         <digest hash=\"md5\" name=\"abl.elf\">fb7f517fb46757282f409dc2a8a0719b</digest>\n  \
+         </digests>\n  <security-patch-level>\n    <level>2024-01-01</level>\n  </security-patch-level>\n</root>\n",
     )
     .unwrap();
     let step = |cmd: &str, what: &str| {
@@ -555,6 +617,8 @@ fn official_package_keeps_its_checks_and_order_and_loses_its_lock_scripts() {
         "info"
     );
     assert_eq!(find("images/crclist.txt boot").unwrap()["status"], "failed");
+    assert_eq!(find("md5sum.xml boot.img").unwrap()["status"], "failed");
+    assert_eq!(find("md5sum.xml cust.img").unwrap()["status"], "failed");
 
     let out = dir.path().join("out");
     let r = romkit()
@@ -594,6 +658,7 @@ fn official_package_keeps_its_checks_and_order_and_loses_its_lock_scripts() {
     assert!(text.contains("anti-rollback: checked against 3"), "{text}");
 
     python_checks_crc_lists(&out, &[("abl", "images/abl.elf")]);
+    python_checks_md5sum(&out);
 
     // Every script against a fake device.
     let path = fake_fastboot(dir.path());
@@ -644,6 +709,7 @@ fn official_package_keeps_its_checks_and_order_and_loses_its_lock_scripts() {
         }
         want.extend(["flash boot_ab images/boot.img", "set_active a", "reboot"]);
         assert_eq!(calls, want, "{}", script.display());
+        assert_bat_matches(script, &calls);
         // Without CRC checking in the bootloader the lists are not flashed.
         let (ok, calls) = run_script(dir.path(), &path, script, &[("FAKE_PRODUCT", "fuxi")]);
         assert!(ok);
@@ -761,6 +827,7 @@ fn xiaomi_eu_style_has_its_scripts_split_super_and_readme() {
             "reboot",
         ]);
         assert_eq!(calls, want, "{}", s.display());
+        assert_bat_matches(s, &calls);
     }
     let readme = std::fs::read_to_string(pkg.join("README.txt")).unwrap();
     assert!(readme.contains("windows_fastboot_update_rom.bat"));
@@ -778,4 +845,179 @@ fn xiaomi_eu_style_has_its_scripts_split_super_and_readme() {
         .assert()
         .success()
         .stdout(predicate::str::contains("sparsecrclist.txt super"));
+}
+
+/// The official-style folder as a tgz, after `edit` changed the text of
+/// each of its scripts (`.bat`s edited with `\n` line ends) and `anti`
+/// replaced `images/anti_version.txt` (`None`: removed).
+fn official_variant(
+    dir: &Path,
+    name: &str,
+    edit: impl Fn(&str, &str) -> String,
+    anti: Option<&str>,
+) -> PathBuf {
+    let folder = official_folder(&dir.join(name));
+    for f in listing(&folder) {
+        if f.ends_with(".sh") || f.ends_with(".bat") {
+            let p = folder.join(&f);
+            let text = std::fs::read_to_string(&p).unwrap().replace("\r\n", "\n");
+            let mut text = edit(&f, &text);
+            if f.ends_with(".bat") {
+                text = text.replace('\n', "\r\n");
+            }
+            std::fs::write(&p, text).unwrap();
+        }
+    }
+    let anti_path = folder.join("images/anti_version.txt");
+    match anti {
+        Some(a) => std::fs::write(&anti_path, a).unwrap(),
+        None => std::fs::remove_file(&anti_path).unwrap(),
+    }
+    let top = "fuxi_images_OS1.0.24.0.UMCCNXM_20240115.0000.00_14.0_cn";
+    let tgz = dir.join(format!("{name}.tgz"));
+    official_tgz(&folder, &tgz, top);
+    tgz
+}
+
+/// How the official-style scripts read their anti-rollback version.
+const ANTI_FROM_FILE: &str = "if [ -e $(dirname $0)/images/anti_version.txt ]; then\n\
+    CURRENT_ANTI_VER=`cat $(dirname $0)/images/anti_version.txt`\nfi\n";
+
+#[test]
+fn anti_rollback_in_the_script_and_mediatek_variable_are_carried() {
+    // MediaTek-shaped scripts: the version written in the script, the
+    // device asked for rollback_ver, no anti_version.txt.
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = official_variant(
+        dir.path(),
+        "mtk",
+        |_, t| {
+            t.replace(ANTI_FROM_FILE, "CURRENT_ANTI_VER=2\n").replace(
+                "getvar anti 2>&1 | grep -oP \"anti: \\K[0-9]+\"",
+                "getvar rollback_ver 2>&1 | grep \"rollback_ver:\" | awk -F \": \" '{print $2}'",
+            )
+        },
+        None,
+    );
+    let out = dir.path().join("out");
+    let r = romkit()
+        .args(["--json", "fastboot", "-o"])
+        .arg(&out)
+        .arg(&tgz)
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&r.get_output().stdout).unwrap();
+    assert_eq!(v["anti_version"], "2", "{v}");
+    assert!(
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("CURRENT_ANTI_VER")),
+        "{v}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("images/anti_version.txt")).unwrap(),
+        "2\n"
+    );
+    let path = fake_fastboot(dir.path());
+    let scripts = [
+        out.join("flash_all.sh"),
+        out.join("flash_all_except_storage.sh"),
+    ];
+    shellcheck_all(&scripts);
+    for script in &scripts {
+        let fuxi = ("FAKE_PRODUCT", "fuxi");
+        // The device's rollback_ver is what counts, not anti.
+        let (ok, calls) = run_script(dir.path(), &path, script, &[fuxi, ("FAKE_ROLLBACK", "3")]);
+        assert!(!ok);
+        assert_eq!(calls, ["getvar product", "getvar rollback_ver"]);
+        let (ok, calls) = run_script(
+            dir.path(),
+            &path,
+            script,
+            &[fuxi, ("FAKE_ROLLBACK", "2"), ("FAKE_ANTI", "9")],
+        );
+        assert!(ok);
+        assert_eq!(
+            calls[..3],
+            ["getvar product", "getvar rollback_ver", "getvar crc"]
+        );
+        assert!(calls.contains(&"flash boot_ab images/boot.img".to_string()));
+    }
+    for bat in ["flash_all.bat", "flash_all_except_storage.bat"] {
+        let t = std::fs::read_to_string(out.join(bat)).unwrap();
+        assert!(t.contains("getvar rollback_ver"), "{bat}");
+        assert!(!t.contains("getvar anti"), "{bat}");
+    }
+}
+
+#[test]
+fn an_official_check_romkit_cannot_make_is_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only the Windows script checks the security patch level.
+    let tgz = official_variant(
+        dir.path(),
+        "spl",
+        |name, t| {
+            if name == "flash_all.bat" {
+                t.replace(
+                    "fastboot $* erase boot_ab",
+                    "fastboot $* getvar security-patch-level 2>&1 | findstr /r /c:\"2024\" || exit /B 1\nfastboot $* erase boot_ab",
+                )
+            } else {
+                t.to_string()
+            }
+        },
+        Some("3\n"),
+    );
+    let out = dir.path().join("out");
+    romkit()
+        .args(["fastboot", "-o"])
+        .arg(&out)
+        .arg(&tgz)
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("flash_all.bat line ")
+                .and(predicate::str::contains("security-patch-level"))
+                .and(predicate::str::contains("refusing rather than dropping")),
+        );
+    assert!(!out.exists());
+    // build refuses it before any work.
+    let built = dir.path().join("built.tgz");
+    romkit()
+        .args([
+            "build",
+            "--profile",
+            "minimal",
+            "--format",
+            "fastboot",
+            "-o",
+        ])
+        .arg(&built)
+        .arg(&tgz)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("flash_all.bat line "));
+    assert!(!built.exists());
+
+    // The scripts and anti_version.txt disagree on the version.
+    let tgz = official_variant(
+        dir.path(),
+        "disagree",
+        |_, t| t.replace(ANTI_FROM_FILE, "CURRENT_ANTI_VER=1\n"),
+        Some("3\n"),
+    );
+    romkit()
+        .args(["fastboot", "-o"])
+        .arg(&out)
+        .arg(&tgz)
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("images/anti_version.txt says 3")
+                .and(predicate::str::contains("CURRENT_ANTI_VER) says 1")),
+        );
+    assert!(!out.exists());
 }

@@ -1,6 +1,7 @@
 //! Stage 5, edit or rebuild: how each touched partition is written.
 //!
-//! By default a touched partition is edited in place (`fs::erofs::edit`):
+//! By default a touched partition is edited in place (`fs::erofs::edit`,
+//! `fs::ext4::edit`):
 //! every surviving inode keeps its nid and every surviving block its address
 //! and bytes, and the edit reports which byte ranges changed and which became
 //! zero, so that the package writers can reuse the rest of the source.
@@ -115,30 +116,31 @@ pub(super) fn edit_all(
         .map(|&(name, e)| {
             let path = image_path(work, name);
             let kind = filesystems.get(name).copied();
-            let source = format!("{}:{name}", input.display());
-            Ok((name.clone(), edit_image(kind, &source, &path, e)?))
+            Ok((name.clone(), edit_image(kind, input, name, &path, e)?))
         })
         .collect()
 }
 
-/// Edits the image at `path` (the partition `source` names, as
-/// `package.zip:product`; filesystem `kind`) in place: the edited image is
-/// written beside it and renamed over it.
+/// Edits the image at `path` (partition `name` of `input`, filesystem
+/// `kind`) in place: the edited image is written beside it and renamed over
+/// it.
 ///
 /// One call per filesystem; an image that carries an AVB footer gets its
 /// footer refreshed here, after the edit, from the same [`EditStats`].
-fn edit_image(kind: Option<FsKind>, source: &str, path: &Path, e: &Edit) -> Result<EditStats> {
+fn edit_image(
+    kind: Option<FsKind>,
+    input: &Path,
+    name: &str,
+    path: &Path,
+    e: &Edit,
+) -> Result<EditStats> {
+    let source = format!("{}:{name}", input.display());
     let mut out = AtomicFile::create(path, true)?;
     let stats = match kind {
         Some(FsKind::Erofs) => crate::fs::erofs::edit::edit_image(path, e, out.file_mut())
-            .map_err(|err| err.into_error(path, source))?,
-        Some(FsKind::Ext4) => {
-            return Err(Error::invalid(
-                source,
-                "ext4 images cannot be edited in place yet; --ext4-to-erofs rebuilds the \
-                 partition as EROFS (only for kernels that mount EROFS)",
-            ));
-        }
+            .map_err(|err| err.into_error(path, &source))?,
+        Some(FsKind::Ext4) => crate::fs::ext4::edit::edit_image(path, e, out.file_mut())
+            .map_err(|err| err.into_error(path, name))?,
         None => return Err(Error::invalid(source, "no filesystem romkit can edit")),
     };
     out.file()

@@ -90,6 +90,42 @@ pub struct BuildOptions {
     pub ext4_to_erofs: bool,
     /// Worker threads.
     pub jobs: usize,
+    /// Build from a previous build plus incremental packages instead of
+    /// from one full package.
+    pub chain: Option<Chain>,
+}
+
+/// A build's input as a previous build plus incremental packages: the last
+/// step is the package built from, its payload applied to the images of
+/// the steps before (checked against them before anything is written).
+#[derive(Clone, Debug)]
+pub struct Chain {
+    /// The previous build: a full package, a folder of `PARTITION.img`
+    /// images or one image.
+    pub base: PathBuf,
+    /// The incremental packages, in the order they apply.
+    pub steps: Vec<PathBuf>,
+}
+
+impl Chain {
+    /// The chain of `ROM [--source BASE] [--apply INC]…`: with a source,
+    /// ROM is the first step; without, ROM is the base. `None` when nothing
+    /// is applied.
+    pub fn from_args(rom: &Path, source: Option<&Path>, apply: &[PathBuf]) -> Option<Chain> {
+        match source {
+            Some(base) => Some(Chain {
+                base: base.to_path_buf(),
+                steps: std::iter::once(rom.to_path_buf())
+                    .chain(apply.iter().cloned())
+                    .collect(),
+            }),
+            None if apply.is_empty() => None,
+            None => Some(Chain {
+                base: rom.to_path_buf(),
+                steps: apply.to_vec(),
+            }),
+        }
+    }
 }
 
 /// One partition of the output, as the report shows it.
@@ -202,12 +238,28 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     let mut times = StageTimes::default();
     let profile = open::load_profile(opts)?;
     let dest = open::destination(output, opts)?;
+    let input = opts
+        .chain
+        .as_ref()
+        .and_then(|c| c.steps.last())
+        .map_or(input, PathBuf::as_path);
     let t = Instant::now();
-    let source = open::open_and_verify(input, opts.verify)?;
+    let mut source = open::open_and_verify(input, opts.verify)?;
+    if opts.format == OutputFormat::Fastboot {
+        // An input whose scripts cannot be carried over fails now, not
+        // after the rebuild.
+        crate::package::fastboot::preflight(&source.rom)?;
+    }
     times.open_verify = secs(t);
 
     let (parent, work) = open::work_dir(output)?;
     let work = work.path();
+    // The steps before the last are applied beside the output; the last
+    // one is applied while decoding, straight into the work folder.
+    let prepared = match &opts.chain {
+        Some(chain) => Some(open::prepare_chain(chain, &mut source, &parent, opts)?),
+        None => None,
+    };
     let t = Instant::now();
     let sel = decode::select(&source.rom, opts.format);
     if opts.space_check {
@@ -229,6 +281,9 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     let partitions = record::partitions(&source.rom, &images, &apps.filesystems, &others.hashes)?;
     let space = record::space_report(&source.rom, &partitions);
     check::check_fits(input, &space, &partitions)?;
+    if let Some((chain, _)) = &prepared {
+        apps.manifest.input.chain = chain.clone();
+    }
 
     let t = Instant::now();
     let copy_payload = sel.copy_from.is_some();

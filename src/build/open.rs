@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{BuildOptions, manifest_path};
+use super::{BuildOptions, Chain, manifest_path};
 use crate::debloat::{self, Profile};
 use crate::error::{Error, Result};
 use crate::output::TempDir;
@@ -95,4 +95,44 @@ pub(super) fn work_dir(output: &Path) -> Result<(PathBuf, TempDir)> {
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let work = crate::output::temp_dir_in(&parent, ".romkit-build-")?;
     Ok((parent, work))
+}
+
+/// Applies every step of `chain` but the last (in temporary folders in
+/// `parent`) and gives the last step's package, `source`, the images it
+/// applies to. Returns the chain as the manifest records it (file names,
+/// kinds, sizes and SHA-256s, base first) and the folders to keep until
+/// the build is done.
+pub(super) fn prepare_chain(
+    chain: &Chain,
+    source: &mut Source,
+    parent: &Path,
+    opts: &BuildOptions,
+) -> Result<(
+    Vec<crate::manifest::SourceRecord>,
+    crate::rom::incremental::Prepared,
+)> {
+    let before = chain.steps[..chain.steps.len().saturating_sub(1)]
+        .iter()
+        .map(|p| Rom::open(p))
+        .collect::<Result<Vec<_>>>()?;
+    let prepared =
+        crate::rom::incremental::prepare(&chain.base, &before, &source.rom, parent, opts.jobs)?;
+    // A base package is recorded by its kind; a folder or a bare image by
+    // what it is on disk.
+    let base_rom = Rom::open(&chain.base).ok();
+    let mut records = vec![crate::manifest::SourceRecord::of(
+        &chain.base,
+        base_rom.as_ref(),
+        "base",
+    )?];
+    let roms = before.iter().chain([&source.rom]);
+    for (path, rom) in chain.steps.iter().zip(roms) {
+        records.push(crate::manifest::SourceRecord::of(
+            path,
+            Some(rom),
+            "applied",
+        )?);
+    }
+    source.rom.source_images = Some(prepared.images.clone());
+    Ok((records, prepared))
 }

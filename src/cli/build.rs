@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{Ctx, emit, emit_json, human_size};
-use crate::build::{BuildOptions, OutputFormat, build};
+use crate::build::{BuildOptions, Chain, OutputFormat, build};
 use crate::error::Result;
 use crate::util::size::parse_size;
 
@@ -58,6 +58,14 @@ pub struct Args {
     /// up still fails cleanly, exit 4).
     #[arg(long)]
     pub no_space_check: bool,
+    /// The previous build, for an incremental ROM: a full package, a folder
+    /// of PARTITION.img images or one PARTITION.img.
+    #[arg(long, value_name = "BASE")]
+    pub source: Option<PathBuf>,
+    /// Apply this incremental package next (repeatable, in order): ROM is
+    /// then the base, and the build starts from the last package applied.
+    #[arg(long = "apply", value_name = "INC")]
+    pub apply: Vec<PathBuf>,
 }
 
 /// Runs `build`.
@@ -81,6 +89,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             repack: args.repack,
             ext4_to_erofs: args.ext4_to_erofs,
             jobs: ctx.jobs,
+            chain: Chain::from_args(&args.rom, args.source.as_deref(), &args.apply),
         },
     )?;
     for w in &report.warnings {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::{Ctx, emit, emit_json};
 use crate::error::{Error, Result};
+use crate::fixture::miui::generate_block_ota;
 use crate::fixture::{FixtureOptions, LAYOUTS, generate_release, layout, layout_release, release};
 use crate::util::hex;
 
@@ -34,6 +35,21 @@ pub struct Args {
     /// exists for the default layout only.
     #[arg(long, value_name = "NAME")]
     pub layout: Option<String>,
+    /// Which era: `hyperos` (a recovery OTA with payload.bin and EROFS
+    /// partitions, the default) or `miui` (a MIUI 14 block-based OTA:
+    /// `*.new.dat.br` and transfer lists of ext4 system, vendor and product
+    /// images, made with e2fsprogs' mke2fs).
+    #[arg(long, value_enum, default_value = "hyperos")]
+    pub era: Era,
+}
+
+/// The package era `fixture` generates.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// HyperOS recovery OTA (payload.bin, EROFS).
+    Hyperos,
+    /// MIUI-era block-based OTA (new.dat.br, ext4).
+    Miui,
 }
 
 use crate::util::size::parse_size;
@@ -42,6 +58,26 @@ use crate::util::size::parse_size;
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     if args.size < 1 << 20 {
         return Err(Error::Usage("--size must be at least 1M".into()));
+    }
+    let opts = FixtureOptions {
+        size: args.size,
+        xz_level: args.xz_level,
+        jobs: ctx.jobs,
+        force: args.force,
+    };
+    if args.era == Era::Miui {
+        if args.release != 1 || args.layout.is_some() {
+            return Err(Error::Usage(
+                "--era miui takes no --release or --layout".into(),
+            ));
+        }
+        let path = generate_block_ota(&args.output, &opts)?;
+        if ctx.json {
+            emit_json(&serde_json::json!({ "path": path }))?;
+        } else {
+            emit(&format!("{}\n", path.display()))?;
+        }
+        return Ok(0);
     }
     let mut rel = release(args.release)
         .ok_or_else(|| Error::Usage(format!("no fixture release {}", args.release)))?;
@@ -62,16 +98,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             rel = layout_release(l);
         }
     }
-    let (path, summary) = generate_release(
-        &args.output,
-        &FixtureOptions {
-            size: args.size,
-            xz_level: args.xz_level,
-            jobs: ctx.jobs,
-            force: args.force,
-        },
-        &rel,
-    )?;
+    let (path, summary) = generate_release(&args.output, &opts, &rel)?;
     if ctx.json {
         emit_json(&serde_json::json!({
             "path": path,

@@ -4,6 +4,7 @@ pub mod avb;
 pub mod crclist;
 pub mod image;
 pub mod lp;
+pub mod md5sum;
 pub mod patch;
 pub mod payload;
 pub mod sdat;

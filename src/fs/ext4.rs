@@ -13,6 +13,8 @@
 //! Every block number, count, offset and size is checked against the image
 //! before use.
 
+pub mod edit;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io;

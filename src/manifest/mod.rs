@@ -151,6 +151,42 @@ pub struct InputRecord {
     /// Decoded version code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<VersionRecord>,
+    /// For a build from a previous build plus incremental packages: the
+    /// base first, then every package applied in order (the last is this
+    /// input). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<SourceRecord>,
+}
+
+/// One step of a build's source chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// File name.
+    pub file: String,
+    /// Package kind, as in [`InputRecord::kind`].
+    pub kind: String,
+    /// `base` or `applied`.
+    pub role: String,
+    /// SHA-256 of the file (absent for folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// File size (0 for folders).
+    pub size: u64,
+}
+
+impl SourceRecord {
+    /// The record of `path` (opened as `rom`, when it is a package) in the
+    /// role `role`.
+    pub fn of(path: &Path, rom: Option<&crate::rom::Rom>, role: &str) -> Result<Self> {
+        let r = input_record(path, rom)?;
+        Ok(SourceRecord {
+            file: r.file,
+            kind: r.kind,
+            role: role.into(),
+            sha256: r.sha256,
+            size: r.size,
+        })
+    }
 }
 
 /// One rule of the profile, resolved.
@@ -712,6 +748,7 @@ pub fn input_record(path: &Path, rom: Option<&crate::rom::Rom>) -> Result<InputR
             sha256: None,
             size: 0,
             version: None,
+            chain: Vec::new(),
         });
     }
     let (size, sha256) = hash_file(path).map_err(|e| Error::io(path, e))?;
@@ -744,6 +781,7 @@ pub fn input_record(path: &Path, rom: Option<&crate::rom::Rom>) -> Result<InputR
         sha256: Some(sha256),
         size,
         version: info.decoded.as_ref().map(VersionRecord::from),
+        chain: Vec::new(),
     })
 }
 

@@ -89,6 +89,9 @@ pub struct FastbootSpec<'a> {
     pub official: Option<(Vec<Step>, Vec<Step>)>,
     /// The input's `md5sum.xml`, written with the new digests.
     pub md5sum: Option<String>,
+    /// The device variable the anti-rollback check asks for, as the input's
+    /// own scripts do (`rollback_ver` on MediaTek devices); `anti` if `None`.
+    pub anti_var: Option<String>,
     /// What the report should say (dropped lock scripts, no anti version).
     pub notes: Vec<String>,
     /// Files of the input left out on purpose (lock scripts).
@@ -269,9 +272,15 @@ pub fn write_package(
     if let Some(text) = &spec.md5sum {
         let rel = "md5sum.xml";
         let p = root.join(rel);
-        let text = rewrite_md5sum(text, &root, &files)?;
-        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-        files.insert(rel.to_string());
+        match rewrite_md5sum(text, &root, &files)? {
+            Ok(text) => {
+                std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+                files.insert(rel.to_string());
+            }
+            Err(why) => notes.push(format!(
+                "the input's md5sum.xml is left out rather than carried with stale digests: {why}"
+            )),
+        }
     }
     if spec.style == Style::XiaomiEu {
         let p = root.join("README.txt");
@@ -282,7 +291,9 @@ pub fn write_package(
     for (name, wipe) in script_names(spec.style) {
         let script = Script {
             device: &spec.device,
-            anti: anti_version.is_some(),
+            anti: anti_version
+                .is_some()
+                .then(|| spec.anti_var.as_deref().unwrap_or("anti")),
             crc_lists: true,
             wipe,
             name,
@@ -504,41 +515,50 @@ fn crc_entries(
     Ok((plain, sparse_list))
 }
 
-/// The input's `md5sum.xml` with every digest of a file the package has
-/// recomputed: a line naming a file (by its path or file name) has its
-/// 32-digit hex run replaced; lines naming files the package no longer
-/// has are dropped.
-fn rewrite_md5sum(text: &str, root: &Path, files: &BTreeSet<String>) -> Result<String> {
+/// The input's `md5sum.xml` ([`crate::format::md5sum`]) for the package
+/// in `root`: the digest of every file of `images/` recomputed, those of
+/// files the package no longer has removed, the files it did not list
+/// added; `Err` with the reason when it is not in the known form.
+fn rewrite_md5sum(
+    text: &str,
+    root: &Path,
+    files: &BTreeSet<String>,
+) -> Result<std::result::Result<String, String>> {
+    use crate::format::md5sum;
+    let digests = match md5sum::parse(text) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let images: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.strip_prefix("images/"))
+        .filter(|f| !f.contains('/'))
+        .collect();
+    use rayon::prelude::*;
+    let fresh: BTreeMap<String, String> = images
+        .par_iter()
+        .map(|name| Ok((name.to_string(), md5_of(&root.join("images").join(name))?)))
+        .collect::<Result<_>>()?;
+    let added: Vec<(String, String)> = fresh
+        .iter()
+        .filter(|(n, _)| !digests.iter().any(|d| &d.name == *n))
+        .map(|(n, h)| (n.clone(), h.clone()))
+        .collect();
+    Ok(Ok(md5sum::rewrite(
+        text,
+        &digests,
+        |name| fresh.get(name).cloned(),
+        &added,
+    )))
+}
+
+/// The MD5 of the file `p`, in lowercase hex.
+fn md5_of(p: &Path) -> Result<String> {
     use md5::Digest;
-    let mut out = String::new();
-    for line in text.lines() {
-        let hex_at = find_md5(line);
-        let Some(at) = hex_at else {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        };
-        let named = files.iter().find(|f| {
-            let base = f.rsplit('/').next().unwrap_or(f);
-            line.contains(&format!("\"{f}\""))
-                || line.contains(&format!("\"{base}\""))
-                || line.contains(&format!(">{base}<"))
-                || line.contains(&format!(" {base}"))
-        });
-        let Some(f) = named else {
-            continue;
-        };
-        let p = root.join(f);
-        let mut r = File::open(&p).map_err(|e| Error::io(&p, e))?;
-        let mut h = md5::Md5::new();
-        each_block(&mut r, &p, |b| h.update(b))?;
-        let digest = crate::util::hex(&h.finalize());
-        out.push_str(&line[..at]);
-        out.push_str(&digest);
-        out.push_str(&line[at + 32..]);
-        out.push('\n');
-    }
-    Ok(out)
+    let mut r = File::open(p).map_err(|e| Error::io(p, e))?;
+    let mut h = md5::Md5::new();
+    each_block(&mut r, p, |b| h.update(b))?;
+    Ok(crate::util::hex(&h.finalize()))
 }
 
 /// Feeds everything `r` (the file `path`) holds to `f`, a block at a time.
@@ -551,26 +571,6 @@ fn each_block(r: &mut dyn Read, path: &Path, mut f: impl FnMut(&[u8])) -> Result
         }
         f(&buf[..k]);
     }
-}
-
-/// Where a run of exactly 32 hex digits starts in `line`.
-fn find_md5(line: &str) -> Option<usize> {
-    let b = line.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_hexdigit() {
-            let start = i;
-            while i < b.len() && b[i].is_ascii_hexdigit() {
-                i += 1;
-            }
-            if i - start == 32 {
-                return Some(start);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    None
 }
 
 fn readme(spec: &FastbootSpec<'_>, anti: Option<&str>) -> String {
@@ -792,6 +792,7 @@ pub fn from_rom(
         extra: official.extra,
         official: official.sequences,
         md5sum: official.md5sum,
+        anti_var: official.anti_var,
         notes: official.notes,
         dropped: official.dropped,
     };
@@ -805,6 +806,7 @@ struct FromOfficial {
     extra: Vec<(String, PathBuf)>,
     sequences: Option<(Vec<Step>, Vec<Step>)>,
     md5sum: Option<String>,
+    anti_var: Option<String>,
     notes: Vec<String>,
     dropped: Vec<String>,
 }
@@ -855,14 +857,10 @@ fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<
     let dir = work.join("passthrough");
     let mut wanted = BTreeMap::new();
     for rel in rels.iter().copied() {
-        let file = rel.rsplit('/').next().unwrap_or(rel);
         if is_dir(rel) {
             continue;
         }
-        if !rel.contains('/')
-            && (file.ends_with(".sh") || file.ends_with(".bat"))
-            && file.contains("lock")
-        {
+        if is_lock_script(rel) {
             out.dropped.push(rel.to_string());
             continue;
         }
@@ -877,6 +875,7 @@ fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<
         out.extra.push((rel.to_string(), dest));
     }
     pkg.copy_entries(&wanted)?;
+    official_checks(pkg, &dir, &mut out)?;
     out.md5sum = pkg
         .text("md5sum.xml")
         .or_else(|| pkg.text("images/md5sum.xml"))
@@ -898,6 +897,123 @@ fn from_official(pkg: &crate::rom::images::ImagePackage, work: &Path) -> Result<
         )),
     }
     Ok(out)
+}
+
+/// What the input's own scripts check that the written scripts carry on.
+struct ScriptChecks {
+    /// The variable the anti-rollback check asks for.
+    anti_var: Option<String>,
+    /// The anti-rollback version and where it is written, when only the
+    /// scripts have it (no `images/anti_version.txt`).
+    anti_from_scripts: Option<(String, u32)>,
+}
+
+/// Whether an entry at the package root is a lock script (left out).
+fn is_lock_script(rel: &str) -> bool {
+    !rel.contains('/') && (rel.ends_with(".sh") || rel.ends_with(".bat")) && rel.contains("lock")
+}
+
+/// Checks, before any work, that the scripts of an input fastboot package
+/// can be carried over with every device check they make (see
+/// [`from_rom`]); other inputs pass.
+pub fn preflight(rom: &crate::rom::Rom) -> Result<()> {
+    match rom.images() {
+        Some(pkg) if pkg.archive != crate::rom::images::Archive::Bare => {
+            scan_official(pkg).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The device checks of the input's own scripts (every `.sh` and `.bat` at
+/// the package root but the lock scripts): the variable the anti-rollback
+/// check asks for, and an anti-rollback version written in the scripts
+/// (`CURRENT_ANTI_VER=N`). A check the written scripts cannot make is an
+/// error rather than dropped, and so is a package whose scripts and
+/// `images/anti_version.txt` disagree on the version.
+fn scan_official(pkg: &crate::rom::images::ImagePackage) -> Result<ScriptChecks> {
+    let root = pkg.root();
+    // As the scripts read it: the digits of the file.
+    let digits = |t: &str| {
+        t.chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    };
+    let file = pkg.text("images/anti_version.txt");
+    let mut versions: Vec<(String, u32)> = Vec::new();
+    if let Some(t) = file {
+        let v = digits(t).ok_or_else(|| {
+            Error::invalid(
+                &pkg.path,
+                format!("images/anti_version.txt holds {:?}, not a number", t.trim()),
+            )
+        })?;
+        versions.push(("images/anti_version.txt".into(), v));
+    }
+    let mut anti_var = None;
+    for (name, text) in &pkg.texts {
+        let Some(rel) = name.strip_prefix(root.as_str()) else {
+            continue;
+        };
+        let is_script = rel.ends_with(".sh") || rel.ends_with(".bat");
+        if !is_script || rel.contains('/') || is_lock_script(rel) {
+            continue;
+        }
+        let c = crate::rom::scripts::read_checks(text);
+        if let Some(line) = c.unknown.first() {
+            return Err(Error::invalid(
+                &pkg.path,
+                format!(
+                    "{rel} {line}: the input's script checks the device for something romkit's scripts do not check; refusing rather than dropping the check"
+                ),
+            ));
+        }
+        anti_var = anti_var.or(c.anti_var);
+        if let Some(v) = c.anti_version {
+            versions.push((format!("{rel} (CURRENT_ANTI_VER)"), v));
+        }
+    }
+    if let Some((a, va)) = versions.first()
+        && let Some((b, vb)) = versions.iter().find(|(_, v)| v != va)
+    {
+        return Err(Error::invalid(
+            &pkg.path,
+            format!(
+                "the input disagrees with itself on its anti-rollback version: {a} says {va}, {b} says {vb}"
+            ),
+        ));
+    }
+    Ok(ScriptChecks {
+        anti_var,
+        anti_from_scripts: versions.into_iter().next().filter(|_| file.is_none()),
+    })
+}
+
+/// The device checks of the input's scripts carried over ([`scan_official`]):
+/// the anti-rollback variable, and a version only the scripts have written
+/// to `images/anti_version.txt` (under `dir`), which the written scripts read.
+fn official_checks(
+    pkg: &crate::rom::images::ImagePackage,
+    dir: &Path,
+    out: &mut FromOfficial,
+) -> Result<()> {
+    let checks = scan_official(pkg)?;
+    out.anti_var = checks.anti_var;
+    if let Some((from, v)) = checks.anti_from_scripts {
+        let rel = "images/anti_version.txt";
+        let dest = dir.join(rel);
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        std::fs::write(&dest, format!("{v}\n")).map_err(|e| Error::io(&dest, e))?;
+        out.extra.push((rel.to_string(), dest));
+        out.notes.push(format!(
+            "anti-rollback version {v} from {from} written to {rel}, which the scripts check"
+        ));
+    }
+    Ok(())
 }
 
 /// The super layout for a package that has none yet (an OTA): one group per

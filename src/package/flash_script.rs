@@ -6,7 +6,8 @@
 //! scripts make:
 //! 1. the device: `getvar product` must be the package's codename;
 //! 2. anti-rollback (when the package has `images/anti_version.txt`): the
-//!    device's `getvar anti` must not be above the package's version, or
+//!    device's `getvar anti` (`getvar rollback_ver` when the input's own
+//!    scripts ask for that) must not be above the package's version, or
 //!    flashing older firmware could hard-brick it;
 //! 3. CRC lists: when `getvar crc` answers 1, `images/crclist.txt` and
 //!    `images/sparsecrclist.txt` are flashed first, so the bootloader
@@ -21,8 +22,10 @@ pub use crate::rom::scripts::Step;
 pub struct Script<'a> {
     /// Device codename (`getvar product`).
     pub device: &'a str,
-    /// Whether the package has `images/anti_version.txt`.
-    pub anti: bool,
+    /// When the package has `images/anti_version.txt`: the device variable
+    /// its anti-rollback index is read from (`anti`, or `rollback_ver` on
+    /// MediaTek devices), as the input's own scripts ask for it.
+    pub anti: Option<&'a str>,
     /// Whether the package has the CRC lists.
     pub crc_lists: bool,
     /// A first install that erases user data (for the header comment).
@@ -80,17 +83,17 @@ pub fn sh(s: &Script<'_>) -> String {
     t.push_str(&format!(
         "if ! fb getvar product 2>&1 | grep -q \"^product: *{d} *$\"; then\n  fail \"This package is for {d}; the connected device is not (fastboot getvar product). Nothing was flashed.\"\nfi\n"
     ));
-    if s.anti {
-        t.push_str(
+    if let Some(var) = s.anti {
+        t.push_str(&format!(
             "# Anti-rollback: never flash firmware older than the device's index.\n\
              package_anti=$(tr -dc '0-9' < images/anti_version.txt)\n\
              [ -n \"$package_anti\" ] || package_anti=0\n\
-             device_anti=$(fb getvar anti 2>&1 | sed -n 's/^anti: *\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)\n\
+             device_anti=$(fb getvar {var} 2>&1 | sed -n 's/^{var}: *\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)\n\
              [ -n \"$device_anti\" ] || device_anti=0\n\
              if [ \"$device_anti\" -gt \"$package_anti\" ]; then\n  \
              fail \"The device's anti-rollback version ($device_anti) is above this package's ($package_anti): flashing it could brick the device. Nothing was flashed.\"\n\
-             fi\n",
-        );
+             fi\n"
+        ));
     }
     if s.crc_lists {
         t.push_str(
@@ -125,15 +128,15 @@ pub fn bat(s: &Script<'_>) -> String {
     t.push_str(&format!(
         "fastboot %* getvar product 2>&1 | findstr /r /c:\"^product: *{d} *$\" >nul || (echo This package is for {d}; the connected device is not. Nothing was flashed. & exit /B 1)\r\n"
     ));
-    if s.anti {
-        t.push_str(
+    if let Some(var) = s.anti {
+        t.push_str(&format!(
             "rem Anti-rollback: never flash firmware older than the device's index.\r\n\
              set package_anti=0\r\n\
              set /p package_anti=<images\\anti_version.txt\r\n\
              set device_anti=0\r\n\
-             for /f \"tokens=2 delims=: \" %%i in ('fastboot %* getvar anti 2^>^&1 ^| findstr /r /c:\"^anti:\"') do set device_anti=%%i\r\n\
-             if %device_anti% GTR %package_anti% (echo The device's anti-rollback version is above this package's: flashing it could brick the device. Nothing was flashed. & exit /B 1)\r\n",
-        );
+             for /f \"tokens=2 delims=: \" %%i in ('fastboot %* getvar {var} 2^>^&1 ^| findstr /r /c:\"^{var}:\"') do set device_anti=%%i\r\n\
+             if %device_anti% GTR %package_anti% (echo The device's anti-rollback version is above this package's: flashing it could brick the device. Nothing was flashed. & exit /B 1)\r\n"
+        ));
     }
     if s.crc_lists {
         t.push_str(

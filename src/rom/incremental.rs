@@ -159,13 +159,15 @@ fn check_steps(steps: &[Rom]) -> Result<()> {
     if steps.is_empty() {
         return Err(Error::Usage("no incremental package to apply".into()));
     }
-    for s in steps {
-        if s.payload().is_none() {
-            return Err(Error::Usage(format!(
-                "{}: only OTA packages with a payload.bin can be applied to a base",
-                s.path.display()
-            )));
-        }
+    steps.iter().try_for_each(check_step)
+}
+
+fn check_step(s: &Rom) -> Result<()> {
+    if s.payload().is_none() {
+        return Err(Error::Usage(format!(
+            "{}: only OTA packages with a payload.bin can be applied to a base",
+            s.path.display()
+        )));
     }
     Ok(())
 }
@@ -180,9 +182,21 @@ fn apply_all_but_last(
     names: &[String],
     jobs: usize,
 ) -> Result<(SourceImages, Option<TempDir>)> {
+    apply_steps(base, &steps[..steps.len() - 1], tmp_parent, names, jobs)
+}
+
+/// Applies `steps` to `base`, each into a temporary folder in
+/// `tmp_parent`; returns the last images and the folder holding them.
+fn apply_steps(
+    base: &Base,
+    steps: &[Rom],
+    tmp_parent: &Path,
+    names: &[String],
+    jobs: usize,
+) -> Result<(SourceImages, Option<TempDir>)> {
     let mut current = base.images.clone();
     let mut held: Option<TempDir> = None;
-    for step in &steps[..steps.len() - 1] {
+    for step in steps {
         let tmp = temp_dir_in(tmp_parent, ".romkit-step-")?;
         let wanted: Vec<String> = names
             .iter()
@@ -273,4 +287,48 @@ pub fn verify_chain(base: &Path, steps: &[Rom], opts: &VerifyOptions<'_>) -> Res
         },
     );
     Ok(report)
+}
+
+/// The images the last step of a chain applies to, and the temporary
+/// folders holding them (removed when this is dropped).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The images, by partition name.
+    pub images: SourceImages,
+    /// What the base was, for messages.
+    pub base_kind: &'static str,
+    _base: Base,
+    _held: Option<TempDir>,
+}
+
+/// Resolves `base` and applies the steps `before` `last`, in temporary
+/// folders in `tmp_parent`: the images `last`'s payload applies to (see
+/// [`Rom::source_images`]). Every step must be a payload package; a partial
+/// update as `last` is refused, since the partitions it leaves alone would
+/// be missing from its partition list.
+pub fn prepare(
+    base: &Path,
+    before: &[Rom],
+    last: &Rom,
+    tmp_parent: &Path,
+    jobs: usize,
+) -> Result<Prepared> {
+    before.iter().chain([last]).try_for_each(check_step)?;
+    if last
+        .payload()
+        .is_some_and(|p| p.manifest.partial_update == Some(true))
+    {
+        return Err(Error::Usage(format!(
+            "{} is a partial update: unpack it with --source, then build from the full package",
+            last.path.display()
+        )));
+    }
+    let base_res = resolve_base(base, tmp_parent, &[], jobs)?;
+    let (images, held) = apply_steps(&base_res, before, tmp_parent, &[], jobs)?;
+    Ok(Prepared {
+        images,
+        base_kind: base_res.kind,
+        _base: base_res,
+        _held: held,
+    })
 }

@@ -80,6 +80,10 @@ pub struct Rom {
     pub kind: RomKind,
     /// What was read of it, by family of kinds.
     pub content: Content,
+    /// For an incremental package: the previous build's images its payload
+    /// applies to (see [`incremental::prepare`]); decoding its partitions
+    /// then applies the payload to them, source hashes checked first.
+    pub source_images: Option<incremental::SourceImages>,
 }
 
 /// What an opened package holds: one variant per family of package kinds,
@@ -295,6 +299,7 @@ impl Rom {
             file_size: meta.len(),
             kind,
             content,
+            source_images: None,
         })
     }
 
@@ -548,7 +553,9 @@ impl Rom {
         };
         for (name, _) in requests {
             self.partition_index(name)?;
-            unpack::refuse_incremental(self, p, name)?;
+            if self.source_images.is_none() {
+                unpack::refuse_incremental(self, p, name)?;
+            }
         }
         let written = self.unpack_payload(
             p,
@@ -557,7 +564,7 @@ impl Rom {
                 verify: true,
                 force,
                 jobs,
-                source: None,
+                source: self.source_images.as_ref(),
             },
             &crate::format::payload::extract::NoProgress,
         )?;

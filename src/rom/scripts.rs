@@ -56,7 +56,7 @@ pub fn read_official(text: &str) -> Result<Official, Unfollowable> {
     let mut out = Official::default();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
-        if line.starts_with('#') || line.starts_with("rem ") || line.starts_with("::") {
+        if is_comment(line) {
             continue;
         }
         // The package folder prefixes have spaces (`` `dirname $0`/ ``):
@@ -108,6 +108,82 @@ pub fn read_official(text: &str) -> Result<Official, Unfollowable> {
         return Err(Unfollowable("the script flashes nothing".into()));
     }
     Ok(out)
+}
+
+/// The device variables an anti-rollback check asks for: `anti`
+/// (Qualcomm), `rollback_ver` (MediaTek).
+pub const ANTI_VARS: [&str; 2] = ["anti", "rollback_ver"];
+
+/// The device checks an official script makes, read from every line that
+/// asks the device something (`getvar`), whatever shell construct holds it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Checks {
+    /// The variable its anti-rollback check asks for (one of [`ANTI_VARS`]).
+    pub anti_var: Option<String>,
+    /// The package's anti-rollback version written in the script
+    /// (`CURRENT_ANTI_VER=N`, `set CURRENT_ANTI_VER=N`), when it is a number
+    /// rather than read from `images/anti_version.txt`.
+    pub anti_version: Option<u32>,
+    /// Lines asking the device for something romkit's scripts do not check
+    /// (`line N: TEXT`): following such a script would drop that check.
+    pub unknown: Vec<String>,
+}
+
+/// Reads the checks of an official `.sh` or `.bat` flash script: product
+/// (`getvar product`), anti-rollback (`getvar anti` or `getvar
+/// rollback_ver`, and `CURRENT_ANTI_VER`), CRC lists (`getvar crc`) are the
+/// ones the written scripts make; any other variable is an unknown check.
+pub fn read_checks(text: &str) -> Checks {
+    let mut out = Checks::default();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if is_comment(line) {
+            continue;
+        }
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || "'\"()`|".contains(c))
+            .filter(|w| !w.is_empty())
+            .collect();
+        for pair in words.windows(2) {
+            if pair[0] != "getvar" {
+                continue;
+            }
+            let var = pair[1];
+            if ANTI_VARS.contains(&var) {
+                out.anti_var.get_or_insert_with(|| var.to_string());
+            } else if !matches!(var, "product" | "crc") {
+                out.unknown.push(format!("line {}: {line}", n + 1));
+            }
+        }
+        if let Some(v) = anti_assignment(line) {
+            out.anti_version = Some(v);
+        }
+    }
+    out
+}
+
+/// Whether a script line is a comment (`#`, `rem`, `::`) or empty.
+fn is_comment(line: &str) -> bool {
+    let lower = line.trim_start_matches('@').to_ascii_lowercase();
+    line.is_empty()
+        || line.starts_with('#')
+        || line.starts_with("::")
+        || lower == "rem"
+        || lower.starts_with("rem ")
+}
+
+/// `N` of `CURRENT_ANTI_VER=N`, `set CURRENT_ANTI_VER=N` or
+/// `set "CURRENT_ANTI_VER=N"`.
+fn anti_assignment(line: &str) -> Option<u32> {
+    let rest = line
+        .strip_prefix("set ")
+        .map(|r| r.trim().trim_matches('"'))
+        .unwrap_or(line);
+    let value = rest
+        .strip_prefix("CURRENT_ANTI_VER=")?
+        .trim()
+        .trim_end_matches(';');
+    value.parse().ok()
 }
 
 /// How official scripts name the package folder before a file.
@@ -167,5 +243,45 @@ mod tests {
         assert_eq!(o.locks, vec!["fastboot $* oem lock"]);
         assert!(read_official("fastboot $* flash boot /etc/passwd\n").is_err());
         assert!(read_official("fastboot $* format userdata\n").is_err());
+    }
+
+    #[test]
+    fn checks_known_and_unknown() {
+        // Shapes of Xiaomi's own scripts: Qualcomm with the version in the
+        // script, MediaTek asking for rollback_ver, Windows for-loops.
+        let sh = "fastboot $* getvar product 2>&1 | grep \"^product: *houji\"\n\
+            CURRENT_ANTI_VER=1\n\
+            ver=`fastboot $* getvar anti 2>&1 | grep -oP \"anti: \\K[0-9]+\"`\n\
+            if [ -z \"$ver\" ]; then ver=0; fi\n\
+            fastboot $* getvar crc 2>&1 | grep \"^crc: 1\"\n\
+            #fastboot $* getvar secret\n";
+        let c = read_checks(sh);
+        assert_eq!(c.anti_var.as_deref(), Some("anti"));
+        assert_eq!(c.anti_version, Some(1));
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+
+        let bat = "fastboot %* getvar product 2>&1 | findstr /r /c:\"^product: *x\" || exit /B 1\r\n\
+            set \"CURRENT_ANTI_VER=4\"\r\n\
+            ::set CURRENT_ANTI_VER=9\r\n\
+            REM set CURRENT_ANTI_VER=8\r\n\
+            for /f \"tokens=2 delims=: \" %%i in ('fastboot %* getvar rollback_ver 2^>^&1 ^| findstr /r /c:\"rollback_ver:\"') do (set version=%%i)\r\n";
+        let c = read_checks(bat);
+        assert_eq!(c.anti_var.as_deref(), Some("rollback_ver"));
+        assert_eq!(c.anti_version, Some(4));
+        assert!(c.unknown.is_empty());
+
+        // Read from a file, the version is not in the script.
+        let c = read_checks(
+            "CURRENT_ANTI_VER=`cat images/anti_version.txt`\nCURRENT_ANTI_VER=${CURRENT_ANTI_VER:-0}\n",
+        );
+        assert_eq!(c.anti_version, None);
+
+        let c = read_checks(
+            "fastboot $* getvar product\nspl=$(fastboot $* getvar security-patch-level 2>&1)\n",
+        );
+        assert_eq!(
+            c.unknown,
+            ["line 2: spl=$(fastboot $* getvar security-patch-level 2>&1)"]
+        );
     }
 }

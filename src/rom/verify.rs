@@ -637,12 +637,41 @@ impl Rom {
                 Err(e) => c.push(rel, CheckKind::Structure, Status::Failed, e.to_string()),
             }
         }
-        if wanted.is_empty() {
+        let digests = md5_digests(c, pkg);
+        if wanted.is_empty() && digests.is_empty() {
             return Ok(());
         }
         let paths: std::collections::BTreeSet<String> =
             wanted.iter().flat_map(|w| w.4.iter().cloned()).collect();
-        let crcs = self.entry_crcs(pkg, &paths)?;
+        let md5s = digests
+            .iter()
+            .map(|d| format!("{root}images/{}", d.name))
+            .collect();
+        let crcs = self.entry_crcs(pkg, &paths, &md5s)?;
+        for d in &digests {
+            let check = format!("md5sum.xml {}", d.name);
+            match crcs
+                .get(&format!("{root}images/{}", d.name))
+                .and_then(|e| e.2.as_ref())
+            {
+                None => c.integrity(
+                    check,
+                    Status::Failed,
+                    format!("images/{} is not in the package", d.name),
+                ),
+                Some(h) if h.eq_ignore_ascii_case(&d.hex) => {
+                    c.integrity(check, Status::Ok, format!("{h} matches"))
+                }
+                Some(h) => c.integrity(
+                    check,
+                    Status::Failed,
+                    format!(
+                        "images/{}: md5sum.xml says {}, the file's MD5 is {h}",
+                        d.name, d.hex
+                    ),
+                ),
+            }
+        }
         for (list, part, sparse_list, want, files) in wanted {
             let check = format!("{list} {part}");
             if files.is_empty() || files.iter().any(|f| !crcs.contains_key(f)) {
@@ -686,11 +715,13 @@ impl Rom {
     }
 
     /// The CRC-32 of each archive entry in `paths` and, for sparse ones,
-    /// of each fastboot download ([`crate::format::sparse::download_part_crcs`]).
+    /// of each fastboot download ([`crate::format::sparse::download_part_crcs`]);
+    /// the MD5 of those in `md5s` too.
     fn entry_crcs(
         &self,
         pkg: &super::images::ImagePackage,
         paths: &std::collections::BTreeSet<String>,
+        md5s: &std::collections::BTreeSet<String>,
     ) -> Result<std::collections::BTreeMap<String, EntryCrcs>> {
         use super::images::Archive;
         let mut out = std::collections::BTreeMap::new();
@@ -698,9 +729,10 @@ impl Rom {
         match pkg.archive {
             Archive::Zip => {
                 let mut a = super::open_zip(&self.path)?;
-                for p in paths {
+                for p in paths.union(md5s) {
                     if let Ok(mut e) = a.by_name(p) {
-                        out.insert(p.clone(), stream_crcs(&mut e).map_err(bad)?);
+                        let md5 = md5s.contains(p);
+                        out.insert(p.clone(), stream_crcs(&mut e, md5).map_err(bad)?);
                     }
                 }
             }
@@ -714,9 +746,10 @@ impl Rom {
                     let name = String::from_utf8_lossy(&e.path_bytes())
                         .trim_start_matches("./")
                         .to_string();
-                    if paths.contains(&name) {
-                        out.insert(name, stream_crcs(&mut e).map_err(bad)?);
-                        if out.len() == paths.len() {
+                    if paths.contains(&name) || md5s.contains(&name) {
+                        let md5 = md5s.contains(&name);
+                        out.insert(name, stream_crcs(&mut e, md5).map_err(bad)?);
+                        if out.len() == paths.union(md5s).count() {
                             break;
                         }
                     }
@@ -763,12 +796,33 @@ impl Rom {
     }
 }
 
+/// The digests of the package's `md5sum.xml` (beside `images/` or in
+/// it); one that cannot be read is a structure failure.
+fn md5_digests(
+    c: &mut Checks,
+    pkg: &super::images::ImagePackage,
+) -> Vec<crate::format::md5sum::Digest> {
+    let Some((rel, text)) = ["md5sum.xml", "images/md5sum.xml"]
+        .into_iter()
+        .find_map(|r| pkg.text(r).map(|t| (r, t)))
+    else {
+        return Vec::new();
+    };
+    match crate::format::md5sum::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            c.push(rel, CheckKind::Structure, Status::Failed, e.to_string());
+            Vec::new()
+        }
+    }
+}
+
 /// A CRC list entry to check: (list, partition, sparse list, listed CRCs,
 /// the archive paths flashed to the partition).
 type ListedEntry = (String, String, bool, Vec<u32>, Vec<String>);
 
 /// The CRC-32 of a file and, when sparse, of each of its fastboot downloads.
-type EntryCrcs = (u32, Option<Vec<u32>>);
+type EntryCrcs = (u32, Option<Vec<u32>>, Option<String>);
 
 /// The archive paths of the files a fastboot package flashes to
 /// `partition`: the image `images/NAME.img` (or its split parts), else the
@@ -799,22 +853,27 @@ fn flashed_files(pkg: &super::images::ImagePackage, root: &str, partition: &str)
 
 /// The CRC-32 of a stream and, when it is a sparse image, of each of its
 /// fastboot downloads.
-fn stream_crcs(r: &mut dyn std::io::Read) -> std::io::Result<EntryCrcs> {
+fn stream_crcs(r: &mut dyn std::io::Read, md5: bool) -> std::io::Result<EntryCrcs> {
     use std::io::Read;
     struct Tee<'a> {
         inner: &'a mut dyn Read,
         crc: crc32fast::Hasher,
+        md5: Option<md5::Md5>,
     }
     impl Read for Tee<'_> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.inner.read(buf)?;
             self.crc.update(&buf[..n]);
+            if let Some(h) = &mut self.md5 {
+                md5::Digest::update(h, &buf[..n]);
+            }
             Ok(n)
         }
     }
     let mut t = Tee {
         inner: r,
         crc: crc32fast::Hasher::new(),
+        md5: md5.then(<md5::Md5 as md5::Digest>::new),
     };
     let mut magic = [0u8; 4];
     let mut n = 0;
@@ -835,5 +894,6 @@ fn stream_crcs(r: &mut dyn std::io::Read) -> std::io::Result<EntryCrcs> {
         None
     };
     std::io::copy(&mut t, &mut std::io::sink())?;
-    Ok((t.crc.finalize(), parts))
+    let md5 = t.md5.map(|h| crate::util::hex(&md5::Digest::finalize(h)));
+    Ok((t.crc.finalize(), parts, md5))
 }

@@ -10,8 +10,11 @@
 //!   SOURCE_BSDIFF and BROTLI_BSDIFF operations).
 //! - [`puffin`]: `PUF1` patches (PUFFDIFF operations): deflate ↔ puff
 //!   conversion and the inner bsdiff or Zucchini patch.
+//! - [`lz4diff`]: `LZ4DIFF` patches (LZ4DIFF_BSDIFF and LZ4DIFF_PUFFDIFF
+//!   operations): decompress LZ4 clusters, patch, compress them again.
 //! - [`zucchini`]: Zucchini ensemble patches (ZUCCHINI operations).
 
 pub mod bsdiff;
+pub mod lz4diff;
 pub mod puffin;
 pub mod zucchini;

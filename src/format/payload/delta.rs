@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::{MAX_OP_OUTPUT, OpType, Operation, Partition, Payload, PayloadError};
-use crate::format::patch::{bsdiff, puffin, zucchini};
+use crate::format::patch::{bsdiff, lz4diff, puffin, zucchini};
 use crate::format::source::FileSlice;
 use crate::util::hex;
 
@@ -186,11 +186,12 @@ pub fn apply(
                 .map_err(|e| patch_error(part, op, e))?;
             fill(out, bytes, "zucchini")
         }
-        OpType::Lz4diffBsdiff | OpType::Lz4diffPuffdiff => Err(patch_error(
-            part,
-            op,
-            "LZ4DIFF operations are not supported: romkit cannot yet recompress LZ4 blocks byte-exact with the recorded parameters",
-        )),
+        OpType::Lz4diffBsdiff | OpType::Lz4diffPuffdiff => {
+            // The header's inner_type decides, as in update_engine.
+            let limits = lz4diff::Limits::for_output(out.len() as u64, src.len() as u64);
+            let bytes = lz4diff::apply(src, data, limits).map_err(|e| patch_error(part, op, e))?;
+            fill(out, bytes, "lz4diff")
+        }
         OpType::Replace
         | OpType::ReplaceBz
         | OpType::ReplaceXz

@@ -29,7 +29,7 @@ mod probe;
 pub mod refs;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, Write};
 use std::ops::Range;
 use std::path::Path;
 
@@ -37,6 +37,7 @@ use super::layout::*;
 use dir::{DirError, Dirent};
 use refs::{Allocator, BlockSet};
 
+use crate::fs::edit::{Changed, Overlay as Output, crc32c_raw, write_out};
 pub use crate::fs::edit::{Edit, EditStats, push_range};
 
 /// Why an image could not be edited.
@@ -466,94 +467,6 @@ fn compressed_record_end(img: &[u8], sb: &Super, ino: &Ino) -> u64 {
     h + 8 + index + idata
 }
 
-/// The image being written: the source plus the blocks that change.
-struct Output<'a> {
-    src: &'a [u8],
-    bs: u64,
-    /// Blocks with new bytes.
-    blocks: BTreeMap<u64, Vec<u8>>,
-    /// Blocks that become zero, kept as numbers: a large removal zeroes
-    /// hundreds of MiB, which must not be held in memory.
-    zero: BTreeSet<u64>,
-}
-
-/// A block of the output: new bytes or zeros.
-enum Changed<'a> {
-    Bytes(&'a [u8]),
-    Zero,
-}
-
-impl Output<'_> {
-    fn zero_block(&mut self, b: u64) {
-        self.blocks.remove(&b);
-        self.zero.insert(b);
-    }
-
-    /// Every changed block in address order.
-    fn changed(&self) -> impl Iterator<Item = (u64, Changed<'_>)> {
-        let mut bytes = self.blocks.iter().peekable();
-        let mut zero = self.zero.iter().peekable();
-        std::iter::from_fn(move || match (bytes.peek(), zero.peek()) {
-            (Some(&(&a, _)), Some(&&z)) if z < a => zero.next().map(|&z| (z, Changed::Zero)),
-            (Some(_), _) => bytes.next().map(|(&a, d)| (a, Changed::Bytes(d))),
-            (None, Some(_)) => zero.next().map(|&z| (z, Changed::Zero)),
-            (None, None) => None,
-        })
-    }
-
-    fn block_mut(&mut self, b: u64) -> &mut Vec<u8> {
-        let (src, bs) = (self.src, self.bs as usize);
-        if self.zero.remove(&b) {
-            return self.blocks.entry(b).or_insert_with(|| vec![0u8; bs]);
-        }
-        self.blocks.entry(b).or_insert_with(|| {
-            let mut v = vec![0u8; bs];
-            let s = (b as usize).saturating_mul(bs);
-            if s < src.len() {
-                let e = (s + bs).min(src.len());
-                v[..e - s].copy_from_slice(&src[s..e]);
-            }
-            v
-        })
-    }
-
-    fn write(&mut self, off: u64, bytes: &[u8]) {
-        let mut done = 0usize;
-        while done < bytes.len() {
-            let at = off + done as u64;
-            let (b, o) = (at / self.bs, (at % self.bs) as usize);
-            let n = (self.bs as usize - o).min(bytes.len() - done);
-            self.block_mut(b)[o..o + n].copy_from_slice(&bytes[done..done + n]);
-            done += n;
-        }
-    }
-
-    fn zero(&mut self, off: u64, len: u64) {
-        self.write(off, &vec![0u8; len as usize]);
-    }
-
-    /// Writes `content` from block `start`, zero-filling its last block.
-    fn put_blocks(&mut self, start: u64, content: &[u8]) {
-        for (i, c) in content.chunks(self.bs as usize).enumerate() {
-            let blk = self.block_mut(start + i as u64);
-            blk.fill(0);
-            blk[..c.len()].copy_from_slice(c);
-        }
-    }
-
-    fn read(&mut self, off: u64, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len);
-        let mut at = off;
-        while out.len() < len {
-            let (b, o) = (at / self.bs, (at % self.bs) as usize);
-            let n = (self.bs as usize - o).min(len - out.len());
-            out.extend_from_slice(&self.block_mut(b)[o..o + n]);
-            at += n as u64;
-        }
-        out
-    }
-}
-
 /// What the walk found.
 struct Image {
     sb: Super,
@@ -899,12 +812,7 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
 
     // Trailing bytes after the filesystem stay where they are unless blocks
     // must be appended over them.
-    let mut out_img = Output {
-        src,
-        bs,
-        blocks: BTreeMap::new(),
-        zero: BTreeSet::new(),
-    };
+    let mut out_img = Output::new(src, bs);
     for b in freed.iter() {
         out_img.zero_block(b);
     }
@@ -1080,58 +988,6 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
     Ok(stats)
 }
 
-fn write_out<W: Write + Seek>(o: &Output<'_>, size: u64, out: &mut W) -> io::Result<()> {
-    out.seek(SeekFrom::Start(0))?;
-    let mut at = 0u64;
-    let bs = o.bs;
-    let src_len = o.src.len() as u64;
-    // Runs of source bytes between changed blocks, then each changed block.
-    let zeros = vec![0u8; bs as usize];
-    for (b, data) in o.changed() {
-        let s = b * bs;
-        if s >= size {
-            break;
-        }
-        if s > at {
-            copy_range(o.src, at, s, out)?;
-        }
-        let end = (s + bs).min(size);
-        let bytes = match data {
-            Changed::Bytes(d) => d,
-            Changed::Zero => &zeros,
-        };
-        out.write_all(&bytes[..(end - s) as usize])?;
-        at = end;
-    }
-    if at < size {
-        copy_range(o.src, at, size.min(src_len.max(at)), out)?;
-        let mut pos = size.min(src_len.max(at));
-        let zeros = vec![0u8; 1 << 16];
-        while pos < size {
-            let n = (size - pos).min(zeros.len() as u64) as usize;
-            out.write_all(&zeros[..n])?;
-            pos += n as u64;
-        }
-    }
-    out.flush()
-}
-
-/// Source bytes `from..to` (zeros past the source's end).
-fn copy_range<W: Write>(src: &[u8], from: u64, to: u64, out: &mut W) -> io::Result<()> {
-    let len = src.len() as u64;
-    if from < len {
-        out.write_all(&src[from as usize..to.min(len) as usize])?;
-    }
-    let mut pos = from.max(len);
-    let zeros = vec![0u8; 1 << 16];
-    while pos < to {
-        let n = (to - pos).min(zeros.len() as u64) as usize;
-        out.write_all(&zeros[..n])?;
-        pos += n as u64;
-    }
-    Ok(())
-}
-
 /// Marks the blocks of the shared xattrs `ino` refers to as used.
 fn shared_xattr_blocks(img: &[u8], sb: &Super, ino: &Ino, live: &mut BlockSet) -> Result<()> {
     let core = if ino.extended {
@@ -1249,18 +1105,6 @@ fn free_blocks(o: &mut Output<'_>, alloc: &mut Allocator, r: Range<u64>) {
     }
 }
 
-/// CRC32C (Castagnoli, reflected) without the final inversion, as EROFS
-/// stores it: `crc32c_raw(!0, bytes)`.
-fn crc32c_raw(mut crc: u32, bytes: &[u8]) -> u32 {
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ if crc & 1 != 0 { 0x82F6_3B78 } else { 0 };
-        }
-    }
-    crc
-}
-
 /// Edits the image file `src` into `out` (written from offset 0; the caller
 /// makes it atomic). The source is only read.
 pub fn edit_image(src: &Path, e: &Edit, out: &mut std::fs::File) -> Result<EditStats> {
@@ -1280,14 +1124,4 @@ pub fn edit_image(src: &Path, e: &Edit, out: &mut std::fs::File) -> Result<EditS
         source,
     })?;
     Ok(stats)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc32c_matches_the_standard_check_value() {
-        assert_eq!(!crc32c_raw(!0, b"123456789"), 0xE306_9283);
-    }
 }
