@@ -1,36 +1,108 @@
 #!/usr/bin/env bash
-# romkit build against its parts, in one run: a ~1.5 GiB generated package,
-# built with the xiaomi-eu profile. Prints the wall times and the ratio of
-#   build --format fastboot   to   unpack of the touched partitions + pack of the changed trees,
-# and the OTA build with its package (recompression of the rebuilt partitions,
-# operations of the others copied) stage reported apart.
-# Usage: bash bench/build.sh [SIZE]   (default 1536M)
+# romkit build with the xiaomi-eu profile, in one run, side by side:
+#   - in place (the default): build --format ota, build --format fastboot;
+#   - the same with --repack (every touched partition rebuilt from its tree);
+#   - the limit of each: the single-thread decode time of the partitions the
+#     build must decode, divided by the cores, plus writing its output at the
+#     disk speed measured here.
+# Prints wall times, peak memory (/usr/bin/time -v) and the ratios the
+# project targets (OTA <= 1.5 x limit and <= 0.2 x --repack; fastboot
+# <= 1.3 x limit; peak <= 256 MiB), and a prediction for 12 GiB of images.
+#
+# Usage: bash bench/build.sh [SIZE]          (fixture --size, default 16G:
+#                                              over 4 GiB of images, product
+#                                              over 1.5 GiB)
+#        BENCH_PKG=pkg.zip bash bench/build.sh   (an existing package)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-SIZE=${1:-1536M}
+SIZE=${1:-16G}
 cargo build --release -q
 R=$PWD/target/release/romkit
-W=$(mktemp -d "${TMPDIR:-/tmp}/romkit-bench-build.XXXXXX")
+W=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/romkit-bench-build.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 export SOURCE_DATE_EPOCH=1705300800
-PKG=$("$R" fixture --size "$SIZE" -o "$W/src" -q)
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
-TOUCHED=system,system_ext,product
-unpack=$(t "$R" unpack --files --partitions "$TOUCHED" -o "$W/u" "$PKG")
-pack=0
-for p in ${TOUCHED//,/ }; do
-  s=$(t "$R" pack "$W/u/$p" -o "$W/p-$p.img" --mount "$p" \
-        --fs-config "$W/u/config/${p}_fs_config" --file-contexts "$W/u/config/${p}_file_contexts")
-  pack=$(echo "$pack + $s" | bc)
-done
-fb=$(t "$R" build "$PKG" --profile xiaomi-eu -o "$W/fb.zip")
+CORES=$(nproc)
+PKG=${BENCH_PKG:-}
+if [ -z "$PKG" ]; then
+  # xz preset 1: the package is only the input; builds encode at preset 6.
+  PKG=$("$R" fixture --size "$SIZE" --xz-level 1 -o "$W/src" -q)
+fi
+APPS=system,system_ext,product,vbmeta
+
+# wall seconds and peak RSS (MiB) of one command: run NAME CMD...
+declare -A WALL RSS
+run() {
+  local name=$1
+  shift
+  /usr/bin/time -v -o "$W/$name.time" "$@" >/dev/null
+  WALL[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ {
+    n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$W/$name.time")
+  RSS[$name]=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$W/$name.time")
+}
+
+images=$("$R" inspect --json "$PKG" | python3 -c \
+  'import json,sys; print(sum(p["size"] for p in json.load(sys.stdin)["partitions"]))')
+product=$("$R" inspect --json "$PKG" | python3 -c \
+  'import json,sys; print(next(p["size"] for p in json.load(sys.stdin)["partitions"] if p["name"]=="product"))')
+
+# Disk speed: 1 GiB written and synced.
 s=$(date +%s.%N)
-"$R" build "$PKG" --profile xiaomi-eu -o "$W/ota.zip" --format ota --json --force > "$W/ota.json"
-ota_all=$(echo "$(date +%s.%N) - $s" | bc)
-ota_pkg=$(python3 -c "import json;print(json.load(open('$W/ota.json'))['times']['package'])")
-echo "unpack of touched partitions ($TOUCHED): ${unpack}s"
-echo "pack of the changed trees:               ${pack}s"
-echo "build --format fastboot:                 ${fb}s"
-echo "ratio build / (unpack + pack):           $(echo "scale=3; $fb / ($unpack + $pack)" | bc)"
-echo "build --format ota:                       ${ota_all}s, of which payload (recompressing the rebuilt"
-echo "  partitions, copying the others' operations): ${ota_pkg}s"
+dd if=/dev/zero of="$W/disk" bs=1M count=1024 conv=fdatasync status=none
+disk=$(echo "1073741824 / ($(date +%s.%N) - $s)" | bc)
+rm -f "$W/disk"
+
+# Single-thread decode: what each build must decode.
+run decode_apps "$R" -j 1 unpack --partitions "$APPS" -o "$W/dec-apps" "$PKG"
+rm -rf "$W/dec-apps"
+run decode_all "$R" -j 1 unpack -o "$W/dec-all" "$PKG"
+rm -rf "$W/dec-all"
+
+run ota "$R" build "$PKG" --profile xiaomi-eu --format ota -o "$W/ota.zip"
+run fastboot "$R" build "$PKG" --profile xiaomi-eu --format fastboot -o "$W/fb.zip"
+ota_size=$(stat -c %s "$W/ota.zip")
+fb_size=$(stat -c %s "$W/fb.zip")
+rm -f "$W/ota.zip" "$W/fb.zip"
+run ota_repack "$R" build "$PKG" --profile xiaomi-eu --format ota --repack -o "$W/ota-r.zip"
+rm -f "$W/ota-r.zip"
+run fastboot_repack "$R" build "$PKG" --profile xiaomi-eu --format fastboot --repack -o "$W/fb-r.zip"
+rm -f "$W/fb-r.zip"
+
+python3 - "$images" "$product" "$CORES" "$disk" "$ota_size" "$fb_size" \
+  "${WALL[decode_apps]}" "${WALL[decode_all]}" \
+  "${WALL[ota]}" "${RSS[ota]}" "${WALL[fastboot]}" "${RSS[fastboot]}" \
+  "${WALL[ota_repack]}" "${RSS[ota_repack]}" "${WALL[fastboot_repack]}" "${RSS[fastboot_repack]}" <<'EOF'
+import sys
+a = sys.argv[1:]
+images, product, cores, disk, ota_size, fb_size = (float(x) for x in a[:6])
+dec_apps, dec_all = float(a[6]), float(a[7])
+ota, ota_rss, fb, fb_rss, ota_r, ota_r_rss, fb_r, fb_r_rss = (float(x) for x in a[8:16])
+gib = 1 << 30
+ota_limit = dec_apps / cores + ota_size / disk
+fb_limit = dec_all / cores + fb_size / disk
+print(f"package: {images / gib:.2f} GiB of images (product {product / gib:.2f} GiB), "
+      f"{cores:.0f} cores, disk {disk / (1 << 20):.0f} MiB/s")
+print(f"single-thread decode: touched partitions {dec_apps:.1f} s, all {dec_all:.1f} s")
+print(f"{'':34}{'wall':>9}{'peak':>10}{'x limit':>9}")
+rows = [
+    ("limit --format ota", ota_limit, None, None),
+    ("build --format ota", ota, ota_rss, ota / ota_limit),
+    ("build --format ota --repack", ota_r, ota_r_rss, ota_r / ota_limit),
+    ("limit --format fastboot", fb_limit, None, None),
+    ("build --format fastboot", fb, fb_rss, fb / fb_limit),
+    ("build --format fastboot --repack", fb_r, fb_r_rss, fb_r / fb_limit),
+]
+for name, wall, rss, ratio in rows:
+    r = f"{rss:>6.0f} MiB" if rss is not None else " " * 10
+    x = f"{ratio:>9.2f}" if ratio is not None else ""
+    print(f"{name:<34}{wall:>8.1f}s{r}{x}")
+peak = max(ota_rss, fb_rss)
+def verdict(ok):
+    return "ok" if ok else "MISSED"
+print(f"OTA / limit {ota / ota_limit:.2f} (target 1.5) {verdict(ota <= 1.5 * ota_limit)}; "
+      f"OTA / --repack {ota / ota_r:.2f} (target 0.2) {verdict(ota <= 0.2 * ota_r)}; "
+      f"fastboot / limit {fb / fb_limit:.2f} (target 1.3) {verdict(fb <= 1.3 * fb_limit)}; "
+      f"peak {peak:.0f} MiB (target 256) {verdict(peak <= 256)}")
+scale = 12 * gib / images
+print(f"for 12 GiB of images (x{scale:.2f}, same shares): OTA about {ota * scale:.0f} s, "
+      f"fastboot about {fb * scale:.0f} s, --repack OTA about {ota_r * scale:.0f} s")
+EOF

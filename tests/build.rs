@@ -587,6 +587,14 @@ fn ota_of_edited_partitions_copies_every_unchanged_operation() {
 
     let manifest: serde_json::Value =
         serde_json::from_slice(&read(&dir.path().join("images.manifest.json"))).unwrap();
+    // `diff` of the input and the build says which partitions were edited.
+    let out = romkit()
+        .args(["diff", "--json"])
+        .arg(sample())
+        .arg(dir.path().join("images.manifest.json"))
+        .assert()
+        .code(1);
+    let diff_json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let sp = romkit::rom::Rom::open(&sample()).unwrap();
     let op = romkit::rom::Rom::open(&ota).unwrap();
     let (sp, op) = (sp.payload().unwrap(), op.payload().unwrap());
@@ -608,6 +616,13 @@ fn ota_of_edited_partitions_copies_every_unchanged_operation() {
             .unwrap();
         assert_eq!(rec["status"], "edited", "{name}");
         assert_eq!(rec["changed_blocks"], diff.len() as u64, "{name}");
+        let change = diff_json["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        assert_eq!(change["edited_blocks_b"], diff.len() as u64, "{name}");
         let (part, out) = (sp.partition(name).unwrap(), op.partition(name).unwrap());
         let (mut copied, mut zeroed) = (0, 0);
         for o in &part.ops {
@@ -741,4 +756,143 @@ fn fastboot_super_stores_no_block_an_edit_zeroed() {
     }
     assert!(zeroed_total > 0, "the edits zeroed no block");
     eprintln!("{zeroed_total} zeroed blocks, none stored as RAW");
+}
+
+#[test]
+fn an_edit_that_outgrows_its_group_fails_clearly_with_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two build.prop values of 900 KB each (a profile is at most 1 MiB)
+    // make product grow past the 1.4 MiB its group has left.
+    std::fs::write(
+        d.join("filler.yaml"),
+        format!(
+            "name: filler\ndescription: test\nprops:\n  product:\n    set: {{ ro.filler1: \"{}\" }}\n",
+            "a".repeat(900_000)
+        ),
+    )
+    .unwrap();
+    let big = d.join("big.yaml");
+    std::fs::write(
+        &big,
+        format!(
+            "name: big\ndescription: test\nextends: [filler.yaml]\nprops:\n  product:\n    set: {{ ro.filler2: \"{}\" }}\n",
+            "b".repeat(900_000)
+        ),
+    )
+    .unwrap();
+    for format in ["ota", "fastboot"] {
+        let out = d.join(format!("out-{format}.zip"));
+        let a = romkit()
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .args(["build", "--format", format, "--profile"])
+            .arg(&big)
+            .arg("-o")
+            .arg(&out)
+            .arg(sample())
+            .assert()
+            .code(3);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        assert!(
+            err.contains("does not fit: group qti_dynamic_partitions needs")
+                && err.contains("grown: product +"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        assert!(!d.join(format!("out-{format}.zip.manifest.json")).exists());
+    }
+    let left: Vec<_> = std::fs::read_dir(d).unwrap().collect();
+    assert_eq!(left.len(), 2, "only the profiles are left: {left:?}");
+}
+
+#[test]
+fn repack_rebuilds_and_converting_ext4_takes_its_own_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // --repack: the touched partitions are rebuilt, without a block count.
+    let images = d.join("repacked");
+    build(&images, "images", &["--repack"]).success();
+    let m: serde_json::Value =
+        serde_json::from_slice(&read(&d.join("repacked.manifest.json"))).unwrap();
+    for p in m["partitions"].as_array().unwrap() {
+        if ["system", "system_ext", "product"].contains(&p["name"].as_str().unwrap()) {
+            assert_eq!(p["status"], "rebuilt", "{p}");
+            assert!(p.get("changed_blocks").is_none(), "{p}");
+        }
+    }
+
+    // A fastboot zip whose product is ext4 (mke2fs -d).
+    let Some(mke2fs) = tool("mke2fs") else {
+        return;
+    };
+    let tree = d.join("tree");
+    std::fs::create_dir_all(tree.join("app/Foo")).unwrap();
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("app/Foo/Foo.apk"), b"not an apk").unwrap();
+    std::fs::write(tree.join("etc/build.prop"), b"ro.product.name=x\n").unwrap();
+    let img = d.join("product.img");
+    run(Command::new(mke2fs)
+        .args(["-q", "-t", "ext4", "-b", "4096", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("8M"));
+    let pkg = d.join("ext4.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&pkg).unwrap());
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.start_file("images/product.img", o).unwrap();
+        std::io::Write::write_all(&mut z, &read(&img)).unwrap();
+        z.finish().unwrap();
+    }
+    let profile = d.join("foo.yaml");
+    std::fs::write(
+        &profile,
+        "name: foo\ndescription: test\nremove:\n  - path: product/app/Foo\n    reason: test\n",
+    )
+    .unwrap();
+    let out = d.join("out");
+    let run_build = |extra: &[&str]| {
+        romkit()
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .args(["build", "--format", "images", "--profile"])
+            .arg(&profile)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .arg(&pkg)
+            .assert()
+    };
+    let stderr = |a: &assert_cmd::assert::Assert| {
+        String::from_utf8_lossy(&a.get_output().stderr).to_string()
+    };
+    // In place (the default): still ext4, edited.
+    run_build(&[]).success();
+    let edited = read(&out.join("product.img"));
+    assert_eq!(&edited[1080..1082], &[0x53, 0xEF]);
+    let m: serde_json::Value = serde_json::from_slice(&read(&d.join("out.manifest.json"))).unwrap();
+    assert_eq!(m["partitions"][0]["status"], "edited", "{m}");
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_file(d.join("out.manifest.json")).unwrap();
+    // --repack alone does not convert.
+    let a = run_build(&["--repack"]).code(2);
+    assert!(stderr(&a).contains("--ext4-to-erofs"), "{}", stderr(&a));
+    assert!(!out.exists());
+    // --ext4-to-erofs converts, with a warning about kernel support.
+    let a = run_build(&["--ext4-to-erofs"]).success();
+    assert!(
+        stderr(&a).contains("kernel must mount EROFS"),
+        "{}",
+        stderr(&a)
+    );
+    let new = read(&out.join("product.img"));
+    assert_eq!(&new[1024..1028], &0xE0F5_E1E2u32.to_le_bytes());
+    if let Some(fsck) = tool("fsck.erofs") {
+        let x = d.join("x");
+        run(Command::new(fsck)
+            .arg(format!("--extract={}", x.display()))
+            .arg(out.join("product.img")));
+        assert!(x.join("etc/build.prop").exists());
+        assert!(!x.join("app/Foo").exists());
+    }
 }

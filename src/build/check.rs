@@ -1,24 +1,42 @@
 //! Stage 7, check: the output is re-opened as any input would be and every
 //! partition image in it is compared with what was packaged. A mismatch
 //! removes the output: nothing unchecked stays under the final name.
+//!
+//! An OTA made from a full payload is checked operation by operation: every
+//! blob against its `data_sha256_hash`, and every operation that is not the
+//! source's own (same type, destination and data hash) decoded and compared
+//! with the packaged image's bytes. An operation copied from the source
+//! writes the source's bytes, which are the packaged image's there: a
+//! partition left alone is the source's image, and an edited one keeps the
+//! source's bytes outside what the edit changed (the operations over those
+//! were decoded, and hash-checked, when the partition was decoded).
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
-use super::{BuiltPartition, OutputFormat, sha256_file};
+use super::{BuiltPartition, OutputFormat, Space, sha256_file};
 use crate::error::{Error, Result};
+use crate::format::payload::decode::decode_into;
+use crate::format::payload::{Operation, Partition, Payload};
 use crate::rom::Rom;
+use crate::util::hex;
 
 /// Re-opens the output and compares every partition image in it with what
-/// was packaged.
+/// was packaged. `copied_from` is the full payload an OTA output copied
+/// operations from, if any.
 pub(super) fn check_output(
     output: &Path,
     format: OutputFormat,
     expected: &[BuiltPartition],
     work: &Path,
     jobs: usize,
+    copied_from: Option<&Payload>,
 ) -> Result<()> {
+    if let (OutputFormat::Ota, Some(source)) = (format, copied_from) {
+        return check_payload(output, source, expected, work);
+    }
     let got = if format == OutputFormat::Images {
         expected
             .par_iter()
@@ -96,4 +114,147 @@ pub(super) fn remove_output(output: &Path, format: OutputFormat) {
     } else {
         std::fs::remove_file(output)
     };
+}
+
+/// Fails, before anything is packaged, when the output's partitions no
+/// longer fit a dynamic partition group or the super device: an in-place
+/// edit appends blocks when a replaced file or a directory does not fit in
+/// freed ones. The message names the space, the bytes missing and the
+/// partitions that grew.
+pub(super) fn check_fits(input: &Path, space: &[Space], parts: &[BuiltPartition]) -> Result<()> {
+    let Some(full) = space.iter().find(|s| s.used > s.size) else {
+        return Ok(());
+    };
+    let grown: Vec<String> = parts
+        .iter()
+        .filter(|p| p.size > p.source_size && p.source_size > 0)
+        .map(|p| format!("{} +{} bytes", p.name, p.size - p.source_size))
+        .collect();
+    let grown = if grown.is_empty() {
+        String::new()
+    } else {
+        format!(" (grown: {})", grown.join(", "))
+    };
+    Err(Error::invalid(
+        input,
+        format!(
+            "the output does not fit: {} needs {} bytes, {} more than its {}{grown}; \
+             remove less, or build with --repack to write the partitions smaller",
+            full.name,
+            full.used,
+            full.used - full.size,
+            full.size
+        ),
+    ))
+}
+
+/// Checks the OTA `output` made with operations of `source`: see the
+/// module's documentation.
+fn check_payload(
+    output: &Path,
+    source: &Payload,
+    expected: &[BuiltPartition],
+    work: &Path,
+) -> Result<()> {
+    let fail = |msg: String| Error::CheckFailed {
+        file: output.to_path_buf(),
+        msg,
+    };
+    let rom = Rom::open(output)?;
+    let out = rom
+        .payload()
+        .ok_or_else(|| fail("the output has no payload".into()))?;
+    if out.partitions.len() != expected.len() {
+        return Err(fail(format!(
+            "the output has {} partitions, {} were packaged",
+            out.partitions.len(),
+            expected.len()
+        )));
+    }
+    for e in expected {
+        let part = out
+            .partition(&e.name)
+            .ok_or_else(|| fail(format!("partition {} is missing from the output", e.name)))?;
+        let hash = part.hash.map(|h| hex(&h)).unwrap_or_default();
+        if part.size != e.size || hash != e.sha256 {
+            return Err(fail(format!(
+                "partition {}: the payload says {} bytes with sha256 {hash}, but {} bytes with \
+                 sha256 {} were packaged",
+                e.name, part.size, e.size, e.sha256
+            )));
+        }
+        let image = work.join(format!("{}.img", e.name));
+        check_ops(output, out, part, source.partition(&e.name), &image)?;
+    }
+    Ok(())
+}
+
+/// Checks the operations of the output's partition `part` (see
+/// [`check_payload`]); `image` is the packaged image, needed only when an
+/// operation is not the source's own.
+fn check_ops(
+    output: &Path,
+    out: &Payload,
+    part: &Partition,
+    source: Option<&Partition>,
+    image: &Path,
+) -> Result<()> {
+    let fail = |msg: String| Error::CheckFailed {
+        file: output.to_path_buf(),
+        msg,
+    };
+    let own = |op: &Operation| {
+        source.is_some_and(|s| {
+            s.ops
+                .iter()
+                .any(|o| o.kind == op.kind && o.dst == op.dst && o.data_hash == op.data_hash)
+        })
+    };
+    let all_own = part.ops.iter().all(own);
+    if all_own && source.is_some_and(|s| s.hash != part.hash || s.size != part.size) {
+        return Err(fail(format!(
+            "partition {}: the source's operations, but not the source's image",
+            part.name
+        )));
+    }
+    let file = if all_own {
+        None
+    } else {
+        Some(std::fs::File::open(image).map_err(|e| Error::io(image, e))?)
+    };
+    part.ops.par_iter().try_for_each(|op| {
+        let what = || format!("partition {}, operation {}", part.name, op.index);
+        let blob = out
+            .read(op.data_offset, op.data_len)
+            .map_err(|e| Error::payload(output, e))?;
+        if op.data_len > 0 {
+            let got: [u8; 32] = Sha256::digest(&blob).into();
+            if op.data_hash != Some(got) {
+                return Err(fail(format!("{}: data_sha256_hash mismatch", what())));
+            }
+        }
+        let Some(file) = file.as_ref().filter(|_| !own(op)) else {
+            return Ok(());
+        };
+        let kind = op
+            .kind
+            .map_err(|v| fail(format!("{}: unknown type {v}", what())))?;
+        let mut decoded = vec![0u8; op.dst_len as usize];
+        decode_into(kind, &blob, &mut decoded).map_err(|e| fail(format!("{}: {e}", what())))?;
+        let mut at = 0usize;
+        for r in &op.dst {
+            let mut want = vec![0u8; r.len as usize];
+            std::os::unix::fs::FileExt::read_exact_at(file, &mut want, r.offset)
+                .map_err(|e| Error::io(image, e))?;
+            if decoded[at..at + r.len as usize] != want[..] {
+                return Err(fail(format!(
+                    "{}: decodes to other bytes than the packaged image's at offset {}",
+                    what(),
+                    r.offset
+                )));
+            }
+            at += r.len as usize;
+        }
+        Ok(())
+    })
 }

@@ -111,6 +111,7 @@ pub struct Edited {
 pub(super) fn edit_all(
     methods: &BTreeMap<String, Method>,
     filesystems: &BTreeMap<String, FsKind>,
+    input: &Path,
     work: &Path,
 ) -> Result<BTreeMap<String, Edited>> {
     let edits: Vec<(&String, &Edit)> = methods
@@ -125,30 +126,33 @@ pub(super) fn edit_all(
         .map(|&(name, e)| {
             let path = image_path(work, name);
             let kind = filesystems.get(name).copied();
-            Ok((name.clone(), edit_image(kind, name, &path, e)?))
+            Ok((name.clone(), edit_image(kind, input, name, &path, e)?))
         })
         .collect()
 }
 
-/// Edits the image at `path` (partition `name`, filesystem `kind`) in
-/// place: the edited image is written beside it and renamed over it.
+/// Edits the image at `path` (partition `name` of `input`, filesystem
+/// `kind`) in place: the edited image is written beside it and renamed over
+/// it.
 ///
 /// One call per filesystem; an image that carries an AVB hashtree footer
 /// gets its tree, FEC and root digest recomputed after the edit (or the
 /// footer stripped when that is impossible), see [`super::footer`].
-fn edit_image(kind: Option<FsKind>, name: &str, path: &Path, e: &Edit) -> Result<Edited> {
+fn edit_image(
+    kind: Option<FsKind>,
+    input: &Path,
+    name: &str,
+    path: &Path,
+    e: &Edit,
+) -> Result<Edited> {
+    let source = format!("{}:{name}", input.display());
     let mut out = AtomicFile::create(path, true)?;
     let mut stats = match kind {
         Some(FsKind::Erofs) => crate::fs::erofs::edit::edit_image(path, e, out.file_mut())
-            .map_err(|err| err.into_error(path, name))?,
+            .map_err(|err| err.into_error(path, &source))?,
         Some(FsKind::Ext4) => crate::fs::ext4::edit::edit_image(path, e, out.file_mut())
-            .map_err(|err| err.into_error(path, name))?,
-        None => {
-            return Err(Error::invalid(
-                path,
-                format!("partition {name}: no filesystem"),
-            ));
-        }
+            .map_err(|err| err.into_error(path, &source))?,
+        None => return Err(Error::invalid(source, "no filesystem romkit can edit")),
     };
     let avb_footer = super::footer::refresh(kind, path, out.file(), out.tmp_path(), &mut stats)?;
     out.file()

@@ -284,6 +284,8 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     let patched = sources::patch_vbmeta(&sel, work)?;
     let images = sources::sources(&sel, &apps.changes, &patched, work);
     let partitions = record::partitions(&source.rom, &images, &apps.filesystems, &others.hashes)?;
+    let space = record::space_report(&source.rom, &partitions);
+    check::check_fits(input, &space, &partitions)?;
     if let Some((chain, _)) = &prepared {
         apps.manifest.input.chain = chain.clone();
     }
@@ -294,7 +296,14 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     times.package = secs(t);
 
     let t = Instant::now();
-    if let Err(e) = check::check_output(output, opts.format, &partitions, work, opts.jobs) {
+    if let Err(e) = check::check_output(
+        output,
+        opts.format,
+        &partitions,
+        work,
+        opts.jobs,
+        sel.copy_from,
+    ) {
         check::remove_output(output, opts.format);
         return Err(e);
     }
@@ -305,7 +314,6 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         let _ = std::fs::remove_file(&dest.manifest_json);
         return Err(e);
     }
-    let space = record::space_report(&source.rom, &partitions);
     let mut r = report(output, dest, opts, partitions, space, apps.plan, times);
     r.fastboot = fastboot;
     Ok(r)
@@ -405,7 +413,7 @@ fn write_touched(
         }
     }
     let mut changes: BTreeMap<String, sources::Change> =
-        edit::edit_all(methods, &trees.filesystems, work)?
+        edit::edit_all(methods, &trees.filesystems, input, work)?
             .into_iter()
             .map(|(n, e)| (n, sources::Change::Edited(e)))
             .collect();

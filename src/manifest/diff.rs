@@ -146,6 +146,10 @@ pub struct PartitionChange {
     pub sha256_a: Option<String>,
     /// SHA-256 in B.
     pub sha256_b: Option<String>,
+    /// When B's partition was edited in place: the blocks that differ from
+    /// its input's image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_blocks_b: Option<u64>,
 }
 
 /// A file (any tree entry) that changed.
@@ -334,6 +338,7 @@ fn diff_partitions(a: &Manifest, b: &Manifest) -> Vec<PartitionChange> {
             size_b,
             delta: size_b.unwrap_or(0) as i64 - size_a.unwrap_or(0) as i64,
             sha256_a: x.map(|p| p.sha256),
+            edited_blocks_b: y.as_ref().and_then(|p| p.changed_blocks),
             sha256_b: y.map(|p| p.sha256),
         });
     }
@@ -676,9 +681,12 @@ impl Diff {
             let _ = writeln!(s, "\nPartitions: {} changed", self.partitions.len());
             for p in &self.partitions {
                 let size = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+                let edited = p
+                    .edited_blocks_b
+                    .map_or(String::new(), |n| format!(", edited in place: {n} blocks"));
                 let _ = writeln!(
                     s,
-                    "  {} {}  {} -> {} bytes ({})",
+                    "  {} {}  {} -> {} bytes ({}{edited})",
                     match p.change.as_str() {
                         "added" => "+",
                         "removed" => "-",
@@ -857,9 +865,12 @@ impl Diff {
             );
             for p in &self.partitions {
                 let size = |v: Option<u64>| v.map_or("—".to_string(), human);
+                let edited = p
+                    .edited_blocks_b
+                    .map_or(String::new(), |n| format!(" (edited in place: {n} blocks)"));
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} |",
+                    "| {} | {}{edited} | {} | {} | {} |",
                     code(&p.name),
                     p.change,
                     size(p.size_a),

@@ -102,24 +102,24 @@ pub enum EditError {
 }
 
 impl EditError {
-    /// The library error for editing `image` (the partition `partition`):
-    /// a source that cannot be read or an output that cannot be written is
-    /// an I/O error (exit 4); a malformed image, a feature the editor
+    /// The library error for editing the image file `image`, the partition
+    /// named `source` for messages (`package.zip:product`): a source that
+    /// cannot be read or an output that cannot be written is an I/O error
+    /// about `image` (exit 4); a malformed image, a feature the editor
     /// refuses or a path the edit does not find makes the input invalid or
-    /// unsupported (exit 3). The message names the partition and, for a
-    /// refused feature, suggests `--repack`, which rebuilds the partition
-    /// from its tree instead.
-    pub fn into_error(self, image: &Path, partition: &str) -> crate::Error {
+    /// unsupported (exit 3). A refused feature suggests `--repack`, which
+    /// rebuilds the partition from its tree instead.
+    pub fn into_error(self, image: &Path, source: &str) -> crate::Error {
         match self {
             EditError::Io { context, source } => crate::Error::io(
                 image,
                 io::Error::new(source.kind(), format!("{context}: {source}")),
             ),
             e @ EditError::Unsupported { .. } => crate::Error::invalid(
-                image,
-                format!("partition {partition}: {e}; build with --repack to rebuild it instead"),
+                source,
+                format!("{e}; build with --repack to rebuild the partition instead"),
             ),
-            e => crate::Error::invalid(image, format!("partition {partition}: {e}")),
+            e => crate::Error::invalid(source, e.to_string()),
         }
     }
 }
