@@ -266,7 +266,13 @@ fn an_erofs_write_failure_exits_alike_from_build_and_pack() {
     let fs = tmpfs(&format!("{}", decoded + (64 << 10))).expect("a tmpfs mount");
     // `--repack`: the EROFS writer, not the in-place editor, must fail here.
     let r = romkit()
-        .args(["build", "--repack", "--no-space-check", "--profile", "minimal"])
+        .args([
+            "build",
+            "--repack",
+            "--no-space-check",
+            "--profile",
+            "minimal",
+        ])
         .args(["--format", "images", "-o"])
         .arg(fs.mnt.join("out"))
         .arg(sample())

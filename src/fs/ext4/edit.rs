@@ -107,25 +107,27 @@ pub enum Ext4EditError {
 }
 
 impl Ext4EditError {
-    /// The library error for editing `image` (the partition `partition`):
-    /// a source that cannot be read or an output that cannot be written is
-    /// an I/O error (exit 4); a malformed image, a feature the editor
+    /// The library error for editing the image file `image`, the partition
+    /// named `source` for messages (`package.zip:system`): a source that
+    /// cannot be read or an output that cannot be written is an I/O error
+    /// about `image` (exit 4); a malformed image, a feature the editor
     /// refuses or a path it does not find makes the input invalid or
-    /// unsupported (exit 3), naming the partition.
-    pub fn into_error(self, image: &Path, partition: &str) -> crate::Error {
+    /// unsupported (exit 3). A refused feature names the way out: a rebuild
+    /// as EROFS, only for kernels that mount it.
+    pub fn into_error(self, image: &Path, source: &str) -> crate::Error {
         match self {
             Ext4EditError::Io { context, source } => crate::Error::io(
                 image,
                 io::Error::new(source.kind(), format!("{context}: {source}")),
             ),
             e @ Ext4EditError::Unsupported { .. } => crate::Error::invalid(
-                image,
+                source,
                 format!(
-                    "partition {partition}: {e}; --repack --ext4-to-erofs rebuilds it as EROFS \
+                    "{e}; --repack --ext4-to-erofs rebuilds it as EROFS \
                      instead (only for kernels that mount EROFS)"
                 ),
             ),
-            e => crate::Error::invalid(image, format!("partition {partition}: {e}")),
+            e => crate::Error::invalid(source, e.to_string()),
         }
     }
 }
