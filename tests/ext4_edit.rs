@@ -742,6 +742,20 @@ fn miui_fixture_builds_by_editing_ext4_in_place() {
             );
         }
     }
+    // A payload package cannot be flashed by a non-A/B recovery.
+    let ota = romkit()
+        .args(["build", "--profile", "xiaomi-eu", "--format", "ota", "-o"])
+        .arg(t.path().join("ota.zip"))
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(ota.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&ota.stderr).contains("without A/B slots"),
+        "{}",
+        String::from_utf8_lossy(&ota.stderr)
+    );
+    assert!(!t.path().join("ota.zip").exists());
     let out = t.path().join("out");
     let res = romkit()
         .args([

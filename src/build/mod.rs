@@ -250,6 +250,15 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         .map_or(input, PathBuf::as_path);
     let t = Instant::now();
     let mut source = open::open_and_verify(input, opts.verify)?;
+    if opts.format == OutputFormat::Ota && source.rom.block().is_some() {
+        // Block-based OTAs are made for devices without A/B slots, whose
+        // recovery cannot apply a payload package.
+        return Err(Error::Usage(format!(
+            "{}: a block-based OTA is for a device without A/B slots, whose recovery cannot \
+             flash the payload package --format ota writes; use --format fastboot or images",
+            input.display()
+        )));
+    }
     if opts.format == OutputFormat::Fastboot {
         // An input whose scripts cannot be carried over fails now, not
         // after the rebuild.
