@@ -119,24 +119,36 @@ pub fn resolve_base(path: &Path, tmp_parent: &Path, names: &[String], jobs: usiz
             _tmp: Some(tmp),
         });
     }
-    let written = rom.unpack(
-        &UnpackOptions {
-            output: tmp.path(),
-            partitions: &wanted,
-            verify: true,
-            force: false,
-            files: false,
-            space_check: true,
-            jobs,
-            source: None,
-        },
-        &NoProgress,
-    )?;
+    let written = unpack_checked(&rom, tmp.path(), &wanted, jobs, None)?;
     Ok(Base {
         images: images_of(&written),
         kind: "full package",
         _tmp: Some(tmp),
     })
+}
+
+/// Unpacks the `wanted` partitions of `rom` into `output` as images, every
+/// hash checked, applied to `source` when `rom` is incremental.
+fn unpack_checked(
+    rom: &Rom,
+    output: &Path,
+    wanted: &[String],
+    jobs: usize,
+    source: Option<&SourceImages>,
+) -> Result<Vec<Written>> {
+    rom.unpack(
+        &UnpackOptions {
+            output,
+            partitions: wanted,
+            verify: true,
+            force: false,
+            files: false,
+            space_check: true,
+            jobs,
+            source,
+        },
+        &NoProgress,
+    )
 }
 
 fn image_name(p: &Path) -> Option<String> {
@@ -203,19 +215,7 @@ fn apply_steps(
             .filter(|n| step.partition_names().contains(n) || current.contains_key(*n))
             .cloned()
             .collect();
-        let written = step.unpack(
-            &UnpackOptions {
-                output: tmp.path(),
-                partitions: &wanted,
-                verify: true,
-                force: false,
-                files: false,
-                space_check: true,
-                jobs,
-                source: Some(&current),
-            },
-            &NoProgress,
-        )?;
+        let written = unpack_checked(step, tmp.path(), &wanted, jobs, Some(&current))?;
         current = images_of(&written);
         // The previous step's folder goes now that its images were used.
         held = Some(tmp);
