@@ -43,6 +43,8 @@
 
 use std::io::{self, Read};
 
+pub mod disasm;
+
 /// Magic at offset 0.
 pub const MAGIC: &[u8; 4] = b"Zucc";
 /// Size of the patch header.
@@ -100,6 +102,26 @@ pub enum ZucchiniError {
         element: usize,
         /// The type's four-character code.
         exe_type: String,
+    },
+    /// A reference that cannot be read or written as its type requires.
+    #[error("zucchini: reference type {type_tag} at element offset {location:#x}: {reason}")]
+    BadReference {
+        /// Reference type tag.
+        type_tag: u8,
+        /// Element-relative location.
+        location: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An element the disassembler of its type cannot parse.
+    #[error("zucchini element {element} ({exe_type}): {reason}")]
+    BadElement {
+        /// Element index.
+        element: usize,
+        /// The type's four-character code.
+        exe_type: String,
+        /// What is wrong, with the offset where it applies.
+        reason: String,
     },
     /// The old file is not the one the patch was made from.
     #[error("zucchini: old file {field} is {actual:#x}, the patch expects {expected:#x}")]
