@@ -218,11 +218,21 @@ pub fn write_out<W: Write + Seek>(o: &Overlay<'_>, size: u64, out: &mut W) -> io
     out.flush()
 }
 
+/// Bytes copied from the source between checks of the resident set.
+const COPY_PIECE: u64 = 8 << 20;
+
 /// Source bytes `from..to` (zeros past the source's end).
 fn copy_range<W: Write>(src: &[u8], from: u64, to: u64, out: &mut W) -> io::Result<()> {
     let len = src.len() as u64;
-    if from < len {
-        out.write_all(&src[from as usize..to.min(len) as usize])?;
+    // In pieces, dropping each from memory once written when the source is
+    // a registered file mapping (see `crate::util::pages`).
+    let mut at = from;
+    while at < to.min(len) {
+        let end = (at + COPY_PIECE).min(to.min(len));
+        let piece = &src[at as usize..end as usize];
+        out.write_all(piece)?;
+        crate::util::pages::release_if_mapped(piece);
+        at = end;
     }
     let mut pos = from.max(len);
     let zeros = vec![0u8; 1 << 16];

@@ -8,6 +8,7 @@
 
 pub mod hash;
 pub mod magic;
+pub mod pages;
 pub mod size;
 pub mod text;
 pub mod time;

@@ -27,7 +27,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::proto::{InstallOperation, OpType, PartitionInfo, PartitionUpdate};
+use super::proto::{Extent, InstallOperation, OpType, PartitionInfo, PartitionUpdate};
 use super::writer::{
     Chunk, ImageInput, PayloadOptions, PayloadWriteError, append_chunk, check_copyable,
     compress_xz, hash_file, read_chunk, read_copied_blob,
@@ -85,6 +85,14 @@ pub struct ReuseCounts {
     pub zeroed: usize,
     /// Source operations encoded again.
     pub encoded: usize,
+    /// Of those, the ones whose all-zero blocks became a ZERO operation of
+    /// their own, so that only the other blocks were encoded.
+    pub split: usize,
+    /// Bytes encoded again.
+    pub encoded_bytes: u64,
+    /// The xz preset found to reproduce the source's own blobs, used for
+    /// the operations encoded again (`None`: the options' preset).
+    pub preset: Option<u32>,
     /// New operations for appended blocks.
     pub appended: usize,
 }
@@ -94,6 +102,8 @@ pub struct ReuseCounts {
 struct Prepared {
     op: InstallOperation,
     blob: Vec<u8>,
+    /// Image bytes this operation encoded (0 for a copy or ZERO).
+    encoded: u64,
 }
 
 /// Writes the partition `name` of `payload` for its edited image `img`,
@@ -124,6 +134,12 @@ pub(super) fn edited_partition(
     }
     let data_err = PayloadWriteError::io(data_path);
     let mut counts = ReuseCounts::default();
+    let preset = source_preset(payload, &part.ops, changed, &file, opts.block_size);
+    let opts = &PayloadOptions {
+        xz_level: preset.unwrap_or(opts.xz_level),
+        ..opts.clone()
+    };
+    counts.preset = preset;
     let window = (opts.jobs.max(1) * 16).max(1);
     let (image_hash, written) = pool.install(|| {
         rayon::join(
@@ -131,7 +147,7 @@ pub(super) fn edited_partition(
             || -> Result<Vec<InstallOperation>> {
                 let mut ops = Vec::with_capacity(part.ops.len());
                 for w in part.ops.chunks(window) {
-                    let prepared: Vec<Result<(Reuse, Prepared)>> = w
+                    let prepared: Vec<Result<(Reuse, Vec<Prepared>)>> = w
                         .par_iter()
                         .map(|op| {
                             let proto =
@@ -143,7 +159,7 @@ pub(super) fn edited_partition(
                                     }
                                 })?;
                             let how = classify(op, changed, zeroed);
-                            let p = prepare(payload, name, op, proto, how, &file, opts)
+                            let p = prepare(payload, name, op, proto, how, zeroed, &file, opts)
                                 .map_err(|e| e.at(&img.path))?;
                             Ok((how, p))
                         })
@@ -153,9 +169,15 @@ pub(super) fn edited_partition(
                         match how {
                             Reuse::Copy => counts.copied += 1,
                             Reuse::Zero => counts.zeroed += 1,
-                            Reuse::Encode => counts.encoded += 1,
+                            Reuse::Encode => {
+                                counts.encoded += 1;
+                                counts.split += usize::from(p.len() > 1);
+                                counts.encoded_bytes += p.iter().map(|x| x.encoded).sum::<u64>();
+                            }
                         }
-                        ops.push(place(p, writer, offset).map_err(&data_err)?);
+                        for p in p {
+                            ops.push(place(p, writer, offset).map_err(&data_err)?);
+                        }
                     }
                 }
                 let tail = tail_chunks(part.size, size, &file, opts).map_err(&img_err)?;
@@ -194,17 +216,21 @@ impl PrepError {
     }
 }
 
-/// The new operation (and blob) for the source operation `op`, whose
-/// manifest entry is `proto`.
+/// The new operations (and blobs) for the source operation `op`, whose
+/// manifest entry is `proto`: one, or two when an operation to encode again
+/// has blocks that are now all zero (a ZERO operation for those, and the
+/// rest encoded over the remaining extents, in destination order).
+#[allow(clippy::too_many_arguments)]
 fn prepare(
     payload: &Payload,
     name: &str,
     op: &Operation,
     mut proto: InstallOperation,
     how: Reuse,
+    zeroed: &[Range<u64>],
     image: &File,
     opts: &PayloadOptions,
-) -> std::result::Result<Prepared, PrepError> {
+) -> std::result::Result<Vec<Prepared>, PrepError> {
     proto.src_extents.clear();
     proto.src_length = None;
     proto.src_sha256_hash = None;
@@ -215,37 +241,191 @@ fn prepare(
             } else {
                 read_copied_blob(payload, name, op).map_err(PrepError::Other)?
             };
-            Ok(Prepared { op: proto, blob })
-        }
-        Reuse::Zero => {
-            proto.r#type = Some(OpType::Zero.to_wire());
-            clear_data(&mut proto);
-            Ok(Prepared {
+            Ok(vec![Prepared {
                 op: proto,
-                blob: Vec::new(),
-            })
+                blob,
+                encoded: 0,
+            }])
         }
+        Reuse::Zero => Ok(vec![zero_op(proto)]),
         Reuse::Encode => {
-            let mut raw = Vec::with_capacity(op.dst_len as usize);
-            for r in &op.dst {
-                let at = raw.len();
-                raw.resize(at + r.len as usize, 0);
-                image
-                    .read_exact_at(&mut raw[at..], r.offset)
-                    .map_err(PrepError::Image)?;
+            let segments = split_zeroed(op, zeroed, opts.block_size);
+            if segments.len() == 1 {
+                let all: Vec<Range<u64>> =
+                    op.dst.iter().map(|r| r.offset..r.offset + r.len).collect();
+                return Ok(vec![encode(proto, &all, image, opts)?]);
             }
-            let xz =
-                compress_xz(&raw, opts.xz_level, raw.len() as u32).map_err(PrepError::Image)?;
-            let (kind, blob) = if xz.len() < raw.len() {
-                (OpType::ReplaceXz, xz)
-            } else {
-                (OpType::Replace, raw)
-            };
-            proto.r#type = Some(kind.to_wire());
-            clear_data(&mut proto);
-            Ok(Prepared { op: proto, blob })
+            segments
+                .into_iter()
+                .map(|(zero, r)| {
+                    let mut p = proto.clone();
+                    p.dst_extents = extents(std::slice::from_ref(&r), opts.block_size);
+                    if zero {
+                        Ok(zero_op(p))
+                    } else {
+                        encode(p, &[r], image, opts)
+                    }
+                })
+                .collect()
         }
     }
+}
+
+/// Input bytes of the probe that [`source_preset`] encodes.
+const PROBE_INPUT: usize = 256 << 10;
+/// LZMA bytes the probe compares (after the headers, which hold sizes).
+const PROBE_COMPARE: usize = 512;
+/// Presets tried, most likely first (6 is update_engine's and xz's default;
+/// 7 to 9 differ from 6 only in dictionary size, which a 2 MiB chunk caps).
+const PROBE_PRESETS: [u32; 7] = [6, 1, 0, 2, 3, 4, 5];
+
+/// The xz preset whose encoder reproduces the source payload's own blobs
+/// for this partition, so that the operations encoded again are encoded as
+/// the source's were: the first unchanged REPLACE_XZ operation's first
+/// [`PROBE_INPUT`] bytes are encoded at each candidate preset, with the
+/// source's dictionary size, and the LZMA data compared with the source
+/// blob's. `None` when no candidate matches (another encoder, such as
+/// update_engine's LZMA SDK, or other filters) or nothing can be probed.
+fn source_preset(
+    payload: &Payload,
+    ops: &[Operation],
+    changed: &[Range<u64>],
+    image: &File,
+    bs: u64,
+) -> Option<u32> {
+    let op = ops.iter().find(|o| {
+        o.kind == Ok(OpType::ReplaceXz)
+            && o.dst_len >= 2 * PROBE_INPUT as u64
+            && o.data_len >= 4096
+            && classify(o, changed, &[]) == Reuse::Copy
+    })?;
+    let blob = payload.read(op.data_offset, 4096.min(op.data_len)).ok()?;
+    let skip = lzma_data_start(&blob)?;
+    let want = blob.get(skip..skip + PROBE_COMPARE)?;
+    let mut raw = vec![0u8; PROBE_INPUT];
+    let mut at = 0usize;
+    for r in &op.dst {
+        let n = (r.len as usize).min(PROBE_INPUT - at);
+        image.read_exact_at(&mut raw[at..at + n], r.offset).ok()?;
+        at += n;
+        if at == PROBE_INPUT {
+            break;
+        }
+    }
+    let dict = u32::try_from(op.dst_len.div_ceil(bs) * bs).ok()?;
+    PROBE_PRESETS.into_iter().find(|&p| {
+        compress_xz(&raw, p, dict).is_ok_and(|out| {
+            lzma_data_start(&out).and_then(|s| out.get(s..s + PROBE_COMPARE)) == Some(want)
+        })
+    })
+}
+
+/// Offset of the LZMA data in an xz stream: after the 12-byte stream
+/// header, the block header (its first byte gives its size) and the first
+/// LZMA2 chunk's 6-byte header (which holds the chunk's sizes).
+fn lzma_data_start(xz: &[u8]) -> Option<usize> {
+    if xz.get(..6)? != b"\xFD7zXZ\0" {
+        return None;
+    }
+    let block_header = (usize::from(*xz.get(12)?) + 1) * 4;
+    let chunk = 12 + block_header;
+    // A chunk that resets the dictionary and sets new properties.
+    (*xz.get(chunk)? >= 0xE0).then_some(chunk + 6)
+}
+
+/// `proto` as a ZERO operation over its destination.
+fn zero_op(mut proto: InstallOperation) -> Prepared {
+    proto.r#type = Some(OpType::Zero.to_wire());
+    clear_data(&mut proto);
+    Prepared {
+        op: proto,
+        blob: Vec::new(),
+        encoded: 0,
+    }
+}
+
+/// `proto` (whose extents are `ranges`) encoded from the edited image:
+/// REPLACE_XZ, or REPLACE when xz does not make it smaller.
+fn encode(
+    mut proto: InstallOperation,
+    ranges: &[Range<u64>],
+    image: &File,
+    opts: &PayloadOptions,
+) -> std::result::Result<Prepared, PrepError> {
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let mut raw = Vec::with_capacity(total as usize);
+    for r in ranges {
+        let at = raw.len();
+        raw.resize(at + (r.end - r.start) as usize, 0);
+        image
+            .read_exact_at(&mut raw[at..], r.start)
+            .map_err(PrepError::Image)?;
+    }
+    let xz = compress_xz(&raw, opts.xz_level, raw.len() as u32).map_err(PrepError::Image)?;
+    let (kind, blob) = if xz.len() < raw.len() {
+        (OpType::ReplaceXz, xz)
+    } else {
+        (OpType::Replace, raw)
+    };
+    proto.r#type = Some(kind.to_wire());
+    clear_data(&mut proto);
+    Ok(Prepared {
+        op: proto,
+        blob,
+        encoded: total,
+    })
+}
+
+/// Zero runs shorter than this many blocks stay inside the operation
+/// encoded around them: xz makes little of them, and more operations cost
+/// manifest bytes.
+const MIN_ZERO_RUN: u64 = 16;
+
+/// The destination of `op` cut into contiguous segments, in destination
+/// order: `(true, range)` for runs of at least [`MIN_ZERO_RUN`] blocks that
+/// are wholly inside `zeroed`, `(false, range)` for what lies between them.
+/// Every segment lies in one destination extent, so each becomes an
+/// operation with a single extent (what every extractor handles).
+fn split_zeroed(op: &Operation, zeroed: &[Range<u64>], bs: u64) -> Vec<(bool, Range<u64>)> {
+    let mut out: Vec<(bool, Range<u64>)> = Vec::new();
+    for r in &op.dst {
+        let end = r.offset + r.len;
+        let mut rest = r.offset;
+        let mut b = r.offset;
+        while b < end {
+            if !covers(zeroed, b..(b + bs).min(end)) {
+                b += bs;
+                continue;
+            }
+            let run = b;
+            while b < end && covers(zeroed, b..(b + bs).min(end)) {
+                b += bs;
+            }
+            let b_end = b.min(end);
+            if (b_end - run).div_ceil(bs) >= MIN_ZERO_RUN {
+                if run > rest {
+                    out.push((false, rest..run));
+                }
+                out.push((true, run..b_end));
+                rest = b_end;
+            }
+        }
+        if end > rest {
+            out.push((false, rest..end));
+        }
+    }
+    out
+}
+
+/// Block-aligned byte ranges as manifest extents.
+fn extents(ranges: &[Range<u64>], bs: u64) -> Vec<Extent> {
+    ranges
+        .iter()
+        .map(|r| Extent {
+            start_block: Some(r.start / bs),
+            num_blocks: Some((r.end - r.start).div_ceil(bs)),
+        })
+        .collect()
 }
 
 fn clear_data(op: &mut InstallOperation) {

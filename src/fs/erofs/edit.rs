@@ -1117,6 +1117,7 @@ pub fn edit_image(src: &Path, e: &Edit, out: &mut std::fs::File) -> Result<EditS
     // source; a file changed underneath by another process can only yield
     // wrong bytes, which the checks after a build report.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+    let _mapped = crate::util::pages::MappedGuard::new(&map);
     let stats = edit(&map, e, out)?;
     // A reused output file may have been longer.
     out.set_len(stats.size).map_err(|source| EditError::Io {

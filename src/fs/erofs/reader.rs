@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use erofs_rs::EroFS;
 use erofs_rs::backend::MmapImage;
@@ -19,6 +20,13 @@ use crate::fs::tree::{DataSource, FileData, Inode, InodeId, Kind, Meta, Tree};
 /// lie that must not make romkit produce endless zeros.
 const MAX_EXPANSION: u64 = 256;
 
+/// Content bytes read between two drops of the mapping's pages.
+const TRIM_EVERY: u64 = 32 << 20;
+
+/// The start of the mapping that stays resident: it holds the superblock
+/// and the compression records `patch_deflate_window` may have written to.
+const KEEP_RESIDENT: usize = 64 << 10;
+
 pub use crate::fs::ReadError;
 
 /// An opened EROFS image.
@@ -26,6 +34,10 @@ pub use crate::fs::ReadError;
 pub struct ErofsImage {
     fs: Arc<EroFS<MmapImage>>,
     len: u64,
+    /// The mapping's address range, for dropping pages already read.
+    map_range: (usize, usize),
+    /// Bytes of file content read since pages were last dropped.
+    since_trim: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ErofsImage {
@@ -51,11 +63,15 @@ impl ErofsImage {
         // which the hash checks downstream report.
         let mut map = unsafe { memmap2::MmapOptions::new().map_copy(&file)? };
         patch_deflate_window(&mut map);
-        let img = MmapImage::new(map.make_read_only()?);
+        let map = map.make_read_only()?;
+        let map_range = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
+        let img = MmapImage::new(map);
         let fs = EroFS::new(img).map_err(invalid)?;
         Ok(ErofsImage {
             fs: Arc::new(fs),
             len,
+            map_range,
+            since_trim: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -101,7 +117,31 @@ impl ErofsImage {
                 format!("inode {nid} yields {total} bytes, expected {size}"),
             ));
         }
+        self.trim(total);
         Ok(total)
+    }
+
+    /// Counts `read` bytes of content and, every [`TRIM_EVERY`] bytes, drops
+    /// the mapping's pages from memory (see `crate::util::pages`): reading
+    /// every file of a partition, as the manifest does, must not keep the
+    /// whole image resident.
+    fn trim(&self, read: u64) {
+        if self.since_trim.fetch_add(read, Ordering::Relaxed) + read < TRIM_EVERY {
+            return;
+        }
+        self.since_trim.store(0, Ordering::Relaxed);
+        let (start, end) = self.map_range;
+        let from = start + KEEP_RESIDENT.min(end - start);
+        // SAFETY: the range is part of this image's file mapping, alive as
+        // long as `self.fs`; its only page written to (the deflate window
+        // patch, in the superblock's compression records) lies in the first
+        // KEEP_RESIDENT bytes, which are excluded.
+        unsafe {
+            crate::util::pages::drop_mapped(std::slice::from_raw_parts(
+                from as *const u8,
+                end - from,
+            ))
+        }
     }
 
     /// Reads the image into a tree.
@@ -261,7 +301,8 @@ pub(crate) fn patch_deflate_window(map: &mut [u8]) {
             return;
         };
         if alg == DEFLATE {
-            if len >= 1 && map.get(at + 2) == Some(&0) {
+            // Only inside the part of the mapping that stays resident.
+            if len >= 1 && at + 2 < KEEP_RESIDENT && map.get(at + 2) == Some(&0) {
                 map[at + 2] = 15;
             }
             return;
