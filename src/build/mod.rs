@@ -27,7 +27,7 @@ mod decode;
 mod edit;
 mod footer;
 mod open;
-mod package;
+pub(crate) mod package;
 mod plan;
 mod rebuild;
 mod record;
@@ -44,6 +44,7 @@ use crate::error::{Error, Result};
 use crate::fs::FsKind;
 use crate::manifest::{Manifest, PartitionStatus};
 
+pub use package::OtaReuse;
 pub use sources::ImageSource;
 
 /// What `build` writes.
@@ -216,6 +217,9 @@ pub struct BuildReport {
     pub times: StageTimes,
     /// The fastboot package's scripts, checks and what was left out.
     pub fastboot: Option<crate::package::fastboot::FastbootSummary>,
+    /// For an OTA, what became of the source payload's operations in each
+    /// edited partition.
+    pub ota_reuse: Vec<OtaReuse>,
     /// The plan that was applied.
     #[serde(skip)]
     pub plan: Plan,
@@ -301,7 +305,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
 
     let t = Instant::now();
     let copy_payload = sel.copy_from.is_some();
-    let fastboot = package::package(&source, &images, copy_payload, work, output, opts)?;
+    let packaged = package::package(&source, &images, copy_payload, work, output, opts)?;
     times.package = secs(t);
 
     let t = Instant::now();
@@ -324,7 +328,8 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         return Err(e);
     }
     let mut r = report(output, dest, opts, partitions, space, apps.plan, times);
-    r.fastboot = fastboot;
+    r.fastboot = packaged.fastboot;
+    r.ota_reuse = packaged.ota_reuse;
     Ok(r)
 }
 
@@ -467,6 +472,7 @@ fn report(
         warnings: plan.warnings.clone(),
         times,
         fastboot: None,
+        ota_reuse: Vec::new(),
         plan,
     }
 }

@@ -11,6 +11,28 @@ use crate::error::{Error, Result};
 use crate::fs::edit::EditStats;
 use crate::package::fastboot::{FastbootSummary, FromRom, PackageFormat};
 
+/// What the package writers report back.
+#[derive(Default)]
+pub(super) struct Packaged {
+    /// The fastboot package's scripts, checks and what was left out.
+    pub fastboot: Option<FastbootSummary>,
+    /// For an OTA, what became of the source payload's operations in each
+    /// edited partition.
+    pub ota_reuse: Vec<OtaReuse>,
+}
+
+/// What became of the source payload's operations in one edited partition
+/// of an OTA.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OtaReuse {
+    /// The partition.
+    pub partition: String,
+    /// Operations copied, made ZERO, encoded again (and split), bytes
+    /// encoded, the xz preset used.
+    #[serde(flatten)]
+    pub counts: crate::format::payload::reuse::ReuseCounts,
+}
+
 /// Writes the output package from the images in `work`. `copy_payload`
 /// says whether the input has a full payload an OTA can copy unchanged
 /// partitions, and the unchanged operations of edited ones, from.
@@ -21,9 +43,12 @@ pub(super) fn package(
     work: &Path,
     output: &Path,
     opts: &BuildOptions,
-) -> Result<Option<FastbootSummary>> {
+) -> Result<Packaged> {
     match opts.format {
-        OutputFormat::Fastboot => fastboot(source, work, output, opts).map(Some),
+        OutputFormat::Fastboot => fastboot(source, work, output, opts).map(|f| Packaged {
+            fastboot: Some(f),
+            ..Packaged::default()
+        }),
         OutputFormat::Ota => {
             let copy: BTreeSet<String> = images
                 .iter()
@@ -40,11 +65,19 @@ pub(super) fn package(
                 .collect();
             let rom = &source.rom;
             crate::package::ota::from_rom(rom, work, &copy, &edited, output, opts.jobs, opts.force)
-                .map(|_| None)
+                .map(|s| Packaged {
+                    ota_reuse: s
+                        .reused
+                        .into_iter()
+                        .map(|(partition, counts)| OtaReuse { partition, counts })
+                        .collect(),
+                    ..Packaged::default()
+                })
         }
         OutputFormat::Images => {
             let names = images.iter().map(|(n, _)| n.as_str());
-            crate::package::images::write_folder(work, names, output, opts.force).map(|_| None)
+            crate::package::images::write_folder(work, names, output, opts.force)
+                .map(|_| Packaged::default())
         }
     }
 }

@@ -131,6 +131,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         report.output.display(),
         report.manifest.display()
     ));
+    for r in &report.ota_reuse {
+        let c = &r.counts;
+        let preset = c.preset.map_or("the default preset".to_string(), |p| {
+            format!("preset {p}, as the source")
+        });
+        s.push_str(&format!(
+            "payload {}: {} operations copied, {} made ZERO, {} encoded again ({} split), {} encoded with xz {preset}\n",
+            r.partition,
+            c.copied,
+            c.zeroed,
+            c.encoded,
+            c.split,
+            human_size(c.encoded_bytes)
+        ));
+    }
     if let Some(f) = &report.fastboot {
         s.push_str(&super::fastboot::fastboot_notes(f));
     }

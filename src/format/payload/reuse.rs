@@ -77,7 +77,7 @@ fn covers(ranges: &[Range<u64>], r: Range<u64>) -> bool {
 }
 
 /// How many operations of each kind an edited partition got.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReuseCounts {
     /// Source operations copied byte for byte.
     pub copied: usize,

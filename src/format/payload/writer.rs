@@ -244,6 +244,9 @@ pub struct PayloadSummary {
     pub metadata_hash: [u8; 32],
     /// Header + manifest length.
     pub metadata_size: u64,
+    /// What became of the source's operations in each partition written
+    /// for an edited image (see [`super::reuse`]), in payload order.
+    pub reused: Vec<(String, super::reuse::ReuseCounts)>,
 }
 
 impl PayloadSummary {
@@ -314,6 +317,7 @@ impl PreparedPayload {
             file_size: self.len(),
             metadata_hash: meta_hash.finalize().into(),
             metadata_size: header.metadata_size(),
+            reused: self.reused.clone(),
         })
     }
 }
