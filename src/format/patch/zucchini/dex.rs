@@ -731,3 +731,307 @@ impl Disassembler for DisassemblerDex {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALPHA: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dex/alpha_v39.dex"
+    ));
+    const BETA: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dex/beta_v35.dex"
+    ));
+
+    /// Chromium `disassembler_dex.cc`, `DisassemblerDex::MakeReferenceGroups`
+    /// (with `ReferenceType` / `ReferencePool` of `disassembler_dex.h`):
+    /// (width, type tag, pool tag) in order.
+    const UPSTREAM_GROUPS: [(u32, u8, u8); 42] = [
+        (4, 0, 0),   // kTypeIdToDescriptorStringId, kStringId
+        (4, 1, 0),   // kProtoIdToShortyStringId
+        (4, 2, 0),   // kFieldIdToNameStringId
+        (4, 3, 0),   // kMethodIdToNameStringId
+        (4, 4, 0),   // kClassDefToSourceFileStringId
+        (2, 5, 0),   // kCodeToStringId16
+        (4, 6, 0),   // kCodeToStringId32
+        (4, 7, 1),   // kProtoIdToReturnTypeId, kTypeId
+        (2, 8, 1),   // kFieldIdToClassTypeId
+        (2, 9, 1),   // kFieldIdToTypeId
+        (2, 10, 1),  // kMethodIdToClassTypeId
+        (4, 11, 1),  // kClassDefToClassTypeId
+        (4, 12, 1),  // kClassDefToSuperClassTypeId
+        (2, 13, 1),  // kTypeListToTypeId
+        (2, 14, 1),  // kCodeToTypeId
+        (2, 15, 2),  // kCodeToProtoId, kProtoId
+        (2, 16, 2),  // kMethodIdToProtoId
+        (2, 17, 3),  // kCodeToFieldId, kFieldId
+        (2, 18, 3),  // kMethodHandleToFieldId
+        (4, 19, 3),  // kAnnotationsDirectoryToFieldId
+        (2, 20, 4),  // kCodeToMethodId, kMethodId
+        (2, 21, 4),  // kMethodHandleToMethodId
+        (4, 22, 4),  // kAnnotationsDirectoryToMethodId
+        (4, 23, 4),  // kAnnotationsDirectoryToParameterMethodId
+        (2, 24, 5),  // kCodeToCallSiteId, kCallSiteId
+        (2, 25, 6),  // kCodeToMethodHandle, kMethodHandle
+        (4, 26, 7),  // kProtoIdToParametersTypeList, kTypeList
+        (4, 27, 7),  // kClassDefToInterfacesTypeList
+        (4, 28, 8),  // kAnnotationsDirectoryToParameterAnnotationSetRef
+        (4, 29, 9),  // kAnnotationSetRefListToAnnotationSet, kAnnotionSet
+        (4, 30, 9),  // kAnnotationsDirectoryToClassAnnotationSet
+        (4, 31, 9),  // kAnnotationsDirectoryToFieldAnnotationSet
+        (4, 32, 9),  // kAnnotationsDirectoryToMethodAnnotationSet
+        (4, 33, 10), // kClassDefToClassData, kClassData
+        (1, 34, 11), // kCodeToRelCode8, kCode
+        (2, 35, 11), // kCodeToRelCode16
+        (4, 36, 11), // kCodeToRelCode32
+        (4, 37, 12), // kStringIdToStringData, kStringData
+        (4, 38, 13), // kAnnotationSetToAnnotation, kAnnotation
+        (4, 39, 14), // kClassDefToStaticValuesEncodedArray, kEncodedArray
+        (4, 40, 15), // kClassDefToAnnotationDirectory, kAnnotationsDirectory
+        (4, 41, 16), // kCallSiteIdToCallSite, kCallSite
+    ];
+
+    #[test]
+    fn groups_are_upstreams() {
+        let d = new(ALPHA).unwrap();
+        let got: Vec<(u32, u8, u8)> = d
+            .groups()
+            .iter()
+            .map(|g| (g.width, g.type_tag, g.pool_tag))
+            .collect();
+        assert_eq!(got, UPSTREAM_GROUPS);
+        assert_eq!(RefType::CallSiteIdToCallSite as usize, NUM_TYPES - 1);
+        assert_eq!(Pool::CallSite as u8, 16);
+    }
+
+    /// Chromium `disassembler_dex_unittest.cc`, `DisassemblerDexTest.
+    /// ReferenceGroups`: every type once, in order; pools non-decreasing.
+    #[test]
+    fn upstream_reference_groups_invariants() {
+        let d = new(BETA).unwrap();
+        let types: Vec<u8> = d.groups().iter().map(|g| g.type_tag).collect();
+        let pools: Vec<u8> = d.groups().iter().map(|g| g.pool_tag).collect();
+        assert_eq!(types, (0..NUM_TYPES as u8).collect::<Vec<_>>());
+        assert!(pools.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn versions_and_sizes() {
+        let a = new(ALPHA).unwrap();
+        assert_eq!((a.version(), a.file_size()), (39, ALPHA.len() as u32));
+        let b = new(BETA).unwrap();
+        assert_eq!(b.version(), 35);
+        // Bytes after file_size are not part of the DEX.
+        let mut longer = BETA.to_vec();
+        longer.extend_from_slice(&[0xff; 64]);
+        let l = new(&longer).unwrap();
+        assert_eq!(l.file_size(), BETA.len() as u32);
+        for t in 0..NUM_TYPES as u8 {
+            assert_eq!(
+                l.read(&longer, t, 0, longer.len() as u32),
+                b.read(BETA, t, 0, BETA.len() as u32)
+            );
+        }
+    }
+
+    fn get32(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    fn put32(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// Offset of the map entry of `code` in `b`.
+    fn map_entry(b: &[u8], code: u16) -> usize {
+        let map = get32(b, 52) as usize;
+        (0..get32(b, map) as usize)
+            .map(|i| map + 4 + 12 * i)
+            .find(|&e| u16::from_le_bytes([b[e], b[e + 1]]) == code)
+            .expect("map entry")
+    }
+
+    fn refused(b: &[u8], needle: &str) {
+        match new(b) {
+            Err(ZucchiniError::BadElement { reason, .. }) => {
+                assert!(reason.contains(needle), "{reason:?} lacks {needle:?}")
+            }
+            other => panic!("expected a BadElement with {needle:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hostile_headers() {
+        for len in 0..0x70 {
+            refused(&BETA[..len], "header needs 112 bytes");
+        }
+        let mut b = BETA.to_vec();
+        b[3] = b'\r';
+        refused(&b, "magic at offset 0");
+        for v in [b"036", b"040", b"0a5"] {
+            let mut b = BETA.to_vec();
+            b[4..7].copy_from_slice(v);
+            refused(&b, if v[1] == b'a' { "magic" } else { "version" });
+        }
+        let mut b = BETA.to_vec();
+        put32(&mut b, 32, BETA.len() as u32 + 1);
+        refused(&b, "file_size (offset 32)");
+        put32(&mut b, 32, 0x6f);
+        refused(&b, "file_size (offset 32) = 111");
+        let mut b = BETA.to_vec();
+        put32(&mut b, 52, 0x6c);
+        refused(&b, "map_off (offset 52) = 0x6c");
+        put32(&mut b, 52, BETA.len() as u32 - 2);
+        refused(&b, "map_list.size at map_off");
+        // A file_size that cuts the map list off.
+        let mut b = BETA.to_vec();
+        put32(&mut b, 32, get32(BETA, 52) + 8);
+        refused(&b, "entries of 12 bytes pass");
+    }
+
+    #[test]
+    fn hostile_map() {
+        let map = get32(BETA, 52) as usize;
+        let mut b = BETA.to_vec();
+        put32(&mut b, map, 22);
+        refused(&b, "= 22 exceeds the 21 type codes");
+        put32(&mut b, map, 0xffff_ffff);
+        refused(&b, "exceeds the 21 type codes");
+        // An id table whose count passes the end.
+        let mut b = BETA.to_vec();
+        put32(&mut b, map_entry(BETA, 1) + 4, 0x4000_0000);
+        refused(&b, "(type 0x0001): 1073741824 items of at least 4 bytes");
+        // An offset past the end.
+        let mut b = BETA.to_vec();
+        put32(&mut b, map_entry(BETA, 2) + 8, BETA.len() as u32 + 4);
+        refused(&b, "(type 0x0002)");
+        // A type listed twice.
+        let mut b = BETA.to_vec();
+        let e = map_entry(BETA, 3);
+        b[e..e + 2].copy_from_slice(&2u16.to_le_bytes());
+        refused(&b, "type 0x0002 is listed twice");
+    }
+
+    #[test]
+    fn hostile_lists_and_code() {
+        // A type list whose size passes the end.
+        let mut b = BETA.to_vec();
+        let tl = get32(BETA, map_entry(BETA, 0x1001) + 8) as usize;
+        put32(&mut b, tl, 0x7fff_ffff);
+        refused(&b, "DEX type_list 0 at");
+        // No code items.
+        let mut b = BETA.to_vec();
+        put32(&mut b, map_entry(BETA, 0x2001) + 4, 0);
+        refused(&b, "no code items");
+        // More code items than there are.
+        let mut b = BETA.to_vec();
+        put32(&mut b, map_entry(BETA, 0x2001) + 4, 9);
+        refused(&b, "DEX code_item");
+        // insns_size past the end.
+        let code = get32(BETA, map_entry(BETA, 0x2001) + 8) as usize;
+        let mut b = BETA.to_vec();
+        put32(&mut b, code + 12, 0x8000_0000);
+        refused(&b, "insns_size");
+        // tries past the end.
+        let mut b = BETA.to_vec();
+        b[code + 6..code + 8].copy_from_slice(&0xffffu16.to_le_bytes());
+        refused(&b, "tries_size");
+    }
+
+    #[test]
+    fn hostile_catch_handlers() {
+        // Alpha's `join` has one try item; its handler list follows it.
+        let d = new(ALPHA).unwrap();
+        let item = d
+            .code_items()
+            .iter()
+            .map(|&o| o as usize)
+            .find(|&o| u16::from_le_bytes([ALPHA[o + 6], ALPHA[o + 7]]) == 1)
+            .expect("a code item with tries");
+        let insns = get32(ALPHA, item + 12) as usize;
+        let list = (item + 16 + 2 * insns).next_multiple_of(4) + 8;
+        for (bytes, needle) in [
+            (
+                &[0xff, 0xff, 0xff, 0xff, 0xff][..],
+                "bad handlers_size ULEB128",
+            ),
+            (&[0xff, 0xff, 0x03][..], "exceeds the bytes left"),
+            (
+                &[0x01, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+                "bad size SLEB128",
+            ),
+            (&[0x01, 0xff, 0xff, 0x01][..], "exceeds the bytes left"),
+        ] {
+            let mut b = ALPHA.to_vec();
+            b[list..list + bytes.len()].copy_from_slice(bytes);
+            refused(&b, needle);
+        }
+    }
+
+    #[test]
+    fn hostile_annotations_directory() {
+        let mut b = ALPHA.to_vec();
+        let dir = get32(ALPHA, map_entry(ALPHA, 0x2006) + 8) as usize;
+        put32(&mut b, dir + 8, 0x1000_0000);
+        refused(&b, "annotated_methods_size = 268435456");
+    }
+
+    /// Checks the interface invariants on whatever parses.
+    fn exercise(b: &[u8]) {
+        let Ok(d) = new(b) else { return };
+        let mut copy = b.to_vec();
+        for g in d.groups() {
+            let refs = d.read(b, g.type_tag, 0, u32::MAX);
+            assert!(refs.windows(2).all(|w| w[0].location < w[1].location));
+            for r in &refs {
+                assert!(r.location as u64 + g.width as u64 <= d.file_size() as u64);
+                // Own targets either write back unchanged or are refused.
+                if d.write(&mut copy, g.type_tag, *r).is_ok() {
+                    assert_eq!(copy, b, "type {} at {:#x}", g.type_tag, r.location);
+                }
+                copy.copy_from_slice(b);
+            }
+            // A split read: the low half is the full read's prefix; the high
+            // half holds the rest (and more where the full read stopped at
+            // an invalid target below `mid`).
+            let mid = b.len() as u32 / 2;
+            let (lo, hi) = (
+                d.read(b, g.type_tag, 0, mid),
+                d.read(b, g.type_tag, mid, u32::MAX),
+            );
+            let (below, above): (Vec<Reference>, Vec<Reference>) =
+                refs.iter().partition(|r| r.location < mid);
+            assert_eq!(lo, below, "type {}", g.type_tag);
+            assert!(above.iter().all(|r| hi.contains(r)), "type {}", g.type_tag);
+        }
+    }
+
+    #[test]
+    fn mutations_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for base in [ALPHA, BETA] {
+            exercise(base);
+            for len in (0x70..base.len()).step_by(7) {
+                let mut b = base[..len].to_vec();
+                put32(&mut b, 32, len as u32);
+                exercise(&b);
+            }
+            for _ in 0..400 {
+                let mut b = base.to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = 0x20 + (next() as usize % (b.len() - 0x20));
+                    b[at] = next() as u8;
+                }
+                exercise(&b);
+            }
+        }
+    }
+}
