@@ -5,7 +5,10 @@
 //! sources in tests/data/dex (README there). Writes are checked by writing
 //! each reference's own target (byte-identical file) and new targets (only
 //! the reference's bytes change, and dexdump then reports the new value).
-//! The dexdump tests skip when it is missing, unless ROMKIT_ORACLES=require.
+//! References in id items and variable-length lists (type lists, annotation
+//! sets, set-ref lists and directories) are checked against androguard's DEX
+//! parser (tests/oracles/dex_lists.py). The oracle tests skip when their tool
+//! is missing, unless ROMKIT_ORACLES=require.
 
 mod common;
 
@@ -606,4 +609,74 @@ fn unencodable_targets_are_refused() {
     }
     assert!(d.write(&mut copy, dex::NUM_TYPES as u8, s).is_err());
     assert_eq!(copy, image);
+}
+
+/// Debian's androguard (system python3) running tests/oracles/dex_lists.py.
+fn androguard_refs(path: &Path) -> Option<serde_json::Value> {
+    let python = Path::new("/usr/bin/python3");
+    let ok = Command::new(python)
+        .args(["-c", "import androguard.core.bytecodes.dvm"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    common::need(
+        "androguard (Debian package, /usr/bin/python3)",
+        ok.then_some(()),
+    )?;
+    let script = common::root().join("tests/oracles/dex_lists.py");
+    let out = Command::new(python).arg(script).arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn item_and_list_references_match_androguard() {
+    use RefType as R;
+    let types = [
+        R::TypeIdToDescriptorStringId,
+        R::ProtoIdToShortyStringId,
+        R::ProtoIdToReturnTypeId,
+        R::TypeListToTypeId,
+        R::AnnotationsDirectoryToFieldId,
+        R::AnnotationsDirectoryToMethodId,
+        R::AnnotationsDirectoryToParameterMethodId,
+        R::ProtoIdToParametersTypeList,
+        R::AnnotationsDirectoryToParameterAnnotationSetRef,
+        R::AnnotationSetRefListToAnnotationSet,
+        R::AnnotationsDirectoryToClassAnnotationSet,
+        R::AnnotationsDirectoryToFieldAnnotationSet,
+        R::AnnotationsDirectoryToMethodAnnotationSet,
+        R::StringIdToStringData,
+        R::AnnotationSetToAnnotation,
+        R::ClassDefToStaticValuesEncodedArray,
+    ];
+    for name in FILES {
+        let path = common::root().join("tests/data/dex").join(name);
+        let Some(want) = androguard_refs(&path) else {
+            return;
+        };
+        let image = data(name);
+        let d = dex::new(&image).unwrap();
+        for t in types {
+            let expected: Vec<Reference> = want
+                .get((t as u8).to_string())
+                .and_then(|v| v.as_array())
+                .map(|refs| {
+                    refs.iter()
+                        .map(|p| Reference {
+                            location: p[0].as_u64().unwrap() as u32,
+                            target: p[1].as_u64().unwrap() as u32,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if name.starts_with("alpha") {
+                assert!(!expected.is_empty(), "{name}: androguard found no {t:?}");
+            }
+            assert_eq!(all(&d, &image, t), expected, "{name}: {t:?}");
+        }
+    }
 }
