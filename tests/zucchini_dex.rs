@@ -61,10 +61,10 @@ fn header_fields(dump: &str) -> BTreeMap<String, i64> {
         if line.starts_with("Class #") {
             break;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            if v.trim().starts_with(|c: char| c.is_ascii_digit()) {
-                f.insert(k.trim().to_string(), num(v));
-            }
+        if let Some((k, v)) = line.split_once(':')
+            && v.trim().starts_with(|c: char| c.is_ascii_digit())
+        {
+            f.insert(k.trim().to_string(), num(v));
         }
     }
     f
