@@ -284,3 +284,61 @@ impl Iterator for Instructions<'_> {
         Some((at as u32, insn))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chromium `type_dex.h`, `kByteCode`: the opcodes marked unused
+    /// (0x3E+6, 0x73, 0x79+2, 0xE3+29) are unknown, every other one is
+    /// known; spot lengths from its rows.
+    #[test]
+    fn opcode_table_is_upstreams() {
+        for op in 0..=255u8 {
+            let unused = matches!(op, 0x3E..=0x43 | 0x73 | 0x79..=0x7A | 0xE3..=0xF9);
+            assert_eq!(lookup(op).is_none(), unused, "opcode {op:#04x}");
+        }
+        let units = |op| lookup(op).unwrap().units;
+        assert_eq!(
+            [
+                units(0x18),
+                units(0x1B),
+                units(0x5F),
+                units(0x78),
+                units(0xE2),
+                units(0xFA)
+            ],
+            [5, 3, 2, 3, 2, 4]
+        );
+        assert_eq!(lookup(0x5F).unwrap().opcode, 0x52);
+        assert_eq!(lookup(0x3D).unwrap().format, Format::T);
+    }
+
+    /// An instruction walk stops at a payload pointer that is not past the
+    /// instruction or not inside the code item, and at the payload itself.
+    #[test]
+    fn payload_bounds() {
+        // Code item head (16 bytes), then: packed-switch v0, +rel; nop; nop;
+        // then 2 "payload" units that would decode as instructions.
+        let item = |rel: i32| {
+            let mut b = vec![0u8; 16];
+            b[12..16].copy_from_slice(&7u32.to_le_bytes());
+            b.extend_from_slice(&[0x2B, 0x00]);
+            b.extend_from_slice(&rel.to_le_bytes());
+            b.extend_from_slice(&[0, 0, 0, 0, 0x0E, 0, 0x0E, 0]);
+            b
+        };
+        let walk =
+            |rel| -> Vec<u32> { Instructions::new(&item(rel), 0).map(|(at, _)| at).collect() };
+        assert_eq!(walk(5), [16, 22, 24]);
+        assert_eq!(walk(6), [16, 22, 24, 26]);
+        assert_eq!(walk(7), Vec::<u32>::new());
+        assert_eq!(walk(2), Vec::<u32>::new());
+        assert_eq!(walk(-1), Vec::<u32>::new());
+        // Truncated: the last instruction does not fit.
+        let mut b = item(5);
+        b[16] = 0x14; // const v0, #+BBBBBBBB (3 units) at the end
+        b[12..16].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(Instructions::new(&b, 0).count(), 0);
+    }
+}
