@@ -476,17 +476,48 @@ fn new_targets_as_dexdump_reads_them() {
         return;
     };
     let h = header_fields(&before);
-    let strings = h["string_ids_off"] as u32;
-    let s16 = all(&d, &image, RefType::CodeToStringId16)[0];
-    let idx = (s16.target - strings) / 4;
-    let new_idx = (idx + 3) % h["string_ids_size"] as u32;
-    let mut out = rewrite(
-        &d,
-        &image,
-        RefType::CodeToStringId16,
-        s16.location,
-        strings + 4 * new_idx,
-    );
+    let table = |k: &str| {
+        (
+            h[&format!("{k}_off")] as u32,
+            h[&format!("{k}_size")] as u32,
+        )
+    };
+    let handles = map_entry(&image, 0x0008);
+    // Each index type: its first reference gets the next index of its table.
+    let mut out = image.clone();
+    let mut want_text = Vec::new();
+    for (t, (base, count), size, key, digits) in [
+        (
+            RefType::CodeToStringId16,
+            table("string_ids"),
+            4,
+            "string@",
+            4,
+        ),
+        (
+            RefType::CodeToStringId32,
+            table("string_ids"),
+            4,
+            "string@",
+            8,
+        ),
+        (RefType::CodeToTypeId, table("type_ids"), 4, "type@", 4),
+        (RefType::CodeToFieldId, table("field_ids"), 8, "field@", 4),
+        (
+            RefType::CodeToMethodId,
+            table("method_ids"),
+            8,
+            "method@",
+            4,
+        ),
+        (RefType::CodeToProtoId, table("proto_ids"), 12, "proto@", 4),
+        (RefType::CodeToMethodHandle, handles, 8, "method_handle@", 4),
+    ] {
+        let r = all(&d, &image, t)[0];
+        let new_idx = ((r.target - base) / size + 1) % count;
+        out = rewrite(&d, &out, t, r.location, base + size * new_idx);
+        want_text.push((r.location, format!("{key}{new_idx:0digits$x}")));
+    }
     // A 16-bit branch to the instruction after the one it targeted, and the
     // 32-bit goto to the instruction before its target.
     let r16 = all(&d, &image, RefType::CodeToRelCode16)[0];
@@ -515,13 +546,17 @@ fn new_targets_as_dexdump_reads_them() {
     let Some(after_dump) = dexdump(&new_path, "-dij") else {
         return;
     };
-    let (insns, _) = instructions(&after_dump);
+    let (mut insns, _) = instructions(&after_dump);
+    insns.sort_by_key(|l| l.off);
     let at = |off: u32| &insns.iter().find(|l| l.off == off).unwrap().text;
-    assert!(
-        at(s16.location - 2).ends_with(&format!("string@{new_idx:04x}")),
-        "{}",
-        at(s16.location - 2)
-    );
+    for (location, text) in &want_text {
+        let line = insns.iter().rev().find(|l| l.off <= *location).unwrap();
+        assert!(
+            line.text.contains(text.as_str()),
+            "{} lacks {text}",
+            line.text
+        );
+    }
     let want16 = (r16.target + 4 - (r16.location - 2)) / 2;
     assert!(
         at(r16.location - 2).ends_with(&format!("// +{want16:04x}")),
