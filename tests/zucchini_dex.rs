@@ -7,8 +7,10 @@
 //! the reference's bytes change, and dexdump then reports the new value).
 //! References in id items and variable-length lists (type lists, annotation
 //! sets, set-ref lists and directories) are checked against androguard's DEX
-//! parser (tests/oracles/dex_lists.py). The oracle tests skip when their tool
-//! is missing, unless ROMKIT_ORACLES=require.
+//! parser (tests/oracles/dex_lists.py). Both oracles also check the real DEX
+//! files (dx, d8 and app builds, DEX 035–039) that Debian's androguard ships
+//! among its examples. The oracle tests skip when their tool is missing,
+//! unless ROMKIT_ORACLES=require.
 
 mod common;
 
@@ -34,12 +36,27 @@ fn dexdump(path: &Path, flags: &str) -> Option<String> {
         .output()
         .expect("run dexdump");
     assert!(out.status.success(), "dexdump {flags} {}", path.display());
-    Some(String::from_utf8(out.stdout).expect("utf-8"))
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Every reference of one type in the whole file.
 fn all(d: &DisassemblerDex, image: &[u8], t: RefType) -> Vec<Reference> {
     d.read(image, t as u8, 0, image.len() as u32)
+}
+
+/// Asserts equal reference lists, showing the first difference.
+fn same_refs(got: &[Reference], want: &[Reference], what: &str) {
+    if got == want {
+        return;
+    }
+    let i = got.iter().zip(want).take_while(|(a, b)| a == b).count();
+    panic!(
+        "{what}: {} references found, {} expected; first difference at #{i}: found {:?}, expected {:?}",
+        got.len(),
+        want.len(),
+        got.get(i),
+        want.get(i)
+    );
 }
 
 /// The first number of `value` (decimal, may be negative).
@@ -97,8 +114,18 @@ struct Line {
 /// The instructions of `-d` (payload pseudo-instructions excluded), and the
 /// code item offsets (`|[offset] method` lines).
 fn instructions(dump: &str) -> (Vec<Line>, Vec<u32>) {
-    let (mut insns, mut items) = (Vec::new(), Vec::new());
+    let (mut insns, mut items): (Vec<Line>, Vec<u32>) = (Vec::new(), Vec::new());
     for line in dump.lines() {
+        // A string constant with line breaks continues on the next lines,
+        // up to its `// string@` comment.
+        if let Some(last) = insns.last_mut()
+            && last.text.starts_with("const-string")
+            && !last.text.contains("// string@")
+        {
+            last.text.push('\n');
+            last.text.push_str(line);
+            continue;
+        }
         let Some((off, rest)) = line.split_once(": ") else {
             continue;
         };
@@ -222,6 +249,10 @@ fn expected_code_refs(image: &[u8], dump: &str) -> BTreeMap<u8, Vec<Reference>> 
         // for the 8-bit `goto` operand (1 byte in) — upstream's formula.
         let location = at + operand;
         add(t, location, (location as i64 + 2 * (units - 1)) as u32);
+    }
+    // dexdump lists methods by class, not by file offset.
+    for refs in out.values_mut() {
+        refs.sort();
     }
     out
 }
@@ -667,10 +698,10 @@ fn androguard_refs(path: &Path) -> Option<serde_json::Value> {
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 
-#[test]
-fn item_and_list_references_match_androguard() {
+/// The types tests/oracles/dex_lists.py computes.
+const LIST_TYPES: [RefType; 16] = {
     use RefType as R;
-    let types = [
+    [
         R::TypeIdToDescriptorStringId,
         R::ProtoIdToShortyStringId,
         R::ProtoIdToReturnTypeId,
@@ -687,7 +718,27 @@ fn item_and_list_references_match_androguard() {
         R::StringIdToStringData,
         R::AnnotationSetToAnnotation,
         R::ClassDefToStaticValuesEncodedArray,
-    ];
+    ]
+};
+
+/// The oracle's references of type `t` (none when it lists none).
+fn oracle_refs(json: &serde_json::Value, t: RefType) -> Vec<Reference> {
+    json.get((t as u8).to_string())
+        .and_then(|v| v.as_array())
+        .map(|refs| {
+            refs.iter()
+                .map(|p| Reference {
+                    location: p[0].as_u64().unwrap() as u32,
+                    target: p[1].as_u64().unwrap() as u32,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn item_and_list_references_match_androguard() {
+    let types = LIST_TYPES;
     for name in FILES {
         let path = common::root().join("tests/data/dex").join(name);
         let Some(want) = androguard_refs(&path) else {
@@ -696,22 +747,86 @@ fn item_and_list_references_match_androguard() {
         let image = data(name);
         let d = dex::new(&image).unwrap();
         for t in types {
-            let expected: Vec<Reference> = want
-                .get((t as u8).to_string())
-                .and_then(|v| v.as_array())
-                .map(|refs| {
-                    refs.iter()
-                        .map(|p| Reference {
-                            location: p[0].as_u64().unwrap() as u32,
-                            target: p[1].as_u64().unwrap() as u32,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let expected = oracle_refs(&want, t);
             if name.starts_with("alpha") {
                 assert!(!expected.is_empty(), "{name}: androguard found no {t:?}");
             }
             assert_eq!(all(&d, &image, t), expected, "{name}: {t:?}");
         }
     }
+}
+
+/// Real DEX files written by dx, d8 and others, shipped with Debian's
+/// androguard (its examples): up to this size, to keep the test quick.
+const REAL_MAX: u64 = 1 << 20;
+
+fn real_dex_files() -> Option<Vec<std::path::PathBuf>> {
+    let dir = Path::new("/usr/share/doc/androguard/examples");
+    common::need(
+        "androguard examples (Debian androguard)",
+        dir.is_dir().then_some(()),
+    )?;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dex")
+                && p.metadata().unwrap().len() <= REAL_MAX
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+#[test]
+fn real_dex_files_match_dexdump_and_androguard() {
+    let Some(files) = real_dex_files() else {
+        return;
+    };
+    assert!(files.len() >= 20, "{files:?}");
+    let mut checked = 0;
+    for path in &files {
+        let name = path.display();
+        let image = std::fs::read(path).unwrap();
+        let version = &image[4..7];
+        let d = match dex::new(&image) {
+            Ok(d) => d,
+            Err(e) => {
+                // Zucchini refuses DEX 036 (never a released format).
+                assert_eq!(version, b"036", "{name}: {e}");
+                continue;
+            }
+        };
+        let Some(dump) = dexdump(path, "-dfj") else {
+            return;
+        };
+        let expected = expected_code_refs(&image, &dump);
+        for t in CODE_TYPES {
+            let want = expected.get(&(t as u8)).cloned().unwrap_or_default();
+            same_refs(&all(&d, &image, t), &want, &format!("{name}: {t:?}"));
+        }
+        let Some(lists) = androguard_refs(path) else {
+            return;
+        };
+        for t in LIST_TYPES {
+            let got = all(&d, &image, t);
+            same_refs(&got, &oracle_refs(&lists, t), &format!("{name}: {t:?}"));
+        }
+        // Every reference's own target writes back unchanged.
+        let mut copy = image.clone();
+        for g in d.groups() {
+            for r in d.read(&image, g.type_tag, 0, image.len() as u32) {
+                d.write(&mut copy, g.type_tag, r).unwrap();
+            }
+        }
+        assert!(copy == image, "{name}: writing own targets changed bytes");
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} files checked");
 }
