@@ -125,16 +125,29 @@ const BYTECODE: [(u8, u8, Format, u8); 64] = {
     ]
 };
 
+/// [`BYTECODE`] expanded to one entry per opcode.
+const BY_OPCODE: [Option<Insn>; 256] = {
+    let mut t = [None; 256];
+    let mut i = 0;
+    while i < BYTECODE.len() {
+        let (opcode, units, format, run) = BYTECODE[i];
+        let mut k = 0;
+        while k < run as usize {
+            t[opcode as usize + k] = Some(Insn {
+                opcode,
+                units,
+                format,
+            });
+            k += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// The table entry of `opcode`, or `None` for an unused opcode.
 pub fn lookup(opcode: u8) -> Option<Insn> {
-    BYTECODE
-        .iter()
-        .find(|&&(first, _, _, run)| opcode >= first && opcode - first < run)
-        .map(|&(opcode, units, format, _)| Insn {
-            opcode,
-            units,
-            format,
-        })
+    BY_OPCODE[opcode as usize]
 }
 
 /// Offsets of the `map.size` code items from `map.offset`, walked as
