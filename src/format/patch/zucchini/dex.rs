@@ -27,10 +27,12 @@
 //!   writing maps an item offset back to its index, refusing an offset that is
 //!   not the start of an item of the table;
 //! - an absolute 32-bit file offset: valid below `file_size`, written as is;
-//! - a branch in code units relative to the instruction (which starts 1 unit
-//!   before an 8/16/32-bit operand at +2, or 1 byte before the 8-bit `goto`
-//!   operand): the target is `location + (delta − 1) × 2` (8/16-bit: wrapping
-//!   32-bit arithmetic as Zucchini's; 32-bit: must lie in `0..0x7fffffff`);
+//! - a branch of `delta` code units from its instruction: the target is
+//!   `location + (delta − 1) × 2` (8/16-bit: wrapping 32-bit arithmetic as
+//!   Zucchini's; 32-bit: must lie in `0..0x7fffffff`). For the 16/32-bit
+//!   operands (2 bytes into the instruction) that is the branch destination;
+//!   for the 8-bit `goto` operand (1 byte in) it is one byte before it —
+//!   upstream's formula, kept because targets must match Zucchini's;
 //!   writing refuses an odd distance or a delta that does not fit the width.
 //!
 //! Invariants: `read` returns references in increasing location order, each
