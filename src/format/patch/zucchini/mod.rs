@@ -43,6 +43,7 @@
 
 use std::io::{self, Read};
 
+pub mod arm;
 pub mod disasm;
 
 /// Magic at offset 0.
