@@ -306,15 +306,11 @@ pub fn decode(addr: ArmAddr, code: u32) -> Option<(i32, u32)> {
         }
         ArmAddr::T20 => decode_t20(code),
         ArmAddr::T24 => decode_t24(code),
-        ArmAddr::Immd14 => {
-            matches!(code & 0x7F00_0000, 0x3600_0000 | 0x3700_0000)
-                .then(|| (signed_bits(code, 5, 18) << 2, 4))
-        }
+        ArmAddr::Immd14 => matches!(code & 0x7F00_0000, 0x3600_0000 | 0x3700_0000)
+            .then(|| (signed_bits(code, 5, 18) << 2, 4)),
         ArmAddr::Immd19 => is_immd19(code).then(|| (signed_bits(code, 5, 23) << 2, 4)),
-        ArmAddr::Immd26 => {
-            matches!(code & 0xFC00_0000, 0x1400_0000 | 0x9400_0000)
-                .then(|| (signed_bits(code, 0, 25) << 2, 4))
-        }
+        ArmAddr::Immd26 => matches!(code & 0xFC00_0000, 0x1400_0000 | 0x9400_0000)
+            .then(|| (signed_bits(code, 0, 25) << 2, 4)),
     }
 }
 
@@ -382,12 +378,12 @@ pub fn encode(addr: ArmAddr, disp: i32, code: u32) -> Option<u32> {
             let c = code as u16;
             let ok = c & 0xF000 == 0xD000 && c & 0x0F00 != 0x0F00;
             (ok && disp % 2 == 0 && signed_fit(disp, 9))
-                .then(|| (code & 0xFF00) | ((d >> 1) & 0xFF))
+                .then_some((code & 0xFF00) | ((d >> 1) & 0xFF))
         }
         ArmAddr::T11 => {
             let ok = (code as u16) & 0xF800 == 0xE000;
             (ok && disp % 2 == 0 && signed_fit(disp, 12))
-                .then(|| (code & 0xF800) | ((d >> 1) & 0x07FF))
+                .then_some((code & 0xF800) | ((d >> 1) & 0x07FF))
         }
         ArmAddr::T20 => encode_t20(disp, code),
         ArmAddr::T24 => encode_t24(disp, code),
@@ -453,7 +449,7 @@ fn encode_t24(disp: i32, code: u32) -> Option<u32> {
 /// `None` if `code` is not of that type or `instr_rva` is misaligned for it.
 /// Zucchini's `Read*`.
 pub fn read_code(addr: ArmAddr, instr_rva: u32, code: u32) -> Option<u32> {
-    if instr_rva % addr.instr_align() != 0 {
+    if !instr_rva.is_multiple_of(addr.instr_align()) {
         return None;
     }
     let (disp, align) = decode(addr, code)?;
@@ -498,11 +494,11 @@ pub fn write_code(
     target_rva: u32,
     code: u32,
 ) -> Result<u32, WriteRefusal> {
-    if instr_rva % addr.instr_align() != 0 {
+    if !instr_rva.is_multiple_of(addr.instr_align()) {
         return Err(WriteRefusal::InstrMisaligned);
     }
     let (_, align) = decode(addr, code).ok_or(WriteRefusal::NotInstruction)?;
-    if target_rva % align != 0 {
+    if !target_rva.is_multiple_of(align) {
         return Err(WriteRefusal::TargetMisaligned(align));
     }
     let pc = instr_rva.wrapping_add(addr.pc_bias());
@@ -590,7 +586,7 @@ pub fn offset_in_sections(sections: &[(u32, u32)], offset: u32) -> bool {
 /// the address and size are multiples of 4 and at least 40% of the
 /// little-endian words have condition `AL` (top nibble `0xE`).
 pub fn is_exec_section_thumb2(sh_addr: u32, data: &[u8]) -> bool {
-    if sh_addr % 4 != 0 || data.len() % 4 != 0 {
+    if !sh_addr.is_multiple_of(4) || !data.len().is_multiple_of(4) {
         return true;
     }
     let den = data.len() / 4;
@@ -628,12 +624,83 @@ pub struct Rel32 {
     pub target: u32,
 }
 
-/// Scan ranges of `section`: its gaps between abs32 references, clipped to
-/// the image.
-fn scan_ranges(image: &[u8], section: &ExecSection, abs32: &[u32], width: u32) -> Vec<(u32, u32)> {
-    let image_end = u32::try_from(image.len()).unwrap_or(u32::MAX);
-    let end = section.offset.saturating_add(section.size).min(image_end);
-    abs32_gaps(section.offset, end, abs32, width)
+/// One section's scan: Zucchini's `Rel32Finder` loop over the gaps, with
+/// the caller's target check.
+struct Scan<'a> {
+    image: &'a [u8],
+    section: ExecSection,
+    target_offset: &'a dyn Fn(u32) -> Option<u32>,
+    out: Vec<Rel32>,
+}
+
+impl Scan<'_> {
+    /// The gaps of the section between abs32 references, clipped to the
+    /// image.
+    fn ranges(&self, abs32: &[u32], width: u32) -> Vec<(u32, u32)> {
+        let image_end = u32::try_from(self.image.len()).unwrap_or(u32::MAX);
+        let end = self
+            .section
+            .offset
+            .saturating_add(self.section.size)
+            .min(image_end);
+        abs32_gaps(self.section.offset, end, abs32, width)
+    }
+
+    /// Keeps candidate `addr` at `location` if its target translates.
+    fn keep(&mut self, addr: ArmAddr, location: u32, target_rva: u32) {
+        if let Some(target) = (self.target_offset)(target_rva) {
+            self.out.push(Rel32 {
+                addr,
+                location,
+                target_rva,
+                target,
+            });
+        }
+    }
+
+    /// Fixed 4-byte steps over `lo..hi` from its first 4-aligned offset;
+    /// the first of `types` that decodes wins.
+    fn words(&mut self, lo: u32, hi: u32, types: &[ArmAddr]) {
+        let mut cur = u64::from(lo).next_multiple_of(4);
+        while cur + 4 <= u64::from(hi) {
+            let at = cur as u32;
+            let rva = self.section.rva_of(at);
+            let code = u32_at(self.image, at as usize);
+            let found =
+                code.and_then(|c| types.iter().find_map(|&a| Some((a, read_code(a, rva, c)?))));
+            if let Some((addr, target_rva)) = found {
+                self.keep(addr, at, target_rva);
+            }
+            cur += 4;
+        }
+    }
+
+    /// Thumb2 steps over `lo..hi` from its first even offset, by
+    /// instruction size; a 32-bit instruction cut by `hi` is skipped.
+    fn thumb2(&mut self, lo: u32, hi: u32) {
+        let mut cur = u64::from(lo).next_multiple_of(2);
+        while cur + 2 <= u64::from(hi) {
+            let at = cur as u32;
+            let Some(code16) = u16_at(self.image, at as usize) else {
+                return;
+            };
+            let size = thumb2_instr_size(code16);
+            let types: &[ArmAddr] = match size {
+                2 => &[ArmAddr::T8, ArmAddr::T11],
+                _ if cur + 4 <= u64::from(hi) => &[ArmAddr::T20, ArmAddr::T24],
+                _ => &[],
+            };
+            let rva = self.section.rva_of(at);
+            let found = types.iter().find_map(|&a| {
+                let code = fetch_code(a, self.image, at)?;
+                Some((a, read_code(a, rva, code)?))
+            });
+            if let Some((addr, target_rva)) = found {
+                self.keep(addr, at, target_rva);
+            }
+            cur += u64::from(size);
+        }
+    }
 }
 
 /// Rel32 references of an AArch32 executable section: Zucchini's
@@ -652,15 +719,20 @@ pub fn find_rel32_aarch32(
     abs32_width: u32,
     target_offset: &dyn Fn(u32) -> Option<u32>,
 ) -> Vec<Rel32> {
-    let mut out = Vec::new();
-    for (lo, hi) in scan_ranges(image, &section, abs32, abs32_width) {
+    let mut scan = Scan {
+        image,
+        section,
+        target_offset,
+        out: Vec::new(),
+    };
+    for (lo, hi) in scan.ranges(abs32, abs32_width) {
         if thumb2 {
-            scan_thumb2(image, &section, lo, hi, target_offset, &mut out);
+            scan.thumb2(lo, hi);
         } else {
-            scan_words(image, &section, lo, hi, &[ArmAddr::A24], target_offset, &mut out);
+            scan.words(lo, hi, &[ArmAddr::A24]);
         }
     }
-    out
+    scan.out
 }
 
 /// Rel32 references of an AArch64 executable section: Zucchini's
@@ -674,84 +746,14 @@ pub fn find_rel32_aarch64(
     abs32_width: u32,
     target_offset: &dyn Fn(u32) -> Option<u32>,
 ) -> Vec<Rel32> {
-    let mut out = Vec::new();
-    for (lo, hi) in scan_ranges(image, &section, abs32, abs32_width) {
-        scan_words(image, &section, lo, hi, &ArmAddr::AARCH64, target_offset, &mut out);
+    let mut scan = Scan {
+        image,
+        section,
+        target_offset,
+        out: Vec::new(),
+    };
+    for (lo, hi) in scan.ranges(abs32, abs32_width) {
+        scan.words(lo, hi, &ArmAddr::AARCH64);
     }
-    out
-}
-
-/// Keeps candidate `addr` at `location` if its target translates.
-fn keep(
-    addr: ArmAddr,
-    location: u32,
-    target_rva: u32,
-    target_offset: &dyn Fn(u32) -> Option<u32>,
-    out: &mut Vec<Rel32>,
-) {
-    if let Some(target) = target_offset(target_rva) {
-        out.push(Rel32 {
-            addr,
-            location,
-            target_rva,
-            target,
-        });
-    }
-}
-
-/// Fixed 4-byte scan of `lo..hi` from its first 4-aligned offset; the
-/// first of `types` that decodes wins.
-fn scan_words(
-    image: &[u8],
-    section: &ExecSection,
-    lo: u32,
-    hi: u32,
-    types: &[ArmAddr],
-    target_offset: &dyn Fn(u32) -> Option<u32>,
-    out: &mut Vec<Rel32>,
-) {
-    let mut cur = u64::from(lo).next_multiple_of(4);
-    while cur + 4 <= u64::from(hi) {
-        let at = cur as u32;
-        let rva = section.rva_of(at);
-        let code = u32_at(image, at as usize);
-        let found = code.and_then(|c| types.iter().find_map(|&a| Some((a, read_code(a, rva, c)?))));
-        if let Some((addr, target_rva)) = found {
-            keep(addr, at, target_rva, target_offset, out);
-        }
-        cur += 4;
-    }
-}
-
-/// Thumb2 scan of `lo..hi` by instruction size.
-fn scan_thumb2(
-    image: &[u8],
-    section: &ExecSection,
-    lo: u32,
-    hi: u32,
-    target_offset: &dyn Fn(u32) -> Option<u32>,
-    out: &mut Vec<Rel32>,
-) {
-    let mut cur = u64::from(lo).next_multiple_of(2);
-    while cur + 2 <= u64::from(hi) {
-        let at = cur as u32;
-        let Some(code16) = u16_at(image, at as usize) else {
-            return;
-        };
-        let size = thumb2_instr_size(code16);
-        let types: &[ArmAddr] = match size {
-            2 => &[ArmAddr::T8, ArmAddr::T11],
-            _ if cur + 4 <= u64::from(hi) => &[ArmAddr::T20, ArmAddr::T24],
-            _ => &[],
-        };
-        let rva = section.rva_of(at);
-        let found = types.iter().find_map(|&a| {
-            let code = fetch_code(a, image, at)?;
-            Some((a, read_code(a, rva, code)?))
-        });
-        if let Some((addr, target_rva)) = found {
-            keep(addr, at, target_rva, target_offset, out);
-        }
-        cur += u64::from(size);
-    }
+    scan.out
 }
