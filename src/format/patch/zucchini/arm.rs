@@ -45,6 +45,10 @@
 //! cannot encode and leaves the instruction unchanged; [`write_target`]
 //! reports it as an error and changes nothing.
 //!
+//! `image` is always the element as the ELF disassembler sees it (Zucchini
+//! shrinks it to the ELF's extent, `offset_bound`); locations and target
+//! offsets are relative to it.
+//!
 //! Invariants: nothing here panics on any input — reads past the image,
 //! odd locations or misaligned RVAs give `None` / an error; every
 //! displacement computation wraps in 32 bits as Zucchini's `rva_t` does;
@@ -756,4 +760,43 @@ pub fn find_rel32_aarch64(
         scan.words(lo, hi, &ArmAddr::AARCH64);
     }
     scan.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bit-field helpers on hand-computed values.
+    #[test]
+    fn bit_helpers() {
+        assert_eq!(bits(0xABCD_0123, 8, 15), 0x01);
+        assert_eq!(bits(0xABCD_0123, 0, 31), 0xABCD_0123);
+        assert_eq!(bits(0x8000_0000, 31, 31), 1);
+        assert_eq!(signed_bits(0x00FF_FFFF, 0, 23), -1);
+        assert_eq!(signed_bits(0x007F_FFFF, 0, 23), 0x7F_FFFF);
+        assert_eq!(signed_bits(0b1_0000_0000_0000_0000_0000, 5, 20), -0x8000);
+        assert_eq!(sign_extend(0x10_0000, 20), -0x10_0000);
+        assert_eq!(sign_extend(0x0F_FFFE, 20), 0x0F_FFFE);
+        assert!(signed_fit(0xFE, 9) && signed_fit(-0x100, 9));
+        assert!(!signed_fit(0x100, 9) && !signed_fit(-0x102, 9));
+        assert!(signed_fit(i32::MIN, 32) && signed_fit(i32::MAX, 32));
+    }
+
+    /// 32-bit Thumb2 instructions start with 0b11101, 0b11110 or 0b11111
+    /// (Arm ARM A6.1); everything else is 16-bit.
+    #[test]
+    fn thumb2_sizes() {
+        for (code16, size) in [
+            (0x0000, 2),
+            (0xD0FF, 2),
+            (0xE7FF, 2),
+            (0xE800, 4),
+            (0xEFFF, 4),
+            (0xF000, 4),
+            (0xF800, 4),
+            (0xFFFF, 4),
+        ] {
+            assert_eq!(thumb2_instr_size(code16), size, "{code16:#x}");
+        }
+    }
 }
