@@ -1107,6 +1107,16 @@ fn type_tables_follow_zucchini() {
         assert_eq!(ArmAddr::from_type_tag(arch, 2 + list.len() as u8), None);
     }
     assert_eq!((arm::R_ARM_RELATIVE, arm::R_AARCH64_RELATIVE), (23, 1027));
+    assert_eq!(ArmArch::AArch32.groups(), &arm::AARCH32_GROUPS);
+    assert_eq!(ArmArch::AArch64.groups(), &arm::AARCH64_GROUPS);
+    assert_eq!(
+        (
+            ArmArch::AArch32.abs32_width(),
+            ArmArch::AArch64.abs32_width()
+        ),
+        (4, 8)
+    );
+    assert_eq!(ArmArch::AArch64.relative_reloc(), 1027);
 }
 
 /// `IsExecSectionThumb2`: misaligned address or size means Thumb2; else

@@ -20,8 +20,10 @@
 //! `sizeof(r_offset)` = 4 / 8, pool 0), type 1 the abs32 pointers (width 4 /
 //! 8, pool 1), then one type per [`ArmAddr`] in enum order, all in pool 2:
 //! `EA32` A24 (2), T8 (3), T11 (4), T20 (5), T24 (6); `EA64` Immd14 (2),
-//! Immd19 (3), Immd26 (4). [`ArmAddr::type_tag`] and
-//! [`ArmAddr::from_type_tag`] convert.
+//! Immd19 (3), Immd26 (4). [`ArmArch::groups`] returns the table,
+//! [`ArmAddr::type_tag`] and [`ArmAddr::from_type_tag`] convert, and
+//! [`ArmArch::abs32_width`] / [`ArmArch::relative_reloc`] give the abs32
+//! width and the relocation type the abs32 locations come from.
 //!
 //! Parsing (Zucchini's `DisassemblerElfArm::ParseExecSection`), after the
 //! abs32 locations are known (sorted, untranslatable and overlapping ones
@@ -138,6 +140,41 @@ pub enum ArmArch {
     AArch64,
 }
 
+impl ArmArch {
+    /// The reference type table, by type tag.
+    pub fn groups(self) -> &'static [RefGroup] {
+        match self {
+            ArmArch::AArch32 => &AARCH32_GROUPS,
+            ArmArch::AArch64 => &AARCH64_GROUPS,
+        }
+    }
+
+    /// Its rel32 types in type-tag order (tags 2 and up).
+    pub fn rel32_types(self) -> &'static [ArmAddr] {
+        match self {
+            ArmArch::AArch32 => &ArmAddr::AARCH32,
+            ArmArch::AArch64 => &ArmAddr::AARCH64,
+        }
+    }
+
+    /// Bytes of an abs32 pointer (and of a relocation's `r_offset`):
+    /// `kVAWidth`, 4 or 8.
+    pub fn abs32_width(self) -> u32 {
+        match self {
+            ArmArch::AArch32 => 4,
+            ArmArch::AArch64 => 8,
+        }
+    }
+
+    /// The relocation type whose targets are the abs32 locations.
+    pub fn relative_reloc(self) -> u32 {
+        match self {
+            ArmArch::AArch32 => R_ARM_RELATIVE,
+            ArmArch::AArch64 => R_AARCH64_RELATIVE,
+        }
+    }
+}
+
 impl ArmAddr {
     /// `EA32` rel32 types in type-tag order.
     pub const AARCH32: [ArmAddr; 5] = [
@@ -168,20 +205,14 @@ impl ArmAddr {
 
     /// Type tag in its architecture's table (2 and up).
     pub fn type_tag(self) -> u8 {
-        let list: &[ArmAddr] = match self.arch() {
-            ArmArch::AArch32 => &Self::AARCH32,
-            ArmArch::AArch64 => &Self::AARCH64,
-        };
+        let list = self.arch().rel32_types();
         2 + list.iter().position(|&a| a == self).unwrap_or(0) as u8
     }
 
     /// The rel32 type with tag `type_tag` in `arch`'s table (`None` for the
     /// reloc and abs32 tags and past the table).
     pub fn from_type_tag(arch: ArmArch, type_tag: u8) -> Option<ArmAddr> {
-        let list: &[ArmAddr] = match arch {
-            ArmArch::AArch32 => &Self::AARCH32,
-            ArmArch::AArch64 => &Self::AARCH64,
-        };
+        let list = arch.rel32_types();
         list.get(usize::from(type_tag).checked_sub(2)?).copied()
     }
 
