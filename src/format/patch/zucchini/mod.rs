@@ -43,6 +43,7 @@
 
 use std::io::{self, Read};
 
+pub mod arm;
 pub mod dex;
 pub mod disasm;
 
