@@ -133,11 +133,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
     ));
     for r in &report.ota_reuse {
         let c = &r.counts;
-        let preset = c.preset.map_or("the default preset".to_string(), |p| {
-            format!("preset {p}, as the source")
-        });
+        let preset = c.preset.map_or_else(
+            || {
+                let d = crate::format::payload::writer::PayloadOptions::default().xz_level;
+                format!("preset {d} (no xz preset reproduces the source's blobs)")
+            },
+            |p| format!("preset {p} (as the source)"),
+        );
         s.push_str(&format!(
-            "payload {}: {} operations copied, {} made ZERO, {} encoded again ({} split), {} encoded with xz {preset}\n",
+            "payload {}: {} operations copied, {} made ZERO, {} encoded again ({} split), {} encoded at xz {preset}\n",
             r.partition,
             c.copied,
             c.zeroed,
