@@ -24,7 +24,6 @@ use crate::debloat::Plan;
 use crate::error::{Error, Result};
 use crate::fs::FsKind;
 use crate::fs::edit::{Edit, EditStats};
-use crate::output::AtomicFile;
 
 /// How a touched partition is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,8 +131,9 @@ pub(super) fn edit_all(
 }
 
 /// Edits the image at `path` (partition `name` of `input`, filesystem
-/// `kind`) in place: the edited image is written beside it and renamed over
-/// it.
+/// `kind`) in place: only the blocks that change are written. A failure
+/// leaves the image half edited; it is the build's scratch copy, removed
+/// with the work folder.
 ///
 /// One call per filesystem; an image that carries an AVB hashtree footer
 /// gets its tree, FEC and root digest recomputed after the edit (or the
@@ -146,18 +146,27 @@ fn edit_image(
     e: &Edit,
 ) -> Result<Edited> {
     let source = format!("{}:{name}", input.display());
-    let mut out = AtomicFile::create(path, true)?;
+    // The image is the build's own decoded copy: the edit writes only the
+    // blocks that change into it. What the footer refresh compares with
+    // (the bytes after the filesystem) is kept aside first.
+    let tail = super::footer::snapshot_tail(kind, path)?;
+    let mut out = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|err| Error::io(path, err))?;
+    let in_place = crate::fs::edit::InPlace::new();
     let mut stats = match kind {
-        Some(FsKind::Erofs) => crate::fs::erofs::edit::edit_image(path, e, out.file_mut())
+        Some(FsKind::Erofs) => crate::fs::erofs::edit::edit_image(path, e, &mut out)
             .map_err(|err| err.into_error(path, &source))?,
-        Some(FsKind::Ext4) => crate::fs::ext4::edit::edit_image(path, e, out.file_mut())
+        Some(FsKind::Ext4) => crate::fs::ext4::edit::edit_image(path, e, &mut out)
             .map_err(|err| err.into_error(path, &source))?,
         None => return Err(Error::invalid(source, "no filesystem romkit can edit")),
     };
-    let avb_footer = super::footer::refresh(kind, path, out.file(), out.tmp_path(), &mut stats)?;
-    out.file()
-        .sync_all()
-        .map_err(|err| Error::io(out.tmp_path(), err))?;
-    out.commit()?;
+    drop(in_place);
+    let avb_footer = match &tail {
+        Some(t) => super::footer::refresh(kind, t.path(), &out, path, &mut stats)?,
+        None => None,
+    };
     Ok(Edited { stats, avb_footer })
 }

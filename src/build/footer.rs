@@ -80,6 +80,42 @@ pub(super) fn refresh(
     }
 }
 
+/// A copy of what follows the filesystem in the image at `path` (hash tree,
+/// FEC, vbmeta blob, footer), for [`refresh`] to compare the edited image
+/// with once the image itself is edited: a sparse file of the image's
+/// length, beside it, holding those bytes at their offsets. `None` when the
+/// image has no AVB footer.
+pub(super) fn snapshot_tail(
+    kind: Option<FsKind>,
+    path: &Path,
+) -> Result<Option<tempfile::NamedTempFile>> {
+    let io = |e| Error::io(path, e);
+    let image = File::open(path).map_err(io)?;
+    let len = image.metadata().map_err(io)?.len();
+    match read_hashtree_footer(&image, len) {
+        Ok(None) => return Ok(None),
+        Err(AvbError::Io(e)) => return Err(io(e)),
+        Ok(Some(_)) | Err(_) => {}
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tail = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tail.as_file()
+        .set_len(len)
+        .map_err(|e| Error::io(tail.path(), e))?;
+    let from = fs_len(kind, &image).map_err(io)?.min(len);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        image.read_exact_at(&mut buf[..n], at).map_err(io)?;
+        tail.as_file()
+            .write_all_at(&buf[..n], at)
+            .map_err(|e| Error::io(tail.path(), e))?;
+        at += n as u64;
+    }
+    Ok(Some(tail))
+}
+
 /// What the report says of a refreshed footer.
 fn note(r: &Refreshed) -> String {
     let fec = r

@@ -189,9 +189,42 @@ impl<'a> Overlay<'a> {
     }
 }
 
+thread_local! {
+    /// Set while an [`InPlace`] guard lives on this thread.
+    static IN_PLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, [`write_out`] on this thread treats its output as the source
+/// image's own file: it writes only the changed blocks and seeks over the
+/// rest, which already holds the source's bytes. For editing a scratch copy
+/// (a build's decoded image) without writing every byte again; the caller
+/// must not need the source's old bytes afterwards.
+pub struct InPlace(());
+
+impl InPlace {
+    /// Starts in-place writing on this thread.
+    pub fn new() -> Self {
+        IN_PLACE.with(|f| f.set(true));
+        InPlace(())
+    }
+}
+
+impl Default for InPlace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for InPlace {
+    fn drop(&mut self) {
+        IN_PLACE.with(|f| f.set(false));
+    }
+}
+
 /// Writes the overlay's image, `size` bytes, to `out` from offset 0.
 pub fn write_out<W: Write + Seek>(o: &Overlay<'_>, size: u64, out: &mut W) -> io::Result<()> {
     out.seek(SeekFrom::Start(0))?;
+    let in_place = IN_PLACE.with(|f| f.get());
     let mut at = 0u64;
     let bs = o.bs;
     // Runs of source bytes between changed blocks, then each changed block.
@@ -202,7 +235,11 @@ pub fn write_out<W: Write + Seek>(o: &Overlay<'_>, size: u64, out: &mut W) -> io
             break;
         }
         if s > at {
-            copy_range(o.src, at, s, out)?;
+            if in_place && s <= o.src.len() as u64 {
+                out.seek(SeekFrom::Start(s))?;
+            } else {
+                copy_range(o.src, at, s, out)?;
+            }
         }
         let end = (s + bs).min(size);
         let bytes = match data {
@@ -212,7 +249,7 @@ pub fn write_out<W: Write + Seek>(o: &Overlay<'_>, size: u64, out: &mut W) -> io
         out.write_all(&bytes[..(end - s) as usize])?;
         at = end;
     }
-    if at < size {
+    if at < size && !(in_place && size <= o.src.len() as u64) {
         copy_range(o.src, at, size, out)?;
     }
     out.flush()
