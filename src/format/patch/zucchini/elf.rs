@@ -380,9 +380,15 @@ impl ElfCore {
 
     /// Whether `offset` lies in an executable section.
     pub fn is_target_offset_in_exec_section(&self, offset: u32) -> bool {
-        let i = self.exec_sections.partition_point(|s| s.offset <= offset);
-        i > 0 && offset - self.exec_sections[i - 1].offset < self.exec_sections[i - 1].size
+        is_offset_in_sections(&self.exec_sections, offset)
     }
+}
+
+/// Zucchini's `IsTargetOffsetInElfSectionList`: whether `offset` lies in
+/// one of `sorted` (by file offset, not overlapping).
+pub fn is_offset_in_sections(sorted: &[ExecSection], offset: u32) -> bool {
+    let i = sorted.partition_point(|s| s.offset <= offset);
+    i > 0 && offset - sorted[i - 1].offset < sorted[i - 1].size
 }
 
 /// Writes `bytes` at `location`, refusing a body past the image.
@@ -467,11 +473,10 @@ fn judge(image_size: u64, s: &Shdr) -> u8 {
     SAFE | TRANSLATE | OFFSET_BOUND_BIT | MAYBE_POINTERS
 }
 
-/// Header, table, name-table and segment checks; returns the section
-/// headers and the furthest table or segment end.
-fn parse_headers(image: &[u8], arch: ElfArch) -> Result<(Vec<Shdr>, u64), String> {
-    let len = image.len() as u64;
-    let w = if arch.is_64 { 8 } else { 4 };
+/// Zucchini's `QuickDetect`: the ELF identification and header fields that
+/// must match `arch` (see the module docs).
+pub fn quick_detect(image: &[u8], arch: ElfArch) -> Result<(), String> {
+    let len = image.len();
     let ehdr_size = if arch.is_64 { 64 } else { 52 };
     if !image.starts_with(b"\x7fELF") {
         return Err("no ELF magic at offset 0".into());
@@ -483,6 +488,7 @@ fn parse_headers(image: &[u8], arch: ElfArch) -> Result<(Vec<Shdr>, u64), String
     }
     let h = |at: u64, n: usize| rd(image, at, n).unwrap_or(0);
     let want_class = if arch.is_64 { 2 } else { 1 };
+    let shentsize_at = if arch.is_64 { 58 } else { 46 };
     let checks: [(bool, &str, u64, u64); 6] = [
         (image[4] != want_class, "EI_CLASS", 4, image[4] as u64),
         (
@@ -505,15 +511,28 @@ fn parse_headers(image: &[u8], arch: ElfArch) -> Result<(Vec<Shdr>, u64), String
         ),
         (h(18, 2) != arch.machine as u64, "e_machine", 18, h(18, 2)),
         (
-            h(if arch.is_64 { 58 } else { 46 }, 2) != if arch.is_64 { 64 } else { 40 },
+            h(shentsize_at, 2) != if arch.is_64 { 64 } else { 40 },
             "e_shentsize",
-            if arch.is_64 { 58 } else { 46 },
-            h(if arch.is_64 { 58 } else { 46 }, 2),
+            shentsize_at,
+            h(shentsize_at, 2),
         ),
     ];
-    if let Some((_, field, at, v)) = checks.iter().find(|c| c.0) {
-        return Err(format!("{field} = {v} at offset {at} is not {}", arch.name));
+    match checks.iter().find(|c| c.0) {
+        Some((_, field, at, v)) => Err(format!(
+            "{field} = {v} at offset {at} does not fit {}",
+            arch.name
+        )),
+        None => Ok(()),
     }
+}
+
+/// Header, table, name-table and segment checks; returns the section
+/// headers and the furthest table or segment end.
+fn parse_headers(image: &[u8], arch: ElfArch) -> Result<(Vec<Shdr>, u64), String> {
+    quick_detect(image, arch)?;
+    let len = image.len() as u64;
+    let w = if arch.is_64 { 8 } else { 4 };
+    let h = |at: u64, n: usize| rd(image, at, n).unwrap_or(0);
     let (phoff, shoff) = (h(24 + w, w as usize), h(24 + 2 * w, w as usize));
     let base = if arch.is_64 { 56 } else { 44 };
     let (phnum, shnum, shstrndx) = (h(base, 2), h(base + 4, 2), h(base + 6, 2));

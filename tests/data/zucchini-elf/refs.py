@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Lists the references Zucchini's ELF x86/x64 disassembler must find in an
+ELF file, derived from binutils (readelf -SW / -rW, objdump -dw) rather than
+from raw bytes:
+
+  reloc <entry offset> <offset of r_offset>        every *_RELATIVE entry
+  abs32 <offset of r_offset> <offset of its value> the pointer it relocates
+  rel32 <offset of disp32> <offset of target>      per decoded instruction:
+      E8/E9 rel32, 0F 8x rel32, and (x86-64) FF 15, FF 25, 89/8B/8D with a
+      RIP-relative ModR/M whose disp32 ends the instruction; a jump/call
+      target must lie in the same section.
+
+All numbers are hexadecimal file offsets. Usage: refs.py ELF > ELF.refs
+"""
+import re
+import subprocess
+import sys
+
+path = sys.argv[1]
+data = open(path, "rb").read()
+is64 = data[4] == 2
+width = 8 if is64 else 4
+
+
+def run(*args):
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+sections = []
+for m in re.finditer(
+    r"^\s*\[\s*\d+\]\s+(\S*)\s+(\S+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)",
+    run("readelf", "-SW", path),
+    re.M,
+):
+    name, typ, addr, off, size, es = m.groups()
+    sections.append((name, typ, int(addr, 16), int(off, 16), int(size, 16), int(es, 16)))
+
+
+def to_offset(rva):
+    for name, typ, addr, off, size, _ in sections:
+        if addr and size and typ != "NOBITS" and addr <= rva < addr + size:
+            return off + rva - addr
+    return None
+
+
+def section_of(rva):
+    for name, typ, addr, off, size, _ in sections:
+        if addr and size and addr <= rva < addr + size:
+            return name
+    return None
+
+
+out = []
+relocs = run("readelf", "-rW", path)
+for block in re.split(r"\n(?=Relocation section)", relocs):
+    m = re.match(r"Relocation section '(\S+)' at offset 0x([0-9a-f]+)", block)
+    if not m:
+        continue
+    sec = [s for s in sections if s[0] == m.group(1)][0]
+    entries = [l for l in block.splitlines() if re.match(r"^[0-9a-f]{8,16}\s", l)]
+    for i, line in enumerate(entries):
+        r_offset, _, typ = line.split()[:3]
+        if typ not in ("R_X86_64_RELATIVE", "R_386_RELATIVE"):
+            continue
+        loc = to_offset(int(r_offset, 16))
+        out.append(("reloc", sec[3] + i * sec[5], loc))
+        value = int.from_bytes(data[loc : loc + width], "little")
+        target = to_offset(value)
+        if target is not None:
+            out.append(("abs32", loc, target))
+
+text = run("objdump", "-dw", path)
+current = None
+for line in text.splitlines():
+    m = re.match(r"^Disassembly of section (\S+):", line)
+    if m:
+        current = m.group(1)
+        continue
+    m = re.match(r"^\s*([0-9a-f]+):\t((?:[0-9a-f]{2} )+)\s*\t?(.*)$", line)
+    if not m:
+        continue
+    addr = int(m.group(1), 16)
+    b = [int(x, 16) for x in m.group(2).split()]
+    n = len(b)
+    cand = None
+    if n == 5 and b[0] in (0xE8, 0xE9):
+        cand = (1, False)
+    elif n == 6 and b[0] == 0x0F and b[1] & 0xF0 == 0x80:
+        cand = (2, False)
+    elif is64:
+        k = 1 if n > 1 and (0x40 <= b[0] <= 0x4F or b[0] == 0x66) else 0
+        if n == k + 6 and (
+            (b[k] == 0xFF and b[k + 1] in (0x15, 0x25))
+            or (b[k] in (0x89, 0x8B, 0x8D) and b[k + 1] & 0xC7 == 0x05)
+        ):
+            cand = (k + 2, True)
+    if cand is None:
+        continue
+    op, anywhere = cand
+    disp = int.from_bytes(bytes(b[op : op + 4]), "little", signed=True)
+    target_rva = (addr + n + disp) & 0xFFFFFFFF
+    if not anywhere and section_of(target_rva) != current:
+        continue
+    target = to_offset(target_rva)
+    if target is None:
+        sys.exit(f"rel32 at {addr + op:#x}: target {target_rva:#x} has no file bytes")
+    out.append(("rel32", to_offset(addr + op), target))
+
+for kind, loc, target in sorted(out, key=lambda r: ("reloc", "abs32", "rel32").index(r[0])):
+    print(f"{kind} {loc:x} {target:x}")
