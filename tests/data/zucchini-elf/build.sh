@@ -1,5 +1,5 @@
 #!/bin/sh
-# Rebuilds the ELF test files and their reference lists (see README).
+# Rebuilds the ELF test files and their reference lists (see README.md).
 # Needs gcc with -m32 support (x86-64 host: gcc-multilib, or
 # gcc-i686-linux-gnu with CC32=i686-linux-gnu-gcc), binutils and python3.
 set -eu
