@@ -701,3 +701,411 @@ fn elf_quick_detect() {
     h64[58] = 64;
     assert_eq!(both(&h64), (false, true));
 }
+
+// ---- address_translator_unittest.cc ------------------------------------------
+
+use romkit::format::patch::zucchini::address_translator::{
+    AddressTranslator, INVALID_RVA, TranslatorError, Unit,
+};
+use romkit::format::patch::zucchini::offset_mapper::INVALID_OFFSET;
+
+fn unit(offset_begin: u32, offset_size: u32, rva_begin: u32, rva_size: u32) -> Unit {
+    Unit {
+        offset_begin,
+        offset_size,
+        rva_begin,
+        rva_size,
+    }
+}
+
+/// The test's `InitializeWithStrings` notation: "offsets|rvas", each part's
+/// begin is its first character other than '.', its size the number of
+/// characters other than '.' and '!'.
+fn spec_unit(s: &str) -> Unit {
+    let (o, r) = s.split_once('|').unwrap();
+    let begin = |t: &str| t.find(|c| c != '.').unwrap_or(t.len()) as u32;
+    let size = |t: &str| t.chars().filter(|&c| c != '.' && c != '!').count() as u32;
+    unit(begin(o), size(o), begin(r), size(r))
+}
+
+fn init(specs: &[&str]) -> Result<AddressTranslator, TranslatorError> {
+    AddressTranslator::new(specs.iter().map(|s| spec_unit(s)).collect())
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.Empty.
+#[test]
+fn translator_empty() {
+    let t = AddressTranslator::new(Vec::new()).unwrap();
+    for v in [0, 100] {
+        assert_eq!(t.offset_to_rva(v), INVALID_RVA);
+        assert_eq!(t.rva_to_offset(v), INVALID_OFFSET);
+    }
+    assert_eq!(t.offset_to_rva(t.fake_offset_begin()), INVALID_RVA);
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.Single and
+/// SingleDanglingRva.
+#[test]
+fn translator_single() {
+    let t = AddressTranslator::new(vec![unit(10, 20, 100, 20)]).unwrap();
+    assert_eq!(t.fake_offset_begin(), 30);
+    for (o, r) in [
+        (0, INVALID_RVA),
+        (9, INVALID_RVA),
+        (10, 100),
+        (20, 110),
+        (29, 119),
+        (30, INVALID_RVA),
+    ] {
+        assert_eq!(t.offset_to_rva(o), r, "offset {o}");
+    }
+    for (r, o) in [
+        (0, INVALID_OFFSET),
+        (99, INVALID_OFFSET),
+        (100, 10),
+        (110, 20),
+        (119, 29),
+        (120, INVALID_OFFSET),
+    ] {
+        assert_eq!(t.rva_to_offset(r), o, "rva {r}");
+    }
+    let t = AddressTranslator::new(vec![unit(10, 20, 100, 27)]).unwrap();
+    let f = t.fake_offset_begin();
+    assert_eq!(f, 30);
+    for (o, r) in [
+        (0, INVALID_RVA),
+        (9, INVALID_RVA),
+        (10, 100),
+        (20, 110),
+        (29, 119),
+        (30, INVALID_RVA),
+        (f + 100, INVALID_RVA),
+        (f + 119, INVALID_RVA),
+        (f + 120, 120),
+        (f + 126, 126),
+        (f + 127, INVALID_RVA),
+    ] {
+        assert_eq!(t.offset_to_rva(o), r, "offset {o}");
+    }
+    for (r, o) in [
+        (0, INVALID_OFFSET),
+        (99, INVALID_OFFSET),
+        (100, 10),
+        (110, 20),
+        (119, 29),
+        (120, f + 120),
+        (126, f + 126),
+        (127, INVALID_OFFSET),
+    ] {
+        assert_eq!(t.rva_to_offset(r), o, "rva {r}");
+    }
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.BasicUsage.
+#[test]
+fn translator_basic_usage() {
+    let t = AddressTranslator::new(vec![
+        unit(10, 20, 200, 25),
+        unit(40, 30, 300, 20),
+        unit(50, 20, 310, 20),
+        unit(70, 40, 100, 20),
+        unit(90, 20, 120, 20),
+    ])
+    .unwrap();
+    let f = t.fake_offset_begin();
+    assert_eq!(f, 110);
+    for (o, r) in [
+        (0, INVALID_RVA),
+        (9, INVALID_RVA),
+        (10, 200),
+        (20, 210),
+        (29, 219),
+        (30, INVALID_RVA),
+        (39, INVALID_RVA),
+        (40, 300),
+        (55, 315),
+        (69, 329),
+        (70, 100),
+        (90, 120),
+        (109, 139),
+        (110, INVALID_RVA),
+        (f + 220, 220),
+        (f + 224, 224),
+        (f + 225, INVALID_RVA),
+    ] {
+        assert_eq!(t.offset_to_rva(o), r, "offset {o}");
+    }
+    for (r, o) in [
+        (0, INVALID_OFFSET),
+        (99, INVALID_OFFSET),
+        (100, 70),
+        (120, 90),
+        (139, 109),
+        (140, INVALID_OFFSET),
+        (199, INVALID_OFFSET),
+        (200, 10),
+        (210, 20),
+        (219, 29),
+        (225, INVALID_OFFSET),
+        (299, INVALID_OFFSET),
+        (300, 40),
+        (315, 55),
+        (329, 69),
+        (330, INVALID_OFFSET),
+        (220, f + 220),
+        (224, f + 224),
+    ] {
+        assert_eq!(t.rva_to_offset(r), o, "rva {r}");
+    }
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.Overflow.
+#[test]
+fn translator_overflow() {
+    let err = |u: Vec<Unit>| AddressTranslator::new(u).err();
+    assert_eq!(
+        err(vec![unit(0, 0xC000_0000, 0, 0xC000_0000)]),
+        Some(TranslatorError::Overflow)
+    );
+    assert_eq!(
+        err(vec![unit(0, 0, 0, 0xC000_0000)]),
+        Some(TranslatorError::Overflow)
+    );
+    assert_eq!(
+        err(vec![
+            unit(32, 0, 32, 0x5000_0000),
+            unit(0x5000_0000, 16, 0, 16)
+        ]),
+        Some(TranslatorError::FakeOffsetBeginTooLarge)
+    );
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.AddUnitAsString.
+#[test]
+fn translator_unit_strings() {
+    let t = init(&["..A..|.aaa."]).unwrap();
+    assert_eq!(t.units_sorted_by_offset()[0], unit(2, 1, 1, 3));
+    let t = init(&[".....!...|.bbbbbb..."]).unwrap();
+    assert_eq!(t.units_sorted_by_offset()[0], unit(5, 0, 1, 6));
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.OverlapFromComment.
+#[test]
+fn translator_overlap_from_comment() {
+    use TranslatorError::*;
+    let cases: [(&str, &str, Result<(), TranslatorError>); 14] = [
+        ("..ssssffff..", "..SSSSFFFF..", Ok(())),
+        ("..ssssffff..", "..SSSS..FFFF..", Ok(())),
+        ("..ssssffff..", "..FFFF..SSSS..", Ok(())),
+        ("..ssssffff..", "..SSOOFF..", Err(BadOverlap)),
+        ("..sssooofff..", "..SSSOOOFFF..", Ok(())),
+        ("..sssooofff..", "..SSSSSOFFFFF..", Err(BadOverlap)),
+        ("..sssooofff..", "..FFOOOOSS..", Err(BadOverlap)),
+        ("..sssooofff..", "..SSSOOOF..", Ok(())),
+        ("..sssooofff..", "..SSSOOOF..", Ok(())),
+        ("..sssooosss..", "..SSSOOOS..", Ok(())),
+        ("..sssooofff..", "..SSSOO..", Ok(())),
+        ("..sssooofff..", "..SSSOFFF..", Err(BadOverlapDanglingRva)),
+        ("..sssooosss..", "..SSSOOSSSS..", Err(BadOverlapDanglingRva)),
+        ("..oooooo..", "..OOO..", Ok(())),
+    ];
+    for (i, (rva, off, want)) in cases.iter().enumerate() {
+        let base = format!("{off}|{rva}");
+        let u1 = base.replace(['S', 's'], ".");
+        let u2 = base.replace(['F', 'f'], ".");
+        assert_eq!(init(&[&u1, &u2]).map(|_| ()), *want, "case {i}");
+    }
+}
+
+/// Runs `first` against each case in both orders (`TwoUnitOverlapTester`).
+fn two_unit_overlap(first: &str, cases: &[(&str, Result<(), TranslatorError>)]) {
+    for (i, (second, want)) in cases.iter().enumerate() {
+        assert_eq!(
+            init(&[first, second]).map(|_| ()),
+            *want,
+            "case {i}: {second}"
+        );
+        assert_eq!(
+            init(&[second, first]).map(|_| ()),
+            *want,
+            "case {i} swapped: {second}"
+        );
+    }
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.Overlap.
+#[test]
+fn translator_overlap() {
+    use TranslatorError::*;
+    let ok = Ok(());
+    two_unit_overlap(
+        "....AAA.......|.....aaa......",
+        &[
+            ("....BBB.......|.....bbb......", ok),
+            ("..BBB.........|...bbb........", ok),
+            ("......BBB.....|.......bbb....", ok),
+            ("..BBBBBBBBB...|...bbb........", ok),
+            ("......BBBBBBBB|.......bbb....", ok),
+            ("....BBB.......|.......bbb....", Err(BadOverlap)),
+            ("..BBB.........|.......bbb....", Err(BadOverlap)),
+            (".......BBB....|.......bbb....", Err(BadOverlap)),
+            ("....BBB.......|..........bbb.", Err(BadOverlap)),
+            ("..........BBB.|.......bbb....", Err(BadOverlap)),
+            ("......BBB.....|.....bbb......", Err(BadOverlap)),
+            ("......BBB.....|..bbb.........", Err(BadOverlap)),
+            ("......BBB.....|bbb...........", Err(BadOverlap)),
+            ("BBB...........|bbb...........", ok),
+            ("........BBB...|.........bbb..", ok),
+            ("BBB...........|..........bbb.", ok),
+            (".BBB..........|..bbb.........", ok),
+            (".......BBB....|........bbb...", ok),
+            (".BBB..........|........bbb...", ok),
+            ("BBBBBB........|bbb...........", ok),
+            ("........BBBB..|.........bbb..", ok),
+            ("BBBBBB........|..........bbb.", ok),
+            (".BBBBBB.......|..bbb.........", ok),
+            (".......BBBBB..|........bbb...", ok),
+            (".BBB..........|........bbb...", ok),
+            ("..BBB.........|........bbb...", Err(BadOverlap)),
+            ("...BB.........|....bb........", ok),
+            ("....BB........|.....bb.......", ok),
+            (".......BB.....|........bb....", ok),
+            ("...BBBBBB.....|....bbbbbb....", ok),
+            ("..BBBBBB......|...bbbbbb.....", ok),
+            ("......BBBBBB..|.......bbbbbb.", ok),
+            ("BBBBBBBBBBBBBB|bbbbbbbbbbbbbb", Err(BadOverlap)),
+            ("B.............|b.............", ok),
+            ("B.............|.............b", ok),
+            ("....B.........|.....b........", ok),
+            ("....B.........|......b.......", Err(BadOverlap)),
+            ("....B.........|......b.......", Err(BadOverlap)),
+            ("....BBB.......|.....bb.......", ok),
+            ("....BBBB......|.....bbb......", ok),
+            (".........BBBBB|.b............", ok),
+            ("....AAA.......|.....!........", ok),
+            ("....!.........|.....!........", ok),
+            ("....!.........|..........!...", ok),
+        ],
+    );
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.OverlapOffsetMultiple.
+#[test]
+fn translator_overlap_offset_multiple() {
+    assert!(init(&["A..|a....", ".A.|..a..", "..A|....a"]).is_ok());
+    assert!(init(&["..A|a....", ".AA|..a..", "AAA|....a"]).is_ok());
+    assert_eq!(
+        init(&["A..|a....", ".A.|..a..", ".A.|....a"]).err(),
+        Some(TranslatorError::BadOverlap)
+    );
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.OverlapDangling.
+#[test]
+fn translator_overlap_dangling() {
+    use TranslatorError::*;
+    let ok = Ok(());
+    two_unit_overlap(
+        "....AAA.......|.....aaaaaa...",
+        &[
+            ("....BBB.......|.....bbbbbb...", ok),
+            ("....BBB.......|.....bbbbb....", ok),
+            ("....BBB.......|.....bbbb.....", ok),
+            ("....BBB.......|.....bbb......", ok),
+            (".....BBB......|......bbb.....", Err(BadOverlapDanglingRva)),
+            (".....BB.......|......bbb.....", ok),
+            ("....BBB.......|.....bbbbbbbb.", ok),
+            ("..BBBBB.......|...bbbbbbbb...", ok),
+            ("......!.......|.bbb..........", Err(BadOverlap)),
+            ("..BBBBB.......|...bbbbb......", ok),
+            (".......BBB....|.bbb..........", ok),
+            (".......BBB....|.bbbb.........", ok),
+            (".......!......|.bbbb.........", ok),
+            ("......!.......|.......!......", ok),
+            ("......!.......|.......b......", Err(BadOverlapDanglingRva)),
+            ("......B.......|.......b......", ok),
+            ("......BBBB....|.......bbbb...", Err(BadOverlapDanglingRva)),
+            ("......BB......|.......bb.....", Err(BadOverlapDanglingRva)),
+            ("......BB......|bb............", Err(BadOverlap)),
+        ],
+    );
+}
+
+fn permutations(v: &[&'static str]) -> Vec<Vec<&'static str>> {
+    if v.len() <= 1 {
+        return vec![v.to_vec()];
+    }
+    let mut out = Vec::new();
+    for i in 0..v.len() {
+        let mut rest = v.to_vec();
+        let x = rest.remove(i);
+        for mut p in permutations(&rest) {
+            p.insert(0, x);
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.Merge (all
+/// permutations of both unit lists).
+#[test]
+fn translator_merge() {
+    let case1 = [
+        "AAA.......|.aaa......",
+        "AA........|.aa.......",
+        "..AAA.....|...aaa....",
+        "....A.....|.....a....",
+        ".....AAA..|......aaa.",
+        "........A.|.........a",
+    ];
+    for p in permutations(&case1) {
+        let t = init(&p).unwrap();
+        assert_eq!(t.fake_offset_begin(), 9);
+        assert_eq!(t.units_sorted_by_offset(), [unit(0, 9, 1, 9)]);
+        assert_eq!(t.units_sorted_by_rva(), [unit(0, 9, 1, 9)]);
+    }
+    let case2 = [
+        ".....A..|.a......",
+        "......A.|..a.....",
+        "A.......|...a....",
+        ".A......|....a...",
+        "..A.....|.....a..",
+    ];
+    for p in permutations(&case2) {
+        let t = init(&p).unwrap();
+        assert_eq!(t.fake_offset_begin(), 7);
+        let (u1, u2) = (unit(0, 3, 3, 3), unit(5, 2, 1, 2));
+        assert_eq!(t.units_sorted_by_offset(), [u1, u2]);
+        assert_eq!(t.units_sorted_by_rva(), [u2, u1]);
+    }
+}
+
+/// address_translator_unittest.cc, AddressTranslatorTest.RvaToOffsetCache_IsValid.
+#[test]
+fn translator_rva_is_valid() {
+    let t = AddressTranslator::new(vec![
+        unit(0x04, 0x28, 0x1A00, 0x28),
+        unit(0x30, 0x10, 0x3A00, 0x30),
+    ])
+    .unwrap();
+    assert!(!t.rva_is_valid(INVALID_RVA));
+    assert!((0..0x28).all(|i| t.rva_is_valid(0x1A00 + i)));
+    assert!((0..0x30).all(|i| t.rva_is_valid(0x3A00 + i)));
+    for r in [
+        0x1A28,
+        0x1A29,
+        0x19FF,
+        0x19FE,
+        0x3A30,
+        0x3A31,
+        0x39FF,
+        0x39FE,
+        0,
+        0x10,
+        0x7FFF_FFFF,
+        0xFFFF_FFFF,
+    ] {
+        assert!(!t.rva_is_valid(r), "{r:#x}");
+    }
+}

@@ -124,6 +124,16 @@ impl AddressTranslator {
         self.fake_offset_begin
     }
 
+    /// The merged units, by file offset.
+    pub fn units_sorted_by_offset(&self) -> &[Unit] {
+        &self.by_offset
+    }
+
+    /// The merged units, by RVA.
+    pub fn units_sorted_by_rva(&self) -> &[Unit] {
+        &self.by_rva
+    }
+
     fn unit_of_rva(&self, rva: u32) -> Option<&Unit> {
         let i = self.by_rva.partition_point(|u| u.rva_begin <= rva);
         let u = self.by_rva.get(i.checked_sub(1)?)?;
