@@ -35,11 +35,27 @@
 //! output is allocated only after the header's new size passed the caller's
 //! limit.
 //!
-//! Implemented element types: `NoOp` (raw elements: equivalences, extra
-//! data, raw deltas), verified by Chromium puffin's vectors. Executable
-//! elements (ELF, DEX, PE, ZTF) need Zucchini's disassemblers for the
-//! reference correction step and are parsed and validated but refused with
-//! [`ZucchiniError::Unsupported`].
+//! Applying an element ([`apply`]) follows Zucchini's `ApplyElement`:
+//! equivalences and extra data, raw deltas, then reference correction with
+//! the disassembler of the element's executable type ([`disasm`]): pools
+//! of targets ([`target_pool`]) projected through the pruned equivalences
+//! ([`offset_mapper`]; the header's major version picks the sort tie-break
+//! Chromium changed in version 2), corrected by the reference delta stream,
+//! which must be consumed exactly.
+//!
+//! Implemented element types: `NoOp` (no references), verified by Chromium
+//! puffin's vectors; `Ex86` and `Ex64` ([`elf`], with [`address_translator`]),
+//! verified by Chromium's unit-test vectors for each building block and end
+//! to end on gcc-built ELF files whose references are derived from
+//! binutils. `EA32`, `EA64`, `DEX `, `Px86`, `Px64` and `ZTF ` elements are
+//! parsed and validated but refused with [`ZucchiniError::Unsupported`]
+//! before anything is written.
+//!
+//! Every hostile value (a disassembler that cannot parse the old or new
+//! element, a key outside its pool, a missing or surplus reference delta, a
+//! bad extra target, a write the new element refuses) is a [`ZucchiniError`]
+//! naming the element, its type and, where it applies, the reference type
+//! and location; nothing panics.
 
 use std::io::{self, Read};
 
