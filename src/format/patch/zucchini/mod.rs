@@ -35,7 +35,7 @@
 //! output is allocated only after the header's new size passed the caller's
 //! limit.
 //!
-//! Applying an element ([`apply`]) follows Zucchini's `ApplyElement`:
+//! Applying an element ([`mod@apply`]) follows Zucchini's `ApplyElement`:
 //! equivalences and extra data, raw deltas, then reference correction with
 //! the disassembler of the element's executable type ([`disasm`]): pools
 //! of targets ([`target_pool`]) projected through the pruned equivalences
