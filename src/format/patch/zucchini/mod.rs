@@ -61,6 +61,7 @@ use std::io::{self, Read};
 
 pub mod address_translator;
 pub mod apply;
+pub mod arm;
 pub mod disasm;
 pub mod elf;
 pub mod offset_mapper;
