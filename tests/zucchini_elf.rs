@@ -1,6 +1,7 @@
-//! Zucchini `Ex86`/`Ex64` elements end to end, on ELF files built by gcc
-//! (tests/data/zucchini-elf: sources, build script, and reference lists
-//! derived from binutils).
+//! Zucchini ELF elements end to end (`Ex86`, `Ex64` built by gcc from C;
+//! `EA32`, `EA64` assembled and linked by GNU cross binutils), on
+//! tests/data/zucchini-elf: sources, build script, and reference lists
+//! derived from binutils.
 //!
 //! - the disassembler finds exactly the binutils-derived references;
 //! - the identity patch (one equivalence, every reference delta 0) gives
@@ -14,9 +15,10 @@
 //!   right);
 //! - hostile elements and streams are errors, never panics.
 
+use romkit::format::patch::zucchini::apply::make_disassembler;
 use romkit::format::patch::zucchini::disasm::Disassembler;
 use romkit::format::patch::zucchini::elf::DisassemblerElfIntel;
-use romkit::format::patch::zucchini::{self, ZucchiniError};
+use romkit::format::patch::zucchini::{self, ExeType, ZucchiniError};
 
 fn data(name: &str) -> Vec<u8> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,19 +27,38 @@ fn data(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// A reference list: per type tag (0 reloc, 1 abs32, 2 rel32), sorted
-/// (location, target) pairs.
-type Refs = [Vec<(u32, u32)>; 3];
+/// A reference list: per type tag (0 reloc, 1 abs32, then rel32 types),
+/// sorted (location, target) pairs.
+type Refs = Vec<Vec<(u32, u32)>>;
+
+/// Executable type and reference widths by type tag (Zucchini's tables:
+/// pointers are 4 or 8 bytes, x86 rel32 4, ARM A24 4, T8 2, T11 2, T20 4,
+/// T24 4, AArch64 Immd14/19/26 4). Types from 2 on share pool 2.
+fn arch(name: &str) -> (&'static [u8; 4], &'static [u32]) {
+    match &name[..3] {
+        "x64" => (b"Ex64", &[8, 8, 4]),
+        "x86" => (b"Ex86", &[4, 4, 4]),
+        "a32" => (b"EA32", &[4, 4, 4, 2, 2, 4, 4]),
+        "a64" => (b"EA64", &[8, 8, 4, 4, 4]),
+        _ => unreachable!(),
+    }
+}
+
+fn exe_of(name: &str) -> &'static [u8; 4] {
+    arch(name).0
+}
 
 fn refs(name: &str) -> Refs {
     let text = String::from_utf8(data(&format!("{name}.refs"))).unwrap();
-    let mut r: Refs = Default::default();
+    let mut r: Refs = vec![Vec::new(); arch(name).1.len()];
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let t = ["reloc", "abs32", "rel32"]
-            .iter()
-            .position(|k| *k == f[0])
-            .unwrap();
+        let t = match f[0] {
+            "reloc" => 0,
+            "abs32" => 1,
+            "rel32" => 2,
+            k => k.strip_prefix("rel32:").unwrap().parse().unwrap(),
+        };
         let n = |s: &str| u32::from_str_radix(s, 16).unwrap();
         r[t].push((n(f[1]), n(f[2])));
     }
@@ -47,15 +68,15 @@ fn refs(name: &str) -> Refs {
     r
 }
 
-fn disasm(name: &str, image: &[u8]) -> Result<DisassemblerElfIntel, ZucchiniError> {
-    if name.starts_with("x64") {
-        DisassemblerElfIntel::new_x64(image)
-    } else {
-        DisassemblerElfIntel::new_x86(image)
-    }
+fn disasm(name: &str, image: &[u8]) -> Result<Box<dyn Disassembler>, ZucchiniError> {
+    let exe = ExeType::from_u32(u32::from_le_bytes(*exe_of(name))).unwrap();
+    make_disassembler(exe, image)
 }
 
-const FILES: [&str; 4] = ["x64_old", "x64_new", "x86_old", "x86_new"];
+const OLD_FILES: [&str; 4] = ["x64_old", "x86_old", "a32_old", "a64_old"];
+const FILES: [&str; 8] = [
+    "x64_old", "x64_new", "x86_old", "x86_new", "a32_old", "a32_new", "a64_old", "a64_new",
+];
 
 #[test]
 fn disassembler_matches_binutils() {
@@ -63,7 +84,7 @@ fn disassembler_matches_binutils() {
         let image = data(name);
         let d = disasm(name, &image).unwrap();
         let want = refs(name);
-        for t in 0..3u8 {
+        for t in 0..want.len() as u8 {
             let got: Vec<(u32, u32)> = d
                 .read(&image, t, 0, image.len() as u32)
                 .iter()
@@ -71,13 +92,18 @@ fn disassembler_matches_binutils() {
                 .collect();
             assert_eq!(got, want[t as usize], "{name} type {t}");
         }
-        let width = if name.starts_with("x64") { 8 } else { 4 };
+        let want: Vec<(u32, u8, u8)> = arch(name)
+            .1
+            .iter()
+            .enumerate()
+            .map(|(t, &w)| (w, t as u8, t.min(2) as u8))
+            .collect();
         let g: Vec<(u32, u8, u8)> = d
             .groups()
             .iter()
             .map(|g| (g.width, g.type_tag, g.pool_tag))
             .collect();
-        assert_eq!(g, [(width, 0, 0), (width, 1, 1), (4, 2, 2)], "{name}");
+        assert_eq!(g, want, "{name}");
     }
 }
 
@@ -183,14 +209,6 @@ fn identity(exe: &[u8; 4], image: &[u8], n: usize) -> Element {
     }
 }
 
-fn exe_of(name: &str) -> &'static [u8; 4] {
-    if name.starts_with("x64") {
-        b"Ex64"
-    } else {
-        b"Ex86"
-    }
-}
-
 #[test]
 fn identity_patch_gives_old() {
     for name in FILES {
@@ -239,16 +257,17 @@ fn inside(eqs: &[(u32, u32, u32)], t: u32) -> Option<u32> {
         .map(|&(s, d, _)| t - s + d)
 }
 
-/// The element turning `old` into `new` with the hand-chosen `eqs`.
+/// The element turning `old` (file `name`'s architecture) into `new` with
+/// the hand-chosen `eqs`.
 fn element(
-    exe: &[u8; 4],
+    name: &str,
     old: &[u8],
     new: &[u8],
     eqs: &[(u32, u32, u32)],
     or: &Refs,
     nr: &Refs,
 ) -> Element {
-    let width = if exe == b"Ex64" { [8, 8, 4] } else { [4, 4, 4] };
+    let (exe, width) = arch(name);
     let mut e = Element {
         exe: *exe,
         old_len: old.len() as u32,
@@ -259,8 +278,8 @@ fn element(
     // New bytes the correction writes: bodies of old references inside an
     // equivalence, moved with it.
     let mut corrected = vec![false; new.len()];
-    for t in 0..3 {
-        for &(loc, _) in &or[t] {
+    for (t, list) in or.iter().enumerate() {
+        for &(loc, _) in list {
             if let Some(nl) = inside(eqs, loc) {
                 corrected[nl as usize..(nl + width[t]) as usize].fill(true);
             }
@@ -279,25 +298,26 @@ fn element(
         copy += l;
     }
     e.extra.extend_from_slice(&new[pos as usize..]);
-    for t in 0..3 {
-        let mut pool: Vec<u32> = or[t]
+    // Pools: 0 (reloc), 1 (abs32), 2 (every rel32 type).
+    let pools: Vec<Vec<usize>> = vec![vec![0], vec![1], (2..width.len()).collect()];
+    for (tag, types) in pools.iter().enumerate() {
+        let mut pool: Vec<u32> = types
             .iter()
-            .filter_map(|&(_, tg)| inside(eqs, tg))
+            .flat_map(|&t| or[t].iter().filter_map(|&(_, tg)| inside(eqs, tg)))
             .collect();
         pool.sort();
         pool.dedup();
-        let extra: Vec<u32> = nr[t]
+        let mut extra: Vec<u32> = types
             .iter()
-            .map(|&(_, tg)| tg)
+            .flat_map(|&t| nr[t].iter().map(|&(_, tg)| tg))
             .filter(|tg| pool.binary_search(tg).is_err())
             .collect();
-        let mut extra_sorted = extra.clone();
-        extra_sorted.sort();
-        extra_sorted.dedup();
-        pool.extend(&extra_sorted);
+        extra.sort();
+        extra.dedup();
+        pool.extend(&extra);
         pool.sort();
-        if !extra_sorted.is_empty() {
-            e.extra_targets.push((t as u8, extra_sorted));
+        if !extra.is_empty() {
+            e.extra_targets.push((tag as u8, extra));
         }
         let key_of = |x: u32| pool.iter().position(|&p| p == x).unwrap() as i32;
         let nearest = |x: u32| {
@@ -305,16 +325,20 @@ fn element(
                 .min_by_key(|&k| (pool[k].abs_diff(x), k))
                 .unwrap_or(0) as i32
         };
-        for &(s, d, l) in eqs {
-            for &(loc, tg) in or[t].iter().filter(|r| s <= r.0 && r.0 < s + l) {
-                let new_loc = loc - s + d;
-                let actual = nr[t]
-                    .iter()
-                    .find(|r| r.0 == new_loc)
-                    .unwrap_or_else(|| panic!("no new type {t} reference at {new_loc:#x}"))
-                    .1;
-                let expected = nearest(project(eqs, tg, new.len() as u32));
-                e.ref_deltas.push(key_of(actual) - expected);
+        for &t in types {
+            for &(s, d, l) in eqs {
+                for &(loc, tg) in or[t].iter().filter(|r| s <= r.0 && r.0 < s + l) {
+                    let new_loc = loc - s + d;
+                    let actual = nr[t]
+                        .iter()
+                        .find(|r| r.0 == new_loc)
+                        .unwrap_or_else(|| {
+                            panic!("{name}: no new type {t} reference at {new_loc:#x}")
+                        })
+                        .1;
+                    let expected = nearest(project(eqs, tg, new.len() as u32));
+                    e.ref_deltas.push(key_of(actual) - expected);
+                }
             }
         }
     }
@@ -348,22 +372,55 @@ const X86_EQS: [(u32, u32, u32); 10] = [
     (0x2b4, 0x2dc, 0x27), // .comment
 ];
 
+/// ARM (assembly, `a32_*.s`): `entry` gains `bl f3` after `bl f2`, `f3`
+/// is inserted before `f2`, `table` gains an entry.
+const A32_EQS: [(u32, u32, u32); 10] = [
+    (0x0, 0x0, 0x134),    // headers, .interp, .gnu.hash, .dynsym, .dynstr
+    (0x134, 0x134, 0x18), // .rel.dyn (the 3 old entries)
+    (0x14c, 0x154, 0xc),  // entry: push, bl f1, bl f2
+    (0x158, 0x164, 0x10), // entry: cmp, beq, bl f1, pop
+    (0x168, 0x174, 0x8),  // f1
+    (0x170, 0x184, 0x8),  // f2
+    (0x178, 0x190, 0x80), // .dynamic
+    (0x1f8, 0x210, 0xc),  // .got
+    (0x204, 0x21c, 0xc),  // .data (the 3 old words)
+    (0x210, 0x22c, 0x16), // .ARM.attributes
+];
+/// AArch64 (`a64_*.s`): the same change.
+const A64_EQS: [(u32, u32, u32); 9] = [
+    (0x0, 0x0, 0x1e8),     // headers, .interp, .gnu.hash, .dynsym, .dynstr
+    (0x1e8, 0x1e8, 0x48),  // .rela.dyn (the 3 old entries)
+    (0x230, 0x248, 0x18),  // entry: stp, bl f1, cbz, tbz, b.eq, bl f2
+    (0x248, 0x264, 0x8),   // entry: ldp, ret
+    (0x250, 0x26c, 0x8),   // f1
+    (0x258, 0x27c, 0x8),   // f2
+    (0x260, 0x288, 0x100), // .dynamic
+    (0x360, 0x388, 0x20),  // .got, .got.plt
+    (0x380, 0x3a8, 0x18),  // .data (the 3 old pointers)
+];
+
 fn old_to_new(arch: &str) -> (Vec<u8>, Vec<u8>, Element) {
-    let (old, new) = (data(&format!("{arch}_old")), data(&format!("{arch}_new")));
-    let (or, nr) = (refs(&format!("{arch}_old")), refs(&format!("{arch}_new")));
-    let eqs: &[(u32, u32, u32)] = if arch == "x64" { &X64_EQS } else { &X86_EQS };
-    let e = element(exe_of(arch), &old, &new, eqs, &or, &nr);
+    let (o, n) = (format!("{arch}_old"), format!("{arch}_new"));
+    let (old, new) = (data(&o), data(&n));
+    let (or, nr) = (refs(&o), refs(&n));
+    let eqs: &[(u32, u32, u32)] = match arch {
+        "x64" => &X64_EQS,
+        "x86" => &X86_EQS,
+        "a32" => &A32_EQS,
+        _ => &A64_EQS,
+    };
+    let e = element(&o, &old, &new, eqs, &or, &nr);
     (old, new, e)
 }
 
 #[test]
 fn old_to_new_patch_gives_the_compiled_new_file() {
-    for arch in ["x64", "x86"] {
+    for arch in ["x64", "x86", "a32", "a64"] {
         let (old, new, e) = old_to_new(arch);
         // The correction has real work: some corrected references change
         // their bytes and some targets come only from the extra targets.
         assert!(
-            e.ref_deltas.len() >= 12
+            e.ref_deltas.len() >= 10
                 && e.ref_deltas.iter().any(|&d| d != 0)
                 && !e.extra_targets.is_empty(),
             "{arch}"
@@ -523,10 +580,10 @@ fn references_pointing_outside_are_dropped() {
 
 #[test]
 fn malformed_elf_elements_are_errors() {
-    for name in ["x64_old", "x86_old"] {
+    for name in OLD_FILES {
         let good = data(name);
         let n: usize = refs(name).iter().map(Vec::len).sum();
-        let is_64 = name.starts_with("x64");
+        let is_64 = good[4] == 2;
         let (shoff_at, shnum_at) = if is_64 { (40, 60) } else { (32, 48) };
         let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
         cases.push(("truncated", good[..good.len() - 10].to_vec()));
@@ -567,10 +624,10 @@ fn malformed_elf_elements_are_errors() {
 /// patch then applies or fails cleanly.
 #[test]
 fn header_mutations_do_not_panic() {
-    for name in ["x64_old", "x86_old"] {
+    for name in OLD_FILES {
         let good = data(name);
-        let is_64 = name.starts_with("x64");
-        let shoff = if is_64 { 0x6b8 } else { 0x4fc };
+        let shoff_at = if good[4] == 2 { 40 } else { 32 };
+        let shoff = u32::from_le_bytes(good[shoff_at..shoff_at + 4].try_into().unwrap()) as usize;
         let mut spots: Vec<usize> = (0..0x190).collect();
         spots.extend(shoff..good.len());
         for at in spots {

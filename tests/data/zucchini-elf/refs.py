@@ -9,6 +9,11 @@ from raw bytes:
       E8/E9 rel32, 0F 8x rel32, and (x86-64) FF 15, FF 25, 89/8B/8D with a
       RIP-relative ModR/M whose disp32 ends the instruction; a jump/call
       target must lie in the same section.
+  rel32:<type tag> <offset of instruction> <offset of target>   ARM
+      (objdump of the cross binutils): ARM-mode B/BL/BLX(imm) and B<cond>
+      are tag 2 (A24); AArch64 TBZ/TBNZ tag 2 (Immd14), B.<cond>/CBZ/CBNZ
+      tag 3 (Immd19), B/BL tag 4 (Immd26); the target must lie in an
+      executable section.
 
 All numbers are hexadecimal file offsets. Usage: refs.py ELF > ELF.refs
 """
@@ -20,6 +25,9 @@ path = sys.argv[1]
 data = open(path, "rb").read()
 is64 = data[4] == 2
 width = 8 if is64 else 4
+machine = int.from_bytes(data[18:20], "little")
+objdump = {40: "arm-linux-gnueabi-objdump", 183: "aarch64-linux-gnu-objdump"}.get(machine, "objdump")
+RELATIVE = ("R_X86_64_RELATIVE", "R_386_RELATIVE", "R_ARM_RELATIVE", "R_AARCH64_RELATIVE")
 
 
 def run(*args):
@@ -60,7 +68,7 @@ for block in re.split(r"\n(?=Relocation section)", relocs):
     entries = [l for l in block.splitlines() if re.match(r"^[0-9a-f]{8,16}\s", l)]
     for i, line in enumerate(entries):
         r_offset, _, typ = line.split()[:3]
-        if typ not in ("R_X86_64_RELATIVE", "R_386_RELATIVE"):
+        if typ not in RELATIVE:
             continue
         loc = to_offset(int(r_offset, 16))
         out.append(("reloc", sec[3] + i * sec[5], loc))
@@ -69,17 +77,45 @@ for block in re.split(r"\n(?=Relocation section)", relocs):
         if target is not None:
             out.append(("abs32", loc, target))
 
-text = run("objdump", "-dw", path)
+text = run(objdump, "-dw", path)
+exec_names = [m.group(1) for m in re.finditer(
+    r"^\s*\[\s*\d+\]\s+(\S+)\s+PROGBITS\s.*\sA?X", run("readelf", "-SW", path), re.M)]
+ARM_TAGS = {40: {"b": 2, "bl": 2, "blx": 2},
+            183: {"tbz": 2, "tbnz": 2, "cbz": 3, "cbnz": 3, "b": 4, "bl": 4}}
+
+
+def arm_branch(addr, rest):
+    """(tag, target) of an ARM branch objdump line, or None."""
+    m = re.match(r"^([a-z.]+)\s+(?:.*,\s*)?([0-9a-f]+) <", rest)
+    if not m:
+        return None
+    mn = m.group(1)
+    tags = ARM_TAGS[machine]
+    if machine == 183 and mn.startswith("b."):
+        tag = 3
+    elif machine == 40 and mn not in tags and mn[:-2] in ("b", "bl") and len(mn) in (3, 4):
+        tag = 2  # B<cond> / BL<cond>
+    else:
+        tag = tags.get(mn)
+    return None if tag is None else (tag, int(m.group(2), 16))
+
+
 current = None
 for line in text.splitlines():
     m = re.match(r"^Disassembly of section (\S+):", line)
     if m:
         current = m.group(1)
         continue
-    m = re.match(r"^\s*([0-9a-f]+):\t((?:[0-9a-f]{2} )+)\s*\t?(.*)$", line)
+    word = "[0-9a-f]+" if machine in ARM_TAGS else "[0-9a-f]{2}"
+    m = re.match(r"^\s*([0-9a-f]+):\t((?:" + word + r" )+)\s*\t?(.*)$", line)
     if not m:
         continue
     addr = int(m.group(1), 16)
+    if machine in ARM_TAGS:
+        found = arm_branch(addr, m.group(3))
+        if found and section_of(found[1]) in exec_names:
+            out.append((f"rel32:{found[0]}", to_offset(addr), to_offset(found[1])))
+        continue
     b = [int(x, 16) for x in m.group(2).split()]
     n = len(b)
     cand = None
@@ -106,5 +142,5 @@ for line in text.splitlines():
         sys.exit(f"rel32 at {addr + op:#x}: target {target_rva:#x} has no file bytes")
     out.append(("rel32", to_offset(addr + op), target))
 
-for kind, loc, target in sorted(out, key=lambda r: ("reloc", "abs32", "rel32").index(r[0])):
+for kind, loc, target in sorted(out, key=lambda r: ("reloc", "abs32").index(r[0]) if r[0] in ("reloc", "abs32") else 2):
     print(f"{kind} {loc:x} {target:x}")

@@ -28,13 +28,21 @@
 
 use super::disasm::{Disassembler, NoOp, Reference};
 use super::elf::DisassemblerElfIntel;
+use super::elf_arm::DisassemblerElfArm;
 use super::offset_mapper::OffsetMapper;
 use super::target_pool::TargetPool;
 use super::{ElementPatch, ExeType, ZucchiniError, fourcc, varint, varuint};
 
 /// Whether elements of `exe` can be applied (their disassembler exists).
 pub fn is_supported(exe: ExeType) -> bool {
-    matches!(exe, ExeType::NoOp | ExeType::ElfX86 | ExeType::ElfX64)
+    matches!(
+        exe,
+        ExeType::NoOp
+            | ExeType::ElfX86
+            | ExeType::ElfX64
+            | ExeType::ElfAArch32
+            | ExeType::ElfAArch64
+    )
 }
 
 /// Makes the disassembler of `exe` for `image`. Types without one are
@@ -48,13 +56,9 @@ pub fn make_disassembler(
         ExeType::NoOp => Box::new(NoOp),
         ExeType::ElfX86 => Box::new(DisassemblerElfIntel::new_x86(image)?),
         ExeType::ElfX64 => Box::new(DisassemblerElfIntel::new_x64(image)?),
-        // ARM (`EA32`/`EA64`) extends `elf::ElfCore` with its rel32 types.
-        ExeType::ElfAArch32
-        | ExeType::ElfAArch64
-        | ExeType::Dex
-        | ExeType::Win32X86
-        | ExeType::Win32X64
-        | ExeType::Ztf => {
+        ExeType::ElfAArch32 => Box::new(DisassemblerElfArm::new_aarch32(image)?),
+        ExeType::ElfAArch64 => Box::new(DisassemblerElfArm::new_aarch64(image)?),
+        ExeType::Dex | ExeType::Win32X86 | ExeType::Win32X64 | ExeType::Ztf => {
             return Err(ZucchiniError::Unsupported {
                 element: 0,
                 exe_type: exe_code(exe).into(),

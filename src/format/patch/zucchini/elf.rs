@@ -38,11 +38,10 @@
 //! Writers refuse (rather than write Zucchini's "invalid" marker) a target
 //! with no RVA or a body outside the image.
 //!
-//! ARM (`EA32`/`EA64`) reuses [`ElfCore`] with [`ELF_AARCH32`] /
-//! [`ELF_AARCH64`]: its disassembler adds its rel32 types after type tags 0
-//! and 1, finds them in [`ElfCore::exec_sections`] between
-//! [`ElfCore::abs32_gaps`], and keeps targets that
-//! [`ElfCore::is_target_offset_in_exec_section`].
+//! ARM (`EA32`/`EA64`, [`super::elf_arm`]) reuses [`ElfCore`] with
+//! [`ELF_AARCH32`] / [`ELF_AARCH64`]: its rel32 types follow type tags 0
+//! and 1, are found in [`ElfCore::exec_sections`] between abs32 bodies, and
+//! keep targets that [`ElfCore::is_target_offset_in_exec_section`].
 
 use super::ZucchiniError;
 use super::address_translator::{AddressTranslator, INVALID_RVA, RVA_BOUND, Unit};

@@ -44,12 +44,13 @@
 //! which must be consumed exactly.
 //!
 //! Implemented element types: `NoOp` (no references), verified by Chromium
-//! puffin's vectors; `Ex86` and `Ex64` ([`elf`], with [`address_translator`]),
+//! puffin's vectors; `Ex86`, `Ex64` ([`elf`], with [`address_translator`])
+//! and `EA32`, `EA64` ([`elf_arm`] on the same ELF layer, with [`arm`]),
 //! verified by Chromium's unit-test vectors for each building block and end
-//! to end on gcc-built ELF files whose references are derived from
-//! binutils. `EA32`, `EA64`, `DEX `, `Px86`, `Px64` and `ZTF ` elements are
-//! parsed and validated but refused with [`ZucchiniError::Unsupported`]
-//! before anything is written.
+//! to end on ELF files built by gcc (x86) and GNU cross binutils (ARM) whose
+//! references are derived from binutils. `DEX `, `Px86`, `Px64` and `ZTF `
+//! elements are parsed and validated but refused with
+//! [`ZucchiniError::Unsupported`] before anything is written.
 //!
 //! Every hostile value (a disassembler that cannot parse the old or new
 //! element, a key outside its pool, a missing or surplus reference delta, a
@@ -64,6 +65,7 @@ pub mod apply;
 pub mod arm;
 pub mod disasm;
 pub mod elf;
+pub mod elf_arm;
 pub mod offset_mapper;
 pub mod target_pool;
 
@@ -117,7 +119,7 @@ pub enum ZucchiniError {
     },
     /// An element type whose reference correction is not implemented.
     #[error(
-        "zucchini element {element}: executable type {exe_type} needs a disassembler, which is not implemented (NoOp, Ex86 and Ex64 are)"
+        "zucchini element {element}: executable type {exe_type} needs a disassembler, which is not implemented (NoOp, Ex86, Ex64, EA32 and EA64 are)"
     )]
     Unsupported {
         /// Element index.
