@@ -99,8 +99,9 @@ impl OffsetMapper {
             return self.naive_extended_forward_project(&eqs[pos], offset);
         }
         let delta = offset - self.old_size;
+        // Unsigned 32-bit arithmetic, as Zucchini's.
         if delta < OFFSET_BOUND.wrapping_sub(self.new_size) {
-            self.new_size + delta
+            self.new_size.wrapping_add(delta)
         } else {
             OFFSET_BOUND - 1
         }
