@@ -570,7 +570,8 @@ fn is_target_offset_in_elf_section_list() {
             })
             .collect::<String>()
     };
-    let cases: &[(&[(u32, u32)], u32, u32, &str)] = &[
+    type Case<'a> = (&'a [(u32, u32)], u32, u32, &'a str);
+    let cases: &[Case] = &[
         (&[], 0, 10, ".........."),
         (&[(0, 1)], 0, 10, "*........."),
         (&[(3, 1)], 0, 10, "...*......"),

@@ -199,9 +199,9 @@ fn merge_rva_overlaps(mut units: Vec<Unit>) -> Result<Vec<Unit>, TranslatorError
         let optional = s.rva_end() == f.rva_begin;
         let same_shift = f.offset_begin >= s.offset_begin
             && f.offset_begin - s.offset_begin == f.rva_begin - s.rva_begin;
-        let dangling_ok = !(f.has_dangling_rva() && f.offset_end() < s.offset_end())
-            && !(s.has_dangling_rva() && s.offset_end() < f.offset_end());
-        if !same_shift || !dangling_ok {
+        let dangling_bad = (f.has_dangling_rva() && f.offset_end() < s.offset_end())
+            || (s.has_dangling_rva() && s.offset_end() < f.offset_end());
+        if !same_shift || dangling_bad {
             if optional {
                 slow += 1;
                 units[slow] = f;

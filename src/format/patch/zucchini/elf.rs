@@ -179,7 +179,7 @@ impl ElfCore {
         let (units, offset_bound) = translation_units(image, &sections, table_bound)?;
         let translator =
             AddressTranslator::new(units).map_err(|e| format!("address translation: {e}"))?;
-        if offset_bound as u64 != image.len() as u64 {
+        if offset_bound != image.len() as u64 {
             return Err(format!(
                 "the headers account for {offset_bound} bytes, the element has {}",
                 image.len()
