@@ -649,3 +649,33 @@ fn header_mutations_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn equivalence_cutting_an_abs32_pointer_is_an_error() {
+    // x64_old has an abs32 pointer at 0x310 (8 bytes): two equivalences
+    // that split the element at 0x314 cut it, which Zucchini's abs32 reader
+    // refuses.
+    let name = "x64_old";
+    let old = data(name);
+    let n: usize = refs(name).iter().map(Vec::len).sum();
+    let len = old.len() as u32;
+    let mut e = identity(exe_of(name), &old, n);
+    e.eqs = vec![(0, 0, 0x314), (0x314, 0x314, len - 0x314)];
+    let p = patch(1, &old, len, zucchini::crc32(&old), &e);
+    match zucchini::apply(&old, &p, 1 << 20) {
+        Err(ZucchiniError::BadCorrection {
+            type_tag: 1,
+            location: 0,
+            reason,
+            ..
+        }) => assert!(
+            reason.contains("cuts the 8-byte abs32 pointer at 0x310"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Split at the pointer's start instead: the same references, applied.
+    e.eqs = vec![(0, 0, 0x310), (0x310, 0x310, len - 0x310)];
+    let p = patch(1, &old, len, zucchini::crc32(&old), &e);
+    assert_eq!(zucchini::apply(&old, &p, 1 << 20).unwrap(), old);
+}

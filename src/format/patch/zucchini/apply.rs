@@ -20,7 +20,9 @@
 //!   taken, the next reference delta (signed varint) is added (32-bit
 //!   wrapping, as Zucchini's unsigned keys), and the key must name a pool
 //!   target; the new disassembler writes that target at the location moved
-//!   by the equivalence.
+//!   by the equivalence. A source range the type's reader refuses
+//!   ([`Disassembler::check_range`]: Zucchini's abs32 reader stops on a
+//!   bound inside a pointer) is an error.
 //!
 //! At the end the reference delta stream must be consumed exactly. Any
 //! failure is an error naming the element, its type and the reference
@@ -222,6 +224,14 @@ impl Correction<'_, '_> {
         targets: &TargetPool,
     ) -> Result<(), ZucchiniError> {
         for q in &self.e.equivalences {
+            od.check_range(type_tag, q.src, q.src + q.length)
+                .map_err(|reason| {
+                    self.bad(
+                        type_tag,
+                        q.src,
+                        format!("equivalence source range: {reason}"),
+                    )
+                })?;
             for r in od.read(old, type_tag, q.src, q.src + q.length) {
                 let projected = self.mapper.extended_forward_project(r.target);
                 let expected = targets.key_for_nearest_offset(projected);

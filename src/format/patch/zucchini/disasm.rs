@@ -51,6 +51,15 @@ pub trait Disassembler {
     /// Encodes `r.target` into the reference of type `type_tag` at
     /// `r.location` of `image`.
     fn write(&self, image: &mut [u8], type_tag: u8, r: Reference) -> Result<(), ZucchiniError>;
+
+    /// Whether Zucchini's reader of `type_tag` accepts `lo..hi` as a range
+    /// to read (it is asked for each equivalence's source range): `Err`
+    /// with the reason where Zucchini stops (its abs32 reader refuses a
+    /// bound that cuts a reference body). The default accepts every range.
+    fn check_range(&self, type_tag: u8, lo: u32, hi: u32) -> Result<(), String> {
+        let _ = (type_tag, lo, hi);
+        Ok(())
+    }
 }
 
 /// The disassembler of raw (`NoOp`) elements: no references.

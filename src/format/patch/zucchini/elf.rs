@@ -372,6 +372,26 @@ impl ElfCore {
         Ok(rva)
     }
 
+    /// Zucchini's abs32 reader refuses (a `CHECK`) a range bound strictly
+    /// inside an abs32 body; other types accept every range.
+    pub fn check_range(&self, type_tag: u8, lo: u32, hi: u32) -> Result<(), String> {
+        if type_tag != TYPE_ABS32 {
+            return Ok(());
+        }
+        let a = &self.abs32_locations;
+        for bound in [lo, hi] {
+            let i = a.partition_point(|&l| l < bound);
+            if i > 0 && bound - a[i - 1] < self.arch.width() {
+                return Err(format!(
+                    "range bound {bound:#x} cuts the {}-byte abs32 pointer at {:#x}",
+                    self.arch.width(),
+                    a[i - 1]
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The gaps between abs32 bodies inside `lo..hi`.
     pub fn abs32_gaps(&self, lo: u32, hi: u32) -> Vec<(u32, u32)> {
         abs32_gaps(lo, hi, &self.abs32_locations, self.arch.width())
@@ -828,6 +848,10 @@ impl Disassembler for DisassemblerElfIntel {
             TYPE_REL32 => self.read_rel32(image, lo, hi),
             _ => Vec::new(),
         }
+    }
+
+    fn check_range(&self, type_tag: u8, lo: u32, hi: u32) -> Result<(), String> {
+        self.core.check_range(type_tag, lo, hi)
     }
 
     fn write(&self, image: &mut [u8], type_tag: u8, r: Reference) -> Result<(), ZucchiniError> {

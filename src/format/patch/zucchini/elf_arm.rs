@@ -141,6 +141,10 @@ impl Disassembler for DisassemblerElfArm {
         }
     }
 
+    fn check_range(&self, type_tag: u8, lo: u32, hi: u32) -> Result<(), String> {
+        self.core.check_range(type_tag, lo, hi)
+    }
+
     fn write(&self, image: &mut [u8], type_tag: u8, r: Reference) -> Result<(), ZucchiniError> {
         match type_tag {
             TYPE_RELOC => self.core.write_reloc(image, r),
