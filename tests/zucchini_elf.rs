@@ -38,7 +38,7 @@ fn arch(name: &str) -> (&'static [u8; 4], &'static [u32]) {
     match &name[..3] {
         "x64" => (b"Ex64", &[8, 8, 4]),
         "x86" => (b"Ex86", &[4, 4, 4]),
-        "a32" => (b"EA32", &[4, 4, 4, 2, 2, 4, 4]),
+        "a32" | "t32" => (b"EA32", &[4, 4, 4, 2, 2, 4, 4]),
         "a64" => (b"EA64", &[8, 8, 4, 4, 4]),
         _ => unreachable!(),
     }
@@ -73,9 +73,10 @@ fn disasm(name: &str, image: &[u8]) -> Result<Box<dyn Disassembler>, ZucchiniErr
     make_disassembler(exe, image)
 }
 
-const OLD_FILES: [&str; 4] = ["x64_old", "x86_old", "a32_old", "a64_old"];
-const FILES: [&str; 8] = [
-    "x64_old", "x64_new", "x86_old", "x86_new", "a32_old", "a32_new", "a64_old", "a64_new",
+const OLD_FILES: [&str; 5] = ["x64_old", "x86_old", "a32_old", "t32_old", "a64_old"];
+const FILES: [&str; 10] = [
+    "x64_old", "x64_new", "x86_old", "x86_new", "a32_old", "a32_new", "t32_old", "t32_new",
+    "a64_old", "a64_new",
 ];
 
 #[test]
@@ -386,6 +387,19 @@ const A32_EQS: [(u32, u32, u32); 10] = [
     (0x204, 0x21c, 0xc),  // .data (the 3 old words)
     (0x210, 0x22c, 0x16), // .ARM.attributes
 ];
+/// Thumb2 (`t32_*.s`): the same change, with 16- and 32-bit branches.
+const T32_EQS: [(u32, u32, u32); 10] = [
+    (0x0, 0x0, 0x134),    // headers, .interp, .gnu.hash, .dynsym, .dynstr
+    (0x134, 0x134, 0x18), // .rel.dyn (the 3 old entries)
+    (0x14c, 0x154, 0xa),  // entry: push, bl f1, bl f2
+    (0x156, 0x162, 0x14), // entry: cmp, beq.n, bne.w, b.n, bl f1, b.w f2, pop
+    (0x16a, 0x176, 0x4),  // f1
+    (0x16e, 0x17e, 0x4),  // f2
+    (0x174, 0x184, 0x80), // .dynamic
+    (0x1f4, 0x204, 0xc),  // .got
+    (0x200, 0x210, 0xc),  // .data (the 3 old words)
+    (0x20c, 0x220, 0x14), // .ARM.attributes
+];
 /// AArch64 (`a64_*.s`): the same change.
 const A64_EQS: [(u32, u32, u32); 9] = [
     (0x0, 0x0, 0x1e8),     // headers, .interp, .gnu.hash, .dynsym, .dynstr
@@ -407,6 +421,7 @@ fn old_to_new(arch: &str) -> (Vec<u8>, Vec<u8>, Element) {
         "x64" => &X64_EQS,
         "x86" => &X86_EQS,
         "a32" => &A32_EQS,
+        "t32" => &T32_EQS,
         _ => &A64_EQS,
     };
     let e = element(&o, &old, &new, eqs, &or, &nr);
@@ -415,7 +430,7 @@ fn old_to_new(arch: &str) -> (Vec<u8>, Vec<u8>, Element) {
 
 #[test]
 fn old_to_new_patch_gives_the_compiled_new_file() {
-    for arch in ["x64", "x86", "a32", "a64"] {
+    for arch in ["x64", "x86", "a32", "t32", "a64"] {
         let (old, new, e) = old_to_new(arch);
         // The correction has real work: some corrected references change
         // their bytes and some targets come only from the extra targets.

@@ -18,9 +18,11 @@ trap 'rm -rf "$tmp"' EXIT
 for v in old new; do
   gcc $FLAGS -o x64_$v $v.c
   $CC32 $FLAGS -o x86_$v $v.c
-  arm-linux-gnueabi-as -o "$tmp/a32_$v.o" a32_$v.s
-  arm-linux-gnueabi-ld $LFLAGS -o a32_$v "$tmp/a32_$v.o"
+  for a in a32 t32; do
+    arm-linux-gnueabi-as -o "$tmp/${a}_$v.o" ${a}_$v.s
+    arm-linux-gnueabi-ld $LFLAGS -o ${a}_$v "$tmp/${a}_$v.o"
+  done
   aarch64-linux-gnu-as -o "$tmp/a64_$v.o" a64_$v.s
   aarch64-linux-gnu-ld $LFLAGS -o a64_$v "$tmp/a64_$v.o"
-  for a in x64 x86 a32 a64; do python3 refs.py ${a}_$v > ${a}_$v.refs; done
+  for a in x64 x86 a32 t32 a64; do python3 refs.py ${a}_$v > ${a}_$v.refs; done
 done

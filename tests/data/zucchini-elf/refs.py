@@ -11,9 +11,10 @@ from raw bytes:
       target must lie in the same section.
   rel32:<type tag> <offset of instruction> <offset of target>   ARM
       (objdump of the cross binutils): ARM-mode B/BL/BLX(imm) and B<cond>
-      are tag 2 (A24); AArch64 TBZ/TBNZ tag 2 (Immd14), B.<cond>/CBZ/CBNZ
-      tag 3 (Immd19), B/BL tag 4 (Immd26); the target must lie in an
-      executable section.
+      are tag 2 (A24); Thumb2 16-bit B<cond> tag 3 (T8), 16-bit B tag 4
+      (T11), 32-bit B<cond>.W tag 5 (T20), 32-bit B.W/BL/BLX tag 6 (T24);
+      AArch64 TBZ/TBNZ tag 2 (Immd14), B.<cond>/CBZ/CBNZ tag 3 (Immd19),
+      B/BL tag 4 (Immd26); the target must lie in an executable section.
 
 All numbers are hexadecimal file offsets. Usage: refs.py ELF > ELF.refs
 """
@@ -84,20 +85,32 @@ ARM_TAGS = {40: {"b": 2, "bl": 2, "blx": 2},
             183: {"tbz": 2, "tbnz": 2, "cbz": 3, "cbnz": 3, "b": 4, "bl": 4}}
 
 
-def arm_branch(addr, rest):
-    """(tag, target) of an ARM branch objdump line, or None."""
+CONDS = ("eq", "ne", "cs", "cc", "hs", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le")
+
+
+def arm_branch(rest, hexwords):
+    """(tag, target) of an ARM branch objdump line, or None. `hexwords`
+    tells the encoding: one 8-digit word (ARM), one 4-digit halfword
+    (16-bit Thumb2) or two (32-bit Thumb2)."""
     m = re.match(r"^([a-z.]+)\s+(?:.*,\s*)?([0-9a-f]+) <", rest)
     if not m:
         return None
-    mn = m.group(1)
-    tags = ARM_TAGS[machine]
-    if machine == 183 and mn.startswith("b."):
-        tag = 3
-    elif machine == 40 and mn not in tags and mn[:-2] in ("b", "bl") and len(mn) in (3, 4):
-        tag = 2  # B<cond> / BL<cond>
-    else:
-        tag = tags.get(mn)
-    return None if tag is None else (tag, int(m.group(2), 16))
+    mn, target = m.group(1), int(m.group(2), 16)
+    if machine == 183:
+        if mn.startswith("b."):
+            return 3, target
+        tag = ARM_TAGS[183].get(mn)
+        return None if tag is None else (tag, target)
+    base = mn.split(".")[0]
+    cond = len(base) == 3 and base[0] == "b" and base[1:] in CONDS
+    if len(hexwords) == 1 and len(hexwords[0]) == 8:  # ARM mode
+        return (2, target) if base in ("b", "bl", "blx") or cond or (
+            base[:2] == "bl" and base[2:] in CONDS) else None
+    if len(hexwords) == 1:  # 16-bit Thumb2
+        return (3, target) if cond else (4, target) if base == "b" else None
+    if cond:
+        return 5, target
+    return (6, target) if base in ("b", "bl", "blx") else None
 
 
 current = None
@@ -112,7 +125,7 @@ for line in text.splitlines():
         continue
     addr = int(m.group(1), 16)
     if machine in ARM_TAGS:
-        found = arm_branch(addr, m.group(3))
+        found = arm_branch(m.group(3), m.group(2).split())
         if found and section_of(found[1]) in exec_names:
             out.append((f"rel32:{found[0]}", to_offset(addr), to_offset(found[1])))
         continue
