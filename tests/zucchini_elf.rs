@@ -1,5 +1,6 @@
 //! Zucchini ELF elements end to end (`Ex86`, `Ex64` built by gcc from C;
-//! `EA32`, `EA64` assembled and linked by GNU cross binutils), on
+//! `EA32` in ARM and Thumb2 mode and `EA64` assembled and linked by GNU
+//! cross binutils), on
 //! tests/data/zucchini-elf: sources, build script, and reference lists
 //! derived from binutils.
 //!
