@@ -1362,6 +1362,8 @@ fn binutils_aarch32_branches() {
         base,
         &bytes[..arm_len as usize]
     ));
+    let thumb_bytes = &bytes[arm_len as usize..(arm_len + thumb_len) as usize];
+    assert!(arm::is_exec_section_thumb2(base + arm_len, thumb_bytes));
     let found_arm = arm::find_rel32_aarch32(&bytes, arm_sec, false, &[], 4, &any);
     let found_thumb = arm::find_rel32_aarch32(&bytes, thumb_sec, true, &[], 4, &any);
     let n = check_against_objdump(&bytes, base, &branches, &found_arm, 0..arm_len);

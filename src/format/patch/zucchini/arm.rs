@@ -8,10 +8,10 @@
 //! little-endian halfwords, the first one being the high half of `code`);
 //! `disp` is the displacement the instruction stores; PC is `instr_rva + 8`
 //! in ARM mode, `instr_rva + 4` in Thumb2 mode and `instr_rva` on AArch64;
-//! `target_rva = PC + disp`, rounded down to the target alignment (4 for a
-//! Thumb2 `BLX` to ARM code, whose stored displacement keeps bit 1 = `H` = 0,
-//! so the result is rounded down; 2 for an ARM `BLX` to Thumb2 code, whose
-//! `H` bit supplies bit 1).
+//! `target_rva = PC + disp`, rounded down to the target alignment: 4 for a
+//! Thumb2 `BLX` to ARM code (its `H` bit must be 0; a PC that is 2 mod 4
+//! is rounded down), 2 for an ARM `BLX` to Thumb2 code (its `H` bit
+//! supplies bit 1 of `disp`), else the instruction alignment.
 //!
 //! # Wiring into the ELF disassembler
 //!
@@ -61,9 +61,11 @@
 use super::ZucchiniError;
 use super::disasm::RefGroup;
 
-/// `Elf32_Rel` type of the relocations `EA32` reads (`R_ARM_RELATIVE`).
+/// Relocation type (low bits of `r_info`) whose targets are `EA32`'s abs32
+/// locations.
 pub const R_ARM_RELATIVE: u32 = 23;
-/// `Elf64_Rela` type of the relocations `EA64` reads (`R_AARCH64_RELATIVE`).
+/// Relocation type (low 32 bits of `r_info`) whose targets are `EA64`'s
+/// abs32 locations.
 pub const R_AARCH64_RELATIVE: u32 = 1027;
 
 /// Type tag of the relocation references (both architectures).
@@ -115,11 +117,13 @@ pub enum ArmAddr {
     /// ARM `B`/`BL` (encoding A1, any condition but `0xF`) and `BLX`
     /// (encoding A2): signed 24-bit word displacement, `BLX` adds `H`.
     A24,
-    /// Thumb2 16-bit conditional `B` (encoding T1): signed 8-bit halfwords.
+    /// Thumb2 16-bit conditional `B` (encoding T1, condition not `0xF`):
+    /// signed 8-bit halfwords.
     T8,
     /// Thumb2 16-bit `B` (encoding T2): signed 11-bit halfwords.
     T11,
-    /// Thumb2 32-bit conditional `B` (encoding T3): signed 20-bit halfwords.
+    /// Thumb2 32-bit conditional `B` (encoding T3, condition not `0xF`):
+    /// signed 20-bit halfwords.
     T20,
     /// Thumb2 32-bit `B` (T4), `BL` (T1), `BLX` (T2): signed 24-bit halfwords.
     T24,
