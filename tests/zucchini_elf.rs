@@ -695,3 +695,23 @@ fn equivalence_cutting_an_abs32_pointer_is_an_error() {
     let p = patch(1, &old, len, zucchini::crc32(&old), &e);
     assert_eq!(zucchini::apply(&old, &p, 1 << 20).unwrap(), old);
 }
+
+#[test]
+fn new_element_that_is_not_an_elf_is_an_error() {
+    // A raw delta turns the new element's magic byte 1 ('E') into 'F'.
+    for name in OLD_FILES {
+        let old = data(name);
+        let n: usize = refs(name).iter().map(Vec::len).sum();
+        let mut e = identity(exe_of(name), &old, n);
+        e.raw = vec![(1, 1)];
+        let mut new = old.clone();
+        new[1] = b'F';
+        let p = patch(2, &old, new.len() as u32, zucchini::crc32(&new), &e);
+        match zucchini::apply(&old, &p, 1 << 20) {
+            Err(ZucchiniError::BadElement {
+                element: 0, reason, ..
+            }) => assert!(reason.starts_with("new element: no ELF magic"), "{reason}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
