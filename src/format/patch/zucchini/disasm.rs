@@ -14,7 +14,9 @@
 //!   `lo..hi`, in increasing location order, each whole reference body
 //!   (`location..location + width`) inside the element;
 //! - `write` changes only the `width` bytes at `r.location`, and refuses (with
-//!   an error naming the type and location) a target it cannot encode.
+//!   an error naming the type and location) a target it cannot encode;
+//! - `check_range` (default: accept) refuses exactly the ranges Zucchini's
+//!   reader of that type refuses; `read` is called only on accepted ranges.
 
 use super::ZucchiniError;
 
