@@ -315,6 +315,17 @@ fn forward_project_all() {
     assert_eq!(project(&m1, &[1, 3, 5]), [11, 17]);
     assert_eq!(project(&m1, &[0, 1, 2, 3, 4, 5, 6]), [10, 11, 13, 16, 17]);
     let m2 = OffsetMapper::from_pruned(eqs(&[(0, 10, 2), (13, 2, 1), (16, 4, 2)]), 100, 100);
+    // The single-offset form agrees on the same inputs.
+    for (m, inputs) in [
+        (&m1, [0u32, 1, 2, 3, 4, 5, 6]),
+        (&m2, [0, 1, 13, 14, 16, 17, 18]),
+    ] {
+        let single: Vec<u32> = inputs
+            .iter()
+            .filter_map(|&o| m.forward_project(o))
+            .collect();
+        assert_eq!(single, project(m, &inputs));
+    }
     assert_eq!(project(&m2, &[13]), [2]);
     assert_eq!(project(&m2, &[0, 13]), [10, 2]);
     assert_eq!(project(&m2, &[1, 13, 17]), [11, 2, 5]);

@@ -107,6 +107,15 @@ impl OffsetMapper {
         }
     }
 
+    /// Projects one old offset that lies inside an equivalence's source
+    /// range (`None` otherwise): the single-offset form of
+    /// [`OffsetMapper::forward_project_all`].
+    pub fn forward_project(&self, offset: u32) -> Option<u32> {
+        let i = self.equivalences.partition_point(|e| e.src <= offset);
+        let e = self.equivalences.get(i.checked_sub(1)?)?;
+        (offset - e.src < e.length).then(|| offset - e.src + e.dst)
+    }
+
     /// Projects sorted `offsets` that lie inside an equivalence's source
     /// range and drops the others (the result is not re-sorted).
     pub fn forward_project_all(&self, offsets: &mut Vec<u32>) {
