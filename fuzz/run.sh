@@ -20,7 +20,7 @@ shift
 
 ALL=(payload_manifest payload_ops sparse lp_metadata transfer_list erofs_tree erofs_edit ext4_edit
   ext4_xattr apk_identity profile_yaml manifest_json version_code package_detect
-  patch_bsdiff patch_puffin patch_zucchini patch_lz4diff flash_texts avb_footer zucchini_dex)
+  patch_bsdiff patch_puffin patch_zucchini patch_lz4diff flash_texts avb_footer zucchini_dex zucchini_elf)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 
 # Largest input per target: enough for the seeds, small enough to stay fast.

@@ -95,12 +95,19 @@ fn hostile() {
             let _ = zucchini::apply(&old, &p, 1 << 20);
         }
     }
-    // Executable element types are refused clearly.
+    // Executable element types without a disassembler are refused clearly,
+    // and a raw element declared as ELF is not an ELF.
     let mut p = patch.clone();
     let at = 24 + 4 + 16;
-    p[at..at + 4].copy_from_slice(b"EA64");
+    p[at..at + 4].copy_from_slice(b"ZTF ");
     let e = zucchini::apply(&old, &p, 1 << 20).unwrap_err();
     assert!(matches!(e, ZucchiniError::Unsupported { .. }), "{e}");
+    p[at..at + 4].copy_from_slice(b"EA64");
+    let e = zucchini::apply(&old, &p, 1 << 20).unwrap_err();
+    assert!(
+        matches!(&e, ZucchiniError::BadElement { element: 0, exe_type, .. } if exe_type == "EA64"),
+        "{e}"
+    );
     // Huge new size claimed in the header.
     let mut p = patch.clone();
     p[16..20].copy_from_slice(&u32::MAX.to_le_bytes());

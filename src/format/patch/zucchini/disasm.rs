@@ -14,7 +14,9 @@
 //!   `lo..hi`, in increasing location order, each whole reference body
 //!   (`location..location + width`) inside the element;
 //! - `write` changes only the `width` bytes at `r.location`, and refuses (with
-//!   an error naming the type and location) a target it cannot encode.
+//!   an error naming the type and location) a target it cannot encode;
+//! - `check_range` (default: accept) refuses exactly the ranges Zucchini's
+//!   reader of that type refuses; `read` is called only on accepted ranges.
 
 use super::ZucchiniError;
 
@@ -51,6 +53,15 @@ pub trait Disassembler {
     /// Encodes `r.target` into the reference of type `type_tag` at
     /// `r.location` of `image`.
     fn write(&self, image: &mut [u8], type_tag: u8, r: Reference) -> Result<(), ZucchiniError>;
+
+    /// Whether Zucchini's reader of `type_tag` accepts `lo..hi` as a range
+    /// to read (it is asked for each equivalence's source range): `Err`
+    /// with the reason where Zucchini stops (its abs32 reader refuses a
+    /// bound that cuts a reference body). The default accepts every range.
+    fn check_range(&self, type_tag: u8, lo: u32, hi: u32) -> Result<(), String> {
+        let _ = (type_tag, lo, hi);
+        Ok(())
+    }
 }
 
 /// The disassembler of raw (`NoOp`) elements: no references.

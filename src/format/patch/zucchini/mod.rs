@@ -35,17 +35,40 @@
 //! output is allocated only after the header's new size passed the caller's
 //! limit.
 //!
-//! Implemented element types: `NoOp` (raw elements: equivalences, extra
-//! data, raw deltas), verified by Chromium puffin's vectors. Executable
-//! elements (ELF, DEX, PE, ZTF) need Zucchini's disassemblers for the
-//! reference correction step and are parsed and validated but refused with
-//! [`ZucchiniError::Unsupported`].
+//! Applying an element ([`mod@apply`]) follows Zucchini's `ApplyElement`:
+//! equivalences and extra data, raw deltas, then reference correction with
+//! the disassembler of the element's executable type ([`disasm`]): pools
+//! of targets ([`target_pool`]) projected through the pruned equivalences
+//! ([`offset_mapper`]; the header's major version picks the sort tie-break
+//! Chromium changed in version 2), corrected by the reference delta stream,
+//! which must be consumed exactly.
+//!
+//! Implemented element types: `NoOp` (no references), verified by Chromium
+//! puffin's vectors; `Ex86`, `Ex64` ([`elf`], with [`address_translator`])
+//! and `EA32`, `EA64` ([`elf_arm`] on the same ELF layer, with [`arm`]),
+//! verified by Chromium's unit-test vectors for each building block and end
+//! to end on ELF files built by gcc (x86) and GNU cross binutils (ARM) whose
+//! references are derived from binutils. `DEX `, `Px86`, `Px64` and `ZTF `
+//! elements are parsed and validated but refused with
+//! [`ZucchiniError::Unsupported`] before anything is written.
+//!
+//! Every hostile value (a disassembler that cannot parse the old or new
+//! element, a key outside its pool, a missing or surplus reference delta, a
+//! bad extra target, a write the new element refuses) is a [`ZucchiniError`]
+//! naming the element, its type and, where it applies, the reference type
+//! and location; nothing panics.
 
 use std::io::{self, Read};
 
+pub mod address_translator;
+pub mod apply;
 pub mod arm;
 pub mod dex;
 pub mod disasm;
+pub mod elf;
+pub mod elf_arm;
+pub mod offset_mapper;
+pub mod target_pool;
 
 /// Magic at offset 0.
 pub const MAGIC: &[u8; 4] = b"Zucc";
@@ -97,7 +120,7 @@ pub enum ZucchiniError {
     },
     /// An element type whose reference correction is not implemented.
     #[error(
-        "zucchini element {element}: executable type {exe_type} needs reference correction, which is not implemented (only NoOp/raw elements are)"
+        "zucchini element {element}: executable type {exe_type} needs a disassembler, which is not implemented (NoOp, Ex86, Ex64, EA32 and EA64 are)"
     )]
     Unsupported {
         /// Element index.
@@ -123,6 +146,24 @@ pub enum ZucchiniError {
         /// The type's four-character code.
         exe_type: String,
         /// What is wrong, with the offset where it applies.
+        reason: String,
+    },
+    /// A reference the correction step cannot place: a key outside the
+    /// target pool, a missing reference delta, or a write the new element
+    /// refuses.
+    #[error(
+        "zucchini element {element} ({exe_type}), reference type {type_tag} at old element offset {location:#x}: {reason}"
+    )]
+    BadCorrection {
+        /// Element index.
+        element: usize,
+        /// The type's four-character code.
+        exe_type: String,
+        /// Reference type tag.
+        type_tag: u8,
+        /// Location of the old reference (element-relative).
+        location: u32,
+        /// What is wrong.
         reason: String,
     },
     /// The old file is not the one the patch was made from.
@@ -786,27 +827,18 @@ pub fn apply_parsed(
         });
     }
     for (i, e) in p.elements.iter().enumerate() {
-        if e.exe_type != ExeType::NoOp {
+        if !apply::is_supported(e.exe_type) {
             return Err(ZucchiniError::Unsupported {
                 element: i,
                 exe_type: fourcc(e.header.exe_type),
             });
         }
-        if !e.reference_delta.is_empty() {
-            return Err(ZucchiniError::BadStream {
-                element: i,
-                stream: "reference_delta",
-                offset: 0,
-                reason: format!(
-                    "{} bytes for a NoOp element, which has no references",
-                    e.reference_delta.len()
-                ),
-            });
-        }
+    }
+    for (i, e) in p.elements.iter().enumerate() {
         let eh = &e.header;
         let old_el = &old[eh.old_offset as usize..(eh.old_offset + eh.old_length) as usize];
         let new_el = &mut out[eh.new_offset as usize..(eh.new_offset + eh.new_length) as usize];
-        apply_raw_element(old_el, e, new_el);
+        apply::apply_element(i, old_el, e, new_el, h.major_version)?;
     }
     let crc = crc32(out);
     if crc != h.new_crc {
@@ -816,31 +848,4 @@ pub fn apply_parsed(
         });
     }
     Ok(())
-}
-
-/// Equivalences, extra data and raw deltas of one validated element.
-fn apply_raw_element(old: &[u8], e: &ElementPatch<'_>, new: &mut [u8]) {
-    // `parse` checked every range used here.
-    let mut pos = 0usize;
-    let mut extra = e.extra_data;
-    for q in &e.equivalences {
-        let gap = q.dst as usize - pos;
-        new[pos..pos + gap].copy_from_slice(&extra[..gap]);
-        extra = &extra[gap..];
-        let (s, d, l) = (q.src as usize, q.dst as usize, q.length as usize);
-        new[d..d + l].copy_from_slice(&old[s..s + l]);
-        pos = d + l;
-    }
-    new[pos..].copy_from_slice(extra);
-    // Raw deltas, over the concatenated equivalences (deltas are increasing).
-    let mut qi = 0usize;
-    let mut base: u64 = 0;
-    for &(off, d) in &e.raw_deltas {
-        while base + e.equivalences[qi].length as u64 <= off as u64 {
-            base += e.equivalences[qi].length as u64;
-            qi += 1;
-        }
-        let at = e.equivalences[qi].dst as usize + (off as u64 - base) as usize;
-        new[at] = new[at].wrapping_add(d as u8);
-    }
 }
