@@ -17,8 +17,6 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use sha2::{Digest, Sha256};
-
 use crate::apk::{ApkFile, ApkIdentity};
 use crate::fs::tree::{FileData, Kind, Tree};
 
@@ -238,23 +236,6 @@ pub fn locate(partition: &str, files: &[FileEntry], loose_anywhere: bool) -> Vec
     out
 }
 
-/// Collects bytes and hashes them as they arrive.
-struct HashingSink {
-    bytes: Vec<u8>,
-    hash: Sha256,
-}
-
-impl std::io::Write for HashingSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.hash.update(buf);
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// An app with its identity.
 #[derive(Clone, Debug, Serialize)]
 pub struct App {
@@ -290,6 +271,29 @@ impl App {
     }
 }
 
+/// Streams a base APK out of its image, hashing it (while the data is in
+/// cache) and identifying it, in bounded memory (see [`crate::apk_sink`]);
+/// streams it again whole in the rare case the bounded copy missed a part
+/// the identification needed.
+fn read_apk(data: &FileData) -> std::io::Result<ApkFile> {
+    let mut sink = crate::apk_sink::ApkSink::new(data.size(), true);
+    data.stream(&mut sink)?;
+    let dropped = sink.dropped();
+    let (hash, bytes) = sink.finish();
+    let size = bytes.len() as u64;
+    let mut identity = crate::apk::identify(bytes);
+    if identity.is_err() && dropped {
+        let mut whole = crate::apk_sink::ApkSink::new(data.size(), false);
+        data.stream(&mut whole)?;
+        identity = crate::apk::identify(whole.finish().1);
+    }
+    Ok(ApkFile {
+        size,
+        sha256: crate::util::hex(&hash),
+        identity,
+    })
+}
+
 /// Reads every app's base APK in parallel (`jobs` threads). One unreadable
 /// APK gives that app an error and never stops the others.
 pub fn identify(locations: Vec<AppLocation>, jobs: usize) -> Vec<App> {
@@ -297,19 +301,8 @@ pub fn identify(locations: Vec<AppLocation>, jobs: usize) -> Vec<App> {
         locations
             .into_par_iter()
             .map(|loc| {
-                // Hash while the data streams out of the image, in cache.
-                let mut sink = HashingSink {
-                    bytes: Vec::with_capacity(loc.apk.data.size().min(1 << 30) as usize),
-                    hash: Sha256::new(),
-                };
-                let (file, error) = match loc.apk.data.stream(&mut sink) {
-                    Ok(()) => {
-                        let sha256 = crate::util::hex(&sink.hash.finalize());
-                        let f = ApkFile {
-                            size: sink.bytes.len() as u64,
-                            sha256,
-                            identity: crate::apk::identify(sink.bytes),
-                        };
+                let (file, error) = match read_apk(&loc.apk.data) {
+                    Ok(f) => {
                         let err = f.identity.as_ref().err().map(ToString::to_string);
                         (Some(f), err)
                     }

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod apk;
+pub mod apk_sink;
 pub mod apps;
 pub mod build;
 pub mod cli;

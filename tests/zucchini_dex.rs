@@ -844,3 +844,78 @@ fn real_dex_files_match_dexdump_and_androguard() {
     }
     assert!(checked >= 15, "only {checked} files checked");
 }
+
+/// A one-element `DEX ` patch from `old` to itself: one equivalence over the
+/// whole file, no extra data or raw deltas, `deltas` reference deltas (each
+/// zero) and no extra targets.
+fn identity_patch(major: u16, old: &[u8], deltas: usize) -> Vec<u8> {
+    let leb = |mut v: u32, out: &mut Vec<u8>| loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    };
+    let crc = romkit::format::patch::zucchini::crc32(old);
+    let len = old.len() as u32;
+    let mut p = b"Zucc".to_vec();
+    p.extend_from_slice(&major.to_le_bytes());
+    p.extend_from_slice(&0u16.to_le_bytes());
+    for v in [len, crc, len, crc, 1, 0, len, 0, len] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    p.extend_from_slice(b"DEX ");
+    p.extend_from_slice(&1u16.to_le_bytes());
+    let (mut src, mut dst, mut copy) = (Vec::new(), Vec::new(), Vec::new());
+    leb(0, &mut src);
+    leb(0, &mut dst);
+    leb(len, &mut copy);
+    let zero_deltas = vec![0u8; deltas]; // varint 0 is one zero byte
+    for b in [
+        &src,
+        &dst,
+        &copy,
+        &Vec::new(),
+        &Vec::new(),
+        &Vec::new(),
+        &zero_deltas,
+    ] {
+        p.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        p.extend_from_slice(b);
+    }
+    p.extend_from_slice(&0u32.to_le_bytes());
+    p
+}
+
+#[test]
+fn dex_elements_go_through_reference_correction() {
+    use romkit::format::patch::zucchini;
+    for name in FILES {
+        let old = data(name);
+        let d = DisassemblerDex::new(&old).unwrap();
+        let n: usize = d
+            .groups()
+            .iter()
+            .map(|g| d.read(&old, g.type_tag, 0, old.len() as u32).len())
+            .sum();
+        assert!(n > 20, "{name}: {n} references");
+        for major in [1, 2] {
+            let p = identity_patch(major, &old, n);
+            assert_eq!(
+                zucchini::apply(&old, &p, 1 << 20).unwrap(),
+                old,
+                "{name} v{major}"
+            );
+            // One delta short or one too many: the stream must be consumed exactly.
+            for wrong in [n - 1, n + 1] {
+                let p = identity_patch(major, &old, wrong);
+                assert!(
+                    zucchini::apply(&old, &p, 1 << 20).is_err(),
+                    "{name} {wrong}"
+                );
+            }
+        }
+    }
+}

@@ -31,6 +31,25 @@ pub trait DataSource: Send + Sync + fmt::Debug {
     }
 }
 
+/// A writer that only hashes and counts what it is given.
+#[derive(Default)]
+struct HashWriter {
+    sha: Sha256,
+    len: u64,
+}
+
+impl io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sha.update(buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The content of a regular file.
 #[derive(Clone, Debug)]
 pub enum FileData {
@@ -407,40 +426,40 @@ impl Tree {
 
     /// The per-file listing the manifest uses, hashing every file's content.
     pub fn records(&self) -> io::Result<Vec<FileRecord>> {
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        for (path, id) in self.walk() {
-            let ino = self.inode(id);
-            let (size, sha256, target) = match &ino.kind {
-                Kind::File(data) => {
-                    data.read(&mut buf)?;
-                    (
-                        buf.len() as u64,
-                        Some(crate::util::hex(&Sha256::digest(&buf))),
-                        None,
-                    )
-                }
-                Kind::Symlink(t) => (
-                    t.len() as u64,
-                    Some(crate::util::hex(&Sha256::digest(t))),
-                    Some(String::from_utf8_lossy(t).into_owned()),
-                ),
-                _ => (0, None, None),
-            };
-            out.push(FileRecord {
-                path,
-                kind: ino.kind.name(),
-                size,
-                sha256,
-                mode: ino.kind.type_bits() | ino.meta.perm,
-                uid: ino.meta.uid,
-                gid: ino.meta.gid,
-                label: ino.meta.selinux_label(),
-                capabilities: ino.meta.capabilities(),
-                target,
-            });
-        }
-        Ok(out)
+        use rayon::prelude::*;
+        // Files in parallel, each streamed through the hash: memory stays a
+        // few buffers per worker whatever the largest file.
+        self.walk()
+            .into_par_iter()
+            .map(|(path, id)| {
+                let ino = self.inode(id);
+                let (size, sha256, target) = match &ino.kind {
+                    Kind::File(data) => {
+                        let mut h = HashWriter::default();
+                        data.stream(&mut h)?;
+                        (h.len, Some(crate::util::hex(&h.sha.finalize())), None)
+                    }
+                    Kind::Symlink(t) => (
+                        t.len() as u64,
+                        Some(crate::util::hex(&Sha256::digest(t))),
+                        Some(String::from_utf8_lossy(t).into_owned()),
+                    ),
+                    _ => (0, None, None),
+                };
+                Ok(FileRecord {
+                    path,
+                    kind: ino.kind.name(),
+                    size,
+                    sha256,
+                    mode: ino.kind.type_bits() | ino.meta.perm,
+                    uid: ino.meta.uid,
+                    gid: ino.meta.gid,
+                    label: ino.meta.selinux_label(),
+                    capabilities: ino.meta.capabilities(),
+                    target,
+                })
+            })
+            .collect()
     }
 }
 

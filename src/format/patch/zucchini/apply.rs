@@ -44,6 +44,7 @@ pub fn is_supported(exe: ExeType) -> bool {
             | ExeType::ElfX64
             | ExeType::ElfAArch32
             | ExeType::ElfAArch64
+            | ExeType::Dex
     )
 }
 
@@ -60,7 +61,8 @@ pub fn make_disassembler(
         ExeType::ElfX64 => Box::new(DisassemblerElfIntel::new_x64(image)?),
         ExeType::ElfAArch32 => Box::new(DisassemblerElfArm::new_aarch32(image)?),
         ExeType::ElfAArch64 => Box::new(DisassemblerElfArm::new_aarch64(image)?),
-        ExeType::Dex | ExeType::Win32X86 | ExeType::Win32X64 | ExeType::Ztf => {
+        ExeType::Dex => Box::new(super::dex::DisassemblerDex::new(image)?),
+        ExeType::Win32X86 | ExeType::Win32X64 | ExeType::Ztf => {
             return Err(ZucchiniError::Unsupported {
                 element: 0,
                 exe_type: exe_code(exe).into(),
