@@ -133,22 +133,36 @@ impl ApkSink {
                 to = k.start / PAGE * PAGE;
             }
             if to > from {
-                // SAFETY: `from..to` lies inside this buffer's allocation
-                // (private anonymous memory, ours alone); after
-                // MADV_DONTNEED its pages read as zeros, which the module
-                // docs allow for bytes outside the kept ranges.
-                unsafe {
-                    libc::madvise(
-                        self.bytes.as_mut_ptr().add(from).cast(),
-                        to - from,
-                        libc::MADV_DONTNEED,
-                    );
-                }
-                self.dropped = true;
+                self.give_back(from, to);
             }
             from = to.max(from + PAGE);
         }
         self.dropped_to = self.dropped_to.max(limit);
+    }
+}
+
+impl ApkSink {
+    /// Gives back the whole pages of `bytes[from..to]` (page boundaries are
+    /// taken from the addresses: the buffer itself need not start on one).
+    fn give_back(&mut self, from: usize, to: usize) {
+        const PAGE: usize = 4096;
+        let base = self.bytes.as_mut_ptr() as usize;
+        let (start, end) = (
+            (base + from).next_multiple_of(PAGE),
+            (base + to) / PAGE * PAGE,
+        );
+        if end <= start {
+            return;
+        }
+        // SAFETY: `start..end` lies inside this buffer's allocation (private
+        // memory, ours alone) and is page-aligned; after MADV_DONTNEED its
+        // pages read as zeros, which the module docs allow for bytes
+        // outside the kept ranges (`from..to` holds none).
+        let r =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        if r == 0 {
+            self.dropped = true;
+        }
     }
 }
 
