@@ -7,6 +7,8 @@
 //! alone. The resource table is parsed only when the manifest refers to it
 //! (a `versionName` given as `@string/...`).
 
+pub mod sink;
+
 use apk_info::{ARSC, AXML, Signature, ZipEntry};
 use serde::Serialize;
 use sha2::{Digest, Sha256};

@@ -272,18 +272,18 @@ impl App {
 }
 
 /// Streams a base APK out of its image, hashing it (while the data is in
-/// cache) and identifying it, in bounded memory (see [`crate::apk_sink`]);
+/// cache) and identifying it, in bounded memory (see [`crate::apk::sink`]);
 /// streams it again whole in the rare case the bounded copy missed a part
 /// the identification needed.
 fn read_apk(data: &FileData) -> std::io::Result<ApkFile> {
-    let mut sink = crate::apk_sink::ApkSink::new(data.size(), true);
+    let mut sink = crate::apk::sink::ApkSink::new(data.size(), true);
     data.stream(&mut sink)?;
     let dropped = sink.dropped();
     let (hash, bytes) = sink.finish();
     let size = bytes.len() as u64;
     let mut identity = crate::apk::identify(bytes);
     if identity.is_err() && dropped {
-        let mut whole = crate::apk_sink::ApkSink::new(data.size(), false);
+        let mut whole = crate::apk::sink::ApkSink::new(data.size(), false);
         data.stream(&mut whole)?;
         identity = crate::apk::identify(whole.finish().1);
     }

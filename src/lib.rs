@@ -18,7 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod apk;
-pub mod apk_sink;
 pub mod apps;
 pub mod build;
 pub mod cli;
