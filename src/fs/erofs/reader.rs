@@ -21,7 +21,7 @@ use crate::fs::tree::{DataSource, FileData, Inode, InodeId, Kind, Meta, Tree};
 const MAX_EXPANSION: u64 = 256;
 
 /// Content bytes read between two drops of the mapping's pages.
-const TRIM_EVERY: u64 = 32 << 20;
+const TRIM_EVERY: u64 = 16 << 20;
 
 /// The start of the mapping that stays resident: it holds the superblock
 /// and the compression records `patch_deflate_window` may have written to.
