@@ -110,6 +110,8 @@ impl ErofsImage {
                 ));
             }
             w.write_all(&buf[..n])?;
+            // Inside the loop: one APK can be hundreds of MiB.
+            self.trim(n as u64);
         }
         if total != size {
             return Err(io::Error::new(
@@ -117,7 +119,6 @@ impl ErofsImage {
                 format!("inode {nid} yields {total} bytes, expected {size}"),
             ));
         }
-        self.trim(total);
         Ok(total)
     }
 
