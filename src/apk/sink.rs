@@ -25,6 +25,8 @@ use sha2::{Digest, Sha256};
 
 /// Files smaller than this are held whole.
 const MIN_BOUNDED: usize = 16 << 20;
+/// Files larger than this are held as they come, like small ones.
+const MAX_BOUNDED: usize = 4 << 30;
 /// Local file header signature.
 const LOCAL_SIG: u32 = 0x0403_4b50;
 /// Fixed part of a local file header.
@@ -52,7 +54,9 @@ impl ApkSink {
     /// file is large.
     pub fn new(size: u64, bounded: bool) -> Self {
         let size = size.min(1 << 34) as usize;
-        let bounded = bounded && size >= MIN_BOUNDED;
+        // The zeroed buffer is only reserved address space until written,
+        // but a size no APK has (a damaged inode) is not worth reserving.
+        let bounded = bounded && (MIN_BOUNDED..=MAX_BOUNDED).contains(&size);
         ApkSink {
             bytes: if bounded {
                 vec![0u8; size]
