@@ -586,28 +586,9 @@ pub fn write_target(
     Ok(())
 }
 
-/// The gaps of element range `lo..hi` between abs32 references: Zucchini's
-/// `Abs32GapFinder`. `abs32` are the sorted abs32 locations, each covering
-/// `width` bytes (a reference starting before `lo` may reach into it).
-/// Returns non-empty half-open ranges in increasing order.
-pub fn abs32_gaps(lo: u32, hi: u32, abs32: &[u32], width: u32) -> Vec<(u32, u32)> {
-    let first = abs32.partition_point(|&a| a < lo);
-    let mut cur = lo;
-    if first > 0 {
-        cur = cur.max(abs32[first - 1].saturating_add(width));
-    }
-    let mut gaps = Vec::new();
-    for &a in abs32[first..].iter().take_while(|&&a| a < hi) {
-        if cur < a {
-            gaps.push((cur, a));
-        }
-        cur = cur.max(a.saturating_add(width));
-    }
-    if cur < hi {
-        gaps.push((cur, hi));
-    }
-    gaps
-}
+/// The gaps of element range `lo..hi` between abs32 references (Zucchini's
+/// `Abs32GapFinder`), shared with the x86 ELF disassembler.
+pub use super::elf::abs32_gaps;
 
 /// Whether `offset` lies in one of `sections` (`(offset, size)` pairs
 /// sorted by offset): Zucchini's `IsTargetOffsetInElfSectionList`, which
