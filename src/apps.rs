@@ -14,11 +14,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::apk::{ApkFile, ApkIdentity};
-use crate::fs::tree::{FileData, Kind, Tree};
+use crate::fs::tree::{FileData, HashCache, Kind, Tree};
 
 /// Folders that hold apps.
 pub const APP_ROOTS: [&str; 5] = ["app", "priv-app", "data-app", "overlay", "framework"];
@@ -275,12 +274,13 @@ impl App {
 /// cache) and identifying it, in bounded memory (see [`crate::apk::sink`]);
 /// streams it again whole in the rare case the bounded copy missed a part
 /// the identification needed.
-fn read_apk(data: &FileData) -> std::io::Result<ApkFile> {
+fn read_apk(data: &FileData, cache: &HashCache) -> std::io::Result<ApkFile> {
     let mut sink = crate::apk::sink::ApkSink::new(data.size(), true);
     data.stream(&mut sink)?;
     let dropped = sink.dropped();
     let (hash, bytes) = sink.finish();
     let size = bytes.len() as u64;
+    cache.insert(data, size, hash);
     let mut identity = crate::apk::identify(bytes);
     if identity.is_err() && dropped {
         let mut whole = crate::apk::sink::ApkSink::new(data.size(), false);
@@ -297,40 +297,87 @@ fn read_apk(data: &FileData) -> std::io::Result<ApkFile> {
 /// Reads every app's base APK in parallel (`jobs` threads). One unreadable
 /// APK gives that app an error and never stops the others.
 pub fn identify(locations: Vec<AppLocation>, jobs: usize) -> Vec<App> {
+    identify_cached(locations, &[], jobs, &HashCache::default())
+}
+
+/// [`identify`], recording each base APK's hash in `cache`, and hashing
+/// the files `also` into `cache` in the same pass (for the manifest, which
+/// then reads nothing again). The pass hands the largest file still waiting
+/// to the next free thread, so that it ends when the work does rather than
+/// when the one large APK a thread met last does.
+pub fn identify_cached(
+    locations: Vec<AppLocation>,
+    also: &[&FileData],
+    jobs: usize,
+    cache: &HashCache,
+) -> Vec<App> {
+    enum Work<'w> {
+        App(AppLocation),
+        Hash(&'w FileData),
+    }
+    let size = |w: &Work<'_>| match w {
+        Work::App(loc) => loc.apk.data.size(),
+        Work::Hash(d) => d.size(),
+    };
+    let mut work: Vec<Work> = locations.into_iter().map(Work::App).collect();
+    work.extend(also.iter().map(|d| Work::Hash(d)));
+    work.sort_by_key(|w| std::cmp::Reverse(size(w)));
+    let work: Vec<std::sync::Mutex<Option<Work>>> = work
+        .into_iter()
+        .map(|w| std::sync::Mutex::new(Some(w)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let run = || {
-        locations
-            .into_par_iter()
-            .map(|loc| {
-                let (file, error) = match read_apk(&loc.apk.data) {
-                    Ok(f) => {
-                        let err = f.identity.as_ref().err().map(ToString::to_string);
-                        (Some(f), err)
-                    }
-                    Err(e) => (None, Some(format!("reading {}: {e}", loc.apk.path))),
-                };
-                let privileged = loc.path.split('/').any(|c| c == "priv-app");
-                App {
-                    partition: loc.partition,
-                    privileged,
-                    apk_size: loc.apk.data.size(),
-                    sha256: file.as_ref().map(|f| f.sha256.clone()).unwrap_or_default(),
-                    size: loc.size,
-                    splits: loc.splits,
-                    files: loc.files,
-                    identity: file.and_then(|f| f.identity.ok()),
-                    error,
-                    apk: loc.apk.path,
-                    path: loc.path,
-                }
-            })
-            .collect::<Vec<_>>()
+        let mut apps = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(slot) = work.get(i) else {
+                return apps;
+            };
+            match slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some(Work::App(loc)) => apps.push(identify_one(loc, cache)),
+                // A file that cannot be read is read again, and the error
+                // reported, by the manifest.
+                Some(Work::Hash(d)) => drop(cache.hash(d)),
+                None => {}
+            }
+        }
     };
-    let mut apps = match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
+    let mut apps: Vec<App> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs.max(1)).map(|_| s.spawn(run)).collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
     sort(&mut apps);
     apps
+}
+
+/// Reads one app's base APK (its hash recorded in `cache`); an unreadable
+/// APK gives the app an error.
+fn identify_one(loc: AppLocation, cache: &HashCache) -> App {
+    let (file, error) = match read_apk(&loc.apk.data, cache) {
+        Ok(f) => {
+            let err = f.identity.as_ref().err().map(ToString::to_string);
+            (Some(f), err)
+        }
+        Err(e) => (None, Some(format!("reading {}: {e}", loc.apk.path))),
+    };
+    let privileged = loc.path.split('/').any(|c| c == "priv-app");
+    App {
+        partition: loc.partition,
+        privileged,
+        apk_size: loc.apk.data.size(),
+        sha256: file.as_ref().map(|f| f.sha256.clone()).unwrap_or_default(),
+        size: loc.size,
+        splits: loc.splits,
+        files: loc.files,
+        identity: file.and_then(|f| f.identity.ok()),
+        error,
+        apk: loc.apk.path,
+        path: loc.path,
+    }
 }
 
 /// Sorts apps by partition (in [`APP_PARTITIONS`] order) then path.

@@ -49,9 +49,9 @@ fn write_payload(
         ..PayloadOptions::default()
     };
     let scratch = tempfile::tempfile().unwrap();
-    let mut p = prepare_payload_from(inputs, &opts, scratch, path).unwrap();
+    let p = prepare_payload_from(inputs, &opts, scratch, path).unwrap();
     let mut out = File::create(path).unwrap();
-    p.write_to(&mut out).unwrap();
+    p.write_to(&mut out, path).unwrap();
     out.flush().unwrap();
     p.reused().to_vec()
 }
@@ -114,6 +114,7 @@ fn edited_image_reuses_blobs_and_splits_off_zero_runs() {
             image: &img,
             changed: &changed,
             zeroed: &zeroed,
+            sha256: None,
         }],
         6,
     );
@@ -200,4 +201,66 @@ fn edited_image_reuses_blobs_and_splits_off_zero_runs() {
         std::fs::read(peer.join("product.img")).unwrap() == new,
         "product.img differs"
     );
+}
+
+/// A copied partition's blobs go from the source payload to the output when
+/// the payload is streamed, byte for byte; a damaged source blob is caught
+/// on the way unless the caller leaves that to its own read-back.
+#[test]
+fn copied_blobs_stream_from_the_source_and_are_checked_on_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.img"), image_bytes(6 * MIB)).unwrap();
+    write_payload(
+        &d.join("src.bin"),
+        &[PayloadInput::Image(&ImageInput {
+            name: "odm".into(),
+            path: d.join("a.img"),
+        })],
+        1,
+    );
+    let copy = |check_copied: bool, out: &Path| {
+        let src = open(&d.join("src.bin"));
+        let opts = PayloadOptions {
+            jobs: 2,
+            check_copied,
+            ..PayloadOptions::default()
+        };
+        let input = [PayloadInput::Copy {
+            payload: &src,
+            partition: "odm",
+        }];
+        let p = prepare_payload_from(&input, &opts, tempfile::tempfile().unwrap(), out)?;
+        let mut f = File::create(out).unwrap();
+        p.write_to(&mut f, out).map(|_| ())
+    };
+    copy(true, &d.join("out.bin")).unwrap();
+    let (src, out) = (open(&d.join("src.bin")), open(&d.join("out.bin")));
+    let (s, o) = (src.partition("odm").unwrap(), out.partition("odm").unwrap());
+    assert_eq!(s.ops.len(), 3);
+    assert_eq!(o.hash, s.hash);
+    for (a, b) in s.ops.iter().zip(&o.ops) {
+        assert_eq!(b.data_hash, a.data_hash);
+        assert_eq!(
+            out.read(b.data_offset, b.data_len).unwrap(),
+            src.read(a.data_offset, a.data_len).unwrap()
+        );
+    }
+
+    // One byte of operation 1's blob damaged in the source.
+    let at = s.ops[1].data_offset + 100;
+    let mut bytes = std::fs::read(d.join("src.bin")).unwrap();
+    bytes[at as usize] ^= 0x40;
+    std::fs::write(d.join("src.bin"), &bytes).unwrap();
+    let err = copy(true, &d.join("out2.bin")).unwrap_err().to_string();
+    assert!(
+        err.contains("operation 1") && err.contains("data_sha256_hash mismatch"),
+        "{err}"
+    );
+    // Left to the caller: the damaged blob is written as it is.
+    copy(false, &d.join("out3.bin")).unwrap();
+    let out3 = open(&d.join("out3.bin"));
+    let o3 = &out3.partition("odm").unwrap().ops[1];
+    let blob = out3.read(o3.data_offset, o3.data_len).unwrap();
+    assert_eq!(blob[100], bytes[at as usize]);
 }

@@ -103,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
         &Job {
             payload: &payload,
             partitions: vec![0],
-            outputs: Some(vec![OutputFile::new(file, out.path.clone())]),
+            outputs: Some(vec![OutputFile::new(file, out.path.clone(), true)]),
             verify: true,
             fail_fast: false,
             sources: Vec::new(),

@@ -116,6 +116,14 @@ pub(super) fn decode(rom: &Rom, parts: &[PartInfo], work: &Path, jobs: usize) ->
     rom.extract_partitions(&requests, jobs, false).map(|_| ())
 }
 
+/// The SHA-256 of partition `name` as decoded, when the input's payload
+/// carries it: decoding checks every image against it (and fails
+/// otherwise), so an image decoded and left unchanged need not be read
+/// again to be hashed.
+pub(super) fn verified_hash(rom: &Rom, name: &str) -> Option<[u8; 32]> {
+    rom.payload()?.partition(name)?.hash
+}
+
 /// The partitions outside the app set, decoded and hashed.
 pub(super) struct DecodedOthers {
     /// Seconds it took.
@@ -137,7 +145,13 @@ pub(super) fn decode_others(
     let hashes = sel
         .others
         .par_iter()
-        .map(|p| Ok((p.name.clone(), sha256_file(&image_path(work, &p.name))?)))
+        .map(|p| {
+            let sha = match verified_hash(rom, &p.name) {
+                Some(h) => crate::util::hex(&h),
+                None => sha256_file(&image_path(work, &p.name))?,
+            };
+            Ok((p.name.clone(), sha))
+        })
         .collect::<Result<_>>()?;
     Ok(DecodedOthers {
         secs: t.elapsed().as_secs_f64(),

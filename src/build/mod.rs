@@ -3,8 +3,9 @@
 //! 1. `open`: refuse what can be refused (profile, protected items,
 //!    existing outputs), open the input, check its zip CRCs;
 //! 2. `decode`: choose which partitions become images and decode them;
-//! 3. `plan`: read the app partitions as trees, identify the apps, plan
-//!    the profile;
+//!    each app partition is read as a tree, its apps identified and every
+//!    file hashed while the next one decodes (`plan::read_trees`);
+//! 3. `plan`: plan the profile against the apps;
 //! 4. `rebuild::apply`: apply the plan to the trees (for the manifest);
 //! 5. `edit`: edit the touched partitions' images in place (the default),
 //!    or with `--repack` write them again from their trees (`rebuild`);
@@ -173,16 +174,18 @@ pub struct Space {
 pub struct StageTimes {
     /// Opening and checking the input.
     pub open_verify: f64,
-    /// Decoding the app partitions.
+    /// Decoding the app partitions, each one's files read (apps identified,
+    /// every file hashed for the manifest) while the next decodes.
     pub decode: f64,
     /// Decoding and hashing the other partitions the output needs as
     /// images, alongside decode, plan, manifest and rebuild.
     pub decode_other: f64,
-    /// Reading trees, identifying apps, planning.
+    /// Planning the profile against the apps.
     pub plan: f64,
     /// Editing (or rebuilding) the changed filesystems.
     pub rebuild: f64,
-    /// Hashing every file of the app partitions for the manifest.
+    /// Applying the plan to the trees and recording every file in the
+    /// manifest (with the hashes taken while decoding).
     pub manifest: f64,
     /// Writing the package.
     pub package: f64,
@@ -305,7 +308,15 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
 
     let t = Instant::now();
     let copy_payload = sel.copy_from.is_some();
-    let packaged = package::package(&source, &images, copy_payload, work, output, opts)?;
+    let packaged = package::package(
+        &source,
+        &images,
+        &partitions,
+        copy_payload,
+        work,
+        output,
+        opts,
+    )?;
     times.package = secs(t);
 
     let t = Instant::now();
@@ -372,18 +383,14 @@ fn app_stages(
     started: Instant,
 ) -> Result<AppStages> {
     let mut times = AppTimes::default();
-    let mut trees = plan::read_trees(&source.rom, &sel.apps, work, opts.jobs)?;
+    // Every file is hashed as its partition is read (base APKs while they
+    // are identified); the manifest takes those hashes.
+    let hashes = crate::fs::tree::HashCache::default();
+    let (mut trees, app_list) = plan::read_trees(&source.rom, &sel.apps, work, opts.jobs, &hashes)?;
     times.decode = secs(started);
 
     let t = Instant::now();
-    let (app_list, mut plan) = plan::plan(
-        input,
-        profile,
-        &trees.loaded,
-        opts.allow_unsafe,
-        opts.strict,
-        opts.jobs,
-    )?;
+    let mut plan = plan::plan(input, profile, &trees.loaded, &app_list, opts)?;
     let mut manifest = record::start_manifest(input, &source.rom, profile, &app_list, &plan)?;
     drop(app_list);
     times.plan = secs(t);
@@ -393,7 +400,15 @@ fn app_stages(
     let fs = &trees.filesystems;
     let methods = edit::methods(&plan, &trees.loaded, &touched, fs, input, opts)?;
     let converted = edit::converted(&methods, fs);
-    rebuild::apply(&plan, &mut trees.loaded, &mut manifest, input, work)?;
+    rebuild::apply(
+        &plan,
+        &mut trees.loaded,
+        &mut manifest,
+        &hashes,
+        input,
+        work,
+    )?;
+    drop(hashes);
     times.manifest = secs(t);
 
     let t = Instant::now();

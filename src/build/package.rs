@@ -8,8 +8,8 @@ use super::open::Source;
 use super::sources::ImageSource;
 use super::{BuildOptions, OutputFormat};
 use crate::error::{Error, Result};
-use crate::fs::edit::EditStats;
 use crate::package::fastboot::{FastbootSummary, FromRom, PackageFormat};
+use crate::package::ota::EditedImage;
 
 /// What the package writers report back.
 #[derive(Default)]
@@ -39,6 +39,7 @@ pub struct OtaReuse {
 pub(super) fn package(
     source: &Source,
     images: &[(String, ImageSource)],
+    partitions: &[super::BuiltPartition],
     copy_payload: bool,
     work: &Path,
     output: &Path,
@@ -55,11 +56,22 @@ pub(super) fn package(
                 .filter(|(_, s)| copy_payload && s.is_unchanged())
                 .map(|(n, _)| n.clone())
                 .collect();
-            let edited: BTreeMap<String, EditStats> = images
+            // The record stage hashed every edited image.
+            let sha256 = |name: &str| {
+                let p = partitions.iter().find(|p| p.name == name)?;
+                crate::util::unhex32(&p.sha256)
+            };
+            let edited: BTreeMap<String, EditedImage> = images
                 .iter()
                 .filter(|_| copy_payload)
                 .filter_map(|(n, s)| match s {
-                    ImageSource::Edited { stats, .. } => Some((n.clone(), stats.clone())),
+                    ImageSource::Edited { stats, .. } => Some((
+                        n.clone(),
+                        EditedImage {
+                            stats: stats.clone(),
+                            sha256: sha256(n),
+                        },
+                    )),
                     _ => None,
                 })
                 .collect();

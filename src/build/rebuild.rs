@@ -12,7 +12,7 @@ use crate::apps::LoadedPartition;
 use crate::debloat::Plan;
 use crate::error::{Error, Result};
 use crate::fs::erofs::writer::{self, Lz4hc};
-use crate::fs::tree::Tree;
+use crate::fs::tree::{HashCache, Tree};
 use crate::manifest::Manifest;
 
 /// The partitions a plan changes.
@@ -24,11 +24,13 @@ pub(super) fn touched(plan: &Plan) -> BTreeSet<String> {
         .collect()
 }
 
-/// Applies `plan` to the trees it touches and records every tree's files.
+/// Applies `plan` to the trees it touches and records every tree's files
+/// (contents whose hashes `hashes` holds are not read again).
 pub(super) fn apply(
     plan: &Plan,
     loaded: &mut [LoadedPartition],
     manifest: &mut Manifest,
+    hashes: &HashCache,
     input: &Path,
     work: &Path,
 ) -> Result<()> {
@@ -42,7 +44,7 @@ pub(super) fn apply(
                 .map_err(|m| Error::invalid(input, m.to_string()))?;
         }
         manifest
-            .add_tree(&lp.name, tree)
+            .add_tree_cached(&lp.name, tree, hashes)
             .map_err(|e| Error::io(image_path(work, &lp.name), e))?;
     }
     Ok(())

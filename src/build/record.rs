@@ -35,7 +35,8 @@ pub(super) fn start_manifest(
 }
 
 /// Size and SHA-256 of every image that goes into the package. A decoded
-/// image hashed while decoding is not read again.
+/// image hashed while decoding, or whose payload hash decoding verified, is
+/// not read again.
 pub(super) fn partitions(
     rom: &Rom,
     sources: &[(String, ImageSource)],
@@ -55,9 +56,13 @@ pub(super) fn partitions(
                     let size = std::fs::metadata(path)
                         .map_err(|e| Error::io(path, e))?
                         .len();
-                    let known = decoded_hashes.get(name).filter(|_| source.is_unchanged());
+                    let known = decoded_hashes
+                        .get(name)
+                        .cloned()
+                        .or_else(|| super::decode::verified_hash(rom, name).map(|h| hex(&h)))
+                        .filter(|_| source.is_unchanged());
                     let sha = match known {
-                        Some(h) => h.clone(),
+                        Some(h) => h,
                         None => sha256_file(path)?,
                     };
                     (size, sha)

@@ -6,7 +6,7 @@
 //! [`DataSource`]: reading a partition and removing some of it never copies the
 //! untouched files' bytes into memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -50,6 +50,55 @@ impl io::Write for HashWriter {
     }
 }
 
+/// Length and SHA-256 of file contents already read, so that content read
+/// once (an APK hashed while it was identified, a file under several names)
+/// is not read again for the manifest. Entries are keyed by where the bytes
+/// live, a lazily read file's source and key; the cache holds each source,
+/// so its address cannot be reused by another while the entry exists. Files
+/// held in memory are never cached.
+#[derive(Default)]
+pub struct HashCache(std::sync::Mutex<HashMap<Location, CachedHash>>);
+
+/// Where a lazily read file's bytes live: its source's address and key.
+pub type Location = (usize, u64);
+
+/// One [`HashCache`] entry: the source it keeps alive, length, SHA-256.
+type CachedHash = (Arc<dyn DataSource>, u64, [u8; 32]);
+
+impl HashCache {
+    fn key(data: &FileData) -> Option<(Location, &Arc<dyn DataSource>)> {
+        match data {
+            FileData::Bytes(_) => None,
+            FileData::Lazy { source, .. } => Some((data.location()?, source)),
+        }
+    }
+
+    /// Records that the content of `data` is `len` bytes hashing to
+    /// `sha256`.
+    pub fn insert(&self, data: &FileData, len: u64, sha256: [u8; 32]) {
+        if let Some((k, source)) = Self::key(data) {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.insert(k, (Arc::clone(source), len, sha256));
+        }
+    }
+
+    /// The length and SHA-256 of the content of `data`: recorded, or read
+    /// (streamed, in bounded memory) and recorded.
+    pub fn hash(&self, data: &FileData) -> io::Result<(u64, [u8; 32])> {
+        if let Some((k, _)) = Self::key(data) {
+            let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, len, sha)) = map.get(&k) {
+                return Ok((*len, *sha));
+            }
+        }
+        let mut h = HashWriter::default();
+        data.stream(&mut h)?;
+        let sha: [u8; 32] = h.sha.finalize().into();
+        self.insert(data, h.len, sha);
+        Ok((h.len, sha))
+    }
+}
+
 /// The content of a regular file.
 #[derive(Clone, Debug)]
 pub enum FileData {
@@ -84,6 +133,18 @@ impl FileData {
                 Ok(())
             }
             FileData::Lazy { source, key, size } => source.read(*key, *size, out),
+        }
+    }
+
+    /// Where a lazily read file's bytes live (its source's address and its
+    /// key): two files with the same location have the same content.
+    /// `None` for bytes in memory.
+    pub fn location(&self) -> Option<Location> {
+        match self {
+            FileData::Bytes(_) => None,
+            FileData::Lazy { source, key, .. } => {
+                Some((Arc::as_ptr(source) as *const () as usize, *key))
+            }
         }
     }
 
@@ -426,6 +487,12 @@ impl Tree {
 
     /// The per-file listing the manifest uses, hashing every file's content.
     pub fn records(&self) -> io::Result<Vec<FileRecord>> {
+        self.records_cached(&HashCache::default())
+    }
+
+    /// [`Tree::records`], taking the hashes of contents already read from
+    /// `cache` (and adding those it reads).
+    pub fn records_cached(&self, cache: &HashCache) -> io::Result<Vec<FileRecord>> {
         use rayon::prelude::*;
         // Files in parallel, each streamed through the hash: memory stays a
         // few buffers per worker whatever the largest file.
@@ -435,9 +502,8 @@ impl Tree {
                 let ino = self.inode(id);
                 let (size, sha256, target) = match &ino.kind {
                     Kind::File(data) => {
-                        let mut h = HashWriter::default();
-                        data.stream(&mut h)?;
-                        (h.len, Some(crate::util::hex(&h.sha.finalize())), None)
+                        let (len, sha) = cache.hash(data)?;
+                        (len, Some(crate::util::hex(&sha)), None)
                     }
                     Kind::Symlink(t) => (
                         t.len() as u64,

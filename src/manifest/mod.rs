@@ -615,8 +615,19 @@ impl Manifest {
         partition: &str,
         tree: &crate::fs::tree::Tree,
     ) -> std::io::Result<()> {
+        self.add_tree_cached(partition, tree, &crate::fs::tree::HashCache::default())
+    }
+
+    /// [`Manifest::add_tree`], taking the hashes of contents already read
+    /// (the base APKs identified) from `cache`.
+    pub fn add_tree_cached(
+        &mut self,
+        partition: &str,
+        tree: &crate::fs::tree::Tree,
+        cache: &crate::fs::tree::HashCache,
+    ) -> std::io::Result<()> {
         let prefix = crate::apps::mount_prefix(partition, tree);
-        let records = tree.records()?;
+        let records = tree.records_cached(cache)?;
         self.files.retain(|f| f.partition != partition);
         self.files.extend(records.into_iter().map(|r| FileRecord {
             capabilities: r.capabilities,

@@ -21,17 +21,28 @@ use crate::fs::edit::EditStats;
 use crate::rom::{BuildInfo, PartInfo, Rom};
 use crate::util::time::{ZIP_EPOCH, source_date_epoch, zip_time};
 
+/// An image edited in place, for [`from_rom`].
+pub struct EditedImage {
+    /// What the edit changed.
+    pub stats: EditStats,
+    /// The edited image's SHA-256, when already known (it is read to hash
+    /// it otherwise).
+    pub sha256: Option<[u8; 32]>,
+}
+
 /// Writes a full OTA at `dest` for `rom` from its partition images, in
 /// `work` as `NAME.img`; the partitions in `copy` are copied from the
 /// source's payload instead (they need no image), and those in `edited`
 /// (images edited in place, with what changed) reuse every source operation
 /// the edit left alone. The source's metadata is kept; the groups must hold
-/// the new images.
+/// the new images. Copied blobs are not checked against their hashes on the
+/// way: the caller reads the written OTA back and checks every blob (as
+/// `build`'s check stage does).
 pub fn from_rom(
     rom: &Rom,
     work: &Path,
     copy: &BTreeSet<String>,
-    edited: &BTreeMap<String, EditStats>,
+    edited: &BTreeMap<String, EditedImage>,
     dest: &Path,
     jobs: usize,
     force: bool,
@@ -52,12 +63,13 @@ pub fn from_rom(
                 payload,
                 partition: &i.name,
             },
-            (Some(payload), Some(stats)) if !payload.is_incremental() => PayloadInput::Edited {
+            (Some(payload), Some(e)) if !payload.is_incremental() => PayloadInput::Edited {
                 payload,
                 partition: &i.name,
                 image: i,
-                changed: &stats.changed,
-                zeroed: &stats.zeroed,
+                changed: &e.stats.changed,
+                zeroed: &e.stats.zeroed,
+                sha256: e.sha256,
             },
             _ => PayloadInput::Image(i),
         })
@@ -70,6 +82,7 @@ pub fn from_rom(
         security_patch_level: info.security_patch.clone(),
         groups,
         snapshot_enabled,
+        check_copied: false,
         ..Default::default()
     };
     let parent = dest
@@ -77,11 +90,11 @@ pub fn from_rom(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let scratch = crate::output::scratch_file(parent)?;
-    let mut prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
+    let prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
     let when = source_date_epoch()?.or(info.timestamp).unwrap_or(ZIP_EPOCH);
     write_ota_zip(
         dest,
-        &mut prepared,
+        &prepared,
         &metadata(rom, &info),
         zip_time(when),
         force,
@@ -167,7 +180,7 @@ fn metadata(rom: &Rom, info: &BuildInfo) -> BTreeMap<String, String> {
 /// equal bytes.
 pub fn write_ota_zip(
     dest: &Path,
-    payload: &mut PreparedPayload,
+    payload: &PreparedPayload<'_>,
     metadata: &BTreeMap<String, String>,
     mtime: zip::DateTime,
     force: bool,
@@ -202,7 +215,7 @@ pub fn write_ota_zip(
                 .large_file(payload.len() >= u32::MAX as u64),
         )
         .map_err(zerr)?;
-        let summary = payload.write_to(&mut zw).map_err(|e| Error::io(&tmp, e))?;
+        let summary = payload.write_to(&mut zw, &tmp)?;
         zw.start_file(
             "payload_properties.txt",
             base.compression_method(CompressionMethod::Stored),

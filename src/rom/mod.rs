@@ -562,6 +562,9 @@ impl Rom {
             requests,
             unpack::PayloadRun {
                 verify: true,
+                // The callers read the images back (trees, hashes, edits):
+                // they had better be in the page cache.
+                direct_io: false,
                 force,
                 jobs,
                 source: self.source_images.as_ref(),

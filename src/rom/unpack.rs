@@ -156,6 +156,7 @@ impl Rom {
                 &requests,
                 PayloadRun {
                     verify: opts.verify,
+                    direct_io: true,
                     force: opts.force,
                     jobs: opts.jobs,
                     source: opts.source,
@@ -220,6 +221,7 @@ impl Rom {
     ) -> Result<Vec<Written>> {
         let PayloadRun {
             verify,
+            direct_io,
             force,
             jobs,
             source,
@@ -254,7 +256,7 @@ impl Rom {
             .map(|f| {
                 f.file()
                     .try_clone()
-                    .map(|c| OutputFile::new(c, f.tmp_path().to_path_buf()))
+                    .map(|c| OutputFile::new(c, f.tmp_path().to_path_buf(), direct_io))
                     .map_err(|e| Error::io(f.tmp_path(), e))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -325,6 +327,9 @@ pub type Carried = Vec<(String, PathBuf)>;
 #[derive(Clone, Copy)]
 pub(super) struct PayloadRun<'a> {
     pub verify: bool,
+    /// Write the images with direct I/O where the filesystem allows: for
+    /// images nobody reads back at once (see [`OutputFile`]).
+    pub direct_io: bool,
     pub force: bool,
     pub jobs: usize,
     pub source: Option<&'a SourceImages>,

@@ -24,11 +24,35 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The 32 bytes that [`hex`] wrote as `s` (a SHA-256 in a report), or
+/// `None` if `s` is not 64 hex digits.
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let digit = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn hex_is_lower_case_and_two_digits_a_byte() {
         assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
         assert_eq!(super::hex(&[]), "");
+    }
+
+    #[test]
+    fn unhex32_reads_what_hex_writes_and_nothing_else() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37 + 5) as u8);
+        assert_eq!(super::unhex32(&super::hex(&bytes)), Some(bytes));
+        assert_eq!(super::unhex32(&"A".repeat(64)), Some([0xaa; 32]));
+        assert_eq!(super::unhex32(&"0".repeat(63)), None);
+        assert_eq!(super::unhex32(&format!("{}g", "0".repeat(63))), None);
     }
 }

@@ -59,10 +59,13 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    /// Wraps an open file; tries to open `path` a second time for direct I/O
-    /// unless `ROMKIT_NO_DIRECT_IO` is set.
-    pub fn new(buffered: File, path: PathBuf) -> Self {
-        let direct = if std::env::var_os("ROMKIT_NO_DIRECT_IO").is_some() {
+    /// Wraps an open file; with `direct`, tries to open `path` a second time
+    /// for direct I/O unless `ROMKIT_NO_DIRECT_IO` is set. An image that is
+    /// read back soon (as `build` reads what it decodes) is better written
+    /// through the page cache: direct writes would leave every later read to
+    /// the disk.
+    pub fn new(buffered: File, path: PathBuf, direct: bool) -> Self {
+        let direct = if !direct || std::env::var_os("ROMKIT_NO_DIRECT_IO").is_some() {
             None
         } else {
             use std::os::unix::fs::OpenOptionsExt;

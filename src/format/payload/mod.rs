@@ -12,6 +12,7 @@
 //! length and extent is checked against the real payload length and the
 //! partition sizes here, once, so the extraction code can trust them.
 
+mod blobs;
 pub mod decode;
 pub mod delta;
 pub mod extract;

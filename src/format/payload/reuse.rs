@@ -5,8 +5,9 @@
 //!
 //! For each source operation, in manifest order:
 //! - no byte of its destination changed: the operation and its blob are
-//!   copied byte for byte (the blob checked against its
-//!   `data_sha256_hash`; only `data_offset` moves);
+//!   copied byte for byte (the blob read from the source, and checked
+//!   against its `data_sha256_hash`, only when the payload is streamed; only
+//!   `data_offset` moves);
 //! - every byte of its destination is now zero: a ZERO operation over the
 //!   same extents, without data;
 //! - otherwise its destination is read from the edited image and encoded
@@ -19,7 +20,7 @@
 //! windows and appended in order, so the output depends only on the inputs.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -27,10 +28,11 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::blobs::Blobs;
 use super::proto::{Extent, InstallOperation, OpType, PartitionInfo, PartitionUpdate};
 use super::writer::{
     Chunk, ImageInput, PayloadOptions, PayloadWriteError, append_chunk, check_copyable,
-    compress_xz, hash_file, read_chunk, read_copied_blob,
+    compress_xz, hash_file, read_chunk,
 };
 use super::{Operation, Payload};
 
@@ -98,29 +100,44 @@ pub struct ReuseCounts {
 }
 
 /// One prepared operation: the manifest entry and its blob (empty for
-/// none).
-struct Prepared {
+/// none), or the source operation whose blob it copies.
+struct Prepared<'a> {
     op: InstallOperation,
     blob: Vec<u8>,
+    copied: Option<&'a Operation>,
     /// Image bytes this operation encoded (0 for a copy or ZERO).
     encoded: u64,
 }
 
-/// Writes the partition `name` of `payload` for its edited image `img`,
-/// appending blobs to `writer` at `offset`. Returns the manifest entry.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn edited_partition(
-    payload: &Payload,
-    name: &str,
-    img: &ImageInput,
-    changed: &[Range<u64>],
-    zeroed: &[Range<u64>],
+/// An edited image and what the edit changed.
+pub(super) struct Edit<'e> {
+    /// The edited image.
+    pub image: &'e ImageInput,
+    /// Byte ranges that differ from the source's (sorted, disjoint).
+    pub changed: &'e [Range<u64>],
+    /// The part of `changed` that is now all zero (sorted, disjoint, merged).
+    pub zeroed: &'e [Range<u64>],
+    /// The edited image's SHA-256, if known.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// Writes the partition `name` of `payload` for its edited image, laying
+/// its blobs out in `blobs`. Returns the manifest entry.
+pub(super) fn edited_partition<'a>(
+    payload: &'a Payload,
+    name: &'a str,
+    edit: &Edit<'_>,
     opts: &PayloadOptions,
     pool: &rayon::ThreadPool,
-    writer: &mut (impl Write + Send),
-    offset: &mut u64,
+    blobs: &mut Blobs<'a>,
     data_path: &Path,
 ) -> Result<(PartitionUpdate, ReuseCounts)> {
+    let Edit {
+        image: img,
+        changed,
+        zeroed,
+        sha256,
+    } = *edit;
     let (part, mut update) = check_copyable(payload, name, opts)?;
     let img_err = PayloadWriteError::io(&img.path);
     let file = File::open(&img.path).map_err(&img_err)?;
@@ -143,11 +160,11 @@ pub(super) fn edited_partition(
     let window = (opts.jobs.max(1) * 16).max(1);
     let (image_hash, written) = pool.install(|| {
         rayon::join(
-            || hash_file(&file, size),
+            || sha256.map_or_else(|| hash_file(&file, size), Ok),
             || -> Result<Vec<InstallOperation>> {
                 let mut ops = Vec::with_capacity(part.ops.len());
                 for w in part.ops.chunks(window) {
-                    let prepared: Vec<Result<(Reuse, Vec<Prepared>)>> = w
+                    let prepared: Vec<Result<(Reuse, Vec<Prepared<'a>>)>> = w
                         .par_iter()
                         .map(|op| {
                             let proto =
@@ -159,8 +176,8 @@ pub(super) fn edited_partition(
                                     }
                                 })?;
                             let how = classify(op, changed, zeroed);
-                            let p = prepare(payload, name, op, proto, how, zeroed, &file, opts)
-                                .map_err(|e| e.at(&img.path))?;
+                            let p =
+                                prepare(op, proto, how, zeroed, &file, opts).map_err(&img_err)?;
                             Ok((how, p))
                         })
                         .collect();
@@ -176,14 +193,14 @@ pub(super) fn edited_partition(
                             }
                         }
                         for p in p {
-                            ops.push(place(p, writer, offset).map_err(&data_err)?);
+                            ops.push(place(p, payload, name, blobs).map_err(&data_err)?);
                         }
                     }
                 }
                 let tail = tail_chunks(part.size, size, &file, opts).map_err(&img_err)?;
                 counts.appended = tail.len();
                 for c in tail {
-                    ops.push(append_chunk(c, writer, offset).map_err(&data_err)?);
+                    ops.push(append_chunk(c, blobs).map_err(&data_err)?);
                 }
                 Ok(ops)
             },
@@ -197,56 +214,28 @@ pub(super) fn edited_partition(
     Ok((update, counts))
 }
 
-/// A failure while preparing an operation: reading the image (named by
-/// the caller) or anything else.
-enum PrepError {
-    Image(io::Error),
-    Other(PayloadWriteError),
-}
-
-impl PrepError {
-    fn at(self, image: &Path) -> PayloadWriteError {
-        match self {
-            PrepError::Image(source) => PayloadWriteError::Io {
-                path: image.to_path_buf(),
-                source,
-            },
-            PrepError::Other(e) => e,
-        }
-    }
-}
-
 /// The new operations (and blobs) for the source operation `op`, whose
 /// manifest entry is `proto`: one, or two when an operation to encode again
 /// has blocks that are now all zero (a ZERO operation for those, and the
 /// rest encoded over the remaining extents, in destination order).
-#[allow(clippy::too_many_arguments)]
-fn prepare(
-    payload: &Payload,
-    name: &str,
-    op: &Operation,
+fn prepare<'a>(
+    op: &'a Operation,
     mut proto: InstallOperation,
     how: Reuse,
     zeroed: &[Range<u64>],
     image: &File,
     opts: &PayloadOptions,
-) -> std::result::Result<Vec<Prepared>, PrepError> {
+) -> io::Result<Vec<Prepared<'a>>> {
     proto.src_extents.clear();
     proto.src_length = None;
     proto.src_sha256_hash = None;
     match how {
-        Reuse::Copy => {
-            let blob = if op.data_len == 0 {
-                Vec::new()
-            } else {
-                read_copied_blob(payload, name, op).map_err(PrepError::Other)?
-            };
-            Ok(vec![Prepared {
-                op: proto,
-                blob,
-                encoded: 0,
-            }])
-        }
+        Reuse::Copy => Ok(vec![Prepared {
+            op: proto,
+            blob: Vec::new(),
+            copied: Some(op),
+            encoded: 0,
+        }]),
         Reuse::Zero => Ok(vec![zero_op(proto)]),
         Reuse::Encode => {
             let segments = split_zeroed(op, zeroed, opts.block_size);
@@ -334,34 +323,33 @@ fn lzma_data_start(xz: &[u8]) -> Option<usize> {
 }
 
 /// `proto` as a ZERO operation over its destination.
-fn zero_op(mut proto: InstallOperation) -> Prepared {
+fn zero_op<'a>(mut proto: InstallOperation) -> Prepared<'a> {
     proto.r#type = Some(OpType::Zero.to_wire());
     clear_data(&mut proto);
     Prepared {
         op: proto,
         blob: Vec::new(),
+        copied: None,
         encoded: 0,
     }
 }
 
 /// `proto` (whose extents are `ranges`) encoded from the edited image:
 /// REPLACE_XZ, or REPLACE when xz does not make it smaller.
-fn encode(
+fn encode<'a>(
     mut proto: InstallOperation,
     ranges: &[Range<u64>],
     image: &File,
     opts: &PayloadOptions,
-) -> std::result::Result<Prepared, PrepError> {
+) -> io::Result<Prepared<'a>> {
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let mut raw = Vec::with_capacity(total as usize);
     for r in ranges {
         let at = raw.len();
         raw.resize(at + (r.end - r.start) as usize, 0);
-        image
-            .read_exact_at(&mut raw[at..], r.start)
-            .map_err(PrepError::Image)?;
+        image.read_exact_at(&mut raw[at..], r.start)?;
     }
-    let xz = compress_xz(&raw, opts.xz_level, raw.len() as u32).map_err(PrepError::Image)?;
+    let xz = compress_xz(&raw, opts.xz_level, raw.len() as u32)?;
     let (kind, blob) = if xz.len() < raw.len() {
         (OpType::ReplaceXz, xz)
     } else {
@@ -372,6 +360,7 @@ fn encode(
     Ok(Prepared {
         op: proto,
         blob,
+        copied: None,
         encoded: total,
     })
 }
@@ -434,17 +423,26 @@ fn clear_data(op: &mut InstallOperation) {
     op.data_sha256_hash = None;
 }
 
-/// Appends `p`'s blob at `offset` and returns its operation pointing there.
-fn place(p: Prepared, writer: &mut impl Write, offset: &mut u64) -> io::Result<InstallOperation> {
+/// Lays `p`'s blob out in `blobs` (the source blob it copies from
+/// partition `name` of `payload`, or its own) and returns its operation
+/// pointing there.
+fn place<'a>(
+    p: Prepared<'a>,
+    payload: &'a Payload,
+    name: &'a str,
+    blobs: &mut Blobs<'a>,
+) -> io::Result<InstallOperation> {
     let mut op = p.op;
-    if !p.blob.is_empty() {
+    if let Some(src) = p.copied {
+        if src.data_len > 0 {
+            op.data_offset = Some(blobs.push_source(payload, name, src));
+        }
+    } else if !p.blob.is_empty() {
         if op.data_sha256_hash.is_none() {
             op.data_sha256_hash = Some(Sha256::digest(&p.blob).to_vec());
         }
-        op.data_offset = Some(*offset);
         op.data_length = Some(p.blob.len() as u64);
-        writer.write_all(&p.blob)?;
-        *offset += p.blob.len() as u64;
+        op.data_offset = Some(blobs.push(&p.blob)?);
     }
     Ok(op)
 }

@@ -7,13 +7,15 @@
 //! windows and appended in order, so the output depends only on the inputs and
 //! options, never on thread timing.
 //!
-//! The manifest needs every data offset and hash, so data blobs go to a
-//! scratch file the caller provides first (best on the destination's disk);
-//! the payload is then streamed as header + manifest + data into any writer,
-//! hashed on the way.
+//! The manifest needs every data offset and hash, so the data section is laid
+//! out first ([`super::blobs`]): blobs made here go to a scratch file the
+//! caller provides (best on the destination's disk), blobs copied from a
+//! source payload are only noted. The payload is then streamed as header +
+//! manifest + data into any writer, hashed on the way, copied blobs read
+//! from the source and checked as they pass.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::PayloadError;
+use super::blobs::Blobs;
 use super::header::{HEADER_SIZE, Header, MAJOR_VERSION};
 use super::proto::{
     DeltaArchiveManifest, DynamicPartitionGroup, DynamicPartitionMetadata, Extent,
@@ -173,6 +176,11 @@ pub struct PayloadOptions {
     pub groups: Vec<(String, u64, Vec<String>)>,
     /// Whether the device uses virtual A/B snapshots.
     pub snapshot_enabled: bool,
+    /// Whether blobs copied from a source payload are checked against their
+    /// `data_sha256_hash` as the payload is streamed. A caller that reads
+    /// the written payload back and checks every blob (as `build` does) can
+    /// leave it to that check.
+    pub check_copied: bool,
 }
 
 impl Default for PayloadOptions {
@@ -186,6 +194,7 @@ impl Default for PayloadOptions {
             security_patch_level: None,
             groups: Vec::new(),
             snapshot_enabled: false,
+            check_copied: true,
         }
     }
 }
@@ -205,8 +214,9 @@ pub enum PayloadInput<'a> {
     /// A raw image, cut into chunks and compressed.
     Image(&'a ImageInput),
     /// A partition of an existing full payload whose operations and data
-    /// blobs are copied byte for byte (only `data_offset` changes); every
-    /// blob is checked against its `data_sha256_hash` on the way.
+    /// blobs are copied byte for byte (only `data_offset` changes); each
+    /// blob is checked against its `data_sha256_hash` on the way unless
+    /// [`PayloadOptions::check_copied`] is off.
     Copy {
         /// The source payload.
         payload: &'a super::Payload,
@@ -230,6 +240,9 @@ pub enum PayloadInput<'a> {
         /// The part of `changed` that is now all zero (sorted, disjoint,
         /// merged).
         zeroed: &'a [std::ops::Range<u64>],
+        /// The edited image's SHA-256 when the caller knows it (the image is
+        /// read to hash it otherwise).
+        sha256: Option<[u8; 32]>,
     },
 }
 
@@ -263,18 +276,21 @@ impl PayloadSummary {
     }
 }
 
-/// A payload whose data is compressed and waiting in its scratch file.
-pub struct PreparedPayload {
+/// A payload laid out: its manifest made, its own blobs compressed and
+/// waiting in the scratch file, its copied blobs still in their source.
+pub struct PreparedPayload<'a> {
     manifest_bytes: Vec<u8>,
-    data: File,
-    data_len: u64,
+    data: super::blobs::Data<'a>,
+    data_path: PathBuf,
+    jobs: usize,
+    check_copied: bool,
     reused: Vec<(String, super::reuse::ReuseCounts)>,
 }
 
-impl PreparedPayload {
+impl PreparedPayload<'_> {
     /// Total payload length.
     pub fn len(&self) -> u64 {
-        HEADER_SIZE + self.manifest_bytes.len() as u64 + self.data_len
+        HEADER_SIZE + self.manifest_bytes.len() as u64 + self.data.len()
     }
 
     /// For each edited partition ([`PayloadInput::Edited`]), how many
@@ -288,8 +304,10 @@ impl PreparedPayload {
         false
     }
 
-    /// Streams the payload into `out`, hashing it on the way.
-    pub fn write_to(&mut self, out: &mut dyn Write) -> io::Result<PayloadSummary> {
+    /// Streams the payload into `out` (the file `out_path`, for errors),
+    /// hashing it on the way; copied blobs are read from their source and
+    /// checked against their hashes as they pass. Can be called again.
+    pub fn write_to(&self, out: &mut dyn Write, out_path: &Path) -> Result<PayloadSummary> {
         let header = Header {
             version: MAJOR_VERSION,
             manifest_size: self.manifest_bytes.len() as u64,
@@ -300,18 +318,13 @@ impl PreparedPayload {
         for part in [&header.to_bytes()[..], &self.manifest_bytes[..]] {
             file_hash.update(part);
             meta_hash.update(part);
-            out.write_all(part)?;
+            out.write_all(part)
+                .map_err(PayloadWriteError::io(out_path))?;
         }
-        self.data.rewind()?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut left = self.data_len;
-        while left > 0 {
-            let n = (left.min(buf.len() as u64)) as usize;
-            self.data.read_exact(&mut buf[..n])?;
-            file_hash.update(&buf[..n]);
-            out.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
+        let pool = thread_pool(self.jobs)?;
+        let paths = (self.data_path.as_path(), out_path);
+        self.data
+            .stream(out, &mut file_hash, &pool, self.check_copied, paths)?;
         Ok(PayloadSummary {
             file_hash: file_hash.finalize().into(),
             file_size: self.len(),
@@ -350,86 +363,77 @@ pub(super) fn compress_xz(raw: &[u8], level: u32, dict: u32) -> io::Result<Vec<u
 /// read-write scratch file that receives the compressed blobs (best on the
 /// destination's disk, and unnamed so nothing is left behind); `data_path`
 /// names it in errors.
-pub fn prepare_payload(
-    images: &[ImageInput],
+pub fn prepare_payload<'a>(
+    images: &'a [ImageInput],
     opts: &PayloadOptions,
     data: File,
     data_path: &Path,
-) -> Result<PreparedPayload> {
+) -> Result<PreparedPayload<'a>> {
     let inputs: Vec<PayloadInput> = images.iter().map(PayloadInput::Image).collect();
     prepare_payload_from(&inputs, opts, data, data_path)
 }
 
 /// [`prepare_payload`] where some partitions are copied from another payload.
-pub fn prepare_payload_from(
-    inputs: &[PayloadInput],
+pub fn prepare_payload_from<'a>(
+    inputs: &[PayloadInput<'a>],
     opts: &PayloadOptions,
     data: File,
     data_path: &Path,
-) -> Result<PreparedPayload> {
+) -> Result<PreparedPayload<'a>> {
     check_options(opts)?;
     let data_err = PayloadWriteError::io(data_path);
-    data.set_len(0).map_err(&data_err)?;
-    let mut prepared = PreparedPayload {
-        manifest_bytes: Vec::new(),
-        data,
-        data_len: 0,
-        reused: Vec::new(),
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .map_err(|e| PayloadWriteError::Threads {
-            jobs: opts.jobs,
-            why: e.to_string(),
-        })?;
-
+    let pool = thread_pool(opts.jobs)?;
+    let mut blobs = Blobs::new(data).map_err(&data_err)?;
+    let mut reused = Vec::new();
     let mut partitions = Vec::with_capacity(inputs.len());
-    let mut writer = BufWriter::with_capacity(1 << 20, &prepared.data);
-    let mut offset = 0u64;
     for input in inputs {
         let update = match *input {
-            PayloadInput::Image(img) => {
-                image_partition(img, opts, &pool, &mut writer, &mut offset, data_path)?
-            }
+            PayloadInput::Image(img) => image_partition(img, opts, &pool, &mut blobs, data_path)?,
             PayloadInput::Edited {
                 payload,
                 partition,
                 image,
                 changed,
                 zeroed,
+                sha256,
             } => {
-                let (update, counts) = super::reuse::edited_partition(
-                    payload,
-                    partition,
+                let edit = super::reuse::Edit {
                     image,
                     changed,
                     zeroed,
-                    opts,
-                    &pool,
-                    &mut writer,
-                    &mut offset,
-                    data_path,
+                    sha256,
+                };
+                let (update, counts) = super::reuse::edited_partition(
+                    payload, partition, &edit, opts, &pool, &mut blobs, data_path,
                 )?;
-                prepared.reused.push((partition.to_string(), counts));
+                reused.push((partition.to_string(), counts));
                 update
             }
             PayloadInput::Copy { payload, partition } => {
-                copy_partition(payload, partition, opts, &pool, &mut writer, &mut offset).map_err(
-                    |e| match e {
-                        CopyError::Write(e) => data_err(e),
-                        CopyError::Other(e) => e,
-                    },
-                )?
+                copy_partition(payload, partition, opts, &mut blobs)?
             }
         };
         partitions.push(update);
     }
-    writer.flush().map_err(&data_err)?;
-    drop(writer);
-    prepared.data_len = offset;
-    prepared.manifest_bytes = manifest(opts, partitions).encode_to_vec();
-    Ok(prepared)
+    Ok(PreparedPayload {
+        manifest_bytes: manifest(opts, partitions).encode_to_vec(),
+        data: blobs.finish().map_err(&data_err)?,
+        data_path: data_path.to_path_buf(),
+        jobs: opts.jobs,
+        check_copied: opts.check_copied,
+        reused,
+    })
+}
+
+/// A pool of `jobs` worker threads (at least one).
+fn thread_pool(jobs: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| PayloadWriteError::Threads {
+            jobs,
+            why: e.to_string(),
+        })
 }
 
 /// Block size a power of two from 512 bytes to 1 MiB; chunk size a
@@ -450,13 +454,12 @@ fn check_options(opts: &PayloadOptions) -> Result<()> {
 
 /// Cuts one image into chunks, compresses them in parallel windows (while
 /// another task hashes the whole image) and appends their blobs in order to
-/// `writer` at `offset`. Returns the partition's manifest entry.
+/// `blobs`. Returns the partition's manifest entry.
 fn image_partition(
     img: &ImageInput,
     opts: &PayloadOptions,
     pool: &rayon::ThreadPool,
-    writer: &mut (impl Write + Send),
-    offset: &mut u64,
+    blobs: &mut Blobs<'_>,
     data_path: &Path,
 ) -> Result<PartitionUpdate> {
     if !crate::format::is_safe_partition_name(&img.name) {
@@ -493,8 +496,8 @@ fn image_partition(
                         .collect();
                     for chunk in out {
                         let chunk = chunk.map_err(&img_err)?;
-                        let op = append_chunk(chunk, writer, offset)
-                            .map_err(PayloadWriteError::io(data_path))?;
+                        let op =
+                            append_chunk(chunk, blobs).map_err(PayloadWriteError::io(data_path))?;
                         ops.push(op);
                     }
                     w0 = w1;
@@ -549,24 +552,17 @@ pub(super) fn read_chunk(
     })
 }
 
-/// The operation for one chunk; its blob, if any, is appended to `writer`
-/// at `offset`.
-pub(super) fn append_chunk(
-    chunk: Chunk,
-    writer: &mut impl Write,
-    offset: &mut u64,
-) -> io::Result<InstallOperation> {
+/// The operation for one chunk; its blob, if any, is appended to `blobs`.
+pub(super) fn append_chunk(chunk: Chunk, blobs: &mut Blobs<'_>) -> io::Result<InstallOperation> {
     let mut op = InstallOperation {
         r#type: Some(chunk.kind.to_wire()),
         dst_extents: vec![Extent::new(chunk.start_block, chunk.num_blocks)],
         ..Default::default()
     };
     if !chunk.data.is_empty() {
-        op.data_offset = Some(*offset);
         op.data_length = Some(chunk.data.len() as u64);
         op.data_sha256_hash = Some(Sha256::digest(&chunk.data).to_vec());
-        writer.write_all(&chunk.data)?;
-        *offset += chunk.data.len() as u64;
+        op.data_offset = Some(blobs.push(&chunk.data)?);
     }
     Ok(op)
 }
@@ -595,11 +591,6 @@ fn manifest(opts: &PayloadOptions, partitions: Vec<PartitionUpdate>) -> DeltaArc
         security_patch_level: opts.security_patch_level.clone(),
         ..Default::default()
     }
-}
-
-enum CopyError {
-    Write(io::Error),
-    Other(PayloadWriteError),
 }
 
 /// The partition `name` of `payload`, checked to be copyable into a full
@@ -645,11 +636,12 @@ pub(super) fn check_copyable<'p>(
 }
 
 /// The blob of operation `op` of partition `name`, checked against its
-/// `data_sha256_hash`.
+/// `data_sha256_hash` when `check` is set.
 pub(super) fn read_copied_blob(
     payload: &super::Payload,
     name: &str,
     op: &super::Operation,
+    check: bool,
 ) -> Result<Vec<u8>> {
     let path = || payload.source.path().to_path_buf();
     let data = payload
@@ -658,7 +650,7 @@ pub(super) fn read_copied_blob(
             payload: path(),
             source: Box::new(source),
         })?;
-    if let Some(want) = op.data_hash {
+    if let Some(want) = op.data_hash.filter(|_| check) {
         let got: [u8; 32] = Sha256::digest(&data).into();
         if got != want {
             return Err(PayloadWriteError::CopyHash {
@@ -672,44 +664,25 @@ pub(super) fn read_copied_blob(
     Ok(data)
 }
 
-/// Copies one partition's operations from `payload`, appending their blobs
-/// to `writer` at `offset` and returning the partition's manifest entry with
-/// the new data offsets.
-fn copy_partition(
-    payload: &super::Payload,
-    name: &str,
+/// One partition's operations copied from `payload`: the manifest entry,
+/// with each blob noted in `blobs` (read and checked when the payload is
+/// streamed) and its new data offset.
+fn copy_partition<'a>(
+    payload: &'a super::Payload,
+    name: &'a str,
     opts: &PayloadOptions,
-    pool: &rayon::ThreadPool,
-    writer: &mut impl Write,
-    offset: &mut u64,
-) -> std::result::Result<PartitionUpdate, CopyError> {
-    let (part, mut update) = check_copyable(payload, name, opts).map_err(CopyError::Other)?;
-    let window = (opts.jobs.max(1) * 16).max(1);
-    for ops in part.ops.chunks(window) {
-        let blobs: Vec<Result<Vec<u8>>> = pool.install(|| {
-            ops.par_iter()
-                .map(|op| match op.data_len {
-                    0 => Ok(Vec::new()),
-                    _ => read_copied_blob(payload, name, op),
-                })
-                .collect()
-        });
-        for (op, blob) in ops.iter().zip(blobs) {
-            let blob = blob.map_err(CopyError::Other)?;
-            if blob.is_empty() {
-                continue;
+    blobs: &mut Blobs<'a>,
+) -> Result<PartitionUpdate> {
+    let (part, mut update) = check_copyable(payload, name, opts)?;
+    for op in part.ops.iter().filter(|op| op.data_len > 0) {
+        let proto = update.operations.get_mut(op.index).ok_or_else(|| {
+            PayloadWriteError::CopyMissingOp {
+                payload: payload.source.path().to_path_buf(),
+                partition: name.to_string(),
+                index: op.index,
             }
-            let proto = update.operations.get_mut(op.index).ok_or_else(|| {
-                CopyError::Other(PayloadWriteError::CopyMissingOp {
-                    payload: payload.source.path().to_path_buf(),
-                    partition: name.to_string(),
-                    index: op.index,
-                })
-            })?;
-            proto.data_offset = Some(*offset);
-            writer.write_all(&blob).map_err(CopyError::Write)?;
-            *offset += blob.len() as u64;
-        }
+        })?;
+        proto.data_offset = Some(blobs.push_source(payload, name, op));
     }
     Ok(update)
 }

@@ -1,0 +1,252 @@
+//! The data section of a payload being written: blobs made here, which wait
+//! in a scratch file, and blobs copied from a source payload, which are not
+//! read until the payload is streamed out.
+//!
+//! The manifest comes first in a payload and needs every blob's offset, so
+//! the data section is laid out completely before a byte of the payload is
+//! written. Copying a source blob therefore only records where it is
+//! ([`Blobs::push_source`]); [`Data::stream`] reads it, checks it against its
+//! `data_sha256_hash` and writes it. A full OTA built from an edited package
+//! copies almost all of its data, so its bytes go from the input to the
+//! output once, instead of through the scratch file as well.
+//!
+//! Invariants: pieces are in data-offset order and contiguous (each starts
+//! where the previous ends); scratch pieces are in scratch-file order and
+//! contiguous in it too.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::writer::{PayloadWriteError, read_copied_blob};
+use super::{Operation, Payload};
+
+type Result<T, E = PayloadWriteError> = std::result::Result<T, E>;
+
+/// Bytes read ahead of the writer at a time (a window): large enough that
+/// the blobs in it are checked in parallel, small enough to keep memory a
+/// few windows.
+const WINDOW: u64 = 8 << 20;
+/// Largest read of the scratch file.
+const SCRATCH_READ: u64 = 1 << 20;
+
+/// One stretch of the data section.
+#[derive(Clone, Copy)]
+enum Piece<'a> {
+    /// `len` bytes at `at` in the scratch file.
+    Scratch { at: u64, len: u64 },
+    /// The blob of operation `op` of partition `partition` of `payload`.
+    Source {
+        payload: &'a Payload,
+        partition: &'a str,
+        op: &'a Operation,
+    },
+}
+
+impl Piece<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::Scratch { len, .. } => *len,
+            Piece::Source { op, .. } => op.data_len,
+        }
+    }
+}
+
+/// The data section while it is laid out.
+pub(super) struct Blobs<'a> {
+    scratch: BufWriter<File>,
+    scratch_len: u64,
+    pieces: Vec<Piece<'a>>,
+    len: u64,
+}
+
+impl<'a> Blobs<'a> {
+    /// An empty data section whose own blobs go to `scratch` (emptied).
+    pub(super) fn new(scratch: File) -> io::Result<Self> {
+        scratch.set_len(0)?;
+        Ok(Blobs {
+            scratch: BufWriter::with_capacity(1 << 20, scratch),
+            scratch_len: 0,
+            pieces: Vec::new(),
+            len: 0,
+        })
+    }
+
+    /// Appends a blob made here; returns its data offset.
+    pub(super) fn push(&mut self, blob: &[u8]) -> io::Result<u64> {
+        let at = self.len;
+        self.scratch.write_all(blob)?;
+        let n = blob.len() as u64;
+        match self.pieces.last_mut() {
+            Some(Piece::Scratch { len, .. }) => *len += n,
+            _ => self.pieces.push(Piece::Scratch {
+                at: self.scratch_len,
+                len: n,
+            }),
+        }
+        self.scratch_len += n;
+        self.len += n;
+        Ok(at)
+    }
+
+    /// Appends the blob of `op` (of `partition` in `payload`) to be copied
+    /// when the payload is streamed; returns its data offset.
+    pub(super) fn push_source(
+        &mut self,
+        payload: &'a Payload,
+        partition: &'a str,
+        op: &'a Operation,
+    ) -> u64 {
+        let at = self.len;
+        if op.data_len > 0 {
+            self.pieces.push(Piece::Source {
+                payload,
+                partition,
+                op,
+            });
+            self.len += op.data_len;
+        }
+        at
+    }
+
+    /// The data section laid out: the scratch file flushed.
+    pub(super) fn finish(self) -> io::Result<Data<'a>> {
+        let scratch = self.scratch.into_inner().map_err(|e| e.into_error())?;
+        Ok(Data {
+            scratch,
+            pieces: self.pieces,
+            len: self.len,
+        })
+    }
+}
+
+/// The data section laid out, ready to stream.
+pub(super) struct Data<'a> {
+    scratch: File,
+    pieces: Vec<Piece<'a>>,
+    len: u64,
+}
+
+/// One read of a window: a piece, and for scratch pieces the part of it.
+#[derive(Clone, Copy)]
+struct Read<'a> {
+    piece: Piece<'a>,
+    from: u64,
+    len: u64,
+}
+
+impl<'a> Data<'a> {
+    /// Length of the data section.
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Streams the data section into `out` and `hash`. Windows of it are
+    /// read on `pool` (source blobs checked against their hashes when
+    /// `check` is set) while another thread hashes the window before and
+    /// this one writes it. `scratch_path` names the scratch file in errors;
+    /// a failure to write is reported against `out_path`.
+    pub(super) fn stream(
+        &self,
+        out: &mut dyn Write,
+        hash: &mut Sha256,
+        pool: &rayon::ThreadPool,
+        check: bool,
+        (scratch_path, out_path): (&Path, &Path),
+    ) -> Result<()> {
+        type Window = std::sync::Arc<Vec<Vec<u8>>>;
+        let windows = self.windows();
+        std::thread::scope(|s| {
+            let (to_writer, from_reader) = std::sync::mpsc::sync_channel::<Result<Window>>(1);
+            let (to_hasher, for_hasher) = std::sync::mpsc::sync_channel::<Window>(1);
+            s.spawn(move || {
+                for w in &windows {
+                    let bufs = pool.install(|| {
+                        w.par_iter()
+                            .map(|r| self.read(r, check, scratch_path))
+                            .collect::<Result<Vec<_>>>()
+                    });
+                    let bufs = bufs.map(std::sync::Arc::new);
+                    if let Ok(b) = &bufs
+                        && to_hasher.send(b.clone()).is_err()
+                    {
+                        return;
+                    }
+                    let failed = bufs.is_err();
+                    if to_writer.send(bufs).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            s.spawn(move || {
+                for w in for_hasher {
+                    w.iter().for_each(|b| hash.update(b));
+                }
+            });
+            for bufs in from_reader {
+                for b in bufs?.iter() {
+                    out.write_all(b).map_err(PayloadWriteError::io(out_path))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The reads, grouped in windows of about [`WINDOW`] bytes; a scratch
+    /// piece is cut into reads of at most [`SCRATCH_READ`].
+    fn windows(&self) -> Vec<Vec<Read<'a>>> {
+        let mut windows = vec![Vec::new()];
+        let mut filled = 0u64;
+        let mut add = |r: Read<'a>| {
+            if filled >= WINDOW {
+                windows.push(Vec::new());
+                filled = 0;
+            }
+            filled += r.len;
+            windows.last_mut().expect("never empty").push(r);
+        };
+        for &piece in &self.pieces {
+            match piece {
+                Piece::Scratch { len, .. } => {
+                    let mut from = 0;
+                    while from < len {
+                        let n = SCRATCH_READ.min(len - from);
+                        add(Read {
+                            piece,
+                            from,
+                            len: n,
+                        });
+                        from += n;
+                    }
+                }
+                Piece::Source { .. } => add(Read {
+                    piece,
+                    from: 0,
+                    len: piece.len(),
+                }),
+            }
+        }
+        windows
+    }
+
+    fn read(&self, r: &Read<'_>, check: bool, scratch_path: &Path) -> Result<Vec<u8>> {
+        match r.piece {
+            Piece::Scratch { at, .. } => {
+                let mut buf = vec![0u8; r.len as usize];
+                self.scratch
+                    .read_exact_at(&mut buf, at + r.from)
+                    .map_err(PayloadWriteError::io(scratch_path))?;
+                Ok(buf)
+            }
+            Piece::Source {
+                payload,
+                partition,
+                op,
+            } => read_copied_blob(payload, partition, op, check),
+        }
+    }
+}
