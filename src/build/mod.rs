@@ -306,6 +306,12 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         apps.manifest.input.chain = chain.clone();
     }
 
+    // The input is hashed for the manifest while the package is written
+    // (which reads much of it too), on what cores the writing leaves.
+    let input_hash = input.is_file().then(|| {
+        let input = input.to_path_buf();
+        std::thread::spawn(move || crate::util::hash::sha256_file(&input))
+    });
     let t = Instant::now();
     let copy_payload = sel.copy_from.is_some();
     let packaged = package::package(
@@ -316,8 +322,14 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         work,
         output,
         opts,
-    )?;
+    );
+    let input_hash = input_hash.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+    let packaged = packaged?;
     times.package = secs(t);
+    if let Some(h) = input_hash {
+        let (input_sha256, _) = h.map_err(|e| Error::io(input, e))?;
+        apps.manifest.input.sha256 = Some(input_sha256);
+    }
 
     let t = Instant::now();
     if let Err(e) = check::check_output(

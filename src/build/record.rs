@@ -27,7 +27,9 @@ pub(super) fn start_manifest(
     apps: &[App],
     plan: &Plan,
 ) -> Result<Manifest> {
-    let mut manifest = Manifest::new(manifest::input_record(input, Some(rom))?)
+    // The input's SHA-256 is filled in by the build, which hashes the
+    // input while it packages.
+    let mut manifest = Manifest::new(manifest::input_record_unhashed(input, Some(rom))?)
         .created_at(crate::util::time::source_date_epoch()?);
     manifest.set_profile(profile);
     manifest.add_apps(apps, Some(plan));

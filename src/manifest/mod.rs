@@ -753,6 +753,19 @@ fn device_path(prefix: &str, rel: &str) -> String {
 /// The identity of an input: file name, size, SHA-256 (streamed), and what
 /// the package says about its build.
 pub fn input_record(path: &Path, rom: Option<&crate::rom::Rom>) -> Result<InputRecord> {
+    let mut r = input_record_unhashed(path, rom)?;
+    if r.kind != "folder" {
+        let (size, sha256) = hash_file(path).map_err(|e| Error::io(path, e))?;
+        r.size = size;
+        r.sha256 = Some(sha256);
+    }
+    Ok(r)
+}
+
+/// [`input_record`] without the SHA-256 of a file input (`sha256` is
+/// `None`), for a caller that hashes the input alongside other work and
+/// fills it in.
+pub fn input_record_unhashed(path: &Path, rom: Option<&crate::rom::Rom>) -> Result<InputRecord> {
     let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if md.is_dir() {
         return Ok(InputRecord {
@@ -767,7 +780,6 @@ pub fn input_record(path: &Path, rom: Option<&crate::rom::Rom>) -> Result<InputR
             chain: Vec::new(),
         });
     }
-    let (size, sha256) = hash_file(path).map_err(|e| Error::io(path, e))?;
     let (kind, info) = match rom {
         Some(r) => (
             serde_json::to_value(r.kind)
@@ -794,8 +806,8 @@ pub fn input_record(path: &Path, rom: Option<&crate::rom::Rom>) -> Result<InputR
         fingerprint: info.fingerprint.clone(),
         kind,
         region: info.decoded.as_ref().map(|d| d.region.clone()),
-        sha256: Some(sha256),
-        size,
+        sha256: None,
+        size: md.len(),
         version: info.decoded.as_ref().map(VersionRecord::from),
         chain: Vec::new(),
     })
