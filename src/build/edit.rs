@@ -15,8 +15,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use rayon::prelude::*;
-
 use super::BuildOptions;
 use super::decode::image_path;
 use crate::apps::LoadedPartition;
@@ -120,8 +118,10 @@ pub(super) fn edit_all(
             Method::Rebuild => None,
         })
         .collect();
+    // One at a time: an edit is quick, and each maps its whole image, whose
+    // pages the edit reads would add up in memory.
     edits
-        .par_iter()
+        .iter()
         .map(|&(name, e)| {
             let path = image_path(work, name);
             let kind = filesystems.get(name).copied();

@@ -326,6 +326,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     let input_hash = input_hash.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
     let packaged = packaged?;
     times.package = secs(t);
+    crate::util::pages::trim_heap();
     if let Some(h) = input_hash {
         let (input_sha256, _) = h.map_err(|e| Error::io(input, e))?;
         apps.manifest.input.sha256 = Some(input_sha256);
@@ -400,6 +401,7 @@ fn app_stages(
     let hashes = crate::fs::tree::HashCache::default();
     let (mut trees, app_list) = plan::read_trees(&source.rom, &sel.apps, work, opts.jobs, &hashes)?;
     times.decode = secs(started);
+    crate::util::pages::trim_heap();
 
     let t = Instant::now();
     let mut plan = plan::plan(input, profile, &trees.loaded, &app_list, opts)?;
@@ -424,6 +426,7 @@ fn app_stages(
     times.manifest = secs(t);
 
     let t = Instant::now();
+    crate::util::pages::trim_heap();
     let changes = write_touched(&mut trees, &methods, source, input, work, opts)?;
     times.rebuild = secs(t);
     if !converted.is_empty() {

@@ -940,12 +940,19 @@ pub fn edit<W: Write + Seek>(src: &[u8], edit: &Edit, out: &mut W) -> Result<Edi
     let mut zeroed = 0u64;
     let mut changed_ranges = Vec::new();
     let mut zeroed_ranges = Vec::new();
+    // Telling whether a zeroed block changed reads it: hundreds of MiB for
+    // a large removal, whose mapping pages are dropped as the walk goes.
+    let mut released = 0usize;
     for (b, data) in out_img.changed() {
         if b >= src_blocks {
             continue;
         }
         let s = (b * bs) as usize;
         let e = (s + bs as usize).min(src.len());
+        if s - released.min(s) >= RELEASE_SPAN {
+            crate::util::pages::release_if_mapped(&src[released..s]);
+            released = s;
+        }
         let differs = match data {
             Changed::Bytes(d) => d[..e - s] != src[s..e],
             Changed::Zero => src[s..e].iter().any(|&x| x != 0),
@@ -1104,6 +1111,10 @@ fn free_blocks(o: &mut Output<'_>, alloc: &mut Allocator, r: Range<u64>) {
         alloc.release(r);
     }
 }
+
+/// Source bytes read between drops of their mapping pages (see
+/// `util::pages`).
+const RELEASE_SPAN: usize = 16 << 20;
 
 /// Edits the image file `src` into `out` (written from offset 0; the caller
 /// makes it atomic). The source is only read.

@@ -58,9 +58,14 @@ impl Image for Recorder<'_> {
     }
 }
 
+/// Bytes of a file read between drops of the mapping pages its reads
+/// touched: a large removed APK would otherwise stay resident whole.
+const RELEASE_EVERY: u64 = 16 << 20;
+
 /// Reads files of an image and reports the ranges each read touched.
 pub struct Probe<'a> {
     fs: EroFS<Recorder<'a>>,
+    data: &'a [u8],
     log: Arc<Mutex<Vec<Range<u64>>>>,
 }
 
@@ -77,8 +82,17 @@ impl<'a> Probe<'a> {
         };
         Ok(Probe {
             fs: EroFS::new(rec)?,
+            data,
             log,
         })
+    }
+
+    /// Drops the pages of the image, when it is a registered file mapping
+    /// (see `util::pages`; the image is only read, so a later read maps the
+    /// same bytes again). Not only the ranges logged: the decoders also read
+    /// with unbounded ranges, which the log leaves out.
+    fn release(&self) {
+        crate::util::pages::release_if_mapped(self.data);
     }
 
     /// Reads inode `nid` (of `size` bytes, at most `limit`) to its end and
@@ -102,11 +116,15 @@ impl<'a> Probe<'a> {
                     if total > size {
                         return Err(format!("yields more than its {size} bytes"));
                     }
+                    if total % RELEASE_EVERY < n as u64 {
+                        self.release();
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
             }
         }
+        self.release();
         if total != size {
             return Err(format!("yields {total} bytes, expected {size}"));
         }
