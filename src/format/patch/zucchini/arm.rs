@@ -35,7 +35,8 @@
 //! (4 / 8). The `target_offset` closure must return the target's file
 //! offset exactly when Zucchini keeps the candidate: the RVA translates to
 //! an offset (`RvaToOffsetCache::Convert` is not `kInvalidOffset`) and that
-//! offset lies in an executable section ([`offset_in_sections`] over the
+//! offset lies in an executable section
+//! ([`super::elf::is_offset_in_sections`] over the
 //! executable sections sorted by offset). Split the results by
 //! [`Rel32::addr`] and sort each list by location (`PostProcessRel32`).
 //!
@@ -589,17 +590,6 @@ pub fn write_target(
 /// The gaps of element range `lo..hi` between abs32 references (Zucchini's
 /// `Abs32GapFinder`), shared with the x86 ELF disassembler.
 pub use super::elf::abs32_gaps;
-
-/// Whether `offset` lies in one of `sections` (`(offset, size)` pairs
-/// sorted by offset): Zucchini's `IsTargetOffsetInElfSectionList`, which
-/// checks only the last section starting at or before `offset`.
-pub fn offset_in_sections(sections: &[(u32, u32)], offset: u32) -> bool {
-    let n = sections.partition_point(|&(start, _)| start <= offset);
-    n > 0 && {
-        let (start, size) = sections[n - 1];
-        offset - start < size
-    }
-}
 
 /// Zucchini's `IsExecSectionThumb2` for an AArch32 executable section at
 /// `sh_addr` whose bytes are `data` (all `sh_size` of them): Thumb2 unless

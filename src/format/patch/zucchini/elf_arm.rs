@@ -18,7 +18,9 @@ use super::ZucchiniError;
 use super::address_translator::INVALID_RVA;
 use super::arm::{self, AARCH32_GROUPS, AARCH64_GROUPS, ArmAddr, ArmArch};
 use super::disasm::{Disassembler, RefGroup, Reference};
-use super::elf::{ELF_AARCH32, ELF_AARCH64, ElfArch, ElfCore, TYPE_ABS32, TYPE_RELOC};
+use super::elf::{
+    ELF_AARCH32, ELF_AARCH64, ElfArch, ElfCore, TYPE_ABS32, TYPE_RELOC, is_offset_in_sections,
+};
 use super::offset_mapper::INVALID_OFFSET;
 
 /// An `EA32` or `EA64` element's disassembler.
@@ -49,14 +51,9 @@ impl DisassemblerElfArm {
         })?;
         let n = Self::groups_of(arch).len() - 2;
         let mut rel32 = vec![Vec::new(); n];
-        let sections: Vec<(u32, u32)> = core
-            .exec_sections
-            .iter()
-            .map(|s| (s.offset, s.size))
-            .collect();
         let target_offset = |rva: u32| {
             let o = core.translator.rva_to_offset(rva);
-            (o != INVALID_OFFSET && arm::offset_in_sections(&sections, o)).then_some(o)
+            (o != INVALID_OFFSET && is_offset_in_sections(&core.exec_sections, o)).then_some(o)
         };
         let w = elf.width();
         for s in &core.exec_sections {
