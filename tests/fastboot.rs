@@ -1021,3 +1021,59 @@ fn an_official_check_romkit_cannot_make_is_refused_not_dropped() {
         );
     assert!(!out.exists());
 }
+
+/// `ImagePackage::sha256s` (the build's output check) hashes each partition
+/// where it lies in the zip, split super included, to the SHA-256 of the
+/// image `unpack` writes; a damaged byte in a stored entry fails on the
+/// entry's CRC-32 before anything is hashed.
+#[test]
+fn partitions_hash_in_place_as_they_unpack() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let reference = ota_images(dir.path());
+    let pkg = dir.path().join("fb.zip");
+    romkit()
+        .args(["fastboot", "--split", "1M", "-o"])
+        .arg(&pkg)
+        .arg(sample())
+        .assert()
+        .success();
+    let rom = romkit::rom::Rom::open(&pkg).unwrap();
+    let names: Vec<String> = rom.partitions().into_iter().map(|p| p.name).collect();
+    let got = rom.images().unwrap().sha256s(&names, dir.path()).unwrap();
+    assert_eq!(got.len(), read_dir_files(&reference).len());
+    for (name, h) in &got {
+        let want: [u8; 32] =
+            Sha256::digest(std::fs::read(reference.join(format!("{name}.img"))).unwrap()).into();
+        assert_eq!(*h, want, "{name}");
+    }
+    // One byte of the product partition's data, inside the zip, flipped.
+    let mut bytes = std::fs::read(&pkg).unwrap();
+    let product = std::fs::read(reference.join("product.img")).unwrap();
+    let start = (0..product.len() - 64)
+        .step_by(4096)
+        .find(|&o| {
+            let w = &product[o..o + 64];
+            w.iter().collect::<std::collections::BTreeSet<_>>().len() > 32
+        })
+        .expect("product has varied bytes");
+    let probe = &product[start..start + 64];
+    let at = bytes
+        .windows(probe.len())
+        .position(|w| w == probe)
+        .expect("product's bytes are stored in the zip");
+    bytes[at] ^= 0xff;
+    let damaged = dir.path().join("damaged.zip");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let rom = romkit::rom::Rom::open(&damaged).unwrap();
+    let err = rom
+        .images()
+        .unwrap()
+        .sha256s(&names, dir.path())
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("CRC-32") && msg.contains("images/super.img."),
+        "{msg}"
+    );
+}

@@ -709,37 +709,51 @@ impl ImagePackage {
         Ok(())
     }
 
-    /// Extracts partitions (name, destination) on `jobs` threads; each output
-    /// appears under its final name only once complete. Sparse images with
-    /// CRC32 chunks have them checked first.
-    pub fn extract(
-        &self,
-        requests: &[(String, PathBuf)],
-        jobs: usize,
-        force: bool,
-    ) -> Result<Vec<u64>> {
-        let mut plan = Vec::new();
-        let mut needed = Vec::new();
-        for (name, dest) in requests {
-            let (_, size, src) = self.find(name).ok_or_else(|| self.unknown(name))?;
-            crate::output::check_overwrite(dest, force)?;
-            let img = match src {
-                Source::Image(i) => i,
-                Source::Logical(_) => self.super_image.as_ref().map_or(0, |s| s.image),
-            };
-            if !needed.contains(&img) {
-                needed.push(img);
+    /// Where the bytes of partition `name` lie.
+    fn placement(&self, name: &str) -> Result<Placement> {
+        let (_, size, src) = self.find(name).ok_or_else(|| self.unknown(name))?;
+        let img = match src {
+            Source::Image(i) => i,
+            Source::Logical(_) => self.super_image.as_ref().map_or(0, |s| s.image),
+        };
+        let mut runs = Vec::new();
+        match src {
+            Source::Image(_) => runs.push((0, size, 0)),
+            Source::Logical(l) => {
+                let s = self.super_image.as_ref().ok_or_else(|| self.unknown(""))?;
+                let m = &s.metadata;
+                let p = m
+                    .partition(&s.logical[l].lp_name)
+                    .ok_or_else(|| self.unknown(&s.logical[l].lp_name))?;
+                let mut logical = 0;
+                for e in m.extents_of(p) {
+                    let len = e.num_sectors * lp::SECTOR;
+                    if e.target_type == lp::TARGET_LINEAR {
+                        if e.target_source != 0 {
+                            return Err(Error::invalid(
+                                &self.path,
+                                format!(
+                                    "partition {} has an extent on block device {}, which is not in this image (retrofit super)",
+                                    p.name, e.target_source
+                                ),
+                            ));
+                        }
+                        runs.push((e.target_data * lp::SECTOR, len, logical));
+                    }
+                    logical += len;
+                }
             }
-            plan.push((src, size, dest.clone(), img));
         }
-        let spool_parent = requests
-            .first()
-            .and_then(|(_, d)| d.parent())
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let spool = crate::output::temp_dir_in(spool_parent, ".romkit-spool-")?;
-        let maps = self.resolve(&needed, spool.path())?;
-        self.check_in_place_crcs(&needed)?;
+        Ok(Placement { size, img, runs })
+    }
+
+    /// The image maps of the images `needed`, with every checksum the
+    /// package carries for them checked first (zip CRC-32s of entries read
+    /// in place, CRC32 chunks of sparse images). Entries that cannot be read
+    /// in place are spooled into `spool`.
+    fn checked_maps(&self, needed: &[usize], spool: &Path) -> Result<BTreeMap<usize, ImageMap>> {
+        let maps = self.resolve(needed, spool)?;
+        self.check_in_place_crcs(needed)?;
         for (i, m) in &maps {
             if m.sparse.iter().any(|s| s.has_checksums()) {
                 for (k, s) in m.sparse.iter().enumerate() {
@@ -753,66 +767,113 @@ impl ImagePackage {
                 }
             }
         }
+        Ok(maps)
+    }
+
+    /// Extracts partitions (name, destination) on `jobs` threads; each output
+    /// appears under its final name only once complete. Sparse images with
+    /// CRC32 chunks have them checked first.
+    pub fn extract(
+        &self,
+        requests: &[(String, PathBuf)],
+        jobs: usize,
+        force: bool,
+    ) -> Result<Vec<u64>> {
+        let mut plan = Vec::new();
+        let mut needed = Vec::new();
+        for (name, dest) in requests {
+            let p = self.placement(name)?;
+            crate::output::check_overwrite(dest, force)?;
+            if !needed.contains(&p.img) {
+                needed.push(p.img);
+            }
+            plan.push((p, dest.clone()));
+        }
+        let spool_parent = requests
+            .first()
+            .and_then(|(_, d)| d.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let spool = crate::output::temp_dir_in(spool_parent, ".romkit-spool-")?;
+        let maps = self.checked_maps(&needed, spool.path())?;
         let mut outs = Vec::new();
-        for (_, size, dest, _) in &plan {
+        for (p, dest) in &plan {
             let f = crate::output::AtomicFile::create(dest, force)?;
             f.file()
-                .set_len(*size)
+                .set_len(p.size)
                 .map_err(|e| Error::io(f.tmp_path(), e))?;
             outs.push(f);
         }
-        let mut tasks = Vec::new();
-        for (k, (src, size, _, img)) in plan.iter().enumerate() {
-            let map = &maps[img];
-            match src {
-                Source::Image(_) => tasks.push(CopyTask {
+        let tasks: Vec<CopyTask<'_>> = plan
+            .iter()
+            .enumerate()
+            .flat_map(|(k, (p, _))| {
+                let map = &maps[&p.img];
+                p.runs.iter().map(move |&(off, len, dest_off)| CopyTask {
                     map,
-                    off: 0,
-                    len: *size,
+                    off,
+                    len,
                     dest: k,
-                    dest_off: 0,
-                }),
-                Source::Logical(l) => {
-                    let s = self.super_image.as_ref().ok_or_else(|| self.unknown(""))?;
-                    let m = &s.metadata;
-                    let p = m
-                        .partition(&s.logical[*l].lp_name)
-                        .ok_or_else(|| self.unknown(&s.logical[*l].lp_name))?;
-                    let mut logical = 0;
-                    for e in m.extents_of(p) {
-                        let len = e.num_sectors * lp::SECTOR;
-                        if e.target_type == lp::TARGET_LINEAR {
-                            if e.target_source != 0 {
-                                return Err(Error::invalid(
-                                    &self.path,
-                                    format!(
-                                        "partition {} has an extent on block device {}, which is not in this image (retrofit super)",
-                                        p.name, e.target_source
-                                    ),
-                                ));
-                            }
-                            tasks.push(CopyTask {
-                                map,
-                                off: e.target_data * lp::SECTOR,
-                                len,
-                                dest: k,
-                                dest_off: logical,
-                            });
-                        }
-                        logical += len;
-                    }
-                }
-            }
-        }
+                    dest_off,
+                })
+            })
+            .collect();
         let files: Vec<&File> = outs.iter().map(|f| f.file()).collect();
         copy_all(&tasks, &files, jobs)
             .map_err(|e| Error::io(outs.first().map_or(spool_parent, |f| f.tmp_path()), e))?;
         drop(files);
-        let sizes = plan.iter().map(|p| p.1).collect();
+        let sizes = plan.iter().map(|(p, _)| p.size).collect();
         for f in outs {
             f.commit()?;
         }
         Ok(sizes)
+    }
+
+    /// The SHA-256 of each partition in `names`, read where it lies (no
+    /// image is written out), after the same checks as [`Self::extract`].
+    /// Partitions are hashed in parallel, largest first; entries that
+    /// cannot be read in place are spooled into a temporary folder in
+    /// `spool_parent`.
+    pub fn sha256s(
+        &self,
+        names: &[String],
+        spool_parent: &Path,
+    ) -> Result<Vec<(String, [u8; 32])>> {
+        use rayon::prelude::*;
+        let mut plan = Vec::new();
+        let mut needed = Vec::new();
+        for name in names {
+            let p = self.placement(name)?;
+            if !needed.contains(&p.img) {
+                needed.push(p.img);
+            }
+            plan.push((name.clone(), p));
+        }
+        let spool = crate::output::temp_dir_in(spool_parent, ".romkit-spool-")?;
+        let maps = self.checked_maps(&needed, spool.path())?;
+        let mut order: Vec<usize> = (0..plan.len()).collect();
+        order.sort_by_key(|&k| std::cmp::Reverse(plan[k].1.size));
+        let mut hashes: Vec<(usize, [u8; 32])> = order
+            .par_iter()
+            .with_max_len(1)
+            .map(|&k| {
+                let (_, p) = &plan[k];
+                let r = PartitionReader {
+                    map: &maps[&p.img],
+                    p,
+                    pos: 0,
+                    run: 0,
+                };
+                let (h, _) =
+                    crate::util::hash::sha256_reader(r).map_err(|e| Error::io(&self.path, e))?;
+                Ok((k, h))
+            })
+            .collect::<Result<_>>()?;
+        hashes.sort_by_key(|(k, _)| *k);
+        Ok(hashes
+            .into_iter()
+            .map(|(k, h)| (plan[k].0.clone(), h))
+            .collect())
     }
 
     /// Zip entries read in place bypass the zip reader and with it their
@@ -820,34 +881,37 @@ impl ImagePackage {
     /// the data of super's partitions: checked here before anything is
     /// written.
     fn check_in_place_crcs(&self, needed: &[usize]) -> Result<()> {
-        let mut buf = vec![0u8; 1 << 20];
-        for &i in needed {
-            for f in &self.images[i].files {
-                let (Stored::InPlace(s), Some(expected)) = (&f.stored, f.crc32) else {
-                    continue;
-                };
-                let mut h = crc32fast::Hasher::new();
-                let mut at = 0;
-                while at < s.len() {
-                    let n = (s.len() - at).min(buf.len() as u64) as usize;
-                    s.read_exact_at(&mut buf[..n], at)
-                        .map_err(|e| Error::io(&self.path, e))?;
-                    h.update(&buf[..n]);
-                    at += n as u64;
-                }
-                let found = h.finalize();
-                if found != expected {
-                    return Err(Error::CheckFailed {
-                        file: self.path.clone(),
-                        msg: format!(
-                            "zip entry {}: CRC-32 is {found:08x}, the central directory records {expected:08x}",
-                            f.path
-                        ),
-                    });
-                }
+        use rayon::prelude::*;
+        let files: Vec<&StoredFile> = needed
+            .iter()
+            .flat_map(|&i| self.images[i].files.iter())
+            .collect();
+        files.par_iter().with_max_len(1).try_for_each(|f| {
+            let (Stored::InPlace(s), Some(expected)) = (&f.stored, f.crc32) else {
+                return Ok(());
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            let mut h = crc32fast::Hasher::new();
+            let mut at = 0;
+            while at < s.len() {
+                let n = (s.len() - at).min(buf.len() as u64) as usize;
+                s.read_exact_at(&mut buf[..n], at)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                h.update(&buf[..n]);
+                at += n as u64;
             }
-        }
-        Ok(())
+            let found = h.finalize();
+            if found != expected {
+                return Err(Error::CheckFailed {
+                    file: self.path.clone(),
+                    msg: format!(
+                        "zip entry {}: CRC-32 is {found:08x}, the central directory records {expected:08x}",
+                        f.path
+                    ),
+                });
+            }
+            Ok(())
+        })
     }
 
     fn unknown(&self, name: &str) -> Error {
@@ -954,4 +1018,54 @@ fn logical_names(m: &Metadata) -> Vec<Logical> {
             }
         })
         .collect()
+}
+
+/// Where the bytes of one partition lie in the image map of `images[img]`:
+/// runs `(offset in the map, length, offset in the partition)`, sorted by
+/// the last; the rest of its `size` bytes are zeros.
+struct Placement {
+    size: u64,
+    img: usize,
+    runs: Vec<(u64, u64, u64)>,
+}
+
+/// Reads a partition's bytes in order from its image map.
+struct PartitionReader<'a> {
+    map: &'a ImageMap,
+    p: &'a Placement,
+    pos: u64,
+    /// The first run that does not end before `pos`.
+    run: usize,
+}
+
+impl Read for PartitionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.p.size.saturating_sub(self.pos);
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let runs = &self.p.runs;
+        while runs
+            .get(self.run)
+            .is_some_and(|&(_, len, at)| at + len <= self.pos)
+        {
+            self.run += 1;
+        }
+        let most = left.min(buf.len() as u64);
+        let n = match runs.get(self.run) {
+            Some(&(off, len, at)) if at <= self.pos => {
+                let n = most.min(at + len - self.pos) as usize;
+                self.map.read_at(&mut buf[..n], off + (self.pos - at))?;
+                n
+            }
+            next => {
+                let gap = next.map_or(left, |&(_, _, at)| at - self.pos);
+                let n = most.min(gap) as usize;
+                buf[..n].fill(0);
+                n
+            }
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
