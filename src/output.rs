@@ -304,6 +304,13 @@ impl PartFiles {
         }
     }
 
+    fn current(&mut self) -> std::io::Result<&mut File> {
+        self.files
+            .last_mut()
+            .map(AtomicFile::file_mut)
+            .ok_or_else(|| std::io::Error::other("no part started"))
+    }
+
     /// Renames every part to its final name; returns the paths.
     pub fn commit(self) -> Result<Vec<PathBuf>> {
         self.files.into_iter().map(|f| f.commit()).collect()
@@ -311,16 +318,31 @@ impl PartFiles {
 }
 
 impl crate::format::sparse::PartSink for PartFiles {
-    fn create(&mut self, index: usize) -> std::io::Result<File> {
+    fn start(&mut self, index: usize) -> std::io::Result<()> {
+        use std::io::Write;
         if !self.split && index > 0 {
             return Err(std::io::Error::other("more than one part without --split"));
         }
         let path = Self::part_path(&self.base, self.split, index);
-        let f = AtomicFile::create(&path, self.force)
+        let mut f = AtomicFile::create(&path, self.force)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let file = f.file().try_clone()?;
+        f.file_mut()
+            .write_all(&[0; crate::format::sparse::FILE_HEADER_SIZE])?;
         self.files.push(f);
-        Ok(file)
+        Ok(())
+    }
+
+    fn write(&mut self, body: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.current()?.write_all(body)
+    }
+
+    fn finish(
+        &mut self,
+        header: &[u8; crate::format::sparse::FILE_HEADER_SIZE],
+    ) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.current()?.write_all_at(header, 0)
     }
 }
 

@@ -16,9 +16,7 @@
 //! xiaomi.eu's `super.img.0 … N`): flashing or unsparsing all of them in turn
 //! gives the image.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read};
 use std::path::Path;
 
 use crate::format::source::FileSlice;
@@ -674,7 +672,28 @@ pub const XIAOMI_MAX_DOWNLOAD: u64 = 768 << 20;
 /// bootloader checks them against `sparsecrclist.txt`: the image is cut
 /// into downloads of at most `max_download` bytes, and each part's CRC-32
 /// covers the data it writes (RAW bytes and expanded FILL blocks;
-/// DONT_CARE and CRC32 chunks add nothing).
+/// DONT_CARE and CRC32 chunks add nothing). See [`DownloadCrcs`] for the
+/// cut; this reads the file `r` holds, header first.
+pub fn download_part_crcs(r: &mut dyn Read, max_download: u64) -> Result<Vec<u32>, SparseError> {
+    let mut hb = [0u8; FILE_HEADER_SIZE];
+    r.read_exact(&mut hb)?;
+    let h = Header::parse(&hb)?;
+    let mut crcs = DownloadCrcs::new(&h, max_download)?;
+    let mut buf = vec![0u8; 1 << 20];
+    while !crcs.done() {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        crcs.update(&buf[..n])?;
+    }
+    crcs.finish()
+}
+
+/// The download-part CRC-32s of a sparse file ([`download_part_crcs`]),
+/// fed its bytes after the file header as they are written.
 ///
 /// The cut follows the rule of Xiaomi's list generator
 /// (`flash_gen_crc_list.py` in their packages): a part is budgeted at
@@ -683,98 +702,238 @@ pub const XIAOMI_MAX_DOWNLOAD: u64 = 768 << 20;
 /// into a part already 7/8 full starts the next part whole (or, larger
 /// than a part, is cut into whole blocks filling fresh parts); otherwise a
 /// RAW chunk is cut at a block boundary, its head ending the current part.
-pub fn download_part_crcs(r: &mut dyn Read, max_download: u64) -> Result<Vec<u32>, SparseError> {
-    const HDR: u64 = FILE_HEADER_SIZE as u64;
-    const CHDR: u64 = CHUNK_HEADER_SIZE as u64;
-    let budget = max_download
-        .checked_sub(HDR + 2 * CHDR + 4)
-        .filter(|b| *b > 0)
-        .ok_or_else(|| {
-            SparseError::invalid(0, format!("download size {max_download} is too small"))
-        })?;
-    let mut hb = [0u8; FILE_HEADER_SIZE];
-    r.read_exact(&mut hb)?;
-    let h = Header::parse(&hb)?;
-    if h.file_header_size as usize != FILE_HEADER_SIZE
-        || h.chunk_header_size as usize != CHUNK_HEADER_SIZE
-    {
-        return Err(SparseError::invalid(
-            8,
-            "header sizes other than 28 and 12 are not flashed by fastboot parts",
-        ));
-    }
-    let bs = u64::from(h.block_size);
-    let mut parts = vec![crc32fast::Hasher::new()];
-    // Bytes the current part holds, as the generator counts them.
-    let mut used = HDR;
-    let mut at = HDR;
-    let mut block = 0u64;
-    let mut ch = [0u8; CHUNK_HEADER_SIZE];
-    let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..h.total_chunks {
-        r.read_exact(&mut ch).map_err(|e| {
-            SparseError::invalid(at, format!("chunk header past the end of the data ({e})"))
-        })?;
-        let (kind, blocks, data_len) = parse_chunk_header(&h, &ch, at, block)?;
-        let mut fill = None;
-        if kind != CHUNK_RAW && data_len == 4 {
-            let mut p = [0u8; 4];
-            r.read_exact(&mut p)?;
-            fill = (kind == CHUNK_FILL).then_some(p);
+pub struct DownloadCrcs {
+    h: Header,
+    budget: u64,
+    parts: Vec<crc32fast::Hasher>,
+    /// Bytes the current part holds, as the generator counts them.
+    used: u64,
+    /// Offset in the file of the chunk being read.
+    at: u64,
+    /// Output block the chunk being read starts at.
+    block: u64,
+    /// Chunks read.
+    chunks: u32,
+    /// The chunk header being gathered, and how much of it is in.
+    head: [u8; CHUNK_HEADER_SIZE],
+    have: usize,
+    /// The chunk whose data is being read, if any.
+    data: Option<ChunkData>,
+}
+
+/// The data of one chunk, cut into pieces by [`DownloadCrcs::cut`].
+struct ChunkData {
+    kind: u16,
+    blocks: u32,
+    /// Pieces still to read: (data bytes, a part starts before, a part
+    /// starts after).
+    pieces: std::collections::VecDeque<(u64, bool, bool)>,
+    /// Bytes of the front piece already read.
+    into: u64,
+    /// A FILL chunk's pattern as it comes in.
+    fill: [u8; 4],
+}
+
+impl DownloadCrcs {
+    /// CRC-32s for a file with header `h` (its `total_chunks` ends the
+    /// file; `u32::MAX` while it is not known).
+    pub fn new(h: &Header, max_download: u64) -> Result<Self, SparseError> {
+        const HDR: u64 = FILE_HEADER_SIZE as u64;
+        const CHDR: u64 = CHUNK_HEADER_SIZE as u64;
+        if h.file_header_size as usize != FILE_HEADER_SIZE
+            || h.chunk_header_size as usize != CHUNK_HEADER_SIZE
+        {
+            return Err(SparseError::invalid(
+                8,
+                "header sizes other than 28 and 12 are not flashed by fastboot parts",
+            ));
         }
+        let budget = max_download
+            .checked_sub(HDR + 2 * CHDR + 4)
+            .filter(|b| *b > 0)
+            .ok_or_else(|| {
+                SparseError::invalid(0, format!("download size {max_download} is too small"))
+            })?;
+        Ok(DownloadCrcs {
+            h: *h,
+            budget,
+            parts: vec![crc32fast::Hasher::new()],
+            used: HDR,
+            at: HDR,
+            block: 0,
+            chunks: 0,
+            head: [0; CHUNK_HEADER_SIZE],
+            have: 0,
+            data: None,
+        })
+    }
+
+    /// Whether every chunk the header declares has been read.
+    pub fn done(&self) -> bool {
+        self.data.is_none() && self.chunks == self.h.total_chunks
+    }
+
+    /// Feeds the next bytes of the file (after its header). Bytes after the
+    /// last declared chunk are ignored.
+    pub fn update(&mut self, mut b: &[u8]) -> Result<(), SparseError> {
+        while !b.is_empty() && !self.done() {
+            let Some(d) = self.data.as_mut() else {
+                let n = (CHUNK_HEADER_SIZE - self.have).min(b.len());
+                self.head[self.have..self.have + n].copy_from_slice(&b[..n]);
+                self.have += n;
+                b = &b[n..];
+                if self.have == CHUNK_HEADER_SIZE {
+                    self.have = 0;
+                    self.start_chunk()?;
+                }
+                continue;
+            };
+            let &(len, _, after) = d.pieces.front().expect("a chunk with data has pieces");
+            let n = (len - d.into).min(b.len() as u64) as usize;
+            match d.kind {
+                CHUNK_RAW => self.parts.last_mut().expect("a part").update(&b[..n]),
+                CHUNK_FILL => d.fill[d.into as usize..d.into as usize + n].copy_from_slice(&b[..n]),
+                _ => {}
+            }
+            d.into += n as u64;
+            b = &b[n..];
+            if d.into < len {
+                continue;
+            }
+            if d.kind == CHUNK_FILL {
+                let mut buf = vec![0u8; 1 << 16];
+                fill_pattern(&mut buf, d.fill);
+                let bs = u64::from(self.h.block_size);
+                feed_repeated(
+                    self.parts.last_mut().expect("a part"),
+                    &buf,
+                    u64::from(d.blocks) * bs,
+                );
+            }
+            d.pieces.pop_front();
+            d.into = 0;
+            if after {
+                self.parts.push(crc32fast::Hasher::new());
+            }
+            self.next_piece();
+        }
+        Ok(())
+    }
+
+    /// The CRC-32 of each download; an error if the file ended inside a
+    /// chunk or before the chunks its header declares.
+    pub fn finish(self) -> Result<Vec<u32>, SparseError> {
+        let total = self.h.total_chunks;
+        let msg = if self.data.is_some() {
+            format!(
+                "the file ends inside the data of chunk {} of {total}",
+                self.chunks
+            )
+        } else if self.have > 0 {
+            format!(
+                "the file ends inside the header of chunk {} of {total}",
+                self.chunks + 1
+            )
+        } else if total != u32::MAX && self.chunks < total {
+            format!("the file ends after {} of its {total} chunks", self.chunks)
+        } else {
+            String::new()
+        };
+        if !msg.is_empty() {
+            return Err(SparseError::invalid(self.at, msg));
+        }
+        Ok(self.parts.into_iter().map(|c| c.finalize()).collect())
+    }
+
+    /// A chunk header is in: cut its data and start reading it.
+    fn start_chunk(&mut self) -> Result<(), SparseError> {
+        let (kind, blocks, data_len) =
+            parse_chunk_header(&self.h, &self.head, self.at, self.block)?;
+        let pieces = self.cut(kind, data_len)?;
+        if kind != CHUNK_CRC32 {
+            self.block += u64::from(blocks);
+        }
+        self.at += CHUNK_HEADER_SIZE as u64 + data_len;
+        self.chunks += 1;
+        self.data = Some(ChunkData {
+            kind,
+            blocks,
+            pieces,
+            into: 0,
+            fill: [0; 4],
+        });
+        self.next_piece();
+        Ok(())
+    }
+
+    /// Starts the chunk's front piece (a part before it, pieces without
+    /// data done at once); ends the chunk when no piece is left.
+    fn next_piece(&mut self) {
+        while let Some(d) = self.data.as_mut() {
+            let Some(&(len, before, after)) = d.pieces.front() else {
+                self.data = None;
+                return;
+            };
+            if before && d.into == 0 {
+                self.parts.push(crc32fast::Hasher::new());
+                d.pieces[0].1 = false;
+            }
+            if len > 0 {
+                return;
+            }
+            d.pieces.pop_front();
+            if after {
+                self.parts.push(crc32fast::Hasher::new());
+            }
+        }
+    }
+
+    /// Where the parts break in a chunk of `data_len` data bytes.
+    fn cut(
+        &mut self,
+        kind: u16,
+        data_len: u64,
+    ) -> Result<std::collections::VecDeque<(u64, bool, bool)>, SparseError> {
+        const HDR: u64 = FILE_HEADER_SIZE as u64;
+        const CHDR: u64 = CHUNK_HEADER_SIZE as u64;
+        let (budget, bs) = (self.budget, u64::from(self.h.block_size));
+        let mut pieces = std::collections::VecDeque::new();
         // `left` data bytes of the chunk still to place.
         let mut left = data_len;
         loop {
-            let real = used.saturating_sub(CHDR + 4);
-            let (split, over) = if real + left <= budget {
-                used += left + CHDR;
-                (left, None)
-            } else if real >= budget * 7 / 8 && left + CHDR <= budget {
-                parts.push(crc32fast::Hasher::new());
-                used = left + CHDR + HDR + CHDR;
-                (left, None)
+            let real = self.used.saturating_sub(CHDR + 4);
+            if real + left <= budget {
+                self.used += left + CHDR;
+                pieces.push_back((left, false, false));
+                break;
+            }
+            if real >= budget * 7 / 8 && left + CHDR <= budget {
+                self.used = left + CHDR + HDR + CHDR;
+                pieces.push_back((left, true, false));
+                break;
+            }
+            let over = real >= budget * 7 / 8;
+            let room = if over { budget } else { budget - real };
+            let split = bs * (room / bs);
+            if split == 0 || kind != CHUNK_RAW {
+                return Err(SparseError::invalid(
+                    self.at,
+                    "chunk cannot be cut into fastboot downloads",
+                ));
+            }
+            if over {
+                self.used = split + CHDR;
             } else {
-                let over = real >= budget * 7 / 8;
-                let room = if over { budget } else { budget - real };
-                let split = bs * (room / bs);
-                if split == 0 || kind != CHUNK_RAW {
-                    return Err(SparseError::invalid(
-                        at,
-                        "chunk cannot be cut into fastboot downloads",
-                    ));
-                }
-                (split, Some(over))
-            };
-            if over == Some(true) {
-                parts.push(crc32fast::Hasher::new());
-                used = split + CHDR;
+                self.used = CHDR + HDR;
             }
-            let crc = parts.last_mut().expect("one part at least");
-            match kind {
-                CHUNK_RAW => read_raw(r, crc, split, &mut buf, at)?,
-                CHUNK_FILL => {
-                    if let Some(p) = fill {
-                        fill_pattern(&mut buf, p);
-                        feed_repeated(crc, &buf, u64::from(blocks) * bs);
-                    }
-                }
-                _ => {}
-            }
+            pieces.push_back((split, over, !over));
             left -= split;
-            if over == Some(false) {
-                parts.push(crc32fast::Hasher::new());
-                used = CHDR + HDR;
-            }
             if left == 0 {
                 break;
             }
         }
-        if kind != CHUNK_CRC32 {
-            block += u64::from(blocks);
-        }
-        at += CHDR + data_len;
+        Ok(pieces)
     }
-    Ok(parts.into_iter().map(|c| c.finalize()).collect())
 }
 
 /// Reads `len` bytes of RAW chunk data (the chunk at `at`) into `crc`.
@@ -853,11 +1012,17 @@ pub struct PartSummary {
     pub chunks: u32,
 }
 
-/// Where the writer puts its files: it asks for file `index` (0, 1, …) when
-/// it starts one.
+/// Where the writer puts its files. Each file is written in order:
+/// `start`, its bytes after the file header through `write` (never to be
+/// changed afterwards), then `finish` with the file header, which belongs
+/// at the start of the file (its chunk count is only known at the end).
 pub trait PartSink {
-    /// Creates file number `index`.
-    fn create(&mut self, index: usize) -> io::Result<File>;
+    /// Starts file number `index` (0, 1, …).
+    fn start(&mut self, index: usize) -> io::Result<()>;
+    /// Appends bytes of the current file (after its header).
+    fn write(&mut self, body: &[u8]) -> io::Result<()>;
+    /// Ends the current file; `header` is its first bytes.
+    fn finish(&mut self, header: &[u8; FILE_HEADER_SIZE]) -> io::Result<()>;
 }
 
 /// Writes the image of `size` bytes made of `regions` (sorted, block-aligned,
@@ -1000,8 +1165,8 @@ struct ChunkWriter<'s> {
     total_blocks: u32,
     split: Option<u64>,
     parts: Vec<PartSummary>,
-    file: Option<File>,
-    /// Bytes of the current part already written to its file.
+    /// Bytes of the current part already handed to the sink (its header
+    /// counted, although the sink gets it last).
     flushed: u64,
     out: Vec<u8>,
     chunks: u32,
@@ -1022,7 +1187,6 @@ impl<'s> ChunkWriter<'s> {
             total_blocks,
             split: opts.split,
             parts: Vec::new(),
-            file: None,
             flushed: 0,
             out: Vec::with_capacity(BATCH + 4096),
             chunks: 0,
@@ -1039,10 +1203,9 @@ impl<'s> ChunkWriter<'s> {
 
     /// Starts a part whose first chunk will be at output block `block`.
     fn open_part(&mut self, block: u64) -> io::Result<()> {
-        self.file = Some(self.sink.create(self.parts.len())?);
-        self.flushed = 0;
+        self.sink.start(self.parts.len())?;
+        self.flushed = FILE_HEADER_SIZE as u64;
         self.out.clear();
-        self.out.extend_from_slice(&[0u8; FILE_HEADER_SIZE]);
         self.chunks = 0;
         self.cursor = 0;
         self.dont_care_to(block);
@@ -1073,32 +1236,29 @@ impl<'s> ChunkWriter<'s> {
         }
     }
 
+    /// Hands the buffered bytes to the sink. A RAW chunk being extended
+    /// ends here (its header is in the buffer, and nothing handed over
+    /// changes again): the next block starts a new one.
     fn flush_out(&mut self) -> io::Result<()> {
+        if matches!(self.pending, Pending::Raw { .. }) {
+            self.end_pending()?;
+        }
         if !self.out.is_empty() {
-            let f = self
-                .file
-                .as_mut()
-                .ok_or_else(|| io::Error::other("no open part"))?;
-            f.write_all(&self.out)?;
+            self.sink.write(&self.out)?;
             self.flushed += self.out.len() as u64;
             self.out.clear();
         }
         Ok(())
     }
 
-    /// Overwrites bytes at absolute offset `at` of the current part.
+    /// Overwrites bytes at absolute offset `at` of the current part, which
+    /// must still be in the buffer.
     fn patch(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
-        if at >= self.flushed {
-            let o = (at - self.flushed) as usize;
-            self.out[o..o + bytes.len()].copy_from_slice(bytes);
-            Ok(())
-        } else {
-            let f = self
-                .file
-                .as_ref()
-                .ok_or_else(|| io::Error::other("no open part"))?;
-            f.write_all_at(bytes, at)
-        }
+        let o = at.checked_sub(self.flushed).ok_or_else(|| {
+            io::Error::other(format!("sparse writer: offset {at} already written"))
+        })? as usize;
+        self.out[o..o + bytes.len()].copy_from_slice(bytes);
+        Ok(())
     }
 
     fn end_pending(&mut self) -> io::Result<()> {
@@ -1151,13 +1311,8 @@ impl<'s> ChunkWriter<'s> {
             total_chunks: self.chunks,
             image_checksum: 0,
         };
-        self.patch(0, &h.to_bytes())?;
         self.flush_out()?;
-        let mut f = self
-            .file
-            .take()
-            .ok_or_else(|| io::Error::other("no open part"))?;
-        f.flush()?;
+        self.sink.finish(&h.to_bytes())?;
         self.parts.push(PartSummary {
             size: self.flushed,
             chunks: self.chunks,
@@ -1305,6 +1460,8 @@ pub fn write_raw(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
 
     fn chunk(kind: u16, blocks: u32, data: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
@@ -1366,6 +1523,26 @@ mod tests {
                 crc(&[&tail[2 * bs..]]),
             ]
         );
+        // Fed as it is written (header unknown, bytes in odd slices), the
+        // same parts; a file cut inside a chunk is an error.
+        let max = 56 + 4 * bs as u64 + 100;
+        for step in [1usize, 7, 4096, 1 << 20] {
+            let open = Header {
+                total_chunks: u32::MAX,
+                ..h
+            };
+            let mut push = DownloadCrcs::new(&open, max).unwrap();
+            for piece in img[28..].chunks(step) {
+                push.update(piece).unwrap();
+            }
+            assert_eq!(push.finish().unwrap(), parts, "slices of {step}");
+        }
+        let cut = &img[..img.len() - 5];
+        let err = download_part_crcs(&mut &cut[..], max).unwrap_err();
+        assert!(
+            err.to_string().contains("inside the data of chunk 5 of 5"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1387,11 +1564,21 @@ mod tests {
 
     struct MemSink(Vec<tempfile::NamedTempFile>);
     impl PartSink for MemSink {
-        fn create(&mut self, _: usize) -> io::Result<File> {
-            let f = tempfile::NamedTempFile::new()?;
-            let h = f.reopen()?;
+        fn start(&mut self, _: usize) -> io::Result<()> {
+            let mut f = tempfile::NamedTempFile::new()?;
+            f.write_all(&[0; FILE_HEADER_SIZE])?;
             self.0.push(f);
-            Ok(h)
+            Ok(())
+        }
+        fn write(&mut self, body: &[u8]) -> io::Result<()> {
+            self.0.last_mut().expect("started").write_all(body)
+        }
+        fn finish(&mut self, header: &[u8; FILE_HEADER_SIZE]) -> io::Result<()> {
+            self.0
+                .last()
+                .expect("started")
+                .as_file()
+                .write_all_at(header, 0)
         }
     }
 
