@@ -11,6 +11,7 @@ pub mod sdat;
 pub mod source;
 pub mod sparse;
 pub mod verity;
+pub mod zip_write;
 
 /// Whether `name` is usable as a partition and file name: 1-64 characters of
 /// `[A-Za-z0-9_.-]`, not `.` or `..`. Payload and LP metadata name partitions

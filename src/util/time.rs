@@ -42,6 +42,15 @@ pub fn zip_time(secs: i64) -> zip::DateTime {
         .unwrap_or_default()
 }
 
+/// The MS-DOS (time, date) fields a zip entry carries for `secs` since the
+/// epoch (UTC), clamped as [`zip_time`] does; seconds are halved.
+pub fn dos_time(secs: i64) -> (u16, u16) {
+    let (y, m, d, h, mi, s) = utc_parts(secs.clamp(ZIP_EPOCH, ZIP_LATEST));
+    let time = (h << 11) | (mi << 5) | (s / 2);
+    let date = (((y - 1980) as u32) << 9) | (m << 5) | d;
+    (time as u16, date as u16)
+}
+
 /// `SOURCE_DATE_EPOCH` is set but is not a whole number of seconds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("SOURCE_DATE_EPOCH={0:?} is not a number of seconds since 1970-01-01")]
@@ -90,6 +99,14 @@ mod tests {
         assert_eq!((late.year(), late.month(), late.day()), (2107, 12, 31));
         let mid = zip_time(1_709_210_096);
         assert_eq!((mid.year(), mid.hour(), mid.minute()), (2024, 12, 34));
+    }
+
+    #[test]
+    fn dos_time_is_the_zip_crates() {
+        for t in [0, 1_709_210_096, 1_705_300_800, i64::MAX / 4] {
+            let z = zip_time(t);
+            assert_eq!(dos_time(t), (z.timepart(), z.datepart()), "{t}");
+        }
     }
 
     #[test]
