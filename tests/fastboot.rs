@@ -1077,3 +1077,57 @@ fn partitions_hash_in_place_as_they_unpack() {
         "{msg}"
     );
 }
+
+/// Python's zipfile (independently of romkit) reads the zips romkit writes
+/// as they stream: every entry's CRC-32 checks, stored images have their
+/// data 4096-aligned, and an entry begun as large carries its sizes in a
+/// Zip64 extra field.
+#[test]
+fn python_reads_streamed_zips() {
+    let Some(py) = python_with(&["zipfile"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("fb.zip");
+    romkit()
+        .args(["fastboot", "--style", "xiaomi-eu", "--split", "1M", "-o"])
+        .arg(&pkg)
+        .arg(sample())
+        .assert()
+        .success();
+    // A zip of one large entry with a reserved head.
+    let large = dir.path().join("large.zip");
+    let f = std::fs::File::create(&large).unwrap();
+    let mut z = romkit::format::zip_write::ZipOut::new(&f, 1_705_300_800);
+    z.begin("images/x.img", 0o644, 4096, true, 4).unwrap();
+    z.write(&vec![7u8; 100_000]).unwrap();
+    z.end(b"HEAD").unwrap();
+    z.file("notes.txt", 0o644, b"notes notes notes", true)
+        .unwrap();
+    z.finish().unwrap();
+    let code = r#"
+import struct, sys, zipfile
+for path in sys.argv[1:]:
+    raw = open(path, 'rb').read()
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None, path
+        n = 0
+        for i in z.infolist():
+            if i.filename.startswith('images/') and not i.is_dir():
+                name_len, extra_len = struct.unpack('<HH', raw[i.header_offset + 26:i.header_offset + 30])
+                at = i.header_offset + 30 + name_len + extra_len
+                assert at % 4096 == 0, (path, i.filename, at)
+                assert i.compress_type == zipfile.ZIP_STORED
+                n += 1
+        assert n >= 2 or path.endswith('large.zip'), (path, n)
+    if path.endswith('large.zip'):
+        with zipfile.ZipFile(path) as z:
+            data = z.read('images/x.img')
+            assert data == b'HEAD' + b'\x07' * 100000
+            local = z.getinfo('images/x.img').header_offset
+            assert struct.unpack('<I', raw[local + 22:local + 26])[0] == 0xffffffff
+print('ok')
+"#;
+    let out = run_ok(Command::new(&py).args(["-c", code]).arg(&pkg).arg(&large));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
+}

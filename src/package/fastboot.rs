@@ -7,25 +7,32 @@
 //! scripts, each first checks `fastboot getvar product` against the device
 //! codename and flashes nothing on a mismatch.
 //!
-//! The package is assembled in a temporary folder beside the destination and
-//! then renamed (folder output) or archived into a zip (images stored, so
-//! that they can be read in place) or a `.tgz`, written atomically. Entry
-//! order, names, modes and times are fixed, so equal inputs give equal bytes.
+//! A zip is written as its files are made ([`super::fastboot_out`]): images
+//! stored with their data 4096-aligned, so that they can be read in place,
+//! super's parts streamed from the partition images into their entries,
+//! then the files carried over, the CRC lists (their CRCs taken while the
+//! images were written), `md5sum.xml`, the README and the scripts, under a
+//! temporary name until complete. A folder or `.tgz` is assembled in a
+//! temporary folder beside the destination and then renamed or archived.
+//! Entry order, names, modes and times are fixed, so equal inputs give
+//! equal bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::fastboot_out::{Digest, PackageOut, may_be_large, mode_of};
 use super::flash_script::{self, Script, Step};
 use crate::error::{Error, Result};
 use crate::format::crclist::{self, Entry};
 use crate::format::image::ImageMap;
 use crate::format::lp::{self, SuperSpec};
+use crate::format::source::FileSlice;
 use crate::format::sparse;
-use crate::util::time::{ZIP_EPOCH, zip_time};
+use crate::util::time::ZIP_EPOCH;
 
 /// Container of the written package.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -148,7 +155,9 @@ fn script_names(style: Style) -> Vec<(&'static str, bool)> {
     }
 }
 
-/// Writes the fastboot package `spec` at `dest` in `format`.
+/// Writes the fastboot package `spec` at `dest` in `format`. A zip is
+/// written as its files are made; a folder or `.tgz` is staged beside
+/// `dest` first.
 pub fn write_package(
     spec: &FastbootSpec<'_>,
     dest: &Path,
@@ -164,37 +173,99 @@ pub fn write_package(
         )));
     }
     crate::output::check_overwrite(dest, force)?;
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let stage = crate::output::temp_dir_in(parent, ".romkit-fastboot-")?;
-    let root = stage.path().join("pkg");
-    let images_dir = root.join("images");
-    std::fs::create_dir_all(&images_dir).map_err(|e| Error::io(&images_dir, e))?;
-    let split = match spec.style {
-        Style::XiaomiEu => Some(spec.split.unwrap_or(EU_SPLIT)),
-        Style::Official => spec.split,
-    };
-    let mut files: BTreeSet<String> = BTreeSet::new();
-    let mut flash: Vec<(String, String)> = Vec::new();
     let mut names: Vec<&(String, PathBuf)> = spec.images.iter().collect();
     names.sort_by_key(|(n, _)| (n.starts_with("vbmeta"), n.clone()));
-    for (name, src) in &names {
+    for (name, _) in &names {
         if !crate::format::payload::is_safe_partition_name(name) || name == "super" {
             return Err(Error::Usage(format!(
                 "image name {name:?} is not usable here"
             )));
         }
-        let rel = format!("images/{name}.img");
-        let to = root.join(&rel);
-        if spec.sparse.contains(name) {
-            super::sparse_out::sparse_raw_file(src, &to, &sparse::SparseOptions::default(), true)?;
-        } else if std::fs::hard_link(src, &to).is_err() {
-            std::fs::copy(src, &to).map_err(|e| Error::io(src, e))?;
+    }
+    for (rel, src) in &spec.extra {
+        if !crate::rom::images::safe_path(rel) || rel.ends_with('/') {
+            return Err(Error::invalid(
+                src,
+                format!("{rel:?} is no path in a package"),
+            ));
         }
-        files.insert(rel.clone());
+    }
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let (zip_file, stage) = match format {
+        PackageFormat::Zip => (Some(crate::output::AtomicFile::create(dest, force)?), None),
+        _ => (
+            None,
+            Some(crate::output::temp_dir_in(parent, ".romkit-fastboot-")?),
+        ),
+    };
+    let mut out = match (&zip_file, &stage) {
+        (Some(f), _) => PackageOut::zip(f.file(), f.tmp_path(), spec.mtime)?,
+        (None, Some(stage)) => PackageOut::dir(stage.path().join("pkg"))?,
+        (None, None) => unreachable!("a zip or a staging folder"),
+    };
+    let written = fill(spec, &names, &mut out, dest)?;
+    let all = out.files.clone();
+    out.finish()?;
+    match (zip_file, stage) {
+        (Some(f), _) => {
+            f.commit()?;
+        }
+        (None, Some(stage)) => {
+            let root = stage.path().join("pkg");
+            if format == PackageFormat::Tgz {
+                write_tgz(&root, &all, dest, spec.mtime, force)?;
+            } else {
+                if force && std::fs::symlink_metadata(dest).is_ok() {
+                    std::fs::remove_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+                }
+                std::fs::rename(&root, dest).map_err(|e| Error::io(dest, e))?;
+            }
+        }
+        (None, None) => unreachable!("a zip or a staging folder"),
+    }
+    Ok(FastbootSummary {
+        path: dest.to_path_buf(),
+        files: all,
+        ..written
+    })
+}
+
+/// Writes every file of the package into `out`: the images, super, the
+/// files carried over, the CRC lists, `md5sum.xml`, the README and the
+/// scripts. `names` are the images in flashing order.
+fn fill(
+    spec: &FastbootSpec<'_>,
+    names: &[&(String, PathBuf)],
+    out: &mut PackageOut<'_>,
+    dest: &Path,
+) -> Result<FastbootSummary> {
+    let split = match spec.style {
+        Style::XiaomiEu => Some(spec.split.unwrap_or(EU_SPLIT)),
+        Style::Official => spec.split,
+    };
+    let mut flash: Vec<(String, String)> = Vec::new();
+    for (name, src) in names {
+        let rel = format!("images/{name}.img");
+        if spec.sparse.contains(name) {
+            let slice = FileSlice::open(src).map_err(|e| Error::io(src, e))?;
+            let len = slice.len();
+            let blocks = u32::try_from(len.div_ceil(4096))
+                .map_err(|_| Error::invalid(src, format!("{len} bytes are too many blocks")))?;
+            let opts = sparse::SparseOptions::default();
+            out.sparse(
+                &rel,
+                false,
+                may_be_large(len, None),
+                (4096, blocks),
+                |sink| sparse::write_raw(&slice, len, &opts, sink),
+            )?;
+        } else {
+            out.copy(&rel, src)?;
+        }
         flash.push((name.clone(), rel));
     }
     let mut super_files = Vec::new();
@@ -206,46 +277,52 @@ pub fn write_package(
             block_size: 4096,
             split,
         };
-        let written = super::super_image::write_super(
-            &m,
-            &spec.logical,
-            &images_dir.join("super.img"),
-            Some(&opts),
-            true,
-        )?;
-        for (i, _) in written.iter().enumerate() {
-            super_files.push(if split.is_some() {
-                format!("images/super.img.{i}")
-            } else {
-                "images/super.img".to_string()
-            });
-        }
-        files.extend(super_files.iter().cloned());
+        let plan = lp::SuperPlan::new(&m, &spec.logical).map_err(|e| Error::layout(dest, e))?;
+        let blocks = u32::try_from(plan.device_size.div_ceil(4096)).map_err(|_| {
+            lp_err(
+                dest,
+                format!("a super of {} bytes has too many blocks", plan.device_size),
+            )
+        })?;
+        let large = may_be_large(plan.device_size, split);
+        let mut failed = None;
+        super_files = out
+            .sparse(
+                "images/super.img",
+                split.is_some(),
+                large,
+                (4096, blocks),
+                |sink| {
+                    plan.write_sparse(&opts, sink).map_err(|e| {
+                        let msg = e.to_string();
+                        failed = Some(e);
+                        io::Error::other(msg)
+                    })
+                },
+            )
+            .map_err(|e| match failed.take() {
+                Some(l) => Error::layout(dest, l),
+                None => e,
+            })?;
     }
-    for (rel, src) in &spec.extra {
-        if !crate::rom::images::safe_path(rel) || rel.ends_with('/') {
-            return Err(Error::invalid(
-                src,
-                format!("{rel:?} is no path in a package"),
-            ));
-        }
-        let to = root.join(rel);
-        if let Some(dir) = to.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        std::fs::copy(src, &to).map_err(|e| Error::io(src, e))?;
-        files.insert(rel.clone());
+    let mut extra: Vec<&(String, PathBuf)> = spec.extra.iter().collect();
+    extra.sort_by(|a, b| a.0.cmp(&b.0));
+    for (rel, src) in extra {
+        out.copy(rel, src)?;
     }
     let mut notes = spec.notes.clone();
-    let anti_path = root.join("images/anti_version.txt");
-    let anti_version = std::fs::read_to_string(&anti_path)
-        .ok()
+    let anti_version = spec
+        .extra
+        .iter()
+        .find(|(rel, _)| rel == "images/anti_version.txt")
+        .and_then(|(_, src)| std::fs::read_to_string(src).ok())
         .map(|s| s.trim().to_string());
 
+    let has = |f: &str| out.digests.contains_key(f);
     let (official_sequence, first, update) = match &spec.official {
         Some((first, update)) => {
             let mut fix =
-                |steps: &[Step]| follow_official(spec, steps, &root, &super_files, &mut notes);
+                |steps: &[Step]| follow_official(spec, steps, &has, &super_files, &mut notes);
             (true, fix(first), fix(update))
         }
         None => (
@@ -256,36 +333,23 @@ pub fn write_package(
     };
 
     // The CRC lists cover every file the first install flashes.
-    let (plain, sparse_list) = crc_entries(&root, &first, &super_files)?;
+    let (plain, sparse_list) = crc_entries(&out.digests, &first, &super_files)?;
     let crc_listed = plain.len() + sparse_list.len();
-    for (rel, text) in [
-        ("images/crclist.txt", crclist::render_crclist(&plain)),
-        (
-            "images/sparsecrclist.txt",
-            crclist::render_sparse(&sparse_list),
-        ),
-    ] {
-        let p = root.join(rel);
-        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-        files.insert(rel.to_string());
-    }
+    out.text("images/crclist.txt", &crclist::render_crclist(&plain))?;
+    out.text(
+        "images/sparsecrclist.txt",
+        &crclist::render_sparse(&sparse_list),
+    )?;
     if let Some(text) = &spec.md5sum {
-        let rel = "md5sum.xml";
-        let p = root.join(rel);
-        match rewrite_md5sum(text, &root, &files)? {
-            Ok(text) => {
-                std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-                files.insert(rel.to_string());
-            }
+        match rewrite_md5sum(text, out)? {
+            Ok(text) => out.text("md5sum.xml", &text)?,
             Err(why) => notes.push(format!(
                 "the input's md5sum.xml is left out rather than carried with stale digests: {why}"
             )),
         }
     }
     if spec.style == Style::XiaomiEu {
-        let p = root.join("README.txt");
-        std::fs::write(&p, readme(spec, anti_version.as_deref())).map_err(|e| Error::io(&p, e))?;
-        files.insert("README.txt".into());
+        out.text("README.txt", &readme(spec, anti_version.as_deref()))?;
     }
     let mut scripts = Vec::new();
     for (name, wipe) in script_names(spec.style) {
@@ -304,9 +368,7 @@ pub fn write_package(
         } else {
             flash_script::bat(&script)
         };
-        let p = root.join(name);
-        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-        files.insert(name.to_string());
+        out.text(name, &text)?;
         scripts.push(name.to_string());
     }
     if anti_version.is_none() {
@@ -320,21 +382,10 @@ pub fn write_package(
             "{d} left out: relocking the bootloader on a modified build leaves the phone unbootable"
         ));
     }
-    let all: Vec<String> = files.into_iter().collect();
-    match format {
-        PackageFormat::Dir => {
-            if force && std::fs::symlink_metadata(dest).is_ok() {
-                std::fs::remove_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-            }
-            std::fs::rename(&root, dest).map_err(|e| Error::io(dest, e))?;
-        }
-        PackageFormat::Zip => write_zip(&root, &all, dest, spec.mtime, force)?,
-        PackageFormat::Tgz => write_tgz(&root, &all, dest, spec.mtime, force)?,
-    }
     Ok(FastbootSummary {
         path: dest.to_path_buf(),
         style: spec.style,
-        files: all,
+        files: Vec::new(),
         super_parts: super_files.len(),
         scripts,
         official_sequence,
@@ -411,7 +462,7 @@ fn generated_steps(
 fn follow_official(
     spec: &FastbootSpec<'_>,
     steps: &[Step],
-    root: &Path,
+    has: &dyn Fn(&str) -> bool,
     super_files: &[String],
     notes: &mut Vec<String>,
 ) -> Vec<Step> {
@@ -436,7 +487,7 @@ fn follow_official(
                 }
             }
             Step::Flash { target, file, .. } => {
-                if !root.join(file).is_file() {
+                if !has(file) {
                     notes.push(format!(
                         "the input's scripts flash {file} to {target}, which the package does not have: left out"
                     ));
@@ -457,9 +508,10 @@ fn follow_official(
 /// The CRC list entries of the files `steps` flash: sparse files (and the
 /// parts of super, one list over all of them in flashing order) in
 /// `sparsecrclist.txt`, the others in `crclist.txt`, under the partition
-/// name without its slot suffix.
+/// name without its slot suffix. `digests` are those taken as the package's
+/// files were written.
 fn crc_entries(
-    root: &Path,
+    digests: &BTreeMap<String, Digest>,
     steps: &[Step],
     super_files: &[String],
 ) -> Result<(Vec<Entry>, Vec<Entry>)> {
@@ -482,24 +534,17 @@ fn crc_entries(
         let mut crcs = Vec::new();
         let mut is_sparse = false;
         for f in files {
-            let p = root.join(f);
-            let mut r = io::BufReader::with_capacity(
-                1 << 20,
-                File::open(&p).map_err(|e| Error::io(&p, e))?,
-            );
-            let mut magic = [0u8; 4];
-            let n = r.read(&mut magic).map_err(|e| Error::io(&p, e))?;
-            let chained = &mut io::Cursor::new(magic[..n].to_vec()).chain(r);
-            if sparse::Header::is_sparse(&magic[..n]) {
-                is_sparse = true;
-                crcs.extend(
-                    sparse::download_part_crcs(chained, sparse::XIAOMI_MAX_DOWNLOAD)
-                        .map_err(|e| e.into_error(&p))?,
-                );
-            } else {
-                let mut h = crc32fast::Hasher::new();
-                each_block(chained, &p, |b| h.update(b))?;
-                crcs.push(h.finalize());
+            let d = digests.get(f).ok_or_else(|| {
+                Error::Usage(format!(
+                    "the scripts flash {f}, which the package does not have"
+                ))
+            })?;
+            match &d.sparse {
+                Some(parts) => {
+                    is_sparse = true;
+                    crcs.extend_from_slice(parts);
+                }
+                None => crcs.push(d.crc32),
             }
         }
         let e = Entry {
@@ -516,29 +561,26 @@ fn crc_entries(
 }
 
 /// The input's `md5sum.xml` ([`crate::format::md5sum`]) for the package
-/// in `root`: the digest of every file of `images/` recomputed, those of
+/// `out` holds: the digest of every file of `images/` recomputed, those of
 /// files the package no longer has removed, the files it did not list
 /// added; `Err` with the reason when it is not in the known form.
-fn rewrite_md5sum(
-    text: &str,
-    root: &Path,
-    files: &BTreeSet<String>,
-) -> Result<std::result::Result<String, String>> {
+fn rewrite_md5sum(text: &str, out: &PackageOut<'_>) -> Result<std::result::Result<String, String>> {
     use crate::format::md5sum;
     let digests = match md5sum::parse(text) {
         Ok(d) => d,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let images: Vec<&str> = files
+    let images: Vec<String> = out
+        .files
         .iter()
-        .filter_map(|f| f.strip_prefix("images/"))
-        .filter(|f| !f.contains('/'))
+        .filter(|f| f.strip_prefix("images/").is_some_and(|n| !n.contains('/')))
+        .cloned()
         .collect();
-    use rayon::prelude::*;
-    let fresh: BTreeMap<String, String> = images
-        .par_iter()
-        .map(|name| Ok((name.to_string(), md5_of(&root.join("images").join(name))?)))
-        .collect::<Result<_>>()?;
+    let fresh: BTreeMap<String, String> = out
+        .md5s(&images)?
+        .into_iter()
+        .map(|(rel, h)| (rel["images/".len()..].to_string(), h))
+        .collect();
     let added: Vec<(String, String)> = fresh
         .iter()
         .filter(|(n, _)| !digests.iter().any(|d| &d.name == *n))
@@ -550,27 +592,6 @@ fn rewrite_md5sum(
         |name| fresh.get(name).cloned(),
         &added,
     )))
-}
-
-/// The MD5 of the file `p`, in lowercase hex.
-fn md5_of(p: &Path) -> Result<String> {
-    use md5::Digest;
-    let mut r = File::open(p).map_err(|e| Error::io(p, e))?;
-    let mut h = md5::Md5::new();
-    each_block(&mut r, p, |b| h.update(b))?;
-    Ok(crate::util::hex(&h.finalize()))
-}
-
-/// Feeds everything `r` (the file `path`) holds to `f`, a block at a time.
-fn each_block(r: &mut dyn Read, path: &Path, mut f: impl FnMut(&[u8])) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let k = r.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if k == 0 {
-            return Ok(());
-        }
-        f(&buf[..k]);
-    }
 }
 
 fn readme(spec: &FastbootSpec<'_>, anti: Option<&str>) -> String {
@@ -594,46 +615,6 @@ fn readme(spec: &FastbootSpec<'_>, anti: Option<&str>) -> String {
          Do not relock the bootloader with this build: a modified system does not boot on a locked bootloader.\n",
     );
     s
-}
-
-fn mode_of(rel: &str) -> u32 {
-    if rel.ends_with(".sh") { 0o755 } else { 0o644 }
-}
-
-fn write_zip(root: &Path, files: &[String], dest: &Path, mtime: i64, force: bool) -> Result<()> {
-    use zip::write::SimpleFileOptions;
-    let mut out = crate::output::AtomicFile::create(dest, force)?;
-    let tmp = out.tmp_path().to_path_buf();
-    let zerr = |e: zip::result::ZipError| match e {
-        zip::result::ZipError::Io(io) => Error::io(&tmp, io),
-        other => Error::io(&tmp, io::Error::other(other)),
-    };
-    {
-        let w = io::BufWriter::with_capacity(1 << 20, out.file_mut());
-        let mut zw = zip::ZipWriter::new(w);
-        let base = SimpleFileOptions::default().last_modified_time(zip_time(mtime));
-        zw.add_directory("images/", base.unix_permissions(0o755))
-            .map_err(zerr)?;
-        for rel in files {
-            let p = root.join(rel);
-            let len = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
-            let opts = if rel.starts_with("images/") {
-                base.compression_method(zip::CompressionMethod::Stored)
-                    .with_android_alignment(4096)
-                    .large_file(len >= u32::MAX as u64)
-            } else {
-                base.compression_method(zip::CompressionMethod::Deflated)
-            };
-            zw.start_file(rel.as_str(), opts.unix_permissions(mode_of(rel)))
-                .map_err(zerr)?;
-            let mut f = File::open(&p).map_err(|e| Error::io(&p, e))?;
-            io::copy(&mut f, &mut zw).map_err(|e| Error::io(&tmp, e))?;
-        }
-        let mut w = zw.finish().map_err(zerr)?;
-        w.flush().map_err(|e| Error::io(&tmp, e))?;
-    }
-    out.commit()?;
-    Ok(())
 }
 
 fn write_tgz(root: &Path, files: &[String], dest: &Path, mtime: i64, force: bool) -> Result<()> {

@@ -17,6 +17,7 @@
 //! `rom/` only reads.
 
 pub mod fastboot;
+mod fastboot_out;
 pub mod flash_script;
 pub mod images;
 pub mod ota;
