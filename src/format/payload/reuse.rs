@@ -32,7 +32,7 @@ use super::blobs::Blobs;
 use super::proto::{Extent, InstallOperation, OpType, PartitionInfo, PartitionUpdate};
 use super::writer::{
     Chunk, ImageInput, PayloadOptions, PayloadWriteError, append_chunk, check_copyable,
-    compress_xz, hash_file, read_chunk,
+    compress_xz, hash_file, read_chunk, replace_op,
 };
 use super::{Operation, Payload};
 
@@ -335,7 +335,8 @@ fn zero_op<'a>(mut proto: InstallOperation) -> Prepared<'a> {
 }
 
 /// `proto` (whose extents are `ranges`) encoded from the edited image:
-/// REPLACE_XZ, or REPLACE when xz does not make it smaller.
+/// REPLACE_XZ, or REPLACE when xz does not make it smaller
+/// ([`replace_op`]).
 fn encode<'a>(
     mut proto: InstallOperation,
     ranges: &[Range<u64>],
@@ -349,12 +350,8 @@ fn encode<'a>(
         raw.resize(at + (r.end - r.start) as usize, 0);
         image.read_exact_at(&mut raw[at..], r.start)?;
     }
-    let xz = compress_xz(&raw, opts.xz_level, raw.len() as u32)?;
-    let (kind, blob) = if xz.len() < raw.len() {
-        (OpType::ReplaceXz, xz)
-    } else {
-        (OpType::Replace, raw)
-    };
+    let dict = raw.len() as u32;
+    let (kind, blob) = replace_op(raw, opts.xz_level, dict)?;
     proto.r#type = Some(kind.to_wire());
     clear_data(&mut proto);
     Ok(Prepared {

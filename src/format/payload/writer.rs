@@ -343,6 +343,38 @@ pub(super) struct Chunk {
     num_blocks: u64,
 }
 
+/// Bytes of each sample [`looks_incompressible`] encodes.
+const SAMPLE: usize = 32 << 10;
+
+/// Whether xz at `level` cannot shrink `raw`, judged from three samples
+/// (its start, middle and end) that it does not shrink at all: so that
+/// incompressible data (APKs, already compressed files) is not encoded
+/// whole for nothing. Data under 16 samples is never judged so.
+fn looks_incompressible(raw: &[u8], level: u32) -> bool {
+    if raw.len() < 16 * SAMPLE {
+        return false;
+    }
+    let mid = raw.len() / 2 - SAMPLE / 2;
+    [0, mid, raw.len() - SAMPLE].into_iter().all(|at| {
+        compress_xz(&raw[at..at + SAMPLE], level, SAMPLE as u32).is_ok_and(|x| x.len() >= SAMPLE)
+    })
+}
+
+/// The full operation for `raw`, as update_engine's generator chooses:
+/// REPLACE_XZ (at `level`, dictionary `dict`) when xz makes it smaller,
+/// else REPLACE. Data that [`looks_incompressible`] is not encoded whole.
+pub(super) fn replace_op(raw: Vec<u8>, level: u32, dict: u32) -> io::Result<(OpType, Vec<u8>)> {
+    if looks_incompressible(&raw, level) {
+        return Ok((OpType::Replace, raw));
+    }
+    let xz = compress_xz(&raw, level, dict)?;
+    Ok(if xz.len() < raw.len() {
+        (OpType::ReplaceXz, xz)
+    } else {
+        (OpType::Replace, raw)
+    })
+}
+
 pub(super) fn compress_xz(raw: &[u8], level: u32, dict: u32) -> io::Result<Vec<u8>> {
     let mut opts = liblzma::stream::LzmaOptions::new_preset(level).map_err(io::Error::other)?;
     // A dictionary larger than the chunk buys nothing and costs decoder memory.
@@ -538,12 +570,7 @@ pub(super) fn read_chunk(
             num_blocks,
         });
     }
-    let xz = compress_xz(&raw, opts.xz_level, len as u32)?;
-    let (kind, data) = if xz.len() < raw.len() {
-        (OpType::ReplaceXz, xz)
-    } else {
-        (OpType::Replace, raw)
-    };
+    let (kind, data) = replace_op(raw, opts.xz_level, len as u32)?;
     Ok(Chunk {
         kind,
         data,
@@ -698,4 +725,49 @@ pub(super) fn hash_file(file: &File, size: u64) -> io::Result<[u8; 32]> {
         at += n as u64;
     }
     Ok(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, mut x: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replace_op_skips_xz_only_for_incompressible_data() {
+        let text: Vec<u8> = b"ro.product.name=fuxi\n".repeat(50_000);
+        let (kind, blob) = replace_op(text.clone(), 1, 1 << 20).unwrap();
+        assert_eq!(kind, OpType::ReplaceXz);
+        let mut back = vec![0u8; text.len()];
+        crate::format::payload::decode::decode_into(kind, &blob, &mut back).unwrap();
+        assert_eq!(back, text);
+        for n in [100 << 10, 1 << 20] {
+            let raw = noise(n, 7);
+            assert!(looks_incompressible(&raw, 1) == (n >= 16 * SAMPLE), "{n}");
+            assert_eq!(
+                replace_op(raw.clone(), 1, n as u32).unwrap(),
+                (OpType::Replace, raw)
+            );
+        }
+        // The samples decide: noise where they fall, text between them.
+        let mut mixed = text[..1 << 20].to_vec();
+        let mid = mixed.len() / 2 - SAMPLE / 2;
+        for at in [0, mid, mixed.len() - SAMPLE] {
+            mixed[at..at + SAMPLE].copy_from_slice(&noise(SAMPLE, at as u64 + 1));
+        }
+        assert_eq!(replace_op(mixed, 1, 1 << 20).unwrap().0, OpType::Replace);
+        // One compressible sample is enough to encode it all.
+        let mut half = noise(1 << 20, 3);
+        half[mid..mid + SAMPLE].copy_from_slice(&text[..SAMPLE]);
+        assert_eq!(replace_op(half, 1, 1 << 20).unwrap().0, OpType::ReplaceXz);
+    }
 }
