@@ -3,5 +3,6 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    romkit::util::pages::limit_arenas();
     romkit::cli::main()
 }

@@ -49,6 +49,21 @@ pub fn trim_heap() {
     }
 }
 
+/// Caps glibc's malloc at two arenas. By default each thread that allocates
+/// may get an arena of its own (up to 8 per core), and freed buffers of a
+/// few MiB stay resident in each: on the build benchmark the peak resident
+/// set was 20–30 MiB higher, with no measurable gain in speed (the buffers
+/// that matter are pooled). Call once, before threads start. Does nothing on
+/// other C libraries.
+pub fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator settings; called before other
+    // threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
