@@ -18,6 +18,7 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use crate::format::verity::VerityError;
+use crate::util::read_up_to;
 
 pub mod footer;
 
@@ -356,20 +357,6 @@ pub fn disable_verification<F: Read + Write + Seek>(f: &mut F) -> Result<u32, Av
     f.write_all(&disabled(old).to_be_bytes())?;
     f.flush()?;
     Ok(old)
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

@@ -189,8 +189,25 @@ impl<'f> ZipOut<'f> {
         };
         let mut h = Vec::with_capacity(30 + c.name.len() + extra.len());
         h.extend_from_slice(&LOCAL.to_le_bytes());
-        h.extend_from_slice(&(if large { 45u16 } else { 20 }).to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
+        let needed = if large { 45 } else { 20 };
+        self.shared_fields(&mut h, needed, c, (comp32, size32), extra.len());
+        h.extend_from_slice(c.name.as_bytes());
+        h.extend_from_slice(&extra);
+        self.append(&h)
+    }
+
+    /// The fields local and central headers share, from the version needed
+    /// to extract to the extra field's length.
+    fn shared_fields(
+        &self,
+        h: &mut Vec<u8>,
+        needed: u16,
+        c: &Central,
+        (comp32, size32): (u32, u32),
+        extra: usize,
+    ) {
+        h.extend_from_slice(&needed.to_le_bytes());
+        h.extend_from_slice(&0u16.to_le_bytes()); // flags
         h.extend_from_slice(&c.method.to_le_bytes());
         h.extend_from_slice(&self.time.0.to_le_bytes());
         h.extend_from_slice(&self.time.1.to_le_bytes());
@@ -198,10 +215,7 @@ impl<'f> ZipOut<'f> {
         h.extend_from_slice(&comp32.to_le_bytes());
         h.extend_from_slice(&size32.to_le_bytes());
         h.extend_from_slice(&(c.name.len() as u16).to_le_bytes());
-        h.extend_from_slice(&(extra.len() as u16).to_le_bytes());
-        h.extend_from_slice(c.name.as_bytes());
-        h.extend_from_slice(&extra);
-        self.append(&h)
+        h.extend_from_slice(&(extra as u16).to_le_bytes());
     }
 
     /// Adds a folder entry (`name` ends with `/`).
@@ -423,16 +437,7 @@ impl<'f> ZipOut<'f> {
             let mut h = Vec::with_capacity(46 + c.name.len() + extra.len());
             h.extend_from_slice(&CENTRAL.to_le_bytes());
             h.extend_from_slice(&MADE_BY.to_le_bytes());
-            h.extend_from_slice(&needed.to_le_bytes());
-            h.extend_from_slice(&0u16.to_le_bytes());
-            h.extend_from_slice(&c.method.to_le_bytes());
-            h.extend_from_slice(&self.time.0.to_le_bytes());
-            h.extend_from_slice(&self.time.1.to_le_bytes());
-            h.extend_from_slice(&c.crc.to_le_bytes());
-            h.extend_from_slice(&comp32.to_le_bytes());
-            h.extend_from_slice(&size32.to_le_bytes());
-            h.extend_from_slice(&(c.name.len() as u16).to_le_bytes());
-            h.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+            self.shared_fields(&mut h, needed, c, (comp32, size32), extra.len());
             h.extend_from_slice(&0u16.to_le_bytes()); // comment
             h.extend_from_slice(&0u16.to_le_bytes()); // disk
             h.extend_from_slice(&0u16.to_le_bytes()); // internal attributes

@@ -337,7 +337,7 @@ fn digest_stream(
     let mut downloads: Option<DownloadCrcs> = None;
     let mut first = true;
     loop {
-        let n = read_full(&mut r, &mut buf).map_err(|e| Error::io(path, e))?;
+        let n = crate::util::read_up_to(&mut r, &mut buf).map_err(|e| Error::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -367,20 +367,6 @@ fn digest_stream(
         crc32: crc.finalize(),
         sparse,
     })
-}
-
-/// Fills `buf` from `r` unless it ends first; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Sparse parts written into zip entries.
