@@ -39,6 +39,21 @@ pub fn unhex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Reads until `buf` is full or the input ends (retrying interrupted
+/// reads); returns the bytes read.
+pub fn read_up_to<R: std::io::Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -55,19 +70,4 @@ mod tests {
         assert_eq!(super::unhex32(&"0".repeat(63)), None);
         assert_eq!(super::unhex32(&format!("{}g", "0".repeat(63))), None);
     }
-}
-
-/// Reads until `buf` is full or the input ends (retrying interrupted
-/// reads); returns the bytes read.
-pub fn read_up_to<R: std::io::Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
