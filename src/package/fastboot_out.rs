@@ -313,7 +313,7 @@ impl Read for FileRange<'_> {
 }
 
 /// Feeds everything `r` (read from `path`) holds to `f`, a block at a time.
-pub(super) fn each_block(mut r: impl Read, path: &Path, mut f: impl FnMut(&[u8])) -> Result<()> {
+fn each_block(mut r: impl Read, path: &Path, mut f: impl FnMut(&[u8])) -> Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let k = r.read(&mut buf).map_err(|e| Error::io(path, e))?;
