@@ -197,11 +197,24 @@ fn every_format_is_verified_complete_and_exactly_debloated() {
         }
     }
 
-    // Manifests beside every output.
+    // Manifests beside every output; a zip's records its size and SHA-256
+    // (taken while it was written) as the finished file has them.
     for out in [&images, &fastboot, &ota] {
         let mut m = out.as_os_str().to_owned();
         m.push(".manifest.json");
-        assert!(PathBuf::from(m).is_file(), "{}", out.display());
+        assert!(PathBuf::from(&m).is_file(), "{}", out.display());
+        if out.is_file() {
+            let v: serde_json::Value = serde_json::from_slice(&read(Path::new(&m))).unwrap();
+            let bytes = read(out);
+            let want = romkit::util::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            assert_eq!(
+                v["outputs"][0]["sha256"],
+                want.as_str(),
+                "{}",
+                out.display()
+            );
+            assert_eq!(v["outputs"][0]["size"], bytes.len() as u64);
+        }
     }
     let mut y = fastboot.as_os_str().to_owned();
     y.push(".manifest.yaml");

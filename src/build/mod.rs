@@ -307,10 +307,14 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
 
     // The input is hashed for the manifest while the package is written
-    // (which reads much of it too), on what cores the writing leaves.
+    // (which reads much of it too), on what cores the writing leaves: at a
+    // low priority, so that it never holds up the package's own threads.
     let input_hash = input.is_file().then(|| {
         let input = input.to_path_buf();
-        std::thread::spawn(move || crate::util::hash::sha256_file(&input))
+        std::thread::spawn(move || {
+            crate::util::run_in_background();
+            crate::util::hash::sha256_file(&input)
+        })
     });
     let t = Instant::now();
     let copy_payload = sel.copy_from.is_some();
@@ -346,7 +350,9 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
     times.verify_output = secs(t);
 
-    if let Err(e) = record::write_manifest(apps.manifest, &partitions, output, &dest, opts) {
+    let written = packaged.sha256.as_deref();
+    if let Err(e) = record::write_manifest(apps.manifest, &partitions, output, written, &dest, opts)
+    {
         check::remove_output(output, opts.format);
         let _ = std::fs::remove_file(&dest.manifest_json);
         return Err(e);

@@ -19,6 +19,8 @@ pub(super) struct Packaged {
     /// For an OTA, what became of the source payload's operations in each
     /// edited partition.
     pub ota_reuse: Vec<OtaReuse>,
+    /// The output file's SHA-256 (lower-case hex), when its writer took it.
+    pub sha256: Option<String>,
 }
 
 /// What became of the source payload's operations in one edited partition
@@ -47,6 +49,7 @@ pub(super) fn package(
 ) -> Result<Packaged> {
     match opts.format {
         OutputFormat::Fastboot => fastboot(source, work, output, opts).map(|f| Packaged {
+            sha256: f.sha256.clone(),
             fastboot: Some(f),
             ..Packaged::default()
         }),
@@ -75,14 +78,20 @@ pub(super) fn package(
                     _ => None,
                 })
                 .collect();
+            // The copied partitions' images were only read for their
+            // files: freed now, their pages serve the OTA being written.
+            for n in &copy {
+                let _ = std::fs::remove_file(work.join(format!("{n}.img")));
+            }
             let rom = &source.rom;
             crate::package::ota::from_rom(rom, work, &copy, &edited, output, opts.jobs, opts.force)
-                .map(|s| Packaged {
+                .map(|(s, sha256)| Packaged {
                     ota_reuse: s
                         .reused
                         .into_iter()
                         .map(|(partition, counts)| OtaReuse { partition, counts })
                         .collect(),
+                    sha256: Some(crate::util::hex(&sha256)),
                     ..Packaged::default()
                 })
         }

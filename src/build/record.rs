@@ -90,6 +90,7 @@ pub(super) fn write_manifest(
     mut manifest: Manifest,
     partitions: &[BuiltPartition],
     output: &Path,
+    output_sha256: Option<&str>,
     dest: &Destination,
     opts: &BuildOptions,
 ) -> Result<()> {
@@ -110,6 +111,12 @@ pub(super) fn write_manifest(
             let f = output.join(format!("{}.img", o.name));
             manifest.add_output(&f).map_err(|e| Error::io(&f, e))?;
         }
+    } else if let Some(sha256) = output_sha256 {
+        // Taken by the package writer as it wrote the file.
+        let size = std::fs::metadata(output)
+            .map_err(|e| Error::io(output, e))?
+            .len();
+        manifest.add_output_hashed(output, size, sha256.to_string());
     } else {
         manifest
             .add_output(output)

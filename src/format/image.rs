@@ -439,4 +439,24 @@ impl crate::format::source::ReadAt for ImageMap {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         ImageMap::read_at(self, buf, offset)
     }
+
+    fn release(&self, offset: u64, len: u64) {
+        let end = offset.saturating_add(len).min(self.size);
+        for s in &self.segs[self.first_seg(offset)..] {
+            if s.start >= end {
+                break;
+            }
+            if let SegData::File { src, off } = s.data {
+                let a = s.start.max(offset);
+                let b = (s.start + s.len).min(end);
+                if a < b {
+                    crate::format::source::ReadAt::release(
+                        &self.sources[src],
+                        off + (a - s.start),
+                        b - a,
+                    );
+                }
+            }
+        }
+    }
 }

@@ -4,6 +4,11 @@
 //! file. Reading it through positional reads (`pread`) lets every worker thread
 //! fetch its own operation's data with no shared cursor, no lock and no
 //! temporary copy of the payload.
+//!
+//! A slice opened with [`FileSlice::open_scratch`] is a scratch file that is
+//! read once: [`ReadAt::release`] frees the blocks behind what was read
+//! (punches a hole), so a package written from scratch images takes its pages
+//! from theirs instead of doubling the build's page-cache footprint.
 
 use std::fs::File;
 use std::io;
@@ -18,6 +23,8 @@ pub struct FileSlice {
     path: PathBuf,
     base: u64,
     len: u64,
+    /// Released ranges are freed (see [`FileSlice::open_scratch`]).
+    scratch: bool,
 }
 
 impl FileSlice {
@@ -29,6 +36,7 @@ impl FileSlice {
             path: path.into(),
             base,
             len,
+            scratch: false,
         }
     }
 
@@ -37,6 +45,50 @@ impl FileSlice {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         Ok(FileSlice::new(Arc::new(file), path, 0, len))
+    }
+
+    /// Opens a whole scratch file (one the caller made and nothing else
+    /// reads): what [`ReadAt::release`] is told will not be read again is
+    /// freed from it (its size stays). For a file system that cannot punch
+    /// holes, releasing does nothing.
+    pub fn open_scratch(path: &Path) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let len = file.metadata()?.len();
+        let mut s = FileSlice::new(Arc::new(file), path, 0, len);
+        s.scratch = true;
+        Ok(s)
+    }
+
+    /// Frees the whole 4 KiB pages of `[offset, offset + len)` (within the
+    /// window) of a scratch file.
+    fn punch(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        const PAGE: u64 = 4096;
+        let end = offset.saturating_add(len).min(self.len) + self.base;
+        let start = (self.base + offset.min(self.len)).next_multiple_of(PAGE);
+        let end = end / PAGE * PAGE;
+        if !self.scratch || end <= start {
+            return;
+        }
+        let (Ok(at), Ok(n)) = (
+            libc::off_t::try_from(start),
+            libc::off_t::try_from(end - start),
+        ) else {
+            return;
+        };
+        // SAFETY: fallocate on a descriptor this slice owns, with no pointer
+        // arguments; a failure (EOPNOTSUPP and the like) only keeps the bytes.
+        unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                at,
+                n,
+            );
+        }
     }
 
     /// Length of the window.
@@ -105,11 +157,20 @@ impl FileSlice {
 pub trait ReadAt: Sync {
     /// Fills `buf` from `offset`.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Says that `[offset, offset + len)` will not be read again: a source
+    /// made of scratch files frees those bytes; any other keeps them (the
+    /// default).
+    fn release(&self, _offset: u64, _len: u64) {}
 }
 
 impl ReadAt for FileSlice {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.read_exact_at(buf, offset)
+    }
+
+    fn release(&self, offset: u64, len: u64) {
+        self.punch(offset, len);
     }
 }
 
@@ -127,5 +188,45 @@ impl ReadAt for Vec<u8> {
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
         buf.copy_from_slice(src);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Allocated bytes of `path`.
+    fn allocated(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    /// A scratch slice frees the whole pages of what is released (its size
+    /// stays, the bytes read as zeros); any other slice keeps its bytes.
+    #[test]
+    fn released_scratch_ranges_are_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let data: Vec<u8> = (0..64 * 4096u32).map(|i| (i % 251) as u8 | 1).collect();
+        std::fs::write(&path, &data).unwrap();
+        let plain = FileSlice::open(&path).unwrap();
+        plain.release(0, data.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+
+        let scratch = FileSlice::open_scratch(&path).unwrap();
+        let before = allocated(&path);
+        // 100..(8 pages + 100): only pages 1 to 7 are whole.
+        scratch.release(100, 8 * 4096);
+        let now = std::fs::read(&path).unwrap();
+        assert_eq!(now.len(), data.len());
+        assert_eq!(now[..4096], data[..4096]);
+        assert!(now[4096..8 * 4096].iter().all(|&b| b == 0));
+        assert_eq!(now[8 * 4096..], data[8 * 4096..]);
+        let after = allocated(&path);
+        if after == before {
+            eprintln!("the temporary folder's file system punches no holes");
+        } else {
+            assert!(after <= before - 7 * 4096, "{before} -> {after}");
+        }
     }
 }

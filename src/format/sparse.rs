@@ -1084,6 +1084,8 @@ pub fn write(
                         let _ = tx.send(Err(e));
                         return;
                     }
+                    // Each byte of a region is read once.
+                    r.src.release(r.src_offset + done, avail as u64);
                     buf[avail..].fill(0);
                     let kinds = classify(&buf, bs as usize);
                     let batch = Batch {
@@ -1580,6 +1582,36 @@ mod tests {
                 .as_file()
                 .write_all_at(header, 0)
         }
+    }
+
+    /// Each region is read once, and released: a scratch source is empty
+    /// (all holes) once its sparse image is written, which is the image.
+    #[test]
+    fn a_scratch_source_is_freed_as_it_is_written() {
+        let data = image(40);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scratch.img");
+        std::fs::write(&path, &data).unwrap();
+        let map = crate::format::image::ImageMap::raw(FileSlice::open_scratch(&path).unwrap());
+        let region = Region {
+            offset: 0,
+            len: data.len() as u64,
+            src: &map,
+            src_offset: 0,
+            src_len: data.len() as u64,
+        };
+        let mut sink = MemSink(Vec::new());
+        write(
+            data.len() as u64,
+            &[region],
+            &SparseOptions::default(),
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(expand(&sink.0, data.len()), data);
+        let left = std::fs::read(&path).unwrap();
+        assert_eq!(left.len(), data.len());
+        assert!(left.iter().all(|&b| b == 0), "every byte released");
     }
 
     fn image(blocks: usize) -> Vec<u8> {

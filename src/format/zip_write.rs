@@ -25,10 +25,16 @@
 //! sizes, by positioned writes (or in the buffer when still there).
 //! Entries carry one fixed MS-DOS time, a Unix mode and no comment, so equal
 //! inputs give equal bytes.
+//!
+//! With [`ZipOut::hashed`], the archive's SHA-256 is taken while it is
+//! written: every byte before the open entry's local header is final, and a
+//! [`Follower`] reads it back up to there.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
+
+use crate::util::hash::Follower;
 
 const LOCAL: u32 = 0x0403_4b50;
 const CENTRAL: u32 = 0x0201_4b50;
@@ -88,6 +94,17 @@ pub struct ZipOut<'f> {
     /// MS-DOS (time, date) of every entry.
     time: (u16, u16),
     open: Option<Open>,
+    /// Hashes the archive behind the writer ([`ZipOut::hashed`]).
+    follower: Option<Follower>,
+}
+
+/// A finished archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// Its size.
+    pub len: u64,
+    /// Its SHA-256, for an archive written [`ZipOut::hashed`].
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl<'f> ZipOut<'f> {
@@ -101,6 +118,25 @@ impl<'f> ZipOut<'f> {
             entries: Vec::new(),
             time: crate::util::time::dos_time(mtime),
             open: None,
+            follower: None,
+        }
+    }
+
+    /// The same archive, its SHA-256 taken as it is written (by a thread
+    /// reading back what no later write changes) and given by
+    /// [`Self::finish`].
+    pub fn hashed(mut self) -> io::Result<Self> {
+        self.follower = Some(Follower::start(self.file)?);
+        Ok(self)
+    }
+
+    /// Tells the follower how far the file is final: up to the open entry's
+    /// local header (its CRC and sizes, and a reserved head, are written
+    /// when it ends), or all that is flushed.
+    fn settle(&self) {
+        if let Some(f) = &self.follower {
+            let open = self.open.as_ref().map_or(u64::MAX, |o| o.central.offset);
+            f.settle(self.flushed.min(open));
         }
     }
 
@@ -112,6 +148,7 @@ impl<'f> ZipOut<'f> {
         self.file.write_all_at(&self.buf, self.flushed)?;
         self.flushed += self.buf.len() as u64;
         self.buf.clear();
+        self.settle();
         Ok(())
     }
 
@@ -122,6 +159,7 @@ impl<'f> ZipOut<'f> {
         if b.len() >= BUF {
             self.file.write_all_at(b, self.flushed)?;
             self.flushed += b.len() as u64;
+            self.settle();
         } else {
             self.buf.extend_from_slice(b);
         }
@@ -405,12 +443,13 @@ impl<'f> ZipOut<'f> {
             crc32: crc,
         };
         self.entries.push(o.central);
+        self.settle();
         Ok(w)
     }
 
     /// Writes the central directory and the end records; returns the
-    /// archive's size.
-    pub fn finish(mut self) -> io::Result<u64> {
+    /// archive's size (and hash, when [`Self::hashed`]).
+    pub fn finish(mut self) -> io::Result<Finished> {
         self.check_idle()?;
         let start = self.pos();
         let entries = std::mem::take(&mut self.entries);
@@ -482,7 +521,14 @@ impl<'f> ZipOut<'f> {
         e.extend_from_slice(&0u16.to_le_bytes());
         self.append(&e)?;
         self.flush_buf()?;
-        Ok(self.flushed)
+        let sha256 = match self.follower.take() {
+            Some(f) => Some(f.finish(self.flushed)?),
+            None => None,
+        };
+        Ok(Finished {
+            len: self.flushed,
+            sha256,
+        })
     }
 }
 
@@ -503,23 +549,32 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    /// The body of `images/x.img`: over the buffer, so the entry is
+    /// flushed while open and its head patched on disk.
+    fn body() -> Vec<u8> {
+        (0..3 * BUF as u32).map(|i| (i % 253) as u8).collect()
+    }
+
     fn archive(large: bool) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
         let f = tempfile::tempfile().unwrap();
-        let mut z = ZipOut::new(&f, 1_705_300_800);
+        let mut z = ZipOut::new(&f, 1_705_300_800).hashed().unwrap();
         z.dir("images/", 0o755).unwrap();
         z.file("a.txt", 0o644, b"hello hello hello hello", true)
             .unwrap();
         z.begin("images/x.img", 0o644, 4096, large, 4).unwrap();
-        z.write(b"body of x").unwrap();
+        z.write(&body()).unwrap();
         let w = z.end(b"HEAD").unwrap();
         assert_eq!(w.offset % 4096, 0);
-        assert_eq!(w.len, 13);
+        assert_eq!(w.len, 4 + 3 * BUF as u64);
         z.file("run.sh", 0o755, b"#!/bin/sh\n", false).unwrap();
-        let n = z.finish().unwrap();
+        let done = z.finish().unwrap();
         let mut v = Vec::new();
         (&f).read_to_end(&mut v).unwrap();
-        assert_eq!(v.len() as u64, n);
-        assert_eq!(&v[w.offset as usize..][..13], b"HEADbody of x");
+        assert_eq!(v.len() as u64, done.len);
+        assert_eq!(&v[w.offset as usize..][..4], b"HEAD");
+        // The hash taken behind the writer is the finished file's.
+        assert_eq!(done.sha256, Some(Sha256::digest(&v).into()));
         v
     }
 
@@ -536,7 +591,7 @@ mod tests {
             assert_eq!(x.compression(), zip::CompressionMethod::Stored);
             let mut b = Vec::new();
             x.read_to_end(&mut b).unwrap();
-            assert_eq!(b, b"HEADbody of x");
+            assert_eq!((&b[..4], &b[4..]), (&b"HEAD"[..], &body()[..]));
             drop(x);
             assert_eq!(a.by_name("run.sh").unwrap().unix_mode(), Some(0o100755));
             assert!(a.by_name("images/").unwrap().is_dir());

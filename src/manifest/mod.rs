@@ -666,6 +666,13 @@ impl Manifest {
     /// Records an output file: its name, size and SHA-256.
     pub fn add_output(&mut self, path: &Path) -> std::io::Result<()> {
         let (size, sha256) = hash_file(path)?;
+        self.add_output_hashed(path, size, sha256);
+        Ok(())
+    }
+
+    /// Records an output file whose size and SHA-256 (lower-case hex) the
+    /// writer took as it wrote it.
+    pub fn add_output_hashed(&mut self, path: &Path, size: u64, sha256: String) {
         let name = file_name(path);
         self.outputs.retain(|o| o.path != name);
         self.outputs.push(OutputRecord {
@@ -673,7 +680,6 @@ impl Manifest {
             sha256,
             size,
         });
-        Ok(())
     }
 
     /// Canonical JSON: sorted keys, two-space indent, trailing newline.

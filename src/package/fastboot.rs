@@ -129,6 +129,9 @@ pub struct FastbootSummary {
     pub dropped: Vec<String>,
     /// Notes on how the package was made.
     pub notes: Vec<String>,
+    /// SHA-256 of a zip package (taken as it was written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 fn lp_err(dest: &Path, msg: String) -> Error {
@@ -209,7 +212,7 @@ pub fn write_package(
     };
     let written = fill(spec, &names, &mut out, dest)?;
     let all = out.files.clone();
-    out.finish()?;
+    let sha256 = out.finish()?.map(|h| crate::util::hex(&h));
     match (zip_file, stage) {
         (Some(f), _) => {
             f.commit()?;
@@ -230,6 +233,7 @@ pub fn write_package(
     Ok(FastbootSummary {
         path: dest.to_path_buf(),
         files: all,
+        sha256,
         ..written
     })
 }
@@ -393,6 +397,7 @@ fn fill(
         crc_listed,
         dropped: spec.dropped.clone(),
         notes,
+        sha256: None,
     })
 }
 
@@ -674,7 +679,9 @@ pub struct FromRom {
 
 /// Writes a fastboot package for `rom` from its partition images, already
 /// in `work` as `NAME.img` (edited ones may differ in size from the
-/// source's: the super layout is sized from the files).
+/// source's: the super layout is sized from the files). They are scratch:
+/// the images of super's partitions are freed as super is written from
+/// them (their sizes stay), so that the package's pages are theirs.
 #[allow(clippy::too_many_arguments)]
 pub fn from_rom(
     rom: &crate::rom::Rom,
@@ -743,7 +750,9 @@ pub fn from_rom(
         .iter()
         .map(|(n, lp_name)| {
             let p = path_of(n);
-            let src = crate::format::source::FileSlice::open(&p).map_err(|e| Error::io(&p, e))?;
+            // Scratch: super's writer frees each range it has read.
+            let src =
+                crate::format::source::FileSlice::open_scratch(&p).map_err(|e| Error::io(&p, e))?;
             Ok((lp_name.clone(), ImageMap::raw(src)))
         })
         .collect::<Result<_>>()?;

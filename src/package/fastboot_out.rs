@@ -80,9 +80,11 @@ impl<'f> PackageOut<'f> {
     }
 
     /// A package written as a zip into `file` (its path `tmp`), every entry
-    /// dated `mtime`.
+    /// dated `mtime`; its SHA-256 is taken as it is written.
     pub fn zip(file: &'f File, tmp: &Path, mtime: i64) -> Result<Self> {
-        let mut zip = ZipOut::new(file, mtime);
+        let mut zip = ZipOut::new(file, mtime)
+            .hashed()
+            .map_err(|e| Error::io(tmp, e))?;
         zip.dir("images/", 0o755).map_err(|e| Error::io(tmp, e))?;
         Ok(PackageOut {
             dest: Dest::Zip {
@@ -277,12 +279,13 @@ impl<'f> PackageOut<'f> {
             .collect()
     }
 
-    /// Ends the package: a zip gets its central directory.
-    pub fn finish(self) -> Result<()> {
-        if let Dest::Zip { zip, tmp, .. } = self.dest {
-            zip.finish().map_err(|e| Error::io(&tmp, e))?;
+    /// Ends the package: a zip gets its central directory, and its
+    /// SHA-256 (taken as it was written) is returned.
+    pub fn finish(self) -> Result<Option<[u8; 32]>> {
+        match self.dest {
+            Dest::Zip { zip, tmp, .. } => Ok(zip.finish().map_err(|e| Error::io(&tmp, e))?.sha256),
+            Dest::Dir(_) => Ok(None),
         }
-        Ok(())
     }
 }
 

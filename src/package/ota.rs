@@ -10,8 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use zip::CompressionMethod;
-
 use super::Group;
 use crate::error::{Error, Result};
 use crate::format::payload::writer::{
@@ -19,7 +17,7 @@ use crate::format::payload::writer::{
 };
 use crate::fs::edit::EditStats;
 use crate::rom::{BuildInfo, PartInfo, Rom};
-use crate::util::time::{ZIP_EPOCH, source_date_epoch, zip_time};
+use crate::util::time::{ZIP_EPOCH, source_date_epoch};
 
 /// An image edited in place, for [`from_rom`].
 pub struct EditedImage {
@@ -37,7 +35,8 @@ pub struct EditedImage {
 /// the edit left alone. The source's metadata is kept; the groups must hold
 /// the new images. Copied blobs are not checked against their hashes on the
 /// way: the caller reads the written OTA back and checks every blob (as
-/// `build`'s check stage does).
+/// `build`'s check stage does). Returns what the payload holds and the
+/// zip's SHA-256.
 pub fn from_rom(
     rom: &Rom,
     work: &Path,
@@ -46,7 +45,7 @@ pub fn from_rom(
     dest: &Path,
     jobs: usize,
     force: bool,
-) -> Result<PayloadSummary> {
+) -> Result<(PayloadSummary, [u8; 32])> {
     let info = rom.build_info();
     let parts = rom.partitions();
     let images: Vec<ImageInput> = parts
@@ -92,13 +91,7 @@ pub fn from_rom(
     let scratch = crate::output::scratch_file(parent)?;
     let prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
     let when = source_date_epoch()?.or(info.timestamp).unwrap_or(ZIP_EPOCH);
-    write_ota_zip(
-        dest,
-        &prepared,
-        &metadata(rom, &info),
-        zip_time(when),
-        force,
-    )
+    write_ota_zip(dest, &prepared, &metadata(rom, &info), when, force)
 }
 
 /// The dynamic partition groups of the new payload and whether snapshots
@@ -175,58 +168,47 @@ fn metadata(rom: &Rom, info: &BuildInfo) -> BTreeMap<String, String> {
 
 /// Writes an OTA zip at `dest` (atomically): `META-INF/com/android/metadata`,
 /// then `payload.bin` stored with its data 4096-aligned, then
-/// `payload_properties.txt`. Every entry gets `mtime` (from
-/// [`zip_time`], which clamps to what zip can carry), so equal inputs give
-/// equal bytes.
+/// `payload_properties.txt`. Every entry is dated `mtime` (seconds since the
+/// epoch, clamped to what zip can carry), so equal inputs give equal bytes.
+/// Returns what the payload holds and the zip's SHA-256, taken as it was
+/// written.
 pub fn write_ota_zip(
     dest: &Path,
     payload: &PreparedPayload<'_>,
     metadata: &BTreeMap<String, String>,
-    mtime: zip::DateTime,
+    mtime: i64,
     force: bool,
-) -> Result<PayloadSummary> {
-    use std::io::Write;
-    use zip::write::SimpleFileOptions;
+) -> Result<(PayloadSummary, [u8; 32])> {
+    use crate::format::zip_write::ZipOut;
 
-    let mut out = crate::output::AtomicFile::create(dest, force)?;
+    let out = crate::output::AtomicFile::create(dest, force)?;
     let tmp = out.tmp_path().to_path_buf();
-    let zerr = |e: zip::result::ZipError| match e {
-        zip::result::ZipError::Io(io) => Error::io(&tmp, io),
-        other => Error::io(&tmp, std::io::Error::other(other)),
-    };
-    let base = SimpleFileOptions::default()
-        .last_modified_time(mtime)
-        .unix_permissions(0o644);
-    let summary = {
-        let file = std::io::BufWriter::with_capacity(1 << 20, out.file_mut());
-        let mut zw = zip::ZipWriter::new(file);
-        let text: String = metadata.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        zw.start_file(
-            "META-INF/com/android/metadata",
-            base.compression_method(CompressionMethod::Stored),
-        )
-        .map_err(zerr)?;
-        zw.write_all(text.as_bytes())
-            .map_err(|e| Error::io(&tmp, e))?;
-        zw.start_file(
-            "payload.bin",
-            base.compression_method(CompressionMethod::Stored)
-                .with_android_alignment(4096)
-                .large_file(payload.len() >= u32::MAX as u64),
-        )
-        .map_err(zerr)?;
-        let summary = payload.write_to(&mut zw, &tmp)?;
-        zw.start_file(
-            "payload_properties.txt",
-            base.compression_method(CompressionMethod::Stored),
-        )
-        .map_err(zerr)?;
-        zw.write_all(summary.properties().as_bytes())
-            .map_err(|e| Error::io(&tmp, e))?;
-        let mut file = zw.finish().map_err(zerr)?;
-        file.flush().map_err(|e| Error::io(&tmp, e))?;
-        summary
-    };
+    let e = |e: std::io::Error| Error::io(&tmp, e);
+    let mut zip = ZipOut::new(out.file(), mtime).hashed().map_err(e)?;
+    let text: String = metadata.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    zip.file(
+        "META-INF/com/android/metadata",
+        0o644,
+        text.as_bytes(),
+        false,
+    )
+    .map_err(e)?;
+    let large = payload.len() >= u64::from(u32::MAX);
+    zip.begin("payload.bin", 0o644, 4096, large, 0).map_err(e)?;
+    let summary = payload.write_to(&mut zip, &tmp)?;
+    zip.end(&[]).map_err(e)?;
+    let properties = summary.properties();
+    zip.file(
+        "payload_properties.txt",
+        0o644,
+        properties.as_bytes(),
+        false,
+    )
+    .map_err(e)?;
+    let done = zip.finish().map_err(e)?;
+    let sha256 = done
+        .sha256
+        .ok_or_else(|| Error::io(&tmp, std::io::Error::other("the zip was not hashed")))?;
     out.commit()?;
-    Ok(summary)
+    Ok((summary, sha256))
 }

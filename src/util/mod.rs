@@ -54,6 +54,19 @@ pub fn read_up_to<R: std::io::Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> std::
     Ok(n)
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10), so that it
+/// runs on what cores the other threads leave: for work that has until the
+/// end of a stage to finish (the input's hash during packaging) and must not
+/// slow the stage's own threads. A failure leaves the priority as it was.
+pub fn run_in_background() {
+    // SAFETY: gettid and setpriority take no pointers; on Linux, a thread
+    // id given to PRIO_PROCESS names that one thread.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

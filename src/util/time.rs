@@ -34,6 +34,20 @@ pub fn utc_parts(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// Seconds since the epoch of a UTC calendar date and time, the inverse of
+/// [`utc_parts`].
+pub fn utc_secs(y: i64, m: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
+    // Days since 1970-01-01 from a civil date (Howard Hinnant's algorithm).
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s)
+}
+
 /// The zip timestamp of `secs` since the epoch (UTC), clamped to what zip
 /// can carry ([`ZIP_EPOCH`] ..= [`ZIP_LATEST`]).
 pub fn zip_time(secs: i64) -> zip::DateTime {
@@ -89,6 +103,13 @@ mod tests {
         // 2024-02-29T12:34:56Z (a leap day).
         assert_eq!(utc_parts(1_709_210_096), (2024, 2, 29, 12, 34, 56));
         assert_eq!(utc_parts(-1), (1969, 12, 31, 23, 59, 59));
+        assert_eq!(utc_secs(2024, 2, 29, 12, 34, 56), 1_709_210_096);
+        assert_eq!(utc_secs(1969, 12, 31, 23, 59, 59), -1);
+        // Round trips across leap days, century years and both eras.
+        for t in (-4_000_000_000i64..8_000_000_000).step_by(86_399 * 97) {
+            let (y, m, d, h, mi, s) = utc_parts(t);
+            assert_eq!(utc_secs(y, m, d, h, mi, s), t);
+        }
     }
 
     #[test]

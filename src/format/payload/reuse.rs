@@ -242,7 +242,7 @@ fn prepare<'a>(
             if segments.len() == 1 {
                 let all: Vec<Range<u64>> =
                     op.dst.iter().map(|r| r.offset..r.offset + r.len).collect();
-                return Ok(vec![encode(proto, &all, image, opts)?]);
+                return Ok(vec![encode(proto, op, &all, image, opts)?]);
             }
             segments
                 .into_iter()
@@ -252,7 +252,7 @@ fn prepare<'a>(
                     if zero {
                         Ok(zero_op(p))
                     } else {
-                        encode(p, &[r], image, opts)
+                        encode(p, op, &[r], image, opts)
                     }
                 })
                 .collect()
@@ -334,11 +334,15 @@ fn zero_op<'a>(mut proto: InstallOperation) -> Prepared<'a> {
     }
 }
 
-/// `proto` (whose extents are `ranges`) encoded from the edited image:
-/// REPLACE_XZ, or REPLACE when xz does not make it smaller
-/// ([`replace_op`]).
+/// `proto` (whose extents are `ranges`, part or all of the source
+/// operation `source`'s) encoded from the edited image as the source was:
+/// REPLACE where the source's generator found that xz could not shrink
+/// these bytes (the edit zeroed or rewrote some of them, which does not
+/// make the rest compressible), else REPLACE_XZ, or REPLACE when xz does not
+/// make it smaller ([`replace_op`]).
 fn encode<'a>(
     mut proto: InstallOperation,
+    source: &Operation,
     ranges: &[Range<u64>],
     image: &File,
     opts: &PayloadOptions,
@@ -351,7 +355,11 @@ fn encode<'a>(
         image.read_exact_at(&mut raw[at..], r.start)?;
     }
     let dict = raw.len() as u32;
-    let (kind, blob) = replace_op(raw, opts.xz_level, dict)?;
+    let (kind, blob) = if source.kind == Ok(OpType::Replace) {
+        (OpType::Replace, raw)
+    } else {
+        replace_op(raw, opts.xz_level, dict)?
+    };
     proto.r#type = Some(kind.to_wire());
     clear_data(&mut proto);
     Ok(Prepared {
@@ -470,5 +478,46 @@ mod tests {
         assert!(covers(&v, 17000..18000));
         assert!(!covers(&v, 8192..16385));
         assert!(!covers(&v, 4096..16384));
+    }
+
+    /// An operation encoded again keeps the source's choice: REPLACE stays
+    /// REPLACE even where xz would now shrink the bytes; REPLACE_XZ is
+    /// encoded with xz again.
+    #[test]
+    fn encoded_again_as_the_source_was() {
+        use std::io::Write as _;
+        let mut f = tempfile::tempfile().unwrap();
+        // Compressible bytes: xz shrinks them a lot.
+        let raw: Vec<u8> = (0..64 * 4096u32).map(|i| (i % 7) as u8).collect();
+        f.write_all(&raw).unwrap();
+        let op = |kind: OpType| Operation {
+            index: 0,
+            kind: Ok(kind),
+            data_offset: 0,
+            data_len: 1,
+            dst: vec![crate::format::payload::ByteRange {
+                offset: 0,
+                len: raw.len() as u64,
+            }],
+            dst_len: raw.len() as u64,
+            data_hash: None,
+            src: Vec::new(),
+            src_len: 0,
+            src_hash: None,
+        };
+        let opts = PayloadOptions::default();
+        let all = 0..raw.len() as u64;
+        let kind_of = |kind: OpType| {
+            let ranges = std::slice::from_ref(&all);
+            let p = encode(InstallOperation::default(), &op(kind), ranges, &f, &opts).unwrap();
+            (p.op.r#type, p.blob.len())
+        };
+        assert_eq!(
+            kind_of(OpType::Replace),
+            (Some(OpType::Replace.to_wire()), raw.len())
+        );
+        let (kind, len) = kind_of(OpType::ReplaceXz);
+        assert_eq!(kind, Some(OpType::ReplaceXz.to_wire()));
+        assert!(len < raw.len() / 10, "{len}");
     }
 }
