@@ -8,9 +8,12 @@
 //! largest APKs set a build's peak memory.
 //!
 //! [`ApkSink`] writes the stream into a zero-initialised buffer of the file's
-//! size, follows the zip's local file headers as they pass, and gives the
-//! memory of the bytes between the wanted entries back to the system
-//! (`MADV_DONTNEED`: those pages read as zeros afterwards). It stops
+//! size and follows the zip's local file headers as they pass: the data of
+//! an entry that is not wanted is hashed but never stored (its pages are
+//! never touched, so they cost neither memory nor page faults, and read as
+//! zeros), and bytes stored before their entry was known to be unwanted are
+//! given back to the system (`MADV_DONTNEED`: those pages read as zeros
+//! afterwards). It stops
 //! following, and keeps everything from there on, at the first thing that is
 //! not a local file header it can skip exactly (the signing block, the
 //! central directory, or an entry whose sizes follow its data).
@@ -47,6 +50,8 @@ pub struct ApkSink {
     /// Bytes before this offset were considered for dropping.
     dropped_to: usize,
     dropped: bool,
+    /// The data of the last entry found not wanted: not stored.
+    skip: std::ops::Range<usize>,
 }
 
 impl ApkSink {
@@ -69,6 +74,7 @@ impl ApkSink {
             keep: Vec::new(),
             dropped_to: 0,
             dropped: false,
+            skip: 0..0,
         }
     }
 
@@ -111,6 +117,8 @@ impl ApkSink {
             let name = &self.bytes[at + LOCAL_LEN..at + LOCAL_LEN + name_len];
             if WANTED.contains(&name) {
                 self.keep.push(at..end);
+            } else {
+                self.skip = data..end;
             }
             self.next = Some(end);
         }
@@ -174,14 +182,37 @@ impl std::io::Write for ApkSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.hash.update(buf);
         let end = self.pos + buf.len();
-        if end <= self.bytes.len() {
-            self.bytes[self.pos..end].copy_from_slice(buf);
-        } else {
+        if end > self.bytes.len() {
             // Unbounded, or more bytes than the file's size said.
             self.bytes.truncate(self.pos);
             self.bytes.extend_from_slice(buf);
+            self.pos = end;
+        } else {
+            let mut rest = buf;
+            while !rest.is_empty() {
+                let at = self.pos;
+                let following = self.next.is_some();
+                let n = if following && self.skip.contains(&at) {
+                    // Data of an entry not wanted: hashed, not stored.
+                    self.dropped = true;
+                    (self.skip.end - at).min(rest.len())
+                } else {
+                    let n = if following && self.skip.start > at {
+                        (self.skip.start - at).min(rest.len())
+                    } else {
+                        rest.len()
+                    };
+                    self.bytes[at..at + n].copy_from_slice(&rest[..n]);
+                    n
+                };
+                rest = &rest[n..];
+                self.pos = at + n;
+                if following {
+                    // May find the entry whose data comes next not wanted.
+                    self.follow();
+                }
+            }
         }
-        self.pos = end;
         if self.next.is_some() {
             self.follow();
             self.release();
@@ -235,24 +266,36 @@ mod tests {
     #[test]
     fn keeps_the_wanted_entries_and_the_end_and_gives_back_the_rest() {
         let apk = apk();
+        // In pieces, and in pieces that cut local headers; in one write
+        // (every entry in one buffer) the wanted ones are kept too, though
+        // nothing could be left out.
+        for piece_len in [100_000, 17, apk.len()] {
+            check_kept(&apk, piece_len, piece_len < apk.len());
+        }
+    }
+
+    fn check_kept(apk: &[u8], piece_len: usize, left_out: bool) {
         let mut sink = ApkSink::new(apk.len() as u64, true);
-        for piece in apk.chunks(100_000) {
+        for piece in apk.chunks(piece_len) {
             sink.write_all(piece).unwrap();
         }
-        assert!(sink.dropped());
+        assert_eq!(sink.dropped(), left_out, "pieces of {piece_len}");
         let (hash, got) = sink.finish();
-        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(&apk)));
+        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(apk)));
         assert_eq!(got.len(), apk.len());
         for name in ["AndroidManifest.xml", "resources.arsc"] {
-            assert_eq!(entry(&got, name), entry(&apk, name), "{name}");
+            assert_eq!(entry(&got, name), entry(apk, name), "{name}");
         }
         // The central directory and everything after the last entry's data.
         let cd = apk.len() - 22;
         let cd_offset = u32::from_le_bytes(apk[cd + 16..cd + 20].try_into().unwrap()) as usize;
         assert_eq!(got[cd_offset..], apk[cd_offset..]);
-        // The large entries' memory was given back: their bytes read as zero.
-        assert!(got != apk);
-        let zeros = got.iter().zip(&apk).filter(|(g, a)| g != a).count();
+        if !left_out {
+            assert!(got == apk);
+            return;
+        }
+        // The large entries were not kept: their bytes read as zero.
+        let zeros = got.iter().zip(apk).filter(|(g, a)| g != a).count();
         assert!(zeros > 30 << 20, "{zeros} bytes differ");
     }
 

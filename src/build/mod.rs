@@ -350,15 +350,33 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
     times.verify_output = secs(t);
 
-    let written = packaged.sha256.as_deref();
-    if let Err(e) = record::write_manifest(apps.manifest, &partitions, output, written, &dest, opts)
-    {
+    // The output's hash, taken while it was written, finishes alongside the
+    // check.
+    let written = match packaged.hash.map(crate::util::hash::Follower::wait) {
+        Some(Ok(h)) => Some(crate::util::hex(&h)),
+        Some(Err(e)) => {
+            check::remove_output(output, opts.format);
+            return Err(Error::io(output, e));
+        }
+        None => None,
+    };
+    if let Err(e) = record::write_manifest(
+        apps.manifest,
+        &partitions,
+        output,
+        written.as_deref(),
+        &dest,
+        opts,
+    ) {
         check::remove_output(output, opts.format);
         let _ = std::fs::remove_file(&dest.manifest_json);
         return Err(e);
     }
     let mut r = report(output, dest, opts, partitions, space, apps.plan, times);
-    r.fastboot = packaged.fastboot;
+    r.fastboot = packaged.fastboot.map(|mut f| {
+        f.sha256 = written;
+        f
+    });
     r.ota_reuse = packaged.ota_reuse;
     Ok(r)
 }

@@ -19,8 +19,9 @@ pub(super) struct Packaged {
     /// For an OTA, what became of the source payload's operations in each
     /// edited partition.
     pub ota_reuse: Vec<OtaReuse>,
-    /// The output file's SHA-256 (lower-case hex), when its writer took it.
-    pub sha256: Option<String>,
+    /// The follower taking the output file's SHA-256, when its writer
+    /// hashed it (it may still be reading).
+    pub hash: Option<crate::util::hash::Follower>,
 }
 
 /// What became of the source payload's operations in one edited partition
@@ -48,9 +49,9 @@ pub(super) fn package(
     opts: &BuildOptions,
 ) -> Result<Packaged> {
     match opts.format {
-        OutputFormat::Fastboot => fastboot(source, work, output, opts).map(|f| Packaged {
-            sha256: f.sha256.clone(),
+        OutputFormat::Fastboot => fastboot(source, work, output, opts).map(|(f, hash)| Packaged {
             fastboot: Some(f),
+            hash,
             ..Packaged::default()
         }),
         OutputFormat::Ota => {
@@ -85,13 +86,13 @@ pub(super) fn package(
             }
             let rom = &source.rom;
             crate::package::ota::from_rom(rom, work, &copy, &edited, output, opts.jobs, opts.force)
-                .map(|(s, sha256)| Packaged {
+                .map(|(s, hash)| Packaged {
                     ota_reuse: s
                         .reused
                         .into_iter()
                         .map(|(partition, counts)| OtaReuse { partition, counts })
                         .collect(),
-                    sha256: Some(crate::util::hex(&sha256)),
+                    hash: Some(hash),
                     ..Packaged::default()
                 })
         }
@@ -111,7 +112,7 @@ fn fastboot(
     work: &Path,
     output: &Path,
     opts: &BuildOptions,
-) -> Result<FastbootSummary> {
+) -> Result<crate::package::fastboot::Written> {
     let format = match output.extension().and_then(|e| e.to_str()) {
         Some("tgz") | Some("gz") => PackageFormat::Tgz,
         _ => PackageFormat::Zip,

@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         .map(|p| (p.name.clone(), work.path().join(format!("{}.img", p.name))))
         .collect();
     rom.extract_partitions(&requests, ctx.jobs, false)?;
-    let summary = crate::package::fastboot::from_rom(
+    let (mut summary, hash) = crate::package::fastboot::from_rom(
         &rom,
         work.path(),
         &FromRom {
@@ -96,6 +96,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
         ctx.jobs,
         args.force,
     )?;
+    if let Some(h) = hash {
+        let h = h.wait().map_err(|e| Error::io(&args.output, e))?;
+        summary.sha256 = Some(crate::util::hex(&h));
+    }
     if ctx.json {
         emit_json(&summary)?;
     } else {

@@ -99,12 +99,12 @@ pub struct ZipOut<'f> {
 }
 
 /// A finished archive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Finished {
     /// Its size.
     pub len: u64,
-    /// Its SHA-256, for an archive written [`ZipOut::hashed`].
-    pub sha256: Option<[u8; 32]>,
+    /// For an archive written [`ZipOut::hashed`], the follower still
+    /// reading its last bytes: [`Follower::wait`] gives the SHA-256.
+    pub hash: Option<Follower>,
 }
 
 impl<'f> ZipOut<'f> {
@@ -123,7 +123,7 @@ impl<'f> ZipOut<'f> {
     }
 
     /// The same archive, its SHA-256 taken as it is written (by a thread
-    /// reading back what no later write changes) and given by
+    /// reading back what no later write changes) and handed on by
     /// [`Self::finish`].
     pub fn hashed(mut self) -> io::Result<Self> {
         self.follower = Some(Follower::start(self.file)?);
@@ -448,7 +448,7 @@ impl<'f> ZipOut<'f> {
     }
 
     /// Writes the central directory and the end records; returns the
-    /// archive's size (and hash, when [`Self::hashed`]).
+    /// archive's size (and its hash to come, when [`Self::hashed`]).
     pub fn finish(mut self) -> io::Result<Finished> {
         self.check_idle()?;
         let start = self.pos();
@@ -521,13 +521,13 @@ impl<'f> ZipOut<'f> {
         e.extend_from_slice(&0u16.to_le_bytes());
         self.append(&e)?;
         self.flush_buf()?;
-        let sha256 = match self.follower.take() {
-            Some(f) => Some(f.finish(self.flushed)?),
-            None => None,
-        };
+        let hash = self.follower.take();
+        if let Some(f) = &hash {
+            f.end(self.flushed);
+        }
         Ok(Finished {
             len: self.flushed,
-            sha256,
+            hash,
         })
     }
 }
@@ -574,7 +574,8 @@ mod tests {
         assert_eq!(v.len() as u64, done.len);
         assert_eq!(&v[w.offset as usize..][..4], b"HEAD");
         // The hash taken behind the writer is the finished file's.
-        assert_eq!(done.sha256, Some(Sha256::digest(&v).into()));
+        let got = done.hash.unwrap().wait().unwrap();
+        assert_eq!(got, <[u8; 32]>::from(Sha256::digest(&v)));
         v
     }
 

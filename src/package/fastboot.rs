@@ -32,6 +32,7 @@ use crate::format::image::ImageMap;
 use crate::format::lp::{self, SuperSpec};
 use crate::format::source::FileSlice;
 use crate::format::sparse;
+use crate::util::hash::Follower;
 use crate::util::time::ZIP_EPOCH;
 
 /// Container of the written package.
@@ -129,7 +130,8 @@ pub struct FastbootSummary {
     pub dropped: Vec<String>,
     /// Notes on how the package was made.
     pub notes: Vec<String>,
-    /// SHA-256 of a zip package (taken as it was written).
+    /// SHA-256 of a zip package (taken as it was written; filled in from
+    /// the follower the writers hand back).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }
@@ -158,6 +160,11 @@ fn script_names(style: Style) -> Vec<(&'static str, bool)> {
     }
 }
 
+/// What [`write_package`] returns: the summary (its `sha256` not yet
+/// filled in) and, for a zip, the follower taking the zip's SHA-256, which
+/// may still be reading when the package is complete.
+pub type Written = (FastbootSummary, Option<Follower>);
+
 /// Writes the fastboot package `spec` at `dest` in `format`. A zip is
 /// written as its files are made; a folder or `.tgz` is staged beside
 /// `dest` first.
@@ -167,7 +174,7 @@ pub fn write_package(
     format: PackageFormat,
     jobs: usize,
     force: bool,
-) -> Result<FastbootSummary> {
+) -> Result<Written> {
     let _ = jobs;
     if !crate::format::payload::is_safe_partition_name(&spec.device) {
         return Err(Error::Usage(format!(
@@ -212,7 +219,7 @@ pub fn write_package(
     };
     let written = fill(spec, &names, &mut out, dest)?;
     let all = out.files.clone();
-    let sha256 = out.finish()?.map(|h| crate::util::hex(&h));
+    let hash = out.finish()?;
     match (zip_file, stage) {
         (Some(f), _) => {
             f.commit()?;
@@ -230,12 +237,12 @@ pub fn write_package(
         }
         (None, None) => unreachable!("a zip or a staging folder"),
     }
-    Ok(FastbootSummary {
+    let summary = FastbootSummary {
         path: dest.to_path_buf(),
         files: all,
-        sha256,
         ..written
-    })
+    };
+    Ok((summary, hash))
 }
 
 /// Writes every file of the package into `out`: the images, super, the
@@ -691,7 +698,7 @@ pub fn from_rom(
     format: PackageFormat,
     jobs: usize,
     force: bool,
-) -> Result<FastbootSummary> {
+) -> Result<Written> {
     use crate::format::image::ImageMap;
     let parts = rom.partitions();
     let info = rom.build_info();

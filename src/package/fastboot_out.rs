@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::sparse::{self, DownloadCrcs, FILE_HEADER_SIZE, PartSink, PartSummary};
 use crate::format::zip_write::ZipOut;
 use crate::output::PartFiles;
+use crate::util::hash::Follower;
 
 /// What the CRC lists need of one file of the package.
 #[derive(Clone, Debug)]
@@ -279,11 +280,11 @@ impl<'f> PackageOut<'f> {
             .collect()
     }
 
-    /// Ends the package: a zip gets its central directory, and its
-    /// SHA-256 (taken as it was written) is returned.
-    pub fn finish(self) -> Result<Option<[u8; 32]>> {
+    /// Ends the package: a zip gets its central directory, and the
+    /// follower taking its SHA-256 is returned (it may still be reading).
+    pub fn finish(self) -> Result<Option<Follower>> {
         match self.dest {
-            Dest::Zip { zip, tmp, .. } => Ok(zip.finish().map_err(|e| Error::io(&tmp, e))?.sha256),
+            Dest::Zip { zip, tmp, .. } => Ok(zip.finish().map_err(|e| Error::io(&tmp, e))?.hash),
             Dest::Dir(_) => Ok(None),
         }
     }

@@ -17,6 +17,7 @@ use crate::format::payload::writer::{
 };
 use crate::fs::edit::EditStats;
 use crate::rom::{BuildInfo, PartInfo, Rom};
+use crate::util::hash::Follower;
 use crate::util::time::{ZIP_EPOCH, source_date_epoch};
 
 /// An image edited in place, for [`from_rom`].
@@ -36,7 +37,7 @@ pub struct EditedImage {
 /// the new images. Copied blobs are not checked against their hashes on the
 /// way: the caller reads the written OTA back and checks every blob (as
 /// `build`'s check stage does). Returns what the payload holds and the
-/// zip's SHA-256.
+/// follower taking the zip's SHA-256.
 pub fn from_rom(
     rom: &Rom,
     work: &Path,
@@ -45,7 +46,7 @@ pub fn from_rom(
     dest: &Path,
     jobs: usize,
     force: bool,
-) -> Result<(PayloadSummary, [u8; 32])> {
+) -> Result<(PayloadSummary, Follower)> {
     let info = rom.build_info();
     let parts = rom.partitions();
     let images: Vec<ImageInput> = parts
@@ -170,15 +171,15 @@ fn metadata(rom: &Rom, info: &BuildInfo) -> BTreeMap<String, String> {
 /// then `payload.bin` stored with its data 4096-aligned, then
 /// `payload_properties.txt`. Every entry is dated `mtime` (seconds since the
 /// epoch, clamped to what zip can carry), so equal inputs give equal bytes.
-/// Returns what the payload holds and the zip's SHA-256, taken as it was
-/// written.
+/// Returns what the payload holds and the follower taking the zip's
+/// SHA-256 as it was written (it may still be reading: [`Follower::wait`]).
 pub fn write_ota_zip(
     dest: &Path,
     payload: &PreparedPayload<'_>,
     metadata: &BTreeMap<String, String>,
     mtime: i64,
     force: bool,
-) -> Result<(PayloadSummary, [u8; 32])> {
+) -> Result<(PayloadSummary, Follower)> {
     use crate::format::zip_write::ZipOut;
 
     let out = crate::output::AtomicFile::create(dest, force)?;
@@ -206,9 +207,9 @@ pub fn write_ota_zip(
     )
     .map_err(e)?;
     let done = zip.finish().map_err(e)?;
-    let sha256 = done
-        .sha256
+    let hash = done
+        .hash
         .ok_or_else(|| Error::io(&tmp, std::io::Error::other("the zip was not hashed")))?;
     out.commit()?;
-    Ok((summary, sha256))
+    Ok((summary, hash))
 }

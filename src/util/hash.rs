@@ -51,6 +51,8 @@ struct Mark {
     settled: u64,
     /// No more bytes will come (the file ends at `settled`).
     done: bool,
+    /// The hash is no longer wanted: stop.
+    dropped: bool,
 }
 
 /// The SHA-256 of a file being written, read back by a thread of its own
@@ -92,8 +94,20 @@ impl Follower {
     }
 
     /// The file is complete at `len` bytes: its SHA-256, once read.
-    pub fn finish(mut self, len: u64) -> io::Result<[u8; 32]> {
+    pub fn finish(self, len: u64) -> io::Result<[u8; 32]> {
+        self.end(len);
+        self.wait()
+    }
+
+    /// The file is complete at `len` bytes; the follower reads on, and
+    /// [`Self::wait`] gives the hash (so that other work can run meanwhile).
+    pub fn end(&self, len: u64) {
         self.set(len, true);
+    }
+
+    /// The SHA-256, once the follower has read up to where [`Self::end`]
+    /// said the file ends.
+    pub fn wait(mut self) -> io::Result<[u8; 32]> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
             Some(Err(e)) => std::panic::resume_unwind(e),
@@ -105,7 +119,9 @@ impl Follower {
 impl Drop for Follower {
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
-            self.set(0, true);
+            let (lock, cv) = &*self.mark;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).dropped = true;
+            cv.notify_one();
             let _ = t.join();
         }
     }
@@ -120,8 +136,11 @@ fn follow(file: &File, mark: &(Mutex<Mark>, Condvar)) -> io::Result<[u8; 32]> {
     loop {
         let (upto, done) = {
             let mut m = lock.lock().unwrap_or_else(|e| e.into_inner());
-            while m.settled <= pos && !m.done {
+            while m.settled <= pos && !m.done && !m.dropped {
                 m = cv.wait(m).unwrap_or_else(|e| e.into_inner());
+            }
+            if m.dropped {
+                return Err(io::Error::other("output hash: no longer wanted"));
             }
             (m.settled, m.done)
         };
