@@ -79,11 +79,6 @@ pub(super) fn package(
                     _ => None,
                 })
                 .collect();
-            // The copied partitions' images were only read for their
-            // files: freed now, their pages serve the OTA being written.
-            for n in &copy {
-                let _ = std::fs::remove_file(work.join(format!("{n}.img")));
-            }
             let rom = &source.rom;
             crate::package::ota::from_rom(rom, work, &copy, &edited, output, opts.jobs, opts.force)
                 .map(|(s, hash)| Packaged {

@@ -1584,6 +1584,17 @@ mod tests {
         }
     }
 
+    /// The whole image of `len` bytes from `src`, as one region.
+    fn whole(src: &dyn ReadAt, len: usize) -> Region<'_> {
+        Region {
+            offset: 0,
+            len: len as u64,
+            src,
+            src_offset: 0,
+            src_len: len as u64,
+        }
+    }
+
     /// Each region is read once, and released: a scratch source is empty
     /// (all holes) once its sparse image is written, which is the image.
     #[test]
@@ -1593,13 +1604,7 @@ mod tests {
         let path = dir.path().join("scratch.img");
         std::fs::write(&path, &data).unwrap();
         let map = crate::format::image::ImageMap::raw(FileSlice::open_scratch(&path).unwrap());
-        let region = Region {
-            offset: 0,
-            len: data.len() as u64,
-            src: &map,
-            src_offset: 0,
-            src_len: data.len() as u64,
-        };
+        let region = whole(&map, data.len());
         let mut sink = MemSink(Vec::new());
         write(
             data.len() as u64,
@@ -1655,13 +1660,7 @@ mod tests {
     fn round_trip_and_split() {
         let img = image(300);
         for split in [None, Some(64 << 10), Some(200 << 10), Some(4096 + 64)] {
-            let region = Region {
-                offset: 0,
-                len: img.len() as u64,
-                src: &img,
-                src_offset: 0,
-                src_len: img.len() as u64,
-            };
+            let region = whole(&img, img.len());
             let mut sink = MemSink(Vec::new());
             let opts = SparseOptions {
                 block_size: 4096,

@@ -71,6 +71,9 @@ struct Open {
     head: usize,
     crc: crc32fast::Hasher,
     len: u64,
+    /// Size and CRC-32 declared at [`ZipOut::begin_known`] (its local
+    /// header is then final when begun).
+    declared: Option<(u64, u32)>,
 }
 
 /// Where an ended entry's data lies in the archive.
@@ -132,10 +135,14 @@ impl<'f> ZipOut<'f> {
 
     /// Tells the follower how far the file is final: up to the open entry's
     /// local header (its CRC and sizes, and a reserved head, are written
-    /// when it ends), or all that is flushed.
+    /// when it ends) unless they were declared, else all that is flushed.
     fn settle(&self) {
         if let Some(f) = &self.follower {
-            let open = self.open.as_ref().map_or(u64::MAX, |o| o.central.offset);
+            let open = self
+                .open
+                .as_ref()
+                .filter(|o| o.declared.is_none())
+                .map_or(u64::MAX, |o| o.central.offset);
             f.settle(self.flushed.min(open));
         }
     }
@@ -357,14 +364,41 @@ impl<'f> ZipOut<'f> {
         large: bool,
         head: usize,
     ) -> io::Result<()> {
+        self.begin_entry(name, mode, align, large, head, None)
+    }
+
+    /// Starts a stored entry whose size and CRC-32 are known before its
+    /// data streams in: its local header is final at once (so a follower
+    /// hashing the archive reads on through the entry), and [`Self::end`]
+    /// fails if the data streamed does not match.
+    pub fn begin_known(
+        &mut self,
+        name: &str,
+        mode: u32,
+        align: u64,
+        (len, crc32): (u64, u32),
+    ) -> io::Result<()> {
+        self.begin_entry(name, mode, align, len >= MAX32, 0, Some((len, crc32)))
+    }
+
+    fn begin_entry(
+        &mut self,
+        name: &str,
+        mode: u32,
+        align: u64,
+        large: bool,
+        head: usize,
+        declared: Option<(u64, u32)>,
+    ) -> io::Result<()> {
         self.check_idle()?;
         Self::check_name(name)?;
+        let (size, crc) = declared.unwrap_or((0, 0));
         let central = Central {
             name: name.to_string(),
             method: STORED,
-            crc: 0,
-            compressed: 0,
-            size: 0,
+            crc,
+            compressed: size,
+            size,
             offset: self.pos(),
             mode: 0o100000 | (mode & 0o7777),
         };
@@ -378,6 +412,7 @@ impl<'f> ZipOut<'f> {
             head,
             crc: crc32fast::Hasher::new(),
             len: head as u64,
+            declared,
         });
         Ok(())
     }
@@ -419,6 +454,23 @@ impl<'f> ZipOut<'f> {
         crc.update(head);
         crc.combine(&o.crc);
         let crc = crc.finalize();
+        if let Some((len, want)) = o.declared {
+            if (o.len, crc) != (len, want) {
+                return Err(io::Error::other(format!(
+                    "zip writer: entry {}: {} bytes with CRC-32 {crc:08x} streamed, {len} bytes \
+                     with {want:08x} declared",
+                    o.central.name, o.len
+                )));
+            }
+            let w = Written {
+                offset: o.data,
+                len,
+                crc32: crc,
+            };
+            self.entries.push(o.central);
+            self.settle();
+            return Ok(w);
+        }
         let c = &mut o.central;
         c.crc = crc;
         c.size = o.len;
@@ -597,6 +649,42 @@ mod tests {
             assert_eq!(a.by_name("run.sh").unwrap().unix_mode(), Some(0o100755));
             assert!(a.by_name("images/").unwrap().is_dir());
         }
+    }
+
+    /// An entry whose size and CRC are declared up front: read back as
+    /// written, hashed through while open; data that does not match what
+    /// was declared is an error at its end.
+    #[test]
+    fn declared_entries_are_checked_and_hashed_through() {
+        use sha2::{Digest, Sha256};
+        let data = body();
+        let crc = crc32fast::hash(&data);
+        let f = tempfile::tempfile().unwrap();
+        let mut z = ZipOut::new(&f, 0).hashed().unwrap();
+        z.begin_known("payload.bin", 0o644, 4096, (data.len() as u64, crc))
+            .unwrap();
+        z.write(&data).unwrap();
+        z.end(&[]).unwrap();
+        let done = z.finish().unwrap();
+        let mut v = Vec::new();
+        (&f).read_to_end(&mut v).unwrap();
+        let got = done.hash.unwrap().wait().unwrap();
+        assert_eq!(got, <[u8; 32]>::from(Sha256::digest(&v)));
+        let mut a = zip::ZipArchive::new(io::Cursor::new(v)).unwrap();
+        let mut back = Vec::new();
+        a.by_name("payload.bin")
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == data);
+
+        let f = tempfile::tempfile().unwrap();
+        let mut z = ZipOut::new(&f, 0);
+        z.begin_known("a", 0o644, 1, (4, crc32fast::hash(b"abcd")))
+            .unwrap();
+        z.write(b"abce").unwrap();
+        let e = z.end(&[]).unwrap_err().to_string();
+        assert!(e.contains("declared"), "{e}");
     }
 
     #[test]

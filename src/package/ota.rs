@@ -30,8 +30,10 @@ pub struct EditedImage {
 }
 
 /// Writes a full OTA at `dest` for `rom` from its partition images, in
-/// `work` as `NAME.img`; the partitions in `copy` are copied from the
-/// source's payload instead (they need no image), and those in `edited`
+/// `work` as `NAME.img` (scratch: the images of the partitions in `copy`
+/// are deleted once the payload is laid out); the partitions in `copy` are
+/// copied from the source's payload instead (they need no image), and those
+/// in `edited`
 /// (images edited in place, with what changed) reuse every source operation
 /// the edit left alone. The source's metadata is kept; the groups must hold
 /// the new images. Copied blobs are not checked against their hashes on the
@@ -91,6 +93,12 @@ pub fn from_rom(
         .unwrap_or(Path::new("."));
     let scratch = crate::output::scratch_file(parent)?;
     let prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
+    // The copied partitions' images (when decoded, for their files) are not
+    // read: deleted now, just before the zip is written, whose pages are
+    // then the ones they free.
+    for n in copy {
+        let _ = std::fs::remove_file(work.join(format!("{n}.img")));
+    }
     let when = source_date_epoch()?.or(info.timestamp).unwrap_or(ZIP_EPOCH);
     write_ota_zip(dest, &prepared, &metadata(rom, &info), when, force)
 }
@@ -194,8 +202,11 @@ pub fn write_ota_zip(
         false,
     )
     .map_err(e)?;
-    let large = payload.len() >= u64::from(u32::MAX);
-    zip.begin("payload.bin", 0o644, 4096, large, 0).map_err(e)?;
+    // Its CRC-32 first (the data read once more, in parallel), so that its
+    // local header is final and the zip's hash is taken while it streams.
+    let crc = payload.crc32()?;
+    zip.begin_known("payload.bin", 0o644, 4096, (payload.len(), crc))
+        .map_err(e)?;
     let summary = payload.write_to(&mut zip, &tmp)?;
     zip.end(&[]).map_err(e)?;
     let properties = summary.properties();

@@ -196,6 +196,30 @@ impl<'a> Data<'a> {
         })
     }
 
+    /// The CRC-32 of the data section, read on `pool` (each window's reads
+    /// in parallel, combined in order), so that a zip can carry it in the
+    /// entry's local header before the payload streams in.
+    pub(super) fn crc32(&self, pool: &rayon::ThreadPool, scratch_path: &Path) -> Result<u32> {
+        let windows = self.windows();
+        let crcs = pool.install(|| {
+            windows
+                .par_iter()
+                .map(|w| {
+                    let mut h = crc32fast::Hasher::new();
+                    for r in w {
+                        h.update(&self.read(r, false, scratch_path)?);
+                    }
+                    Ok(h)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let mut all = crc32fast::Hasher::new();
+        for h in &crcs {
+            all.combine(h);
+        }
+        Ok(all.finalize())
+    }
+
     /// The reads, grouped in windows of about [`WINDOW`] bytes; a scratch
     /// piece is cut into reads of at most [`SCRATCH_READ`].
     fn windows(&self) -> Vec<Vec<Read<'a>>> {

@@ -304,6 +304,26 @@ impl PreparedPayload<'_> {
         false
     }
 
+    /// The CRC-32 of the payload [`Self::write_to`] writes, from the data
+    /// section read once (in parallel) first.
+    pub fn crc32(&self) -> Result<u32> {
+        let header = Header {
+            version: MAJOR_VERSION,
+            manifest_size: self.manifest_bytes.len() as u64,
+            metadata_signature_size: 0,
+        };
+        let mut h = crc32fast::Hasher::new();
+        h.update(&header.to_bytes());
+        h.update(&self.manifest_bytes);
+        let pool = thread_pool(self.jobs)?;
+        let data = self.data.crc32(&pool, &self.data_path)?;
+        h.combine(&crc32fast::Hasher::new_with_initial_len(
+            data,
+            self.data.len(),
+        ));
+        Ok(h.finalize())
+    }
+
     /// Streams the payload into `out` (the file `out_path`, for errors),
     /// hashing it on the way; copied blobs are read from their source and
     /// checked against their hashes as they pass. Can be called again.
