@@ -16,7 +16,7 @@ use romkit::format::payload::Payload;
 use romkit::format::payload::writer::{
     ImageInput, PayloadInput, PayloadOptions, prepare_payload_from,
 };
-use romkit::format::source::FileSlice;
+use romkit::format::source::{Donor, FileSlice};
 
 const MIB: usize = 1 << 20;
 const BLOCK: usize = 4096;
@@ -51,7 +51,7 @@ fn write_payload(
     let scratch = tempfile::tempfile().unwrap();
     let p = prepare_payload_from(inputs, &opts, scratch, path).unwrap();
     let mut out = File::create(path).unwrap();
-    p.write_to(&mut out, path).unwrap();
+    p.write_to(&mut out, path, &mut Donor::default()).unwrap();
     out.flush().unwrap();
     p.reused().to_vec()
 }
@@ -232,7 +232,7 @@ fn copied_blobs_stream_from_the_source_and_are_checked_on_the_way() {
         }];
         let p = prepare_payload_from(&input, &opts, tempfile::tempfile().unwrap(), out)?;
         let mut f = File::create(out).unwrap();
-        p.write_to(&mut f, out).map(|_| ())
+        p.write_to(&mut f, out, &mut Donor::default()).map(|_| ())
     };
     copy(true, &d.join("out.bin")).unwrap();
     let (src, out) = (open(&d.join("src.bin")), open(&d.join("out.bin")));

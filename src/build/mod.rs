@@ -299,7 +299,22 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     sources::sniff_others(&sel, input, work, &mut apps.filesystems)?;
     let patched = sources::patch_vbmeta(&sel, work)?;
     let images = sources::sources(&sel, &apps.changes, &patched, work);
-    let partitions = record::partitions(&source.rom, &images, &apps.filesystems, &others.hashes)?;
+    // An OTA that reuses the source payload hashes its edited images
+    // itself, while it encodes their changed operations again.
+    let copy_payload = sel.copy_from.is_some();
+    let later: BTreeSet<String> = images
+        .iter()
+        .filter(|_| copy_payload && opts.format == OutputFormat::Ota)
+        .filter(|(_, s)| matches!(s, ImageSource::Edited { .. }))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut partitions = record::partitions(
+        &source.rom,
+        &images,
+        &apps.filesystems,
+        &others.hashes,
+        &later,
+    )?;
     let space = record::space_report(&source.rom, &partitions);
     check::check_fits(input, &space, &partitions)?;
     if let Some((chain, _)) = &prepared {
@@ -317,7 +332,6 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         })
     });
     let t = Instant::now();
-    let copy_payload = sel.copy_from.is_some();
     let packaged = package::package(
         &source,
         &images,
@@ -329,6 +343,10 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     );
     let input_hash = input_hash.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
     let packaged = packaged?;
+    if let Err(e) = record::fill_hashes(&mut partitions, &packaged.image_hashes, output) {
+        check::remove_output(output, opts.format);
+        return Err(e);
+    }
     times.package = secs(t);
     crate::util::pages::trim_heap();
     if let Some(h) = input_hash {

@@ -22,6 +22,9 @@ pub(super) struct Packaged {
     /// The follower taking the output file's SHA-256, when its writer
     /// hashed it (it may still be reading).
     pub hash: Option<crate::util::hash::Follower>,
+    /// For an OTA, every partition image's SHA-256 as its payload declares
+    /// it (the payload writer hashed the images the record stage left).
+    pub image_hashes: Vec<(String, [u8; 32])>,
 }
 
 /// What became of the source payload's operations in one edited partition
@@ -60,7 +63,8 @@ pub(super) fn package(
                 .filter(|(_, s)| copy_payload && s.is_unchanged())
                 .map(|(n, _)| n.clone())
                 .collect();
-            // The record stage hashed every edited image.
+            // The record stage hashed the edited images, unless it left
+            // them to the payload writer (`None` here).
             let sha256 = |name: &str| {
                 let p = partitions.iter().find(|p| p.name == name)?;
                 crate::util::unhex32(&p.sha256)
@@ -88,6 +92,7 @@ pub(super) fn package(
                         .map(|(partition, counts)| OtaReuse { partition, counts })
                         .collect(),
                     hash: Some(hash),
+                    image_hashes: s.image_hashes,
                     ..Packaged::default()
                 })
         }

@@ -2,7 +2,7 @@
 //! image), the manifest written beside it, the room left in the dynamic
 //! partition groups.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -38,12 +38,15 @@ pub(super) fn start_manifest(
 
 /// Size and SHA-256 of every image that goes into the package. A decoded
 /// image hashed while decoding, or whose payload hash decoding verified, is
-/// not read again.
+/// not read again; the images in `later` are not hashed here (their
+/// `sha256` is empty until [`fill_hashes`]): the package writer hashes them
+/// while it does other work.
 pub(super) fn partitions(
     rom: &Rom,
     sources: &[(String, ImageSource)],
     filesystems: &BTreeMap<String, FsKind>,
     decoded_hashes: &BTreeMap<String, String>,
+    later: &BTreeSet<String>,
 ) -> Result<Vec<BuiltPartition>> {
     let parts = rom.partitions();
     sources
@@ -65,6 +68,7 @@ pub(super) fn partitions(
                         .filter(|_| source.is_unchanged());
                     let sha = match known {
                         Some(h) => h,
+                        None if later.contains(name) => String::new(),
                         None => sha256_file(path)?,
                     };
                     (size, sha)
@@ -82,6 +86,26 @@ pub(super) fn partitions(
             })
         })
         .collect()
+}
+
+/// Fills in the SHA-256 of every partition [`partitions`] left to the
+/// package writer, from the hashes it reports (`hashes`). The images may
+/// have been freed by then, so one it did not report is an error.
+pub(super) fn fill_hashes(
+    partitions: &mut [BuiltPartition],
+    hashes: &[(String, [u8; 32])],
+    output: &Path,
+) -> Result<()> {
+    for p in partitions.iter_mut().filter(|p| p.sha256.is_empty()) {
+        let (_, h) = hashes.iter().find(|(n, _)| *n == p.name).ok_or_else(|| {
+            Error::invalid(
+                output,
+                format!("the package writer did not report the hash of {}", p.name),
+            )
+        })?;
+        p.sha256 = hex(h);
+    }
+    Ok(())
 }
 
 /// Records the partitions and outputs in the manifest and writes it (and its

@@ -12,9 +12,11 @@ use std::path::Path;
 
 use super::Group;
 use crate::error::{Error, Result};
+use crate::format::payload::reuse::{Reuse, classify};
 use crate::format::payload::writer::{
     ImageInput, PayloadInput, PayloadOptions, PayloadSummary, PreparedPayload, prepare_payload_from,
 };
+use crate::format::source::{Donor, FileSlice};
 use crate::fs::edit::EditStats;
 use crate::rom::{BuildInfo, PartInfo, Rom};
 use crate::util::hash::Follower;
@@ -93,14 +95,58 @@ pub fn from_rom(
         .unwrap_or(Path::new("."));
     let scratch = crate::output::scratch_file(parent)?;
     let prepared = prepare_payload_from(&inputs, &wopts, scratch, parent)?;
-    // The copied partitions' images (when decoded, for their files) are not
-    // read: deleted now, just before the zip is written, whose pages are
-    // then the ones they free.
-    for n in copy {
-        let _ = std::fs::remove_file(work.join(format!("{n}.img")));
-    }
+    let mut donor = donor(rom, work, copy, edited);
     let when = source_date_epoch()?.or(info.timestamp).unwrap_or(ZIP_EPOCH);
-    write_ota_zip(dest, &prepared, &metadata(rom, &info), when, force)
+    write_ota_zip(
+        dest,
+        &prepared,
+        &metadata(rom, &info),
+        when,
+        force,
+        &mut donor,
+    )
+}
+
+/// What the zip's pages can be taken from as it is written (see [`Donor`]):
+/// the copied partitions' images (decoded for their files; nothing reads
+/// them again, so they are deleted now: their pages go as the zip grows,
+/// their blocks when the donor closes them), then the bytes of each edited
+/// image under the operations copied from the source (the output check
+/// reads an edited image only under the others).
+fn donor(
+    rom: &Rom,
+    work: &Path,
+    copy: &BTreeSet<String>,
+    edited: &BTreeMap<String, EditedImage>,
+) -> Donor {
+    let mut donor = Donor::default();
+    for n in copy {
+        let path = work.join(format!("{n}.img"));
+        if let Ok(slice) = FileSlice::open(&path) {
+            let _ = std::fs::remove_file(&path);
+            let len = slice.len();
+            donor.add(slice, std::iter::once(0..len));
+        }
+    }
+    let Some(payload) = rom.payload() else {
+        return donor;
+    };
+    for (n, e) in edited {
+        let (Some(part), Ok(slice)) = (
+            payload.partition(n),
+            FileSlice::open(&work.join(format!("{n}.img"))),
+        ) else {
+            continue;
+        };
+        let (changed, zeroed) = (&e.stats.changed, &e.stats.zeroed);
+        let copied = part
+            .ops
+            .iter()
+            .filter(|op| classify(op, changed, zeroed) == Reuse::Copy)
+            .flat_map(|op| op.dst.iter().map(|r| r.offset..r.offset + r.len));
+        donor.add(slice, copied.collect::<Vec<_>>());
+    }
+    donor
 }
 
 /// The dynamic partition groups of the new payload and whether snapshots
@@ -179,14 +225,16 @@ fn metadata(rom: &Rom, info: &BuildInfo) -> BTreeMap<String, String> {
 /// then `payload.bin` stored with its data 4096-aligned, then
 /// `payload_properties.txt`. Every entry is dated `mtime` (seconds since the
 /// epoch, clamped to what zip can carry), so equal inputs give equal bytes.
-/// Returns what the payload holds and the follower taking the zip's
-/// SHA-256 as it was written (it may still be reading: [`Follower::wait`]).
+/// `donor` frees scratch bytes as the payload is written. Returns what the
+/// payload holds and the follower taking the zip's SHA-256 as it was
+/// written (it may still be reading: [`Follower::wait`]).
 pub fn write_ota_zip(
     dest: &Path,
     payload: &PreparedPayload<'_>,
     metadata: &BTreeMap<String, String>,
     mtime: i64,
     force: bool,
+    donor: &mut Donor,
 ) -> Result<(PayloadSummary, Follower)> {
     use crate::format::zip_write::ZipOut;
 
@@ -207,7 +255,7 @@ pub fn write_ota_zip(
     let crc = payload.crc32()?;
     zip.begin_known("payload.bin", 0o644, 4096, (payload.len(), crc))
         .map_err(e)?;
-    let summary = payload.write_to(&mut zip, &tmp)?;
+    let summary = payload.write_to(&mut zip, &tmp, donor)?;
     zip.end(&[]).map_err(e)?;
     let properties = summary.properties();
     zip.file(

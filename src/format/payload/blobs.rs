@@ -10,20 +10,27 @@
 //! copies almost all of its data, so its bytes go from the input to the
 //! output once, instead of through the scratch file as well.
 //!
+//! Blobs made in parallel ([`Blobs::stash`]) are written to the scratch file
+//! as each is made, in whatever order they finish, and laid out afterwards
+//! in data order ([`Blobs::push_stored`]): no blob waits in memory for the
+//! ones before it.
+//!
 //! Invariants: pieces are in data-offset order and contiguous (each starts
-//! where the previous ends); scratch pieces are in scratch-file order and
-//! contiguous in it too.
+//! where the previous ends); a scratch piece lies wholly inside the part of
+//! the scratch file written so far, and no two pieces share a scratch byte.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::writer::{PayloadWriteError, read_copied_blob};
 use super::{Operation, Payload};
+use crate::format::source::Donor;
 
 type Result<T, E = PayloadWriteError> = std::result::Result<T, E>;
 
@@ -78,19 +85,47 @@ impl<'a> Blobs<'a> {
 
     /// Appends a blob made here; returns its data offset.
     pub(super) fn push(&mut self, blob: &[u8]) -> io::Result<u64> {
-        let at = self.len;
         self.scratch.write_all(blob)?;
         let n = blob.len() as u64;
+        let at = self.scratch_len;
+        self.scratch_len += n;
+        Ok(self.push_stored(Stored { at, len: n }))
+    }
+
+    /// Runs `f` with a [`Stash`] into which blobs made in parallel are
+    /// written as they are made, each after everything in the scratch file
+    /// so far; lay them out with [`Blobs::push_stored`] afterwards.
+    pub(super) fn stash<T>(&mut self, f: impl FnOnce(&Stash<'_>) -> T) -> io::Result<T> {
+        self.scratch.flush()?;
+        let stash = Stash {
+            file: self.scratch.get_ref(),
+            next: AtomicU64::new(self.scratch_len),
+        };
+        let out = f(&stash);
+        let end = stash.next.into_inner();
+        // Appends continue after the stashed blobs (a failed write leaves
+        // a gap that no piece points into).
+        io::Seek::seek(self.scratch.get_mut(), io::SeekFrom::Start(end))?;
+        self.scratch_len = end;
+        Ok(out)
+    }
+
+    /// Appends a blob already in the scratch file (from a [`Stash`]);
+    /// returns its data offset.
+    pub(super) fn push_stored(&mut self, blob: Stored) -> u64 {
+        let at = self.len;
+        if blob.len == 0 {
+            return at;
+        }
         match self.pieces.last_mut() {
-            Some(Piece::Scratch { len, .. }) => *len += n,
+            Some(Piece::Scratch { at, len }) if *at + *len == blob.at => *len += blob.len,
             _ => self.pieces.push(Piece::Scratch {
-                at: self.scratch_len,
-                len: n,
+                at: blob.at,
+                len: blob.len,
             }),
         }
-        self.scratch_len += n;
-        self.len += n;
-        Ok(at)
+        self.len += blob.len;
+        at
     }
 
     /// Appends the blob of `op` (of `partition` in `payload`) to be copied
@@ -124,6 +159,29 @@ impl<'a> Blobs<'a> {
     }
 }
 
+/// Where a blob lies in the scratch file.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Stored {
+    at: u64,
+    len: u64,
+}
+
+/// The scratch file open to writers in parallel (see [`Blobs::stash`]).
+pub(super) struct Stash<'f> {
+    file: &'f File,
+    next: AtomicU64,
+}
+
+impl Stash<'_> {
+    /// Writes `blob` at a place of its own in the scratch file.
+    pub(super) fn write(&self, blob: &[u8]) -> io::Result<Stored> {
+        let len = blob.len() as u64;
+        let at = self.next.fetch_add(len, Ordering::Relaxed);
+        self.file.write_all_at(blob, at)?;
+        Ok(Stored { at, len })
+    }
+}
+
 /// The data section laid out, ready to stream.
 pub(super) struct Data<'a> {
     scratch: File,
@@ -148,14 +206,16 @@ impl<'a> Data<'a> {
     /// Streams the data section into `out` and `hash`. Windows of it are
     /// read on `pool` (source blobs checked against their hashes when
     /// `check` is set) while another thread hashes the window before and
-    /// this one writes it. `scratch_path` names the scratch file in errors;
-    /// a failure to write is reported against `out_path`.
+    /// this one writes it, after `donor` frees as many bytes as it is about
+    /// to write. `scratch_path` names the scratch file in errors; a failure
+    /// to write is reported against `out_path`.
     pub(super) fn stream(
         &self,
         out: &mut dyn Write,
         hash: &mut Sha256,
         pool: &rayon::ThreadPool,
         check: bool,
+        donor: &mut Donor,
         (scratch_path, out_path): (&Path, &Path),
     ) -> Result<()> {
         type Window = std::sync::Arc<Vec<Vec<u8>>>;
@@ -188,7 +248,9 @@ impl<'a> Data<'a> {
                 }
             });
             for bufs in from_reader {
-                for b in bufs?.iter() {
+                let bufs = bufs?;
+                donor.give(bufs.iter().map(|b| b.len() as u64).sum());
+                for b in bufs.iter() {
                     out.write_all(b).map_err(PayloadWriteError::io(out_path))?;
                 }
             }
@@ -272,5 +334,39 @@ impl<'a> Data<'a> {
                 op,
             } => read_copied_blob(payload, partition, op, check),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stashed_blobs_stream_in_data_order() {
+        let mut blobs = Blobs::new(tempfile::tempfile().unwrap()).unwrap();
+        assert_eq!(blobs.push(b"first").unwrap(), 0);
+        // Written to the scratch file in one order, laid out in another.
+        let (third, second) = blobs
+            .stash(|s| (s.write(b"-third").unwrap(), s.write(b"-second").unwrap()))
+            .unwrap();
+        assert_eq!(blobs.push_stored(second), 5);
+        assert_eq!(blobs.push_stored(third), 12);
+        // Appends after a stash go after the stashed blobs.
+        assert_eq!(blobs.push(b"-fourth").unwrap(), 18);
+        let data = blobs.finish().unwrap();
+        assert_eq!(data.len(), 25);
+        let want = b"first-second-third-fourth";
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (mut out, mut hash) = (Vec::new(), Sha256::new());
+        let paths = (Path::new("scratch"), Path::new("out"));
+        let mut donor = Donor::default();
+        data.stream(&mut out, &mut hash, &pool, false, &mut donor, paths)
+            .unwrap();
+        assert_eq!(out, want);
+        assert_eq!(hash.finalize()[..], Sha256::digest(want)[..]);
+        assert_eq!(data.crc32(&pool, paths.0).unwrap(), crc32fast::hash(want));
     }
 }

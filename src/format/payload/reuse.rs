@@ -16,8 +16,10 @@
 //!   not make it smaller.
 //!
 //! Blocks appended after the source image's end get new operations, one per
-//! chunk, as a new image's would. Operations are prepared in parallel in
-//! windows and appended in order, so the output depends only on the inputs.
+//! chunk, as a new image's would. The operations to encode again are encoded
+//! all at once in parallel, each blob stored in the payload's scratch file as
+//! it is made; every operation is then laid out in manifest order, so the
+//! output depends only on the inputs.
 
 use std::fs::File;
 use std::io;
@@ -28,7 +30,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::blobs::Blobs;
+use super::blobs::{Blobs, Stash, Stored};
 use super::proto::{Extent, InstallOperation, OpType, PartitionInfo, PartitionUpdate};
 use super::writer::{
     Chunk, ImageInput, PayloadOptions, PayloadWriteError, append_chunk, check_copyable,
@@ -99,14 +101,40 @@ pub struct ReuseCounts {
     pub appended: usize,
 }
 
-/// One prepared operation: the manifest entry and its blob (empty for
-/// none), or the source operation whose blob it copies.
+/// One prepared operation: the manifest entry and its data.
 struct Prepared<'a> {
     op: InstallOperation,
-    blob: Vec<u8>,
-    copied: Option<&'a Operation>,
+    blob: Blob<'a>,
     /// Image bytes this operation encoded (0 for a copy or ZERO).
     encoded: u64,
+}
+
+/// The data of a [`Prepared`] operation.
+enum Blob<'a> {
+    /// None (a ZERO operation).
+    None,
+    /// The blob of this source operation, copied.
+    Copied(&'a Operation),
+    /// Made here, in memory.
+    Made(Vec<u8>),
+    /// Made here and already in the scratch file (its hash in the entry).
+    Stored(Stored),
+}
+
+impl Prepared<'_> {
+    /// Writes a blob made here to `stash`, its hash into the entry.
+    fn store(mut self, stash: &Stash<'_>) -> io::Result<Self> {
+        if let Blob::Made(b) = &self.blob {
+            if b.is_empty() {
+                self.blob = Blob::None;
+            } else {
+                self.op.data_sha256_hash = Some(Sha256::digest(b).to_vec());
+                self.op.data_length = Some(b.len() as u64);
+                self.blob = Blob::Stored(stash.write(b)?);
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// An edited image and what the edit changed.
@@ -157,44 +185,54 @@ pub(super) fn edited_partition<'a>(
         ..opts.clone()
     };
     counts.preset = preset;
-    let window = (opts.jobs.max(1) * 16).max(1);
     let (image_hash, written) = pool.install(|| {
         rayon::join(
             || sha256.map_or_else(|| hash_file(&file, size), Ok),
             || -> Result<Vec<InstallOperation>> {
+                let how: Vec<Reuse> = part
+                    .ops
+                    .iter()
+                    .map(|op| classify(op, changed, zeroed))
+                    .collect();
+                // Every operation to encode again is encoded at once, in
+                // parallel, its blobs stored as they are made: no operation
+                // waits for a slower one before it.
+                let made = blobs
+                    .stash(|stash| {
+                        part.ops
+                            .par_iter()
+                            .zip(&how)
+                            .filter(|(_, h)| **h == Reuse::Encode)
+                            .map(|(op, _)| {
+                                let proto = source_proto(&update, op, payload, name)?;
+                                prepare(op, proto, Reuse::Encode, zeroed, &file, opts)
+                                    .and_then(|p| p.into_iter().map(|p| p.store(stash)).collect())
+                                    .map_err(&img_err)
+                            })
+                            .collect::<Result<Vec<Vec<Prepared<'a>>>>>()
+                    })
+                    .map_err(&data_err)??;
+                let mut made = made.into_iter();
                 let mut ops = Vec::with_capacity(part.ops.len());
-                for w in part.ops.chunks(window) {
-                    let prepared: Vec<Result<(Reuse, Vec<Prepared<'a>>)>> = w
-                        .par_iter()
-                        .map(|op| {
-                            let proto =
-                                update.operations.get(op.index).cloned().ok_or_else(|| {
-                                    PayloadWriteError::CopyMissingOp {
-                                        payload: payload.source.path().to_path_buf(),
-                                        partition: name.to_string(),
-                                        index: op.index,
-                                    }
-                                })?;
-                            let how = classify(op, changed, zeroed);
-                            let p =
-                                prepare(op, proto, how, zeroed, &file, opts).map_err(&img_err)?;
-                            Ok((how, p))
-                        })
-                        .collect();
-                    for p in prepared {
-                        let (how, p) = p?;
-                        match how {
-                            Reuse::Copy => counts.copied += 1,
-                            Reuse::Zero => counts.zeroed += 1,
-                            Reuse::Encode => {
-                                counts.encoded += 1;
-                                counts.split += usize::from(p.len() > 1);
-                                counts.encoded_bytes += p.iter().map(|x| x.encoded).sum::<u64>();
-                            }
+                for (op, how) in part.ops.iter().zip(how) {
+                    let p = match how {
+                        Reuse::Encode => made.next().expect("one per operation to encode"),
+                        _ => {
+                            let proto = source_proto(&update, op, payload, name)?;
+                            prepare(op, proto, how, zeroed, &file, opts).map_err(&img_err)?
                         }
-                        for p in p {
-                            ops.push(place(p, payload, name, blobs).map_err(&data_err)?);
+                    };
+                    match how {
+                        Reuse::Copy => counts.copied += 1,
+                        Reuse::Zero => counts.zeroed += 1,
+                        Reuse::Encode => {
+                            counts.encoded += 1;
+                            counts.split += usize::from(p.len() > 1);
+                            counts.encoded_bytes += p.iter().map(|x| x.encoded).sum::<u64>();
                         }
+                    }
+                    for p in p {
+                        ops.push(place(p, payload, name, blobs).map_err(&data_err)?);
                     }
                 }
                 let tail = tail_chunks(part.size, size, &file, opts).map_err(&img_err)?;
@@ -212,6 +250,24 @@ pub(super) fn edited_partition<'a>(
         hash: Some(image_hash.map_err(&img_err)?.to_vec()),
     });
     Ok((update, counts))
+}
+
+/// The manifest entry of the source operation `op` of partition `name`.
+fn source_proto(
+    update: &PartitionUpdate,
+    op: &Operation,
+    payload: &Payload,
+    name: &str,
+) -> Result<InstallOperation> {
+    update
+        .operations
+        .get(op.index)
+        .cloned()
+        .ok_or_else(|| PayloadWriteError::CopyMissingOp {
+            payload: payload.source.path().to_path_buf(),
+            partition: name.to_string(),
+            index: op.index,
+        })
 }
 
 /// The new operations (and blobs) for the source operation `op`, whose
@@ -232,8 +288,7 @@ fn prepare<'a>(
     match how {
         Reuse::Copy => Ok(vec![Prepared {
             op: proto,
-            blob: Vec::new(),
-            copied: Some(op),
+            blob: Blob::Copied(op),
             encoded: 0,
         }]),
         Reuse::Zero => Ok(vec![zero_op(proto)]),
@@ -328,8 +383,7 @@ fn zero_op<'a>(mut proto: InstallOperation) -> Prepared<'a> {
     clear_data(&mut proto);
     Prepared {
         op: proto,
-        blob: Vec::new(),
-        copied: None,
+        blob: Blob::None,
         encoded: 0,
     }
 }
@@ -364,8 +418,7 @@ fn encode<'a>(
     clear_data(&mut proto);
     Ok(Prepared {
         op: proto,
-        blob,
-        copied: None,
+        blob: Blob::Made(blob),
         encoded: total,
     })
 }
@@ -438,16 +491,21 @@ fn place<'a>(
     blobs: &mut Blobs<'a>,
 ) -> io::Result<InstallOperation> {
     let mut op = p.op;
-    if let Some(src) = p.copied {
-        if src.data_len > 0 {
-            op.data_offset = Some(blobs.push_source(payload, name, src));
+    match p.blob {
+        Blob::None => {}
+        Blob::Copied(src) => {
+            if src.data_len > 0 {
+                op.data_offset = Some(blobs.push_source(payload, name, src));
+            }
         }
-    } else if !p.blob.is_empty() {
-        if op.data_sha256_hash.is_none() {
-            op.data_sha256_hash = Some(Sha256::digest(&p.blob).to_vec());
+        Blob::Made(b) => {
+            if !b.is_empty() {
+                op.data_sha256_hash = Some(Sha256::digest(&b).to_vec());
+                op.data_length = Some(b.len() as u64);
+                op.data_offset = Some(blobs.push(&b)?);
+            }
         }
-        op.data_length = Some(p.blob.len() as u64);
-        op.data_offset = Some(blobs.push(&p.blob)?);
+        Blob::Stored(s) => op.data_offset = Some(blobs.push_stored(s)),
     }
     Ok(op)
 }
@@ -510,7 +568,10 @@ mod tests {
         let kind_of = |kind: OpType| {
             let ranges = std::slice::from_ref(&all);
             let p = encode(InstallOperation::default(), &op(kind), ranges, &f, &opts).unwrap();
-            (p.op.r#type, p.blob.len())
+            let Blob::Made(blob) = p.blob else {
+                panic!("encode makes its blob")
+            };
+            (p.op.r#type, blob.len())
         };
         assert_eq!(
             kind_of(OpType::Replace),

@@ -30,6 +30,7 @@ use super::proto::{
     DeltaArchiveManifest, DynamicPartitionGroup, DynamicPartitionMetadata, Extent,
     InstallOperation, OpType, PartitionInfo, PartitionUpdate,
 };
+use crate::format::source::Donor;
 
 /// Why a payload cannot be written. Errors about a file name it.
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +261,9 @@ pub struct PayloadSummary {
     /// What became of the source's operations in each partition written
     /// for an edited image (see [`super::reuse`]), in payload order.
     pub reused: Vec<(String, super::reuse::ReuseCounts)>,
+    /// Every partition's new image SHA-256 (its `new_partition_info`), in
+    /// payload order.
+    pub image_hashes: Vec<(String, [u8; 32])>,
 }
 
 impl PayloadSummary {
@@ -285,6 +289,7 @@ pub struct PreparedPayload<'a> {
     jobs: usize,
     check_copied: bool,
     reused: Vec<(String, super::reuse::ReuseCounts)>,
+    image_hashes: Vec<(String, [u8; 32])>,
 }
 
 impl PreparedPayload<'_> {
@@ -326,8 +331,15 @@ impl PreparedPayload<'_> {
 
     /// Streams the payload into `out` (the file `out_path`, for errors),
     /// hashing it on the way; copied blobs are read from their source and
-    /// checked against their hashes as they pass. Can be called again.
-    pub fn write_to(&self, out: &mut dyn Write, out_path: &Path) -> Result<PayloadSummary> {
+    /// checked against their hashes as they pass. `donor` frees scratch
+    /// bytes as the data section is written (see [`Donor`]). Can be called
+    /// again.
+    pub fn write_to(
+        &self,
+        out: &mut dyn Write,
+        out_path: &Path,
+        donor: &mut Donor,
+    ) -> Result<PayloadSummary> {
         let header = Header {
             version: MAJOR_VERSION,
             manifest_size: self.manifest_bytes.len() as u64,
@@ -344,13 +356,14 @@ impl PreparedPayload<'_> {
         let pool = thread_pool(self.jobs)?;
         let paths = (self.data_path.as_path(), out_path);
         self.data
-            .stream(out, &mut file_hash, &pool, self.check_copied, paths)?;
+            .stream(out, &mut file_hash, &pool, self.check_copied, donor, paths)?;
         Ok(PayloadSummary {
             file_hash: file_hash.finalize().into(),
             file_size: self.len(),
             metadata_hash: meta_hash.finalize().into(),
             metadata_size: header.metadata_size(),
             reused: self.reused.clone(),
+            image_hashes: self.image_hashes.clone(),
         })
     }
 }
@@ -467,8 +480,16 @@ pub fn prepare_payload_from<'a>(
         };
         partitions.push(update);
     }
+    let image_hashes = partitions
+        .iter()
+        .filter_map(|p| {
+            let hash = p.new_partition_info.as_ref()?.hash.as_deref()?;
+            Some((p.partition_name.clone()?, hash.try_into().ok()?))
+        })
+        .collect();
     Ok(PreparedPayload {
         manifest_bytes: manifest(opts, partitions).encode_to_vec(),
+        image_hashes,
         data: blobs.finish().map_err(&data_err)?,
         data_path: data_path.to_path_buf(),
         jobs: opts.jobs,
