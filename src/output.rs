@@ -126,6 +126,27 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+
+    /// Every queued file is gone once the remover finishes; a missing one
+    /// is no error, and a file not queued stays.
+    #[test]
+    fn remover_deletes_what_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["a.img", "b.img", "keep.img"];
+        for n in names {
+            std::fs::write(dir.path().join(n), n).unwrap();
+        }
+        let r = Remover::default();
+        r.remove(&dir.path().join("a.img"));
+        r.remove(&dir.path().join("missing.img"));
+        r.remove(&dir.path().join("b.img"));
+        r.finish();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["keep.img"]);
+    }
 }
 
 /// Temporary files and folders of this process, removed when a signal ends it.
@@ -351,4 +372,57 @@ impl crate::format::sparse::PartSink for PartFiles {
 /// behind however the process ends. Errors name `dir`.
 pub fn scratch_file(dir: &Path) -> Result<File> {
     tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))
+}
+
+/// Deletes files on a background thread, in the order given: freeing a
+/// large file's blocks can wait for the device (on a file system mounted
+/// with `discard`, about 0.3 s per GB), which the work that follows need not
+/// wait for. [`Remover::finish`] (or dropping it) waits until all are gone.
+/// Failures are ignored: the files are scratch files inside a folder that
+/// is removed anyway.
+pub struct Remover {
+    tx: Option<std::sync::mpsc::Sender<PathBuf>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Default for Remover {
+    fn default() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        let thread = std::thread::spawn(move || {
+            for path in rx {
+                let _ = std::fs::remove_file(path);
+            }
+        });
+        Remover {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Remover {
+    /// Queues `path` for deletion.
+    pub fn remove(&self, path: &Path) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(path.to_path_buf());
+        }
+    }
+
+    /// Waits until every queued file is deleted.
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Remover {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -20,22 +20,24 @@ use super::{BuiltPartition, OutputFormat, Space, sha256_file};
 use crate::error::{Error, Result};
 use crate::format::payload::decode::decode_into;
 use crate::format::payload::{Operation, Partition, Payload};
+use crate::output::Remover;
 use crate::rom::Rom;
 use crate::util::hex;
 
 /// Re-opens the output and compares every partition image in it with what
 /// was packaged. `copied_from` is the full payload an OTA output copied
-/// operations from, if any.
+/// operations from, if any; such an OTA's check reads the packaged images in
+/// `work`, and gives each to `remover` once done with it.
 pub(super) fn check_output(
     output: &Path,
     format: OutputFormat,
     expected: &[BuiltPartition],
-    work: &Path,
+    (work, remover): (&Path, &Remover),
     jobs: usize,
     copied_from: Option<&Payload>,
 ) -> Result<()> {
     if let (OutputFormat::Ota, Some(source)) = (format, copied_from) {
-        return check_payload(output, source, expected, work);
+        return check_payload(output, source, expected, (work, remover));
     }
     let got = if format == OutputFormat::Images {
         expected
@@ -160,7 +162,7 @@ fn check_payload(
     output: &Path,
     source: &Payload,
     expected: &[BuiltPartition],
-    work: &Path,
+    (work, remover): (&Path, &Remover),
 ) -> Result<()> {
     let fail = |msg: String| Error::CheckFailed {
         file: output.to_path_buf(),
@@ -191,6 +193,7 @@ fn check_payload(
         }
         let image = work.join(format!("{}.img", e.name));
         check_ops(output, out, part, source.partition(&e.name), &image)?;
+        remover.remove(&image);
     }
     Ok(())
 }

@@ -354,12 +354,23 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         apps.manifest.input.sha256 = Some(input_sha256);
     }
 
+    // The work images the check does not read are deleted while it runs
+    // (an OTA's check reads the images it did not copy from the source,
+    // and hands each on once checked).
+    let remover = crate::output::Remover::default();
+    let check_reads =
+        |s: &ImageSource| opts.format == OutputFormat::Ota && copy_payload && !s.is_unchanged();
+    for (_, s) in &images {
+        if let Some(p) = s.path().filter(|_| !check_reads(s)) {
+            remover.remove(p);
+        }
+    }
     let t = Instant::now();
     if let Err(e) = check::check_output(
         output,
         opts.format,
         &partitions,
-        work,
+        (work, &remover),
         opts.jobs,
         sel.copy_from,
     ) {
@@ -390,6 +401,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         let _ = std::fs::remove_file(&dest.manifest_json);
         return Err(e);
     }
+    remover.finish();
     let mut r = report(output, dest, opts, partitions, space, apps.plan, times);
     r.fastboot = packaged.fastboot.map(|mut f| {
         f.sha256 = written;

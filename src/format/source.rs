@@ -67,7 +67,12 @@ impl FileSlice {
     }
 
     /// Frees the whole 4 KiB pages of `[offset, offset + len)` (within the
-    /// window) of a scratch file.
+    /// window) of a scratch file. Pages not yet written to the disk are
+    /// punched out (freed without being written); when none of them is
+    /// dirty, they are only dropped from the page cache ([`Self::forget`]):
+    /// punching blocks already on the disk frees them, which a file system
+    /// mounted with `discard` makes wait for the device (about 0.3 s per GB
+    /// measured), while their pages are just as free either way.
     fn punch(&self, offset: u64, len: u64) {
         use std::os::fd::AsRawFd;
         const PAGE: u64 = 4096;
@@ -75,6 +80,10 @@ impl FileSlice {
         let start = (self.base + offset.min(self.len)).next_multiple_of(PAGE);
         let end = end / PAGE * PAGE;
         if !self.scratch || end <= start {
+            return;
+        }
+        if dirty_pages(&self.file, start, end - start) == Some(0) {
+            self.forget(start - self.base, end - start);
             return;
         }
         let (Ok(at), Ok(n)) = (
@@ -179,6 +188,45 @@ impl FileSlice {
         }
         read_new(&self.file, len as usize, self.base + offset)
     }
+}
+
+/// Dirty pages of `file` in `[offset, offset + len)`, by the `cachestat`
+/// system call (Linux 6.5); `None` where it is missing.
+fn dirty_pages(file: &File, offset: u64, len: u64) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    /// `cachestat`'s number: the same on every architecture.
+    const SYS_CACHESTAT: libc::c_long = 451;
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    if len == 0 {
+        return Some(0);
+    }
+    let range = Range { off: offset, len };
+    let mut stat = Stat::default();
+    // SAFETY: cachestat reads `range` and writes `stat`, both live and of
+    // the kernel's layout (struct cachestat_range, struct cachestat).
+    let rc = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &raw const range,
+            &raw mut stat,
+            0u32,
+        )
+    };
+    (rc == 0).then_some(stat.nr_dirty)
 }
 
 /// `len` bytes of `file` at `offset`, read into a new vector without
@@ -317,6 +365,33 @@ mod tests {
     /// Allocated bytes of `path`.
     fn allocated(path: &Path) -> u64 {
         std::fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    /// Released pages of a scratch file already on the disk leave the page
+    /// cache and keep their blocks and bytes (freeing blocks would wait
+    /// for the device's discard).
+    #[test]
+    fn released_clean_scratch_pages_are_dropped() {
+        const U: u64 = 2 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let data: Vec<u8> = (0..8 * U).map(|i| (i % 251) as u8 | 1).collect();
+        std::fs::write(&path, &data).unwrap();
+        File::open(&path).unwrap().sync_all().unwrap();
+        std::fs::read(&path).unwrap();
+        let scratch = FileSlice::open_scratch(&path).unwrap();
+        if dirty_pages(scratch.file(), 0, 8 * U).is_none() || cached(&path).contains(&false) {
+            eprintln!("skipped: no cachestat here, or the pages left the cache on their own");
+            return;
+        }
+        let before = allocated(&path);
+        scratch.release(2 * U, 4 * U);
+        let c = cached(&path);
+        let per = (U / 4096) as usize;
+        assert!(c[..2 * per].iter().all(|&x| x));
+        assert!(c[2 * per..6 * per].iter().all(|&x| !x));
+        assert_eq!(allocated(&path), before);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
     }
 
     /// `read_vec` reads inside the window, refuses a read past its end and
