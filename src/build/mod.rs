@@ -299,12 +299,17 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     sources::sniff_others(&sel, input, work, &mut apps.filesystems)?;
     let patched = sources::patch_vbmeta(&sel, work)?;
     let images = sources::sources(&sel, &apps.changes, &patched, work);
-    // An OTA that reuses the source payload hashes its edited images
-    // itself, while it encodes their changed operations again.
+    // The package writer hashes the edited images itself: an OTA that
+    // reuses the source payload while it encodes their changed operations
+    // again, a fastboot package while it writes super from them.
     let copy_payload = sel.copy_from.is_some();
     let later: BTreeSet<String> = images
         .iter()
-        .filter(|_| copy_payload && opts.format == OutputFormat::Ota)
+        .filter(|_| match opts.format {
+            OutputFormat::Ota => copy_payload,
+            OutputFormat::Fastboot => true,
+            OutputFormat::Images => false,
+        })
         .filter(|(_, s)| matches!(s, ImageSource::Edited { .. }))
         .map(|(n, _)| n.clone())
         .collect();
@@ -322,8 +327,8 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
 
     // The input is hashed for the manifest while the package is written
-    // (which reads much of it too), on what cores the writing leaves: at a
-    // low priority, so that it never holds up the package's own threads.
+    // (which reads much of it too) and checked, on what cores those leave:
+    // at a low priority, so that it never holds up their own threads.
     let input_hash = input.is_file().then(|| {
         let input = input.to_path_buf();
         std::thread::spawn(move || {
@@ -341,7 +346,6 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         output,
         opts,
     );
-    let input_hash = input_hash.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
     let packaged = packaged?;
     if let Err(e) = record::fill_hashes(&mut partitions, &packaged.image_hashes, output) {
         check::remove_output(output, opts.format);
@@ -349,10 +353,6 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
     times.package = secs(t);
     crate::util::pages::trim_heap();
-    if let Some(h) = input_hash {
-        let (input_sha256, _) = h.map_err(|e| Error::io(input, e))?;
-        apps.manifest.input.sha256 = Some(input_sha256);
-    }
 
     // The work images the check does not read are deleted while it runs
     // (an OTA's check reads the images it did not copy from the source,
@@ -389,6 +389,15 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         }
         None => None,
     };
+    if let Some(h) = input_hash {
+        match h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
+            Ok((input_sha256, _)) => apps.manifest.input.sha256 = Some(input_sha256),
+            Err(e) => {
+                check::remove_output(output, opts.format);
+                return Err(Error::io(input, e));
+            }
+        }
+    }
     if let Err(e) = record::write_manifest(
         apps.manifest,
         &partitions,

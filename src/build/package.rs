@@ -22,8 +22,8 @@ pub(super) struct Packaged {
     /// The follower taking the output file's SHA-256, when its writer
     /// hashed it (it may still be reading).
     pub hash: Option<crate::util::hash::Follower>,
-    /// For an OTA, every partition image's SHA-256 as its payload declares
-    /// it (the payload writer hashed the images the record stage left).
+    /// Image SHA-256s the writer took (for an OTA every partition's, as its
+    /// payload declares it), among them those the record stage left.
     pub image_hashes: Vec<(String, [u8; 32])>,
 }
 
@@ -52,11 +52,20 @@ pub(super) fn package(
     opts: &BuildOptions,
 ) -> Result<Packaged> {
     match opts.format {
-        OutputFormat::Fastboot => fastboot(source, work, output, opts).map(|(f, hash)| Packaged {
-            fastboot: Some(f),
-            hash,
-            ..Packaged::default()
-        }),
+        OutputFormat::Fastboot => {
+            // The record stage left these images' hashes to the writer.
+            let later = partitions
+                .iter()
+                .filter(|p| p.sha256.is_empty())
+                .map(|p| p.name.clone())
+                .collect();
+            fastboot(source, work, output, later, opts).map(|(mut f, hash)| Packaged {
+                image_hashes: std::mem::take(&mut f.image_hashes),
+                fastboot: Some(f),
+                hash,
+                ..Packaged::default()
+            })
+        }
         OutputFormat::Ota => {
             let copy: BTreeSet<String> = images
                 .iter()
@@ -111,6 +120,7 @@ fn fastboot(
     source: &Source,
     work: &Path,
     output: &Path,
+    hash: BTreeSet<String>,
     opts: &BuildOptions,
 ) -> Result<crate::package::fastboot::Written> {
     let format = match output.extension().and_then(|e| e.to_str()) {
@@ -127,6 +137,7 @@ fn fastboot(
         super_size: None,
         disable_verification: true,
         style: opts.style,
+        hash,
     };
     crate::package::fastboot::from_rom(
         &source.rom,

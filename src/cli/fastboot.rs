@@ -90,6 +90,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8> {
             super_size: args.super_size,
             disable_verification: false,
             style: args.style,
+            hash: Default::default(),
         },
         &args.output,
         format,

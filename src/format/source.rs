@@ -29,6 +29,60 @@ pub struct FileSlice {
     len: u64,
     /// Released ranges are freed (see [`FileSlice::open_scratch`]).
     scratch: bool,
+    /// A thread hashing the window ([`FileSlice::hash_ahead`]): a release
+    /// waits until it has read past the released bytes.
+    ahead: Option<Arc<Ahead>>,
+}
+
+/// How far a [`FileSlice::hash_ahead`] thread has read.
+#[derive(Debug, Default)]
+struct Ahead {
+    /// Bytes of the window hashed so far (`u64::MAX` once the thread has
+    /// stopped, whatever the reason: nothing waits for it then).
+    done: std::sync::Mutex<u64>,
+    moved: std::sync::Condvar,
+    /// The hash is no longer wanted.
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Ahead {
+    fn set(&self, n: u64) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = n;
+        self.moved.notify_all();
+    }
+
+    /// Waits until the thread has read `[0, end)` of the window.
+    fn wait_past(&self, end: u64) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while *done < end {
+            done = self.moved.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// The SHA-256 of a window being taken by [`FileSlice::hash_ahead`].
+pub struct HashAhead {
+    ahead: Arc<Ahead>,
+    thread: Option<std::thread::JoinHandle<io::Result<[u8; 32]>>>,
+}
+
+impl HashAhead {
+    /// Waits for the hash of the whole window.
+    pub fn finish(mut self) -> io::Result<[u8; 32]> {
+        let t = self.thread.take().expect("joined once");
+        t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for HashAhead {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.ahead
+                .stop
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = t.join();
+        }
+    }
 }
 
 impl FileSlice {
@@ -41,6 +95,28 @@ impl FileSlice {
             base,
             len,
             scratch: false,
+            ahead: None,
+        }
+    }
+
+    /// Starts hashing the whole window (SHA-256) on a thread of its own,
+    /// from its start to its end, at the speed of reading it: a writer that
+    /// frees what it reads ([`ReadAt::release`]) can then take the hash of
+    /// a scratch image with no pass of its own. From now on a release of
+    /// this slice (or a clone made after) waits until the thread has read
+    /// past the released bytes, so every byte is hashed before it goes.
+    pub fn hash_ahead(&mut self) -> HashAhead {
+        let ahead = Arc::new(Ahead::default());
+        let (reader, state) = (self.clone(), ahead.clone());
+        self.ahead = Some(ahead.clone());
+        let thread = std::thread::spawn(move || {
+            let r = hash_in_order(&reader, &state);
+            state.set(u64::MAX);
+            r
+        });
+        HashAhead {
+            ahead,
+            thread: Some(thread),
         }
     }
 
@@ -81,6 +157,9 @@ impl FileSlice {
         let end = end / PAGE * PAGE;
         if !self.scratch || end <= start {
             return;
+        }
+        if let Some(a) = &self.ahead {
+            a.wait_past(end - self.base);
         }
         if dirty_pages(&self.file, start, end - start) == Some(0) {
             self.forget(start - self.base, end - start);
@@ -188,6 +267,26 @@ impl FileSlice {
         }
         read_new(&self.file, len as usize, self.base + offset)
     }
+}
+
+/// Hashes `slice` from start to end, telling `state` how far it got.
+fn hash_in_order(slice: &FileSlice, state: &Ahead) -> io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    const STEP: u64 = 4 << 20;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; STEP as usize];
+    let mut at = 0u64;
+    while at < slice.len {
+        if state.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::other("stopped"));
+        }
+        let n = (slice.len - at).min(STEP) as usize;
+        slice.read_exact_at(&mut buf[..n], at)?;
+        h.update(&buf[..n]);
+        at += n as u64;
+        state.set(at);
+    }
+    Ok(h.finalize().into())
 }
 
 /// Dirty pages of `file` in `[offset, offset + len)`, by the `cachestat`
@@ -392,6 +491,43 @@ mod tests {
         assert!(c[2 * per..6 * per].iter().all(|&x| !x));
         assert_eq!(allocated(&path), before);
         assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    /// A slice hashed ahead gets the whole window's SHA-256 even when a
+    /// writer frees it as it reads, in any order: each release waits for
+    /// the hash to pass it.
+    #[test]
+    fn hash_ahead_sees_every_byte_before_it_is_freed() {
+        use sha2::{Digest, Sha256};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let data: Vec<u8> = (0..(40 << 20) + 12_345u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 1)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let mut scratch = FileSlice::open_scratch(&path).unwrap();
+        let hash = scratch.hash_ahead();
+        // The last part first, then the rest, as a writer would in pieces.
+        let len = data.len() as u64;
+        let mut buf = vec![0u8; 1 << 20];
+        for (from, to) in [(len - (3 << 20), len), (0, len - (3 << 20))] {
+            let mut at = from;
+            while at < to {
+                let n = (to - at).min(buf.len() as u64) as usize;
+                scratch.read_exact_at(&mut buf[..n], at).unwrap();
+                assert_eq!(buf[..n], data[at as usize..at as usize + n]);
+                scratch.release(at, n as u64);
+                at += n as u64;
+            }
+        }
+        assert_eq!(hash.finish().unwrap()[..], Sha256::digest(&data)[..]);
+        // Each whole page is freed (zeros where it was punched) or still
+        // the source's (dropped from the cache once on the disk).
+        let now = std::fs::read(&path).unwrap();
+        assert_eq!(now.len(), data.len());
+        for (a, b) in now.chunks(4096).zip(data.chunks(4096)).skip(1) {
+            assert!(a == b || a.iter().all(|&x| x == 0));
+        }
     }
 
     /// `read_vec` reads inside the window, refuses a read past its end and

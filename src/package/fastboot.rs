@@ -134,6 +134,10 @@ pub struct FastbootSummary {
     /// the follower the writers hand back).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// SHA-256 of the images [`FromRom::hash`] named, taken as they were
+    /// written.
+    #[serde(skip)]
+    pub image_hashes: Vec<(String, [u8; 32])>,
 }
 
 fn lp_err(dest: &Path, msg: String) -> Error {
@@ -405,6 +409,7 @@ fn fill(
         dropped: spec.dropped.clone(),
         notes,
         sha256: None,
+        image_hashes: Vec::new(),
     })
 }
 
@@ -682,6 +687,10 @@ pub struct FromRom {
     pub disable_verification: bool,
     /// Layout and script names.
     pub style: Style,
+    /// Partitions whose image SHA-256 to take while the package is written
+    /// (reported in [`FastbootSummary::image_hashes`]): super's are hashed
+    /// by a thread reading just ahead of super's writer, which frees them.
+    pub hash: BTreeSet<String>,
 }
 
 /// Writes a fastboot package for `rom` from its partition images, already
@@ -753,16 +762,32 @@ pub fn from_rom(
             opts.super_size,
         ));
     }
+    let mut hashing = Vec::new();
     let maps: Vec<(String, ImageMap)> = logical
         .iter()
         .map(|(n, lp_name)| {
             let p = path_of(n);
             // Scratch: super's writer frees each range it has read.
-            let src =
+            let mut src =
                 crate::format::source::FileSlice::open_scratch(&p).map_err(|e| Error::io(&p, e))?;
+            if opts.hash.contains(n) {
+                hashing.push((n.clone(), p, src.hash_ahead()));
+            }
             Ok((lp_name.clone(), ImageMap::raw(src)))
         })
         .collect::<Result<_>>()?;
+    // The others are written whole, not freed: hashed now.
+    let mut image_hashes = opts
+        .hash
+        .iter()
+        .filter(|n| !logical.iter().any(|(l, _)| l == *n))
+        .map(|n| {
+            let p = path_of(n);
+            let file = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+            let (h, _) = crate::util::hash::sha256_reader(file).map_err(|e| Error::io(&p, e))?;
+            Ok((n.clone(), h))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let images: Vec<(String, PathBuf)> = parts
         .iter()
         .filter(|p| !logical.iter().any(|(n, _)| *n == p.name))
@@ -793,7 +818,12 @@ pub fn from_rom(
         notes: official.notes,
         dropped: official.dropped,
     };
-    write_package(&spec, dest, format, jobs, force)
+    let (mut summary, follower) = write_package(&spec, dest, format, jobs, force)?;
+    for (n, p, h) in hashing {
+        image_hashes.push((n, h.finish().map_err(|e| Error::io(&p, e))?));
+    }
+    summary.image_hashes = image_hashes;
+    Ok((summary, follower))
 }
 
 /// What an input fastboot package hands on to the package written from it.
