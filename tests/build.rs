@@ -77,6 +77,21 @@ fn every_format_is_verified_complete_and_exactly_debloated() {
     build(&fastboot, "fastboot", &["--manifest-yaml"]).success();
     build(&ota, "ota", &[]).success();
 
+    // Every manifest gives the input's SHA-256, whether it was taken
+    // alongside the decode (images, fastboot: the input's pages handed on
+    // as they are read) or while the package was written (ota).
+    let input_sha256: String = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(read(&sample()));
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    for out in [&images, &fastboot, &ota] {
+        let mut name = out.as_os_str().to_owned();
+        name.push(".manifest.json");
+        let m: serde_json::Value = serde_json::from_slice(&read(Path::new(&name))).unwrap();
+        assert_eq!(m["input"]["sha256"], input_sha256, "{}", out.display());
+    }
+
     // Apps: exactly the plan's removals are gone, every other app is
     // byte-identical to the input's.
     let input = apps_of(&sample());

@@ -82,6 +82,7 @@ fn payload_manifest() {
                         verify: true,
                         fail_fast: false,
                         sources: Vec::new(),
+                        pages: None,
                         jobs: 2,
                     },
                     &NoProgress,

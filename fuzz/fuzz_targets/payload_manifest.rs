@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
                 verify: true,
                 fail_fast: false,
                 sources: Vec::new(),
+                pages: None,
                 jobs: 1,
             },
             &NoProgress,

@@ -15,7 +15,9 @@ use rayon::prelude::*;
 use super::{OutputFormat, sha256_file};
 use crate::apps::APP_PARTITIONS;
 use crate::error::Result;
+use crate::format::input_pages::InputPages;
 use crate::format::payload::Payload;
+use crate::format::source::FileSlice;
 use crate::rom::{PartInfo, Rom};
 
 /// A partition left encoded in the input's payload: its image is known by
@@ -80,6 +82,30 @@ pub(super) fn select(rom: &Rom, format: OutputFormat) -> Selection<'_> {
         }
     }
     sel
+}
+
+/// The input's pages to hand on to the decoded images (see
+/// [`InputPages`]), for a build that reads its input only to hash it and to
+/// decode every partition of its payload: every output but an OTA made from
+/// a full payload, which copies the source's operations and so reads the
+/// input again as it is written.
+pub(super) fn input_pages(rom: &Rom, input: &Path, format: OutputFormat) -> Option<InputPages> {
+    let p = rom.payload()?;
+    if format == OutputFormat::Ota && !p.is_incremental() || p.source.path() != input {
+        return None;
+    }
+    let file = FileSlice::open(input).ok()?;
+    let base = p.source.base();
+    let reads = p
+        .partitions
+        .iter()
+        .flat_map(|part| &part.ops)
+        .filter(|op| op.data_len > 0)
+        .map(|op| {
+            let at = base.saturating_add(op.data_offset);
+            at..at.saturating_add(op.data_len)
+        });
+    Some(InputPages::new(file, reads))
 }
 
 /// Fails before any work when the output's filesystem cannot hold the

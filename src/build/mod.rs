@@ -36,12 +36,14 @@ mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::debloat::{Plan, Profile};
 use crate::error::{Error, Result};
+use crate::format::input_pages::InputPages;
 use crate::fs::FsKind;
 use crate::manifest::{Manifest, PartitionStatus};
 
@@ -273,6 +275,14 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     }
     times.open_verify = secs(t);
 
+    // A build that decodes every partition reads its input only for that
+    // and for the input's hash: the hash runs alongside the decode, and
+    // each window of the input leaves the page cache once both are done
+    // with it, for the decoded images to take its pages.
+    let pages = decode::input_pages(&source.rom, input, opts.format).map(Arc::new);
+    source.rom.input_pages = pages.clone();
+    let mut input_hash = pages.map(InputHash::during_decode);
+
     let (parent, work) = open::work_dir(output)?;
     let work = work.path();
     // The steps before the last are applied beside the output; the last
@@ -326,16 +336,11 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         apps.manifest.input.chain = chain.clone();
     }
 
-    // The input is hashed for the manifest while the package is written
-    // (which reads much of it too) and checked, on what cores those leave:
-    // at a low priority, so that it never holds up their own threads.
-    let input_hash = input.is_file().then(|| {
-        let input = input.to_path_buf();
-        std::thread::spawn(move || {
-            crate::util::run_in_background();
-            crate::util::hash::sha256_file(&input)
-        })
-    });
+    // Otherwise the input is hashed for the manifest while the package is
+    // written (which reads much of it too) and checked.
+    if input_hash.is_none() && input.is_file() {
+        input_hash = Some(InputHash::in_background(input));
+    }
     let t = Instant::now();
     let packaged = package::package(
         &source,
@@ -390,8 +395,8 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
         None => None,
     };
     if let Some(h) = input_hash {
-        match h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
-            Ok((input_sha256, _)) => apps.manifest.input.sha256 = Some(input_sha256),
+        match h.join() {
+            Ok(input_sha256) => apps.manifest.input.sha256 = Some(input_sha256),
             Err(e) => {
                 check::remove_output(output, opts.format);
                 return Err(Error::io(input, e));
@@ -418,6 +423,56 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     });
     r.ota_reuse = packaged.ota_reuse;
     Ok(r)
+}
+
+/// The input's SHA-256 for the manifest, taken on a thread of its own; a
+/// build that fails before it is joined stops it.
+struct InputHash {
+    pages: Option<Arc<InputPages>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<String>>>,
+}
+
+impl InputHash {
+    /// Hashed alongside the decode, through `pages`, at the decode's own
+    /// priority: the decode keeps every core busy, and the hash must pass
+    /// each window before its pages can go.
+    fn during_decode(pages: Arc<InputPages>) -> Self {
+        let p = pages.clone();
+        InputHash {
+            pages: Some(pages),
+            thread: Some(std::thread::spawn(move || {
+                p.hash().map(|h| crate::util::hex(&h))
+            })),
+        }
+    }
+
+    /// Hashed on what cores the package's writer and the check leave: at a
+    /// low priority, so that it never holds up their own threads.
+    fn in_background(input: &Path) -> Self {
+        let input = input.to_path_buf();
+        InputHash {
+            pages: None,
+            thread: Some(std::thread::spawn(move || {
+                crate::util::run_in_background();
+                crate::util::hash::sha256_file(&input).map(|(h, _)| h)
+            })),
+        }
+    }
+
+    fn join(mut self) -> std::io::Result<String> {
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            None => Err(std::io::Error::other("the input's hash was taken already")),
+        }
+    }
+}
+
+impl Drop for InputHash {
+    fn drop(&mut self) {
+        if let Some(p) = &self.pages {
+            p.stop();
+        }
+    }
 }
 
 /// What the app stages hand on.

@@ -3,6 +3,7 @@
 pub mod avb;
 pub mod crclist;
 pub mod image;
+pub mod input_pages;
 pub mod lp;
 pub mod md5sum;
 pub mod patch;

@@ -84,6 +84,10 @@ pub struct Rom {
     /// applies to (see [`incremental::prepare`]); decoding its partitions
     /// then applies the payload to them, source hashes checked first.
     pub source_images: Option<incremental::SourceImages>,
+    /// For a build that reads its input only to decode it (and hash it in
+    /// order): the input's cached pages, dropped as the decode and the hash
+    /// are done with them (see [`InputPages`]).
+    pub input_pages: Option<std::sync::Arc<crate::format::input_pages::InputPages>>,
 }
 
 /// What an opened package holds: one variant per family of package kinds,
@@ -300,6 +304,7 @@ impl Rom {
             kind,
             content,
             source_images: None,
+            input_pages: None,
         })
     }
 
@@ -568,6 +573,7 @@ impl Rom {
                 force,
                 jobs,
                 source: self.source_images.as_ref(),
+                pages: self.input_pages.as_deref(),
             },
             &crate::format::payload::extract::NoProgress,
         )?;

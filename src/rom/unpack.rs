@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::Rom;
 use super::incremental::SourceImages;
 use crate::error::{Error, Result};
+use crate::format::input_pages::InputPages;
 use crate::format::payload::PayloadError;
 use crate::format::payload::extract::{self, Job, OutputFile, Progress};
 use crate::fs::extract::ExtractStats;
@@ -160,6 +161,7 @@ impl Rom {
                     force: opts.force,
                     jobs: opts.jobs,
                     source: opts.source,
+                    pages: None,
                 },
                 progress,
             )?,
@@ -225,6 +227,7 @@ impl Rom {
             force,
             jobs,
             source,
+            pages,
         } = run;
         let selected = requests
             .iter()
@@ -269,6 +272,7 @@ impl Rom {
                 fail_fast: true,
                 jobs,
                 sources,
+                pages,
             },
             progress,
         );
@@ -333,6 +337,8 @@ pub(super) struct PayloadRun<'a> {
     pub force: bool,
     pub jobs: usize,
     pub source: Option<&'a SourceImages>,
+    /// The input's pages to report each operation's read to.
+    pub pages: Option<&'a InputPages>,
 }
 
 /// Copies the images a partial update leaves alone (name, source,

@@ -186,6 +186,7 @@ impl Rom {
                         fail_fast: false,
                         jobs: opts.jobs,
                         sources: sources.clone(),
+                        pages: None,
                     },
                     opts.progress,
                 ))

@@ -33,6 +33,7 @@ use super::decode::decode_into;
 use super::delta;
 use super::verity::{ImageHasher, VerityBytes};
 use super::{OpType, Operation, Partition, Payload, PayloadError};
+use crate::format::input_pages::InputPages;
 use crate::format::source::FileSlice;
 use crate::util::hex;
 
@@ -201,6 +202,10 @@ pub struct Job<'a> {
     /// The old partition image of each selected partition, for incremental
     /// operations (empty, or one entry per selected partition).
     pub sources: Vec<Option<FileSlice>>,
+    /// The input file's pages, told of each operation's data once it is
+    /// read (the payload's file is the one they track), and given by the
+    /// writer thread as it writes.
+    pub pages: Option<&'a InputPages>,
 }
 
 /// Outcome for one partition.
@@ -631,6 +636,11 @@ impl Shared<'_> {
                 return;
             }
             let f = &outputs[pi];
+            if let Some(pages) = self.job.pages {
+                // Dropped here, on the writing thread, for its writes to
+                // take (see `InputPages`).
+                pages.give(buf.get().len() as u64);
+            }
             let mut at = 0usize;
             for r in &self.plans[pi].part.ops[oi].dst {
                 if let Err(e) = f.write_at(&buf.get()[at..at + r.len as usize], r.offset) {
@@ -731,6 +741,15 @@ impl Shared<'_> {
                 offset: op.data_offset,
                 source: e,
             })?;
+        if let Some(pages) = self.job.pages {
+            let at = self
+                .job
+                .payload
+                .source
+                .base()
+                .saturating_add(op.data_offset);
+            pages.read(at..at.saturating_add(op.data_len));
+        }
         if self.job.verify {
             check_data_hash(&self.states[pi], part, op, data)?;
         }
