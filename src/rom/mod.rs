@@ -86,7 +86,7 @@ pub struct Rom {
     pub source_images: Option<incremental::SourceImages>,
     /// For a build that reads its input only to decode it (and hash it in
     /// order): the input's cached pages, dropped as the decode and the hash
-    /// are done with them (see [`InputPages`]).
+    /// are done with them (see [`crate::format::input_pages::InputPages`]).
     pub input_pages: Option<std::sync::Arc<crate::format::input_pages::InputPages>>,
 }
 
