@@ -456,6 +456,33 @@ impl ReadAt for Vec<u8> {
     }
 }
 
+/// Which 4 KiB pages of `path` are in the page cache, by `mincore` over a
+/// mapping (for tests of what is dropped from it).
+#[cfg(test)]
+pub(crate) fn cached_pages(path: &Path) -> Vec<bool> {
+    let file = File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let pages = len.div_ceil(4096);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of `len` bytes of an open
+    // file, only passed to mincore and unmapped before returning.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(p, len, vec.as_mut_ptr()), 0);
+        libc::munmap(p, len);
+    }
+    vec.iter().map(|b| b & 1 == 1).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,30 +580,7 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }
 
-    /// Pages of `path` in the page cache, by mincore over a mapping.
-    fn cached(path: &Path) -> Vec<bool> {
-        let file = File::open(path).unwrap();
-        let len = file.metadata().unwrap().len() as usize;
-        let pages = len.div_ceil(4096);
-        let mut vec = vec![0u8; pages];
-        // SAFETY: a read-only shared mapping of `len` bytes of an open
-        // file, only passed to mincore and unmapped before returning.
-        unsafe {
-            use std::os::fd::AsRawFd;
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            );
-            assert_ne!(p, libc::MAP_FAILED);
-            assert_eq!(libc::mincore(p, len, vec.as_mut_ptr()), 0);
-            libc::munmap(p, len);
-        }
-        vec.iter().map(|b| b & 1 == 1).collect()
-    }
+    use super::cached_pages as cached;
 
     /// A donor drops the cached pages it is given, in the order they were
     /// added, a part at a time and never more than it holds; the bytes
