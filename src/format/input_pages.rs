@@ -62,32 +62,19 @@ impl InputPages {
     /// Tracks `file` (a whole file: its window must start at 0) for `reads`,
     /// the byte ranges that will each be reported once read.
     pub fn new(file: FileSlice, reads: impl IntoIterator<Item = Range<u64>>) -> Self {
-        let windows = file.len().div_ceil(WINDOW) as usize;
-        let mut pending = vec![0u32; windows];
-        let mut pages = InputPages {
-            file,
-            pending: Vec::new(),
-            hashed: AtomicU64::new(0),
-            stopped: AtomicBool::new(false),
-            ready: Mutex::new(VecDeque::new()),
-        };
+        let mut pending = vec![0u32; file.len().div_ceil(WINDOW) as usize];
         for r in reads {
-            for w in pages.windows(&r) {
+            for w in windows(&r, file.len()) {
                 pending[w] = pending[w].saturating_add(1);
             }
         }
-        pages.pending = pending.into_iter().map(AtomicU32::new).collect();
-        pages
-    }
-
-    /// The windows `r` overlaps.
-    fn windows(&self, r: &Range<u64>) -> Range<usize> {
-        if r.is_empty() {
-            return 0..0;
+        InputPages {
+            file,
+            pending: pending.into_iter().map(AtomicU32::new).collect(),
+            hashed: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            ready: Mutex::new(VecDeque::new()),
         }
-        let first = (r.start / WINDOW) as usize;
-        let last = r.end.div_ceil(WINDOW).min(self.file.len().div_ceil(WINDOW)) as usize;
-        first.min(last)..last
     }
 
     /// End of window `w` (the file's end for the last one).
@@ -99,7 +86,7 @@ impl InputPages {
     /// read; the windows it completes are ready to go if the in-order
     /// reader has passed them.
     pub fn read(&self, r: Range<u64>) {
-        for w in self.windows(&r) {
+        for w in windows(&r, self.file.len()) {
             let Some(count) = self.pending.get(w) else {
                 return;
             };
@@ -177,6 +164,16 @@ impl InputPages {
             .unwrap_or_else(|e| e.into_inner())
             .push_back(w);
     }
+}
+
+/// The windows `r` overlaps in a file of `len` bytes.
+fn windows(r: &Range<u64>, len: u64) -> Range<usize> {
+    if r.is_empty() {
+        return 0..0;
+    }
+    let first = (r.start / WINDOW) as usize;
+    let last = r.end.div_ceil(WINDOW).min(len.div_ceil(WINDOW)) as usize;
+    first.min(last)..last
 }
 
 #[cfg(test)]
