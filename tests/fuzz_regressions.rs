@@ -161,6 +161,31 @@ fn erofs_tree() {
 }
 
 #[test]
+fn erofs_edit() {
+    use romkit::fs::erofs::edit::{Edit, edit};
+    each("erofs_edit", LIMIT, |data| {
+        // As the fuzz target: a first byte with the top bit set is followed
+        // by a whole image, edited; an error must leave nothing written.
+        let Some((&sel, rest)) = data.split_first() else {
+            return;
+        };
+        if sel & 0x80 == 0 {
+            return;
+        }
+        let mut replace = std::collections::BTreeMap::new();
+        replace.insert("etc/build.prop".to_string(), b"ro.x=1\n".to_vec());
+        let e = Edit {
+            remove: vec!["app".into(), "bin/sh".into(), "etc/a/b".into()],
+            replace,
+        };
+        let mut out = std::io::Cursor::new(Vec::new());
+        if edit(rest, &e, &mut out).is_err() {
+            assert!(out.get_ref().is_empty(), "an error after writing");
+        }
+    });
+}
+
+#[test]
 fn ext4_xattr() {
     use romkit::fs::ext4::{self, Ext4Image};
     each("ext4_xattr", LIMIT, |data| {

@@ -276,7 +276,10 @@ fn read_inode(img: &[u8], sb: &Super, nid: u64) -> Result<Ino> {
         .meta_blkaddr
         .checked_mul(sb.bs)
         .and_then(|m| nid.checked_mul(ISLOT).and_then(|n| n.checked_add(m)))
-        .filter(|&o| o + COMPACT_INODE as u64 <= img.len() as u64)
+        .filter(|&o| {
+            o.checked_add(COMPACT_INODE as u64)
+                .is_some_and(|e| e <= img.len() as u64)
+        })
         .ok_or_else(|| invalid("nid", nid, 0, "inode outside the image"))?;
     let at = iloc as usize;
     let format = le16(img, at);
