@@ -250,7 +250,8 @@ pub fn write_ota_zip(
         false,
     )
     .map_err(e)?;
-    // Its CRC-32 first (the data read once more, in parallel), so that its
+    // Its CRC-32 first (the data not decoded in this run read once more, in
+    // parallel; the rest combined from the decode's records), so that its
     // local header is final and the zip's hash is taken while it streams.
     let crc = payload.crc32()?;
     zip.begin_known("payload.bin", 0o644, 4096, (payload.len(), crc))

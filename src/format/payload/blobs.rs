@@ -260,7 +260,9 @@ impl<'a> Data<'a> {
 
     /// The CRC-32 of the data section, read on `pool` (each window's reads
     /// in parallel, combined in order), so that a zip can carry it in the
-    /// entry's local header before the payload streams in.
+    /// entry's local header before the payload streams in. A copied blob
+    /// whose CRC-32 the extractor recorded (see
+    /// [`super::BlobCrcs`]) is not read.
     pub(super) fn crc32(&self, pool: &rayon::ThreadPool, scratch_path: &Path) -> Result<u32> {
         let windows = self.windows();
         let crcs = pool.install(|| {
@@ -269,7 +271,12 @@ impl<'a> Data<'a> {
                 .map(|w| {
                     let mut h = crc32fast::Hasher::new();
                     for r in w {
-                        h.update(&self.read(r, false, scratch_path)?);
+                        match known_crc(r) {
+                            Some(crc) => {
+                                h.combine(&crc32fast::Hasher::new_with_initial_len(crc, r.len))
+                            }
+                            None => h.update(&self.read(r, false, scratch_path)?),
+                        }
                     }
                     Ok(h)
                 })
@@ -334,6 +341,16 @@ impl<'a> Data<'a> {
                 op,
             } => read_copied_blob(payload, partition, op, check),
         }
+    }
+}
+
+/// The CRC-32 of a copied blob the extractor has already read whole.
+fn known_crc(r: &Read<'_>) -> Option<u32> {
+    match r.piece {
+        Piece::Source { payload, op, .. } if r.from == 0 && r.len == op.data_len => {
+            payload.blob_crcs.get(op.data_offset, op.data_len)
+        }
+        _ => None,
     }
 }
 

@@ -310,7 +310,8 @@ impl PreparedPayload<'_> {
     }
 
     /// The CRC-32 of the payload [`Self::write_to`] writes, from the data
-    /// section read once (in parallel) first.
+    /// section read once (in parallel) first, except the copied blobs the
+    /// extractor has already read (their CRC-32s are combined).
     pub fn crc32(&self) -> Result<u32> {
         let header = Header {
             version: MAJOR_VERSION,
@@ -810,5 +811,85 @@ mod tests {
         let mut half = noise(1 << 20, 3);
         half[mid..mid + SAMPLE].copy_from_slice(&text[..SAMPLE]);
         assert_eq!(replace_op(half, 1, 1 << 20).unwrap().0, OpType::ReplaceXz);
+    }
+
+    /// A copied blob's CRC-32 comes from what the extractor recorded as it
+    /// read the blob; blobs it did not read are read for it. Either way the
+    /// CRC-32 is the payload's.
+    #[test]
+    fn copied_blobs_crc_from_what_the_extractor_recorded() {
+        use crate::format::payload::Payload;
+        use crate::format::payload::extract::{self, Job, NoProgress};
+        use crate::format::source::FileSlice;
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("system.img");
+        let mut raw = noise(3 << 16, 5);
+        raw.extend(
+            b"ro.product.name=fuxi\n"
+                .repeat(10_000)
+                .iter()
+                .take(3 << 16),
+        );
+        std::fs::write(&img, &raw).unwrap();
+        let input = [ImageInput {
+            name: "system".into(),
+            path: img,
+        }];
+        let opts = PayloadOptions {
+            chunk_size: 1 << 16,
+            ..PayloadOptions::default()
+        };
+        let scratch = Path::new("scratch");
+        let write = |p: &PreparedPayload<'_>| {
+            let mut out = Vec::new();
+            p.write_to(&mut out, Path::new("out"), &mut Donor::default())
+                .unwrap();
+            out
+        };
+        let made = prepare_payload(&input, &opts, tempfile::tempfile().unwrap(), scratch).unwrap();
+        let path = dir.path().join("payload.bin");
+        std::fs::write(&path, write(&made)).unwrap();
+        let source = Payload::open(FileSlice::open(&path).unwrap()).unwrap();
+        let copy = || {
+            let inputs = [PayloadInput::Copy {
+                payload: &source,
+                partition: "system",
+            }];
+            prepare_payload_from(&inputs, &opts, tempfile::tempfile().unwrap(), scratch).unwrap()
+        };
+        let ops = &source.partitions[0].ops;
+        assert!(ops.len() >= 6, "{}", ops.len());
+        assert!(
+            ops.iter()
+                .all(|op| source.blob_crcs.get(op.data_offset, op.data_len).is_none())
+        );
+        let want = crc32fast::hash(&write(&copy()));
+        assert_eq!(copy().crc32().unwrap(), want);
+
+        let outcome = extract::run(
+            &Job {
+                payload: &source,
+                partitions: vec![0],
+                outputs: None,
+                verify: true,
+                fail_fast: true,
+                sources: Vec::new(),
+                pages: None,
+                jobs: 2,
+            },
+            &NoProgress,
+        );
+        assert!(outcome.failures.is_empty() && outcome.partitions[0].ok());
+        for op in ops.iter().filter(|op| op.data_len > 0) {
+            let blob = source.read(op.data_offset, op.data_len).unwrap();
+            let got = source.blob_crcs.get(op.data_offset, op.data_len);
+            assert_eq!(got, Some(crc32fast::hash(&blob)), "operation {}", op.index);
+        }
+        assert_eq!(copy().crc32().unwrap(), want);
+        // The recorded value is what counts: a wrong one gives a wrong CRC.
+        let op = &ops[2];
+        let right = source.blob_crcs.get(op.data_offset, op.data_len).unwrap();
+        source.blob_crcs.record(op.data_offset, op.data_len, !right);
+        assert_ne!(copy().crc32().unwrap(), want);
     }
 }
