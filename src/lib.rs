@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Data flows one way: [`rom`] opens a package and yields partitions,
-//! [`format`] decodes and encodes the on-disk formats, [`fs`] turns a
+//! [`format`](mod@format) decodes and encodes the on-disk formats, [`fs`] turns a
 //! partition into a file tree, [`apk`], [`apps`] and [`debloat`] read and
 //! edit the trees, the package writers lay out the output, [`manifest`]
 //! records it, and [`output`] writes every file atomically.

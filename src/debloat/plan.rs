@@ -360,7 +360,7 @@ fn keep_covers(sel: &Selector, path: &str, package: Option<&str>, app_files: &[S
 ///
 /// Rules are judged in profile order, each match against what earlier rules
 /// already removed; a target's risk is the highest level any rule gives it
-/// (see [`risk_by_target`]).
+/// (see `risk_by_target`).
 pub fn plan(
     profile: &Profile,
     apps: &[App],

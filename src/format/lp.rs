@@ -1032,7 +1032,7 @@ fn read_geometry(src: &dyn ReadAt, offset: u64) -> Result<Geometry, LpError> {
 pub struct PartitionSpec {
     /// Name, with its slot suffix if any (`system_a`).
     pub name: String,
-    /// Group name (must be one of [`SuperSpec::groups`], or `default`).
+    /// Group name (must be one of `SuperSpec::groups`, or `default`).
     pub group: String,
     /// `ATTR_*` bits (lpmake's `readonly` is [`ATTR_READONLY`]).
     pub attributes: u32,

@@ -7,7 +7,7 @@
 //! scripts, each first checks `fastboot getvar product` against the device
 //! codename and flashes nothing on a mismatch.
 //!
-//! A zip is written as its files are made ([`super::fastboot_out`]): images
+//! A zip is written as its files are made (`package::fastboot_out`): images
 //! stored with their data 4096-aligned, so that they can be read in place,
 //! super's parts streamed from the partition images into their entries,
 //! then the files carried over, the CRC lists (their CRCs taken while the

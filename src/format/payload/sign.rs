@@ -7,7 +7,7 @@
 //!   data section up to the signature blob (the metadata signature is skipped),
 //!   stored at `signatures_offset` in the data section.
 //!
-//! Each is a serialized [`Signatures`](super::proto::Signatures) message. Only
+//! Each is a serialized [`Signatures`] message. Only
 //! public-key operations happen here (verification), so a plain big-integer
 //! modular exponentiation is enough and no secret is ever handled.
 

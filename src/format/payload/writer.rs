@@ -8,7 +8,7 @@
 //! options, never on thread timing.
 //!
 //! The manifest needs every data offset and hash, so the data section is laid
-//! out first ([`super::blobs`]): blobs made here go to a scratch file the
+//! out first (the private `blobs` module): blobs made here go to a scratch file the
 //! caller provides (best on the destination's disk), blobs copied from a
 //! source payload are only noted. The payload is then streamed as header +
 //! manifest + data into any writer, hashed on the way, copied blobs read
@@ -158,7 +158,7 @@ impl PayloadWriteError {
 
 type Result<T, E = PayloadWriteError> = std::result::Result<T, E>;
 
-/// Options for [`write_payload`].
+/// Options for [`prepare_payload`].
 #[derive(Clone, Debug)]
 pub struct PayloadOptions {
     /// Bytes per operation; a multiple of `block_size`.

@@ -20,7 +20,7 @@
 //! most common mtime, so most inodes stay compact. The UUID is derived from the
 //! image content, so equal trees give equal bytes.
 //!
-//! [`write`] goes in steps, each its own function: order the inodes, pick the
+//! [`write()`] goes in steps, each its own function: order the inodes, pick the
 //! build time, gather the shared xattrs, plan every inode (size, format,
 //! xattr area, whether its tail is inline), write file data then symlinks and
 //! reserve directory blocks, place the inodes, fill the directories (which
@@ -60,7 +60,7 @@ impl Default for Lz4hc {
     }
 }
 
-/// Options for [`write`].
+/// Options for [`write()`].
 #[derive(Clone, Debug)]
 pub struct ErofsOptions {
     /// Build time for the superblock; `None` picks the most common mtime.

@@ -19,7 +19,7 @@
 //! - writes each replaced file into free blocks, from its own old ones on,
 //!   so a file that still fits stays where it was;
 //! - updates the bitmaps, group descriptor counts and checksums and the
-//!   superblock's free counts and checksum ([`bitmap`], [`csum`]).
+//!   superblock's free counts and checksum (the `bitmap` and `csum` modules).
 //!
 //! Refused with a message naming the feature: a journal that needs
 //! recovery, inline data, meta_bg, bigalloc, quota, encryption, casefold,
