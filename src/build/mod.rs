@@ -293,6 +293,11 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     };
     let t = Instant::now();
     let sel = decode::select(&source.rom, opts.format);
+    // The package copies blobs the decode reads: their CRC-32s, taken as
+    // they are read, spare the zip entry's CRC-32 a pass of its own.
+    if let Some(p) = sel.copy_from {
+        p.blob_crcs.keep();
+    }
     if opts.space_check {
         decode::check_space(&source.rom, &sel, input, opts.format, &parent)?;
     }

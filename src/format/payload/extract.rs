@@ -753,8 +753,8 @@ impl Shared<'_> {
         if self.job.verify {
             check_data_hash(&self.states[pi], part, op, data)?;
         }
-        if op.data_len > 0 {
-            let crcs = &self.job.payload.blob_crcs;
+        let crcs = &self.job.payload.blob_crcs;
+        if op.data_len > 0 && crcs.wanted() {
             crcs.record(op.data_offset, op.data_len, crc32fast::hash(data));
         }
         let mut out = OpBuf::pooled(&self.bufs);

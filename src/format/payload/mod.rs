@@ -353,27 +353,43 @@ pub struct Payload {
     pub blob_crcs: BlobCrcs,
 }
 
-/// The CRC-32 of every blob read whole so far, by data offset and length.
+/// The CRC-32 of every blob read whole since [`BlobCrcs::keep`], by data
+/// offset and length.
 ///
-/// The extractor records each blob it reads (about 0.07 s per GB, beside
-/// the SHA-256 it checks). A payload written from this one copies most of
-/// its blobs, and the zip entry it goes into needs its CRC-32 before its
-/// first byte: the copied blobs' CRC-32s are then combined from these
+/// A payload written from this one copies most of its blobs, and the zip
+/// entry it goes into needs its CRC-32 before its first byte. A build that
+/// will write one calls [`BlobCrcs::keep`] before it decodes; the extractor
+/// then records each blob it reads (about 0.07 s per GB, beside the SHA-256
+/// it checks), and the copied blobs' CRC-32s are combined from these
 /// instead of read once more (see `writer::PreparedPayload::crc32`).
+/// Nothing is recorded otherwise.
 #[derive(Debug, Default)]
-pub struct BlobCrcs(std::sync::Mutex<HashMap<(u64, u64), u32>>);
+pub struct BlobCrcs {
+    on: std::sync::atomic::AtomicBool,
+    map: std::sync::Mutex<HashMap<(u64, u64), u32>>,
+}
 
 impl BlobCrcs {
+    /// Starts recording.
+    pub fn keep(&self) {
+        self.on.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`BlobCrcs::keep`] was called.
+    pub fn wanted(&self) -> bool {
+        self.on.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Records that the `len` bytes at data offset `offset` have CRC-32 `crc`.
     pub fn record(&self, offset: u64, len: u64, crc: u32) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.map.lock() {
             m.insert((offset, len), crc);
         }
     }
 
     /// The CRC-32 of the `len` bytes at data offset `offset`, if recorded.
     pub fn get(&self, offset: u64, len: u64) -> Option<u32> {
-        self.0.lock().ok()?.get(&(offset, len)).copied()
+        self.map.lock().ok()?.get(&(offset, len)).copied()
     }
 }
 

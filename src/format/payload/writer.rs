@@ -814,8 +814,8 @@ mod tests {
     }
 
     /// A copied blob's CRC-32 comes from what the extractor recorded as it
-    /// read the blob; blobs it did not read are read for it. Either way the
-    /// CRC-32 is the payload's.
+    /// read the blob (once asked to keep them); blobs it did not read are
+    /// read for it. Either way the CRC-32 is the payload's.
     #[test]
     fn copied_blobs_crc_from_what_the_extractor_recorded() {
         use crate::format::payload::Payload;
@@ -859,27 +859,37 @@ mod tests {
         };
         let ops = &source.partitions[0].ops;
         assert!(ops.len() >= 6, "{}", ops.len());
-        assert!(
-            ops.iter()
-                .all(|op| source.blob_crcs.get(op.data_offset, op.data_len).is_none())
-        );
         let want = crc32fast::hash(&write(&copy()));
         assert_eq!(copy().crc32().unwrap(), want);
 
-        let outcome = extract::run(
-            &Job {
-                payload: &source,
-                partitions: vec![0],
-                outputs: None,
-                verify: true,
-                fail_fast: true,
-                sources: Vec::new(),
-                pages: None,
-                jobs: 2,
-            },
-            &NoProgress,
-        );
+        let extract = || {
+            extract::run(
+                &Job {
+                    payload: &source,
+                    partitions: vec![0],
+                    outputs: None,
+                    verify: true,
+                    fail_fast: true,
+                    sources: Vec::new(),
+                    pages: None,
+                    jobs: 2,
+                },
+                &NoProgress,
+            )
+        };
+        let recorded = || {
+            ops.iter()
+                .filter(|op| source.blob_crcs.get(op.data_offset, op.data_len).is_some())
+                .count()
+        };
+        // Nothing is recorded until asked for.
+        let outcome = extract();
         assert!(outcome.failures.is_empty() && outcome.partitions[0].ok());
+        assert_eq!(recorded(), 0);
+        source.blob_crcs.keep();
+        let outcome = extract();
+        assert!(outcome.failures.is_empty() && outcome.partitions[0].ok());
+        assert!(recorded() >= 6);
         for op in ops.iter().filter(|op| op.data_len > 0) {
             let blob = source.read(op.data_offset, op.data_len).unwrap();
             let got = source.blob_crcs.get(op.data_offset, op.data_len);
