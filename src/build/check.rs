@@ -10,7 +10,15 @@
 //! partition left alone is the source's image, and an edited one keeps the
 //! source's bytes outside what the edit changed (the operations over those
 //! were decoded, and hash-checked, when the partition was decoded).
+//!
+//! A copied blob the decode read is compared by CRC-32 instead: the decode
+//! recorded the CRC-32 of the very bytes it checked against the same
+//! `data_sha256_hash` ([`crate::format::payload::BlobCrcs`]), so equal
+//! CRC-32s say the blob was copied whole to where the output's manifest
+//! points, at a tenth of a SHA-256's cost. A blob the decode never read (a
+//! partition copied without decoding) is hashed as before.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -192,33 +200,45 @@ fn check_payload(
             )));
         }
         let image = work.join(format!("{}.img", e.name));
-        check_ops(output, out, part, source.partition(&e.name), &image)?;
+        let from = source.partition(&e.name).map(|p| (source, p));
+        check_ops(output, out, part, from, &image)?;
         remover.remove(&image);
     }
     Ok(())
 }
 
 /// Checks the operations of the output's partition `part` (see
-/// [`check_payload`]); `image` is the packaged image, needed only when an
-/// operation is not the source's own.
+/// [`check_payload`]); `source` is the payload it was made from and its
+/// partition of that name; `image` is the packaged image, needed only when
+/// an operation is not the source's own.
 fn check_ops(
     output: &Path,
     out: &Payload,
     part: &Partition,
-    source: Option<&Partition>,
+    source: Option<(&Payload, &Partition)>,
     image: &Path,
 ) -> Result<()> {
     let fail = |msg: String| Error::CheckFailed {
         file: output.to_path_buf(),
         msg,
     };
-    let own = |op: &Operation| {
-        source.is_some_and(|s| {
-            s.ops
-                .iter()
-                .any(|o| o.kind == op.kind && o.dst == op.dst && o.data_hash == op.data_hash)
-        })
+    // The source's operations by data hash (ZERO and others without data
+    // under none).
+    let mut by_hash: HashMap<Option<[u8; 32]>, Vec<&Operation>> = HashMap::new();
+    for o in source.iter().flat_map(|(_, s)| &s.ops) {
+        by_hash.entry(o.data_hash).or_default().push(o);
+    }
+    // The source's operation `op` copies, if it is one.
+    let own_op = |op: &Operation| {
+        by_hash
+            .get(&op.data_hash)?
+            .iter()
+            .copied()
+            .find(|o| o.kind == op.kind && o.dst == op.dst)
     };
+    let own = |op: &Operation| own_op(op).is_some();
+    let crcs = source.map(|(p, _)| &p.blob_crcs);
+    let source = source.map(|(_, s)| s);
     let all_own = part.ops.iter().all(own);
     if all_own && source.is_some_and(|s| s.hash != part.hash || s.size != part.size) {
         return Err(fail(format!(
@@ -236,10 +256,26 @@ fn check_ops(
         let blob = out
             .read(op.data_offset, op.data_len)
             .map_err(|e| Error::payload(output, e))?;
-        if op.data_len > 0 {
-            let got: [u8; 32] = Sha256::digest(&blob).into();
-            if op.data_hash != Some(got) {
-                return Err(fail(format!("{}: data_sha256_hash mismatch", what())));
+        let recorded = own_op(op)
+            .filter(|o| o.data_len == op.data_len)
+            .and_then(|o| crcs?.get(o.data_offset, o.data_len));
+        match recorded {
+            _ if op.data_len == 0 => {}
+            Some(want) => {
+                let got = crc32fast::hash(&blob);
+                if got != want {
+                    return Err(fail(format!(
+                        "{}: its data reads back with CRC-32 {got:08x}, the source's blob has \
+                         {want:08x}",
+                        what()
+                    )));
+                }
+            }
+            None => {
+                let got: [u8; 32] = Sha256::digest(&blob).into();
+                if op.data_hash != Some(got) {
+                    return Err(fail(format!("{}: data_sha256_hash mismatch", what())));
+                }
             }
         }
         let Some(file) = file.as_ref().filter(|_| !own(op)) else {
@@ -266,4 +302,116 @@ fn check_ops(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::payload::extract::{self, Job, NoProgress};
+    use crate::format::payload::writer::{
+        ImageInput, PayloadInput, PayloadOptions, prepare_payload, prepare_payload_from,
+    };
+    use crate::format::source::{Donor, FileSlice};
+
+    fn noise(n: usize, mut x: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// A copied blob the decode checked is read back by CRC-32 against the
+    /// decode's record; one it did not read, by SHA-256. Either way a
+    /// damaged byte fails the check, and its message says which was used.
+    #[test]
+    fn copied_blobs_are_checked_against_the_decodes_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let img = d.join("system.img");
+        let mut raw = noise(3 << 16, 7);
+        raw.extend(
+            b"ro.product.name=fuxi\n"
+                .repeat(10_000)
+                .iter()
+                .take(3 << 16),
+        );
+        std::fs::write(&img, &raw).unwrap();
+        let opts = PayloadOptions {
+            chunk_size: 1 << 16,
+            ..PayloadOptions::default()
+        };
+        let write = |inputs: &[PayloadInput<'_>], to: &Path| {
+            let p = prepare_payload_from(inputs, &opts, tempfile::tempfile().unwrap(), to).unwrap();
+            let mut f = std::fs::File::create(to).unwrap();
+            p.write_to(&mut f, to, &mut Donor::default()).unwrap();
+        };
+        let inputs = [ImageInput {
+            name: "system".into(),
+            path: img.clone(),
+        }];
+        let made = prepare_payload(&inputs, &opts, tempfile::tempfile().unwrap(), d).unwrap();
+        let src_path = d.join("src.bin");
+        let mut f = std::fs::File::create(&src_path).unwrap();
+        made.write_to(&mut f, &src_path, &mut Donor::default())
+            .unwrap();
+        let open = |p: &Path| Payload::open(FileSlice::open(p).unwrap()).unwrap();
+        let source = open(&src_path);
+        let out_path = d.join("out.bin");
+        write(
+            &[PayloadInput::Copy {
+                payload: &source,
+                partition: "system",
+            }],
+            &out_path,
+        );
+        let check = |source: &Payload| {
+            let out = open(&out_path);
+            let part = out.partition("system").unwrap();
+            let from = source.partition("system").map(|p| (source, p));
+            check_ops(&out_path, &out, part, from, &img)
+        };
+        check(&source).unwrap();
+
+        // The decode records what it checks.
+        source.blob_crcs.keep();
+        let outcome = extract::run(
+            &Job {
+                payload: &source,
+                partitions: vec![0],
+                outputs: None,
+                verify: true,
+                fail_fast: true,
+                sources: Vec::new(),
+                pages: None,
+                jobs: 2,
+            },
+            &NoProgress,
+        );
+        assert!(outcome.failures.is_empty() && outcome.partitions[0].ok());
+        check(&source).unwrap();
+
+        // One byte of operation 2's blob damaged in the output.
+        let out = open(&out_path);
+        let op = &out.partition("system").unwrap().ops[2];
+        assert!(op.data_len > 100);
+        let mut bytes = std::fs::read(&out_path).unwrap();
+        bytes[(op.data_offset + 100) as usize] ^= 0x40;
+        std::fs::write(&out_path, &bytes).unwrap();
+        let err = check(&source).unwrap_err().to_string();
+        assert!(
+            err.contains("operation 2") && err.contains("reads back with CRC-32"),
+            "{err}"
+        );
+        // Without the records the same damage fails the SHA-256.
+        let fresh = open(&src_path);
+        let err = check(&fresh).unwrap_err().to_string();
+        assert!(
+            err.contains("operation 2") && err.contains("data_sha256_hash mismatch"),
+            "{err}"
+        );
+    }
 }

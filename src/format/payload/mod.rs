@@ -359,10 +359,12 @@ pub struct Payload {
 /// A payload written from this one copies most of its blobs, and the zip
 /// entry it goes into needs its CRC-32 before its first byte. A build that
 /// will write one calls [`BlobCrcs::keep`] before it decodes; the extractor
-/// then records each blob it reads (about 0.07 s per GB, beside the SHA-256
-/// it checks), and the copied blobs' CRC-32s are combined from these
-/// instead of read once more (see `writer::PreparedPayload::crc32`).
-/// Nothing is recorded otherwise.
+/// then records each blob it reads and checks against its
+/// `data_sha256_hash` (about 0.07 s per GB, beside the SHA-256), and the
+/// copied blobs' CRC-32s are combined from these instead of read once more
+/// (see `writer::PreparedPayload::crc32`). The build's output check compares
+/// the copied blobs it reads back with these, not by SHA-256 again.
+/// Nothing is recorded otherwise, and nothing unchecked.
 #[derive(Debug, Default)]
 pub struct BlobCrcs {
     on: std::sync::atomic::AtomicBool,
