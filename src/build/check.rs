@@ -33,13 +33,15 @@ use crate::rom::Rom;
 use crate::util::hex;
 
 /// Re-opens the output and compares every partition image in it with what
-/// was packaged. `copied_from` is the full payload an OTA output copied
-/// operations from, if any; such an OTA's check reads the packaged images in
-/// `work`, and gives each to `remover` once done with it.
+/// was packaged: by SHA-256, or by CRC-32 for an image whose CRC-32 the
+/// writer took as it read it (`crcs`; see [`read_back`]). `copied_from` is
+/// the full payload an OTA output copied operations from, if any; such an
+/// OTA's check reads the packaged images in `work`, and gives each to
+/// `remover` once done with it.
 pub(super) fn check_output(
     output: &Path,
     format: OutputFormat,
-    expected: &[BuiltPartition],
+    (expected, crcs): (&[BuiltPartition], &[(String, u32)]),
     (work, remover): (&Path, &Remover),
     jobs: usize,
     copied_from: Option<&Payload>,
@@ -52,24 +54,57 @@ pub(super) fn check_output(
             .par_iter()
             .map(|p| {
                 let f = output.join(format!("{}.img", p.name));
-                Ok((p.name.clone(), sha256_file(&f)?))
+                Ok((p.name.clone(), Found::Sha256(sha256_file(&f)?)))
             })
             .collect::<Result<_>>()?
     } else {
-        read_back(output, work, jobs)?
+        read_back(output, work, jobs, crcs)?
     };
-    compare(output, expected, &got)
+    compare(output, expected, crcs, &got)
+}
+
+/// What the check found of one partition: its SHA-256 (hex) or, where the
+/// writer took one, its CRC-32.
+enum Found {
+    Sha256(String),
+    Crc32(u32),
 }
 
 /// Hashes every partition of the package `output`: a fastboot package is
 /// read where its images lie (after its zip CRC-32s are checked); other
-/// packages are extracted into `work` and hashed.
-fn read_back(output: &Path, work: &Path, jobs: usize) -> Result<Vec<(String, String)>> {
+/// packages are extracted into `work` and hashed. A partition named in
+/// `crcs` gets a CRC-32 instead of a SHA-256: its writer took the CRC-32 of
+/// the image it read (whose SHA-256 the build knows), so equal CRC-32s say
+/// the package holds that image, for a tenth of a SHA-256's cost.
+fn read_back(
+    output: &Path,
+    work: &Path,
+    jobs: usize,
+    crcs: &[(String, u32)],
+) -> Result<Vec<(String, Found)>> {
+    use crate::rom::images::{DigestKind, ImageDigest};
     let rom = Rom::open(output)?;
     let names: Vec<String> = rom.partitions().into_iter().map(|p| p.name).collect();
     if let Some(pkg) = rom.images() {
-        let hashes = pkg.sha256s(&names, work)?;
-        return Ok(hashes.into_iter().map(|(n, h)| (n, hex(&h))).collect());
+        let wanted: Vec<(String, DigestKind)> = names
+            .into_iter()
+            .map(|n| {
+                let kind = if crcs.iter().any(|(c, _)| *c == n) {
+                    DigestKind::Crc32
+                } else {
+                    DigestKind::Sha256
+                };
+                (n, kind)
+            })
+            .collect();
+        let digests = pkg.digests(&wanted, work)?;
+        return Ok(digests
+            .into_iter()
+            .map(|(n, d)| match d {
+                ImageDigest::Sha256(h) => (n, Found::Sha256(hex(&h))),
+                ImageDigest::Crc32(c) => (n, Found::Crc32(c)),
+            })
+            .collect());
     }
     let dir = work.join("check");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -86,28 +121,44 @@ fn read_back(output: &Path, work: &Path, jobs: usize) -> Result<Vec<(String, Str
         .map(|(n, p)| {
             let h = sha256_file(p)?;
             let _ = std::fs::remove_file(p);
-            Ok((n.clone(), h))
+            Ok((n.clone(), Found::Sha256(h)))
         })
         .collect()
 }
 
-fn compare(output: &Path, expected: &[BuiltPartition], got: &[(String, String)]) -> Result<()> {
+fn compare(
+    output: &Path,
+    expected: &[BuiltPartition],
+    crcs: &[(String, u32)],
+    got: &[(String, Found)],
+) -> Result<()> {
     let fail = |msg: String| Error::CheckFailed {
         file: output.to_path_buf(),
         msg,
     };
     for e in expected {
-        match got.iter().find(|(n, _)| *n == e.name) {
-            None => {
+        let crc = crcs.iter().find(|(n, _)| *n == e.name).map(|(_, c)| *c);
+        match (got.iter().find(|(n, _)| *n == e.name), crc) {
+            (None, _) => {
                 return Err(fail(format!(
                     "partition {} is missing from the output",
                     e.name
                 )));
             }
-            Some((_, h)) if *h != e.sha256 => {
+            (Some((_, Found::Sha256(h))), _) if *h != e.sha256 => {
                 return Err(fail(format!(
                     "partition {} reads back as sha256 {h}, but {} was packaged",
                     e.name, e.sha256
+                )));
+            }
+            (Some((_, Found::Crc32(c))), Some(want)) if *c == want => {}
+            (Some((_, Found::Crc32(c))), want) => {
+                return Err(fail(format!(
+                    "partition {} reads back with CRC-32 {c:08x}, but the image packaged \
+                     (sha256 {}) was read with {}",
+                    e.name,
+                    e.sha256,
+                    want.map_or("none".to_string(), |w| format!("{w:08x}"))
                 )));
             }
             _ => {}
@@ -322,6 +373,54 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    fn built(name: &str, sha256: &str) -> BuiltPartition {
+        BuiltPartition {
+            name: name.into(),
+            status: crate::manifest::PartitionStatus::Passthrough,
+            changed_blocks: None,
+            avb_footer: None,
+            filesystem: None,
+            source_size: 4096,
+            size: 4096,
+            sha256: sha256.into(),
+        }
+    }
+
+    /// A partition whose CRC-32 the writer took is compared by it; others
+    /// by SHA-256; a mismatch of either, or a CRC-32 where the writer took
+    /// none, fails naming the partition.
+    #[test]
+    fn partitions_compare_by_what_the_writer_took() {
+        let out = Path::new("out.zip");
+        let expected = [built("system", "aa"), built("boot", "bb")];
+        let crcs = [("system".to_string(), 0x1234_5678)];
+        let got = |crc: u32, sha: &str| {
+            vec![
+                ("system".to_string(), Found::Crc32(crc)),
+                ("boot".to_string(), Found::Sha256(sha.into())),
+            ]
+        };
+        compare(out, &expected, &crcs, &got(0x1234_5678, "bb")).unwrap();
+        let err = compare(out, &expected, &crcs, &got(0x1234_5679, "bb"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("partition system reads back with CRC-32 12345679"),
+            "{err}"
+        );
+        let err = compare(out, &expected, &crcs, &got(0x1234_5678, "bc"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("partition boot reads back as sha256 bc"),
+            "{err}"
+        );
+        let err = compare(out, &expected, &[], &got(0x1234_5678, "bb"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("was read with none"), "{err}");
     }
 
     /// A copied blob the decode checked is read back by CRC-32 against the

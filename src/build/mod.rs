@@ -379,7 +379,7 @@ pub fn build(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildRe
     if let Err(e) = check::check_output(
         output,
         opts.format,
-        &partitions,
+        (&partitions, &packaged.image_crcs),
         (work, &remover),
         opts.jobs,
         sel.copy_from,

@@ -25,6 +25,9 @@ pub(super) struct Packaged {
     /// Image SHA-256s the writer took (for an OTA every partition's, as its
     /// payload declares it), among them those the record stage left.
     pub image_hashes: Vec<(String, [u8; 32])>,
+    /// Image CRC-32s the writer took as it read the images (a fastboot
+    /// package's super partitions), for the read-back check.
+    pub image_crcs: Vec<(String, u32)>,
 }
 
 /// What became of the source payload's operations in one edited partition
@@ -61,6 +64,7 @@ pub(super) fn package(
                 .collect();
             fastboot(source, work, output, later, opts).map(|(mut f, hash)| Packaged {
                 image_hashes: std::mem::take(&mut f.image_hashes),
+                image_crcs: std::mem::take(&mut f.image_crcs),
                 fastboot: Some(f),
                 hash,
                 ..Packaged::default()

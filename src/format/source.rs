@@ -32,6 +32,31 @@ pub struct FileSlice {
     /// A thread hashing the window ([`FileSlice::hash_ahead`]): a release
     /// waits until it has read past the released bytes.
     ahead: Option<Arc<Ahead>>,
+    /// The CRC-32 of what is read, in order ([`FileSlice::crc_as_read`]).
+    read_crc: Option<Arc<std::sync::Mutex<ReadCrc>>>,
+}
+
+/// The CRC-32 of a window taken as a reader goes through it from its start
+/// ([`FileSlice::crc_as_read`]).
+#[derive(Debug, Default)]
+pub struct ReadCrc {
+    crc: crc32fast::Hasher,
+    /// Bytes of the window taken so far.
+    next: u64,
+    /// A read skipped bytes: no CRC of the whole window.
+    gap: bool,
+}
+
+impl ReadCrc {
+    fn feed(&mut self, offset: u64, b: &[u8]) {
+        let end = offset + b.len() as u64;
+        if offset > self.next {
+            self.gap = true;
+        } else if end > self.next {
+            self.crc.update(&b[(self.next - offset) as usize..]);
+            self.next = end;
+        }
+    }
 }
 
 /// How far a [`FileSlice::hash_ahead`] thread has read.
@@ -96,7 +121,25 @@ impl FileSlice {
             len,
             scratch: false,
             ahead: None,
+            read_crc: None,
         }
+    }
+
+    /// From now on, takes the CRC-32 of the bytes this slice (and any clone
+    /// made after) reads, in the order read: the writer of a package that
+    /// reads an image once from its start gets the image's CRC-32 with no
+    /// pass of its own, for the read-back check to compare. Bytes read again
+    /// count once; [`Self::read_crc`] says `None` unless every byte of the
+    /// window was read and none was skipped on the way.
+    pub fn crc_as_read(&mut self) {
+        self.read_crc = Some(Arc::default());
+    }
+
+    /// The CRC-32 of the whole window as read since
+    /// [`Self::crc_as_read`], if it was read from start to end.
+    pub fn read_crc(&self) -> Option<u32> {
+        let c = self.read_crc.as_ref()?.lock().ok()?;
+        (!c.gap && c.next == self.len).then(|| c.crc.clone().finalize())
     }
 
     /// Starts hashing the whole window (SHA-256) on a thread of its own,
@@ -251,7 +294,13 @@ impl FileSlice {
                 )
             })?;
         debug_assert!(end <= self.len);
-        self.file.read_exact_at(buf, self.base + offset)
+        self.file.read_exact_at(buf, self.base + offset)?;
+        if let Some(c) = &self.read_crc {
+            c.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .feed(offset, buf);
+        }
+        Ok(())
     }
 
     /// Reads `len` bytes at `offset` into a new vector.
@@ -518,6 +567,41 @@ mod tests {
         assert!(c[2 * per..6 * per].iter().all(|&x| !x));
         assert_eq!(allocated(&path), before);
         assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    /// The CRC-32 taken as read is the window's once every byte was read
+    /// from the start, bytes read again counting once; a skipped range or a
+    /// window not read to its end gives none.
+    #[test]
+    fn crc_as_read_is_the_windows_once_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let read = |ranges: &[(usize, usize)]| {
+            let mut s = FileSlice::open(&path).unwrap();
+            s.crc_as_read();
+            let clone = s.clone();
+            for &(a, b) in ranges {
+                let mut buf = vec![0u8; b - a];
+                clone.read_exact_at(&mut buf, a as u64).unwrap();
+            }
+            s.read_crc()
+        };
+        let whole = Some(crc32fast::hash(&data));
+        assert_eq!(read(&[(0, 100_000), (100_000, 300_000)]), whole);
+        // Read again, overlapping: counted once.
+        assert_eq!(
+            read(&[(0, 100_000), (50_000, 200_000), (0, 10), (200_000, 300_000)]),
+            whole
+        );
+        assert_eq!(read(&[(0, 100_000), (100_001, 300_000)]), None);
+        assert_eq!(read(&[(0, 100_000), (100_000, 299_999)]), None);
+        // Not asked for: none.
+        let s = FileSlice::open(&path).unwrap();
+        let mut buf = vec![0u8; data.len()];
+        s.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(s.read_crc(), None);
     }
 
     /// A slice hashed ahead gets the whole window's SHA-256 even when a

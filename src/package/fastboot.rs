@@ -138,6 +138,11 @@ pub struct FastbootSummary {
     /// written.
     #[serde(skip)]
     pub image_hashes: Vec<(String, [u8; 32])>,
+    /// CRC-32 of each image written into super, taken as super's writer
+    /// read it ([`crate::format::source::FileSlice::crc_as_read`]): what the
+    /// build's read-back check compares the package's partitions with.
+    #[serde(skip)]
+    pub image_crcs: Vec<(String, u32)>,
 }
 
 fn lp_err(dest: &Path, msg: String) -> Error {
@@ -410,6 +415,7 @@ fn fill(
         notes,
         sha256: None,
         image_hashes: Vec::new(),
+        image_crcs: Vec::new(),
     })
 }
 
@@ -763,6 +769,7 @@ pub fn from_rom(
         ));
     }
     let mut hashing = Vec::new();
+    let mut crcs = Vec::new();
     let maps: Vec<(String, ImageMap)> = logical
         .iter()
         .map(|(n, lp_name)| {
@@ -773,6 +780,8 @@ pub fn from_rom(
             if opts.hash.contains(n) {
                 hashing.push((n.clone(), p, src.hash_ahead()));
             }
+            src.crc_as_read();
+            crcs.push((n.clone(), src.clone()));
             Ok((lp_name.clone(), ImageMap::raw(src)))
         })
         .collect::<Result<_>>()?;
@@ -823,6 +832,10 @@ pub fn from_rom(
         image_hashes.push((n, h.finish().map_err(|e| Error::io(&p, e))?));
     }
     summary.image_hashes = image_hashes;
+    summary.image_crcs = crcs
+        .into_iter()
+        .filter_map(|(n, src)| Some((n, src.read_crc()?)))
+        .collect();
     Ok((summary, follower))
 }
 

@@ -830,49 +830,75 @@ impl ImagePackage {
     }
 
     /// The SHA-256 of each partition in `names`, read where it lies (no
-    /// image is written out), after the same checks as [`Self::extract`].
-    /// Partitions are hashed in parallel, largest first; entries that
-    /// cannot be read in place are spooled into a temporary folder in
-    /// `spool_parent`.
+    /// image is written out), after the same checks as [`Self::extract`]:
+    /// [`Self::digests`] with SHA-256 for every partition.
     pub fn sha256s(
         &self,
         names: &[String],
         spool_parent: &Path,
     ) -> Result<Vec<(String, [u8; 32])>> {
+        let wanted: Vec<(String, DigestKind)> = names
+            .iter()
+            .map(|n| (n.clone(), DigestKind::Sha256))
+            .collect();
+        Ok(self
+            .digests(&wanted, spool_parent)?
+            .into_iter()
+            .filter_map(|(n, d)| match d {
+                ImageDigest::Sha256(h) => Some((n, h)),
+                ImageDigest::Crc32(_) => None,
+            })
+            .collect())
+    }
+
+    /// The digest of each partition in `names` (of the kind asked for),
+    /// read where it lies (no image is written out), after the same checks
+    /// as [`Self::extract`]. Partitions are read in parallel, largest first;
+    /// entries that cannot be read in place are spooled into a temporary
+    /// folder in `spool_parent`.
+    pub fn digests(
+        &self,
+        names: &[(String, DigestKind)],
+        spool_parent: &Path,
+    ) -> Result<Vec<(String, ImageDigest)>> {
         use rayon::prelude::*;
         let mut plan = Vec::new();
         let mut needed = Vec::new();
-        for name in names {
+        for (name, kind) in names {
             let p = self.placement(name)?;
             if !needed.contains(&p.img) {
                 needed.push(p.img);
             }
-            plan.push((name.clone(), p));
+            plan.push((name.clone(), *kind, p));
         }
         let spool = crate::output::temp_dir_in(spool_parent, ".romkit-spool-")?;
         let maps = self.checked_maps(&needed, spool.path())?;
         let mut order: Vec<usize> = (0..plan.len()).collect();
-        order.sort_by_key(|&k| std::cmp::Reverse(plan[k].1.size));
-        let mut hashes: Vec<(usize, [u8; 32])> = order
+        order.sort_by_key(|&k| std::cmp::Reverse(plan[k].2.size));
+        let mut digests: Vec<(usize, ImageDigest)> = order
             .par_iter()
             .with_max_len(1)
             .map(|&k| {
-                let (_, p) = &plan[k];
+                let (_, kind, p) = &plan[k];
                 let r = PartitionReader {
                     map: &maps[&p.img],
                     p,
                     pos: 0,
                     run: 0,
                 };
-                let (h, _) =
-                    crate::util::hash::sha256_reader(r).map_err(|e| Error::io(&self.path, e))?;
-                Ok((k, h))
+                let d = match kind {
+                    DigestKind::Sha256 => {
+                        crate::util::hash::sha256_reader(r).map(|(h, _)| ImageDigest::Sha256(h))
+                    }
+                    DigestKind::Crc32 => crc32_reader(r).map(ImageDigest::Crc32),
+                };
+                Ok((k, d.map_err(|e| Error::io(&self.path, e))?))
             })
             .collect::<Result<_>>()?;
-        hashes.sort_by_key(|(k, _)| *k);
-        Ok(hashes
+        digests.sort_by_key(|(k, _)| *k);
+        Ok(digests
             .into_iter()
-            .map(|(k, h)| (plan[k].0.clone(), h))
+            .map(|(k, d)| (plan[k].0.clone(), d))
             .collect())
     }
 
@@ -1030,6 +1056,39 @@ struct Placement {
 }
 
 /// Reads a partition's bytes in order from its image map.
+/// Which digest [`ImagePackage::digests`] takes of a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestKind {
+    /// SHA-256: what manifests and payloads record.
+    Sha256,
+    /// CRC-32: for comparing with bytes whose CRC-32 was taken as they were
+    /// written (a tenth of a SHA-256's cost).
+    Crc32,
+}
+
+/// A digest [`ImagePackage::digests`] took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageDigest {
+    /// SHA-256 of the image.
+    Sha256([u8; 32]),
+    /// CRC-32 of the image.
+    Crc32(u32),
+}
+
+/// The CRC-32 of everything `r` holds.
+fn crc32_reader(mut r: impl Read) -> io::Result<u32> {
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(h.finalize()),
+            Ok(k) => h.update(&buf[..k]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 struct PartitionReader<'a> {
     map: &'a ImageMap,
     p: &'a Placement,
