@@ -98,7 +98,7 @@ pub enum Content {
     /// A payload: a recovery OTA zip (`zip` present) or a bare `payload.bin`.
     Payload {
         /// The OTA zip around the payload, if any.
-        zip: Option<OtaZip>,
+        zip: Option<Box<OtaZip>>,
         /// The payload.
         payload: Box<Payload>,
     },
@@ -258,7 +258,7 @@ impl Rom {
                         let z = OtaZip::open(path)?;
                         let payload = open_payload(z.payload.clone())?;
                         Content::Payload {
-                            zip: Some(z),
+                            zip: Some(Box::new(z)),
                             payload,
                         }
                     }
@@ -319,7 +319,7 @@ impl Rom {
     /// The OTA zip around the payload, for recovery OTA zips.
     pub fn ota_zip(&self) -> Option<&OtaZip> {
         match &self.content {
-            Content::Payload { zip, .. } => zip.as_ref(),
+            Content::Payload { zip, .. } => zip.as_deref(),
             _ => None,
         }
     }
