@@ -255,13 +255,19 @@ impl ImageMap {
                     ),
                 )
             })?;
-        buf.fill(0);
+        // Zeros only between the segments: the bytes they cover are
+        // written once (a raw image's whole read is one file read).
+        let mut filled = off;
         for s in &self.segs[self.first_seg(off)..] {
             if s.start >= end {
                 break;
             }
             let a = s.start.max(off);
             let b = (s.start + s.len).min(end);
+            if a > filled {
+                buf[(filled - off) as usize..(a - off) as usize].fill(0);
+            }
+            filled = filled.max(b);
             let dst = &mut buf[(a - off) as usize..(b - off) as usize];
             match s.data {
                 SegData::File { src, off: so } => {
@@ -275,6 +281,7 @@ impl ImageMap {
                 }
             }
         }
+        buf[(filled - off) as usize..].fill(0);
         Ok(())
     }
 
@@ -457,6 +464,60 @@ impl crate::format::source::ReadAt for ImageMap {
                     );
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read over file bytes, a fill and the gaps around them gives each
+    /// its bytes and zeros in the gaps, whatever the buffer held before.
+    #[test]
+    fn reads_zeros_only_between_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("src");
+        let data: Vec<u8> = (0..100u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let map = ImageMap {
+            size: 200,
+            sources: vec![FileSlice::open(&path).unwrap()],
+            segs: vec![
+                Seg {
+                    start: 10,
+                    len: 50,
+                    data: SegData::File { src: 0, off: 20 },
+                },
+                Seg {
+                    start: 60,
+                    len: 8,
+                    data: SegData::Fill([1, 2, 3, 4]),
+                },
+                Seg {
+                    start: 100,
+                    len: 20,
+                    data: SegData::File { src: 0, off: 0 },
+                },
+            ],
+            sparse: Vec::new(),
+        };
+        let mut want = [0u8; 200];
+        want[10..60].copy_from_slice(&data[20..70]);
+        want[60..68].copy_from_slice(&[1, 2, 3, 4, 1, 2, 3, 4]);
+        want[100..120].copy_from_slice(&data[..20]);
+        for (a, b) in [
+            (0, 200),
+            (5, 12),
+            (15, 105),
+            (62, 99),
+            (61, 64),
+            (119, 200),
+            (0, 0),
+        ] {
+            let mut buf = vec![0xee; b - a];
+            map.read_at(&mut buf, a as u64).unwrap();
+            assert_eq!(buf, want[a..b], "{a}..{b}");
         }
     }
 }

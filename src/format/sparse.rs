@@ -820,6 +820,32 @@ impl DownloadCrcs {
         Ok(())
     }
 
+    /// [`Self::update`] with the CRC-32 of `b` already taken (`crc`): bytes
+    /// that all fall in one download's share of a RAW chunk's data (a long
+    /// raw run written on its own) are combined, not read again.
+    pub fn update_known(&mut self, b: &[u8], crc: &crc32fast::Hasher) -> Result<(), SparseError> {
+        let Some(d) = self.data.as_mut().filter(|d| d.kind == CHUNK_RAW) else {
+            return self.update(b);
+        };
+        let Some(&(len, _, after)) = d.pieces.front() else {
+            return self.update(b);
+        };
+        if b.is_empty() || len - d.into < b.len() as u64 {
+            return self.update(b);
+        }
+        self.parts.last_mut().expect("a part").combine(crc);
+        d.into += b.len() as u64;
+        if d.into == len {
+            d.pieces.pop_front();
+            d.into = 0;
+            if after {
+                self.parts.push(crc32fast::Hasher::new());
+            }
+            self.next_piece();
+        }
+        Ok(())
+    }
+
     /// The CRC-32 of each download; an error if the file ended inside a
     /// chunk or before the chunks its header declares.
     pub fn finish(self) -> Result<Vec<u32>, SparseError> {
@@ -1021,6 +1047,13 @@ pub trait PartSink {
     fn start(&mut self, index: usize) -> io::Result<()>;
     /// Appends bytes of the current file (after its header).
     fn write(&mut self, body: &[u8]) -> io::Result<()>;
+    /// Appends bytes of the current file whose CRC-32 the caller took
+    /// (`crc`, of `body` alone): a sink that keeps a CRC-32 of what it is
+    /// given combines it instead of reading `body` once more.
+    fn write_crc(&mut self, body: &[u8], crc: &crc32fast::Hasher) -> io::Result<()> {
+        let _ = crc;
+        self.write(body)
+    }
     /// Ends the current file; `header` is its first bytes.
     fn finish(&mut self, header: &[u8; FILE_HEADER_SIZE]) -> io::Result<()>;
 }
@@ -1121,6 +1154,10 @@ pub fn write(
 }
 
 const BATCH: usize = 8 << 20;
+
+/// Raw runs at least this long skip the chunk writer's buffer
+/// ([`ChunkWriter::push_raw_direct`]).
+const DIRECT: usize = 1 << 20;
 
 struct Batch {
     block: u64,
@@ -1380,6 +1417,37 @@ impl<'s> ChunkWriter<'s> {
         Ok(())
     }
 
+    /// Writes a long raw run as chunks of its own, each handed to the sink
+    /// straight from the batch (after the buffered bytes before it): its
+    /// length is known, so no header waits for data still to come, and the
+    /// data is not copied into the buffer.
+    fn push_raw_direct(&mut self, mut block: u64, mut data: &[u8]) -> io::Result<()> {
+        const CHDR: u64 = CHUNK_HEADER_SIZE as u64;
+        while !data.is_empty() {
+            self.end_pending()?;
+            self.make_room(block, CHDR + self.bs)?;
+            self.dont_care_to(block);
+            let fit = (self.room().saturating_sub(CHDR) / self.bs)
+                .min(self.max_raw_blocks())
+                .min(data.len() as u64 / self.bs);
+            if fit == 0 {
+                // make_room left less than a block: a fresh part.
+                self.close_part()?;
+                self.open_part(block)?;
+                continue;
+            }
+            self.header(CHUNK_RAW, fit, CHDR + fit * self.bs);
+            let n = (fit * self.bs) as usize;
+            self.flush_out()?;
+            self.sink.write(&data[..n])?;
+            self.flushed += n as u64;
+            self.cursor = block + fit;
+            block += fit;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
     fn push(&mut self, b: &Batch) -> io::Result<()> {
         let bs = self.bs as usize;
         let mut i = 0;
@@ -1415,7 +1483,12 @@ impl<'s> ChunkWriter<'s> {
                     while j < b.kinds.len() && b.kinds[j].is_none() {
                         j += 1;
                     }
-                    self.push_raw(block, &b.buf[i * bs..j * bs])?;
+                    let run = &b.buf[i * bs..j * bs];
+                    if run.len() >= DIRECT {
+                        self.push_raw_direct(block, run)?;
+                    } else {
+                        self.push_raw(block, run)?;
+                    }
                     i = j;
                 }
             }
@@ -1534,11 +1607,29 @@ mod tests {
                 ..h
             };
             let mut push = DownloadCrcs::new(&open, max).unwrap();
+            // And with each slice's CRC-32 known: combined where a slice
+            // lies in one part's share of a RAW chunk, read otherwise.
+            let mut known = DownloadCrcs::new(&open, max).unwrap();
             for piece in img[28..].chunks(step) {
                 push.update(piece).unwrap();
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(piece);
+                known.update_known(piece, &crc).unwrap();
             }
             assert_eq!(push.finish().unwrap(), parts, "slices of {step}");
+            assert_eq!(known.finish().unwrap(), parts, "known slices of {step}");
         }
+        // Slices that are exactly the RAW pieces: all combined.
+        let mut known = DownloadCrcs::new(&h, max).unwrap();
+        let body = &img[28..];
+        let cuts = [0, 12, 12 + 4 * bs, 12 + 8 * bs, 12 + 10 * bs, body.len()];
+        for w in cuts.windows(2) {
+            let piece = &body[w[0]..w[1]];
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(piece);
+            known.update_known(piece, &crc).unwrap();
+        }
+        assert_eq!(known.finish().unwrap(), parts);
         let cut = &img[..img.len() - 5];
         let err = download_part_crcs(&mut &cut[..], max).unwrap_err();
         assert!(
@@ -1678,6 +1769,85 @@ mod tests {
                 assert!(parts.len() > 1);
             }
             assert_eq!(expand(&sink.0, img.len()), img, "split {split:?}");
+        }
+    }
+
+    /// Raw runs of a MiB and more go to the sink as chunks of their own,
+    /// cut by parts as any other; every part reads back, and the download
+    /// CRC-32s taken from the writes (their CRC-32s known) are the files'.
+    #[test]
+    fn long_raw_runs_are_written_from_the_batch() {
+        /// Keeps each part and feeds its download CRC-32s as a package
+        /// writer does.
+        struct Crcs {
+            files: MemSink,
+            header: Header,
+            now: Option<DownloadCrcs>,
+            done: Vec<Vec<u32>>,
+        }
+        impl PartSink for Crcs {
+            fn start(&mut self, i: usize) -> io::Result<()> {
+                self.now = Some(DownloadCrcs::new(&self.header, 1 << 20).unwrap());
+                self.files.start(i)
+            }
+            fn write(&mut self, body: &[u8]) -> io::Result<()> {
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(body);
+                let d = self.now.as_mut().unwrap();
+                d.update_known(body, &crc).map_err(io::Error::other)?;
+                self.files.write(body)
+            }
+            fn finish(&mut self, header: &[u8; FILE_HEADER_SIZE]) -> io::Result<()> {
+                self.done.push(self.now.take().unwrap().finish().unwrap());
+                self.files.finish(header)
+            }
+        }
+        let raw = |n: usize, mut x: u64| -> Vec<u8> {
+            (0..n * 4096)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let mut img = raw(300, 1);
+        img.extend(vec![0u8; 10 * 4096]);
+        img.extend(raw(600, 2));
+        img.extend([9u8, 8, 7, 6].repeat(3 * 1024));
+        img.extend(raw(260, 3));
+        for split in [None, Some(1 << 20), Some(300 << 10), Some(4096 + 64)] {
+            let opts = SparseOptions {
+                block_size: 4096,
+                split,
+            };
+            let mut sink = Crcs {
+                files: MemSink(Vec::new()),
+                header: Header {
+                    major: 1,
+                    minor: 0,
+                    file_header_size: FILE_HEADER_SIZE as u16,
+                    chunk_header_size: CHUNK_HEADER_SIZE as u16,
+                    block_size: 4096,
+                    total_blocks: (img.len() / 4096) as u32,
+                    total_chunks: u32::MAX,
+                    image_checksum: 0,
+                },
+                now: None,
+                done: Vec::new(),
+            };
+            let region = whole(&img, img.len());
+            let parts = write(img.len() as u64, &[region], &opts, &mut sink).unwrap();
+            assert_eq!(sink.done.len(), parts.len());
+            for (i, (p, f)) in parts.iter().zip(&sink.files.0).enumerate() {
+                assert_eq!(p.size, f.as_file().metadata().unwrap().len());
+                assert!(split.is_none_or(|s| p.size <= s), "{} > {split:?}", p.size);
+                let bytes = std::fs::read(f.path()).unwrap();
+                let want = download_part_crcs(&mut &bytes[..], 1 << 20).unwrap();
+                assert_eq!(sink.done[i], want, "part {i}, split {split:?}");
+            }
+            assert_eq!(expand(&sink.files.0, img.len()), img, "split {split:?}");
         }
     }
 

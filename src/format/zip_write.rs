@@ -428,6 +428,19 @@ impl<'f> ZipOut<'f> {
         self.append(b)
     }
 
+    /// Appends data to the entry begun whose CRC-32 the caller took (`crc`,
+    /// of `b` alone, from the same bytes): combined into the entry's instead
+    /// of taken again.
+    pub fn write_crc(&mut self, b: &[u8], crc: &crc32fast::Hasher) -> io::Result<()> {
+        let o = self
+            .open
+            .as_mut()
+            .ok_or_else(|| io::Error::other("zip writer: no entry begun"))?;
+        o.crc.combine(crc);
+        o.len += b.len() as u64;
+        self.append(b)
+    }
+
     /// Ends the entry begun, with its reserved first bytes `head`; fills in
     /// its local header.
     pub fn end(&mut self, head: &[u8]) -> io::Result<Written> {
@@ -685,6 +698,33 @@ mod tests {
         z.write(b"abce").unwrap();
         let e = z.end(&[]).unwrap_err().to_string();
         assert!(e.contains("declared"), "{e}");
+    }
+
+    /// Data whose CRC-32 the caller took ends in the same entry, with the
+    /// same CRC-32, as data the writer hashes itself: the zip crate checks
+    /// it on reading.
+    #[test]
+    fn crcs_taken_by_the_caller_are_combined() {
+        let data = body();
+        let (a, b) = data.split_at(data.len() / 3);
+        let f = tempfile::tempfile().unwrap();
+        let mut z = ZipOut::new(&f, 0);
+        z.begin("images/super.img", 0o644, 4096, false, 0).unwrap();
+        z.write(a).unwrap();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(b);
+        z.write_crc(b, &crc).unwrap();
+        let w = z.end(&[]).unwrap();
+        z.finish().unwrap();
+        assert_eq!(w.crc32, crc32fast::hash(&data));
+        let mut v = Vec::new();
+        (&f).read_to_end(&mut v).unwrap();
+        let mut zip = zip::ZipArchive::new(io::Cursor::new(v)).unwrap();
+        let mut back = Vec::new();
+        let mut e = zip.by_name("images/super.img").unwrap();
+        assert_eq!(e.crc32(), crc32fast::hash(&data));
+        e.read_to_end(&mut back).unwrap();
+        assert!(back == data);
     }
 
     #[test]

@@ -396,6 +396,10 @@ impl<F: Fn(usize) -> PathBuf> PartSink for ZipParts<'_, '_, F> {
         self.zip.write(body)
     }
 
+    fn write_crc(&mut self, body: &[u8], crc: &crc32fast::Hasher) -> io::Result<()> {
+        self.zip.write_crc(body, crc)
+    }
+
     fn finish(&mut self, header: &[u8; FILE_HEADER_SIZE]) -> io::Result<()> {
         let w = self.zip.end(header)?;
         self.written.push(w);
@@ -439,11 +443,15 @@ impl PartSink for Tally<'_> {
     }
 
     fn write(&mut self, body: &[u8]) -> io::Result<()> {
-        self.body.update(body);
+        // One pass for the part's CRC-32, the sink's (the zip entry's) and,
+        // for a long raw run written alone, its download's.
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(body);
+        self.body.combine(&crc);
         if let Some(d) = self.downloads.as_mut() {
-            d.update(body).map_err(io::Error::other)?;
+            d.update_known(body, &crc).map_err(io::Error::other)?;
         }
-        self.inner.write(body)
+        self.inner.write_crc(body, &crc)
     }
 
     fn finish(&mut self, header: &[u8; FILE_HEADER_SIZE]) -> io::Result<()> {
