@@ -358,22 +358,11 @@ fn check_ops(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::payload::extract::{self, Job, NoProgress};
     use crate::format::payload::writer::{
         ImageInput, PayloadInput, PayloadOptions, prepare_payload, prepare_payload_from,
     };
     use crate::format::source::{Donor, FileSlice};
-
-    fn noise(n: usize, mut x: u64) -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::util::check_payload_partition;
 
     fn built(name: &str, sha256: &str) -> BuiltPartition {
         BuiltPartition {
@@ -431,14 +420,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let img = d.join("system.img");
-        let mut raw = noise(3 << 16, 7);
-        raw.extend(
-            b"ro.product.name=fuxi\n"
-                .repeat(10_000)
-                .iter()
-                .take(3 << 16),
-        );
-        std::fs::write(&img, &raw).unwrap();
+        std::fs::write(&img, crate::util::noise_then_text(3 << 16, 7)).unwrap();
         let opts = PayloadOptions {
             chunk_size: 1 << 16,
             ..PayloadOptions::default()
@@ -477,20 +459,7 @@ mod tests {
 
         // The decode records what it checks.
         source.blob_crcs.keep();
-        let outcome = extract::run(
-            &Job {
-                payload: &source,
-                partitions: vec![0],
-                outputs: None,
-                verify: true,
-                fail_fast: true,
-                sources: Vec::new(),
-                pages: None,
-                jobs: 2,
-            },
-            &NoProgress,
-        );
-        assert!(outcome.failures.is_empty() && outcome.partitions[0].ok());
+        assert!(check_payload_partition(&source, 0));
         check(&source).unwrap();
 
         // One byte of operation 2's blob damaged in the output.

@@ -810,14 +810,22 @@ impl DownloadCrcs {
                     u64::from(d.blocks) * bs,
                 );
             }
-            d.pieces.pop_front();
-            d.into = 0;
-            if after {
-                self.parts.push(crc32fast::Hasher::new());
-            }
-            self.next_piece();
+            self.end_piece(after);
         }
         Ok(())
+    }
+
+    /// The chunk's front piece is read: on to the next (in a new part when
+    /// one starts `after` it).
+    fn end_piece(&mut self, after: bool) {
+        if let Some(d) = self.data.as_mut() {
+            d.pieces.pop_front();
+            d.into = 0;
+        }
+        if after {
+            self.parts.push(crc32fast::Hasher::new());
+        }
+        self.next_piece();
     }
 
     /// [`Self::update`] with the CRC-32 of `b` already taken (`crc`): bytes
@@ -833,15 +841,11 @@ impl DownloadCrcs {
         if b.is_empty() || len - d.into < b.len() as u64 {
             return self.update(b);
         }
-        self.parts.last_mut().expect("a part").combine(crc);
         d.into += b.len() as u64;
-        if d.into == len {
-            d.pieces.pop_front();
-            d.into = 0;
-            if after {
-                self.parts.push(crc32fast::Hasher::new());
-            }
-            self.next_piece();
+        let ended = d.into == len;
+        self.parts.last_mut().expect("a part").combine(crc);
+        if ended {
+            self.end_piece(after);
         }
         Ok(())
     }
@@ -1802,16 +1806,7 @@ mod tests {
                 self.files.finish(header)
             }
         }
-        let raw = |n: usize, mut x: u64| -> Vec<u8> {
-            (0..n * 4096)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        };
+        let raw = |n: usize, seed: u64| crate::util::noise(n * 4096, seed);
         let mut img = raw(300, 1);
         img.extend(vec![0u8; 10 * 4096]);
         img.extend(raw(600, 2));

@@ -67,6 +67,53 @@ pub fn run_in_background() {
     }
 }
 
+/// `n` bytes of xorshift noise from `seed` (not 0): incompressible,
+/// deterministic test data.
+#[cfg(test)]
+pub(crate) fn noise(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+/// `n` bytes of noise from `seed`, then `n` of build.prop-like text: an
+/// image whose first half xz cannot shrink and whose second half it can.
+#[cfg(test)]
+pub(crate) fn noise_then_text(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = noise(n, seed);
+    v.extend(b"ro.product.name=fuxi\n".iter().cycle().take(n));
+    v
+}
+
+/// Decodes partition `index` of `payload` with every hash checked and
+/// nothing written; true when it decoded clean.
+#[cfg(test)]
+pub(crate) fn check_payload_partition(
+    payload: &crate::format::payload::Payload,
+    index: usize,
+) -> bool {
+    use crate::format::payload::extract::{self, Job, NoProgress};
+    let outcome = extract::run(
+        &Job {
+            payload,
+            partitions: vec![index],
+            outputs: None,
+            verify: true,
+            fail_fast: true,
+            sources: Vec::new(),
+            pages: None,
+            jobs: 2,
+        },
+        &NoProgress,
+    );
+    outcome.failures.is_empty() && outcome.partitions[0].ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
