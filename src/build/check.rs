@@ -358,11 +358,11 @@ fn check_ops(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::payload::extract::check_partition as check_payload_partition;
     use crate::format::payload::writer::{
         ImageInput, PayloadInput, PayloadOptions, prepare_payload, prepare_payload_from,
     };
     use crate::format::source::{Donor, FileSlice};
-    use crate::util::check_payload_partition;
 
     fn built(name: &str, sha256: &str) -> BuiltPartition {
         BuiltPartition {

@@ -90,30 +90,6 @@ pub(crate) fn noise_then_text(n: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-/// Decodes partition `index` of `payload` with every hash checked and
-/// nothing written; true when it decoded clean.
-#[cfg(test)]
-pub(crate) fn check_payload_partition(
-    payload: &crate::format::payload::Payload,
-    index: usize,
-) -> bool {
-    use crate::format::payload::extract::{self, Job, NoProgress};
-    let outcome = extract::run(
-        &Job {
-            payload,
-            partitions: vec![index],
-            outputs: None,
-            verify: true,
-            fail_fast: true,
-            sources: Vec::new(),
-            pages: None,
-            jobs: 2,
-        },
-        &NoProgress,
-    );
-    outcome.failures.is_empty() && outcome.partitions[0].ok()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

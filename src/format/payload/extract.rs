@@ -495,6 +495,26 @@ enum Work {
     HashOnly { part: usize },
 }
 
+/// Decodes partition `index` of `payload` with every hash checked and
+/// nothing written; true when it decoded clean.
+#[cfg(test)]
+pub(crate) fn check_partition(payload: &Payload, index: usize) -> bool {
+    let outcome = run(
+        &Job {
+            payload,
+            partitions: vec![index],
+            outputs: None,
+            verify: true,
+            fail_fast: true,
+            sources: Vec::new(),
+            pages: None,
+            jobs: 2,
+        },
+        &NoProgress,
+    );
+    outcome.failures.is_empty() && outcome.partitions[0].ok()
+}
+
 /// Runs a job. Returns per-partition outcomes and the failures found; the
 /// caller decides what failures mean (exit code, removing outputs).
 pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Outcome {

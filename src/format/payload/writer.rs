@@ -845,7 +845,7 @@ mod tests {
         let want = crc32fast::hash(&write(&copy()));
         assert_eq!(copy().crc32().unwrap(), want);
 
-        let extract = || crate::util::check_payload_partition(&source, 0);
+        let extract = || crate::format::payload::extract::check_partition(&source, 0);
         let recorded = || {
             ops.iter()
                 .filter(|op| source.blob_crcs.get(op.data_offset, op.data_len).is_some())
