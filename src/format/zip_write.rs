@@ -419,24 +419,23 @@ impl<'f> ZipOut<'f> {
 
     /// Appends data to the entry begun.
     pub fn write(&mut self, b: &[u8]) -> io::Result<()> {
-        let o = self
-            .open
-            .as_mut()
-            .ok_or_else(|| io::Error::other("zip writer: no entry begun"))?;
-        o.crc.update(b);
-        o.len += b.len() as u64;
-        self.append(b)
+        self.write_with(b, |crc| crc.update(b))
     }
 
     /// Appends data to the entry begun whose CRC-32 the caller took (`crc`,
     /// of `b` alone, from the same bytes): combined into the entry's instead
     /// of taken again.
     pub fn write_crc(&mut self, b: &[u8], crc: &crc32fast::Hasher) -> io::Result<()> {
+        self.write_with(b, |c| c.combine(crc))
+    }
+
+    /// Appends `b` to the entry begun, `add` bringing its CRC-32 in.
+    fn write_with(&mut self, b: &[u8], add: impl FnOnce(&mut crc32fast::Hasher)) -> io::Result<()> {
         let o = self
             .open
             .as_mut()
             .ok_or_else(|| io::Error::other("zip writer: no entry begun"))?;
-        o.crc.combine(crc);
+        add(&mut o.crc);
         o.len += b.len() as u64;
         self.append(b)
     }
